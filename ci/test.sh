@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command: installs dependencies, builds everything with warnings as
+# errors, and runs the whole GoogleTest/CTest suite on every supported target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash ci/install-deps.sh
+jobs=$(nproc)
+cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Release -DROTARY_WERROR=ON >/dev/null
+cmake --build build/test -j "$jobs"
+cd build/test
+ctest --output-on-failure -j "$jobs"

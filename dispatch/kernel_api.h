@@ -1,0 +1,56 @@
+// The contract between lib/ (which validates, plans and schedules) and the
+// per-target kernels in dispatch/ (which only compute). Everything a kernel
+// receives has been validated: pointers are valid, every position has a built
+// table row, and no two heads overlap.
+#ifndef ROTARY_DISPATCH_KERNEL_API_H_
+#define ROTARY_DISPATCH_KERNEL_API_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace rotary {
+
+// Read-only view of a position table: rows of `pairs` cos values followed by
+// `pairs` sin values, stored in fixed-size chunks of 2^chunk_shift rows so the
+// table can grow without moving rows other threads are reading.
+struct TableView {
+  const std::atomic<const float*>* chunks;
+  int chunk_shift;
+  int64_t row_floats;  // 2 * pairs
+
+  const float* Row(int64_t position) const {
+    const float* chunk = chunks[position >> chunk_shift].load(std::memory_order_acquire);
+    return chunk + (position & ((int64_t{1} << chunk_shift) - 1)) * row_floats;
+  }
+};
+
+// One in-place apply over the rows [b, s] of a [batch, seq, heads, head_dim] tensor.
+struct RowJob {
+  float* data;
+  int64_t seq, heads;
+  int64_t stride_batch, stride_seq, stride_head;  // elements
+  size_t pairs;                                   // rotary_dim / 2
+  const int64_t* positions;                       // nullptr: position = offset + s
+  int64_t offset;
+  TableView table;
+
+  int64_t Position(int64_t b, int64_t s) const {
+    return (positions ? positions[b * seq + s] : s) + offset;
+  }
+};
+
+// Rotates rows [row_begin, row_end) of the job, row = b * seq + s.
+using RowKernel = void (*)(const RowJob& job, int64_t row_begin, int64_t row_end);
+
+enum PairingIndex { kNeoxPairs = 0, kInterleavedPairs = 1, kNumPairings = 2 };
+enum DirectionIndex { kForward = 0, kInverse = 1, kNumDirections = 2 };
+
+// The kernels of one Highway target.
+struct KernelTable {
+  RowKernel rotate[kNumPairings][kNumDirections];
+};
+
+}  // namespace rotary
+
+#endif  // ROTARY_DISPATCH_KERNEL_API_H_

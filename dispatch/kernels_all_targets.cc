@@ -1,0 +1,67 @@
+// Compiles rope_kernels-inl.h once per Highway target and lists the results.
+// Highway re-includes this file for every target in HWY_TARGETS.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "dispatch/kernels_all_targets.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+
+#include "dispatch/rope_kernels-inl.h"
+
+#if HWY_ONCE
+#include "dispatch/compiled_targets.h"
+
+namespace rotary {
+
+#define ROTARY_TARGET_ENTRY(TARGET) \
+  {HWY_##TARGET, #TARGET, N_##TARGET::MakeKernelTable()},
+
+// Constant-initialized (no static-init order issues). Best first: the order in which targets are preferred when several are supported.
+const CompiledTarget kCompiledTargets[] = {
+#if HWY_TARGETS & HWY_AVX3_DL
+    ROTARY_TARGET_ENTRY(AVX3_DL)
+#endif
+#if HWY_TARGETS & HWY_AVX3
+    ROTARY_TARGET_ENTRY(AVX3)
+#endif
+#if HWY_TARGETS & HWY_AVX2
+    ROTARY_TARGET_ENTRY(AVX2)
+#endif
+#if HWY_TARGETS & HWY_SSE4
+    ROTARY_TARGET_ENTRY(SSE4)
+#endif
+#if HWY_TARGETS & HWY_SSSE3
+    ROTARY_TARGET_ENTRY(SSSE3)
+#endif
+#if HWY_TARGETS & HWY_SVE2_128
+    ROTARY_TARGET_ENTRY(SVE2_128)
+#endif
+#if HWY_TARGETS & HWY_SVE_256
+    ROTARY_TARGET_ENTRY(SVE_256)
+#endif
+#if HWY_TARGETS & HWY_SVE2
+    ROTARY_TARGET_ENTRY(SVE2)
+#endif
+#if HWY_TARGETS & HWY_SVE
+    ROTARY_TARGET_ENTRY(SVE)
+#endif
+#if HWY_TARGETS & HWY_NEON
+    ROTARY_TARGET_ENTRY(NEON)
+#endif
+#if HWY_TARGETS & HWY_RVV
+    ROTARY_TARGET_ENTRY(RVV)
+#endif
+#if HWY_TARGETS & HWY_WASM
+    ROTARY_TARGET_ENTRY(WASM)
+#endif
+#if HWY_TARGETS & HWY_EMU128
+    ROTARY_TARGET_ENTRY(EMU128)
+#endif
+#if HWY_TARGETS & HWY_SCALAR
+    ROTARY_TARGET_ENTRY(SCALAR)
+#endif
+};
+#undef ROTARY_TARGET_ENTRY
+
+const size_t kNumCompiledTargets = sizeof(kCompiledTargets) / sizeof(kCompiledTargets[0]);
+
+}  // namespace rotary
+#endif  // HWY_ONCE

@@ -1,0 +1,102 @@
+#include "dispatch/target_registry.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cstdlib>
+
+#include "hwy/targets.h"
+#include "lib/error.h"
+
+namespace rotary {
+namespace {
+
+std::string Upper(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
+  return s;
+}
+
+std::string ListNames(bool only_supported) {
+  std::string out;
+  for (size_t i = 0; i < kNumCompiledTargets; ++i) {
+    if (only_supported && !CpuSupports(kCompiledTargets[i])) continue;
+    if (!out.empty()) out += ", ";
+    out += kCompiledTargets[i].name;
+  }
+  return out;
+}
+
+const CompiledTarget* BestSupported() {
+  for (size_t i = 0; i < kNumCompiledTargets; ++i) {
+    if (CpuSupports(kCompiledTargets[i])) return &kCompiledTargets[i];
+  }
+  // Unreachable in practice: the scalar/emu128 baseline runs everywhere.
+  Fail(Status::kUnsupported, "no compiled kernel target is supported by this CPU (compiled: ",
+       ListNames(false), ")");
+}
+
+// Resolves a user-given name; never falls back silently.
+const CompiledTarget* Resolve(const std::string& requested, const char* source) {
+  const std::string name = Upper(requested);
+  if (name.empty() || name == "AUTO") return BestSupported();
+  const std::string canonical = (name == "AVX512") ? "AVX3" : name;
+  for (size_t i = 0; i < kNumCompiledTargets; ++i) {
+    const CompiledTarget& t = kCompiledTargets[i];
+    if (canonical != t.name) continue;
+    if (!CpuSupports(t)) {
+      Fail(Status::kUnsupported, source, " '", requested, "' is compiled in but this CPU cannot run it; ",
+           "supported here: ", ListNames(true));
+    }
+    return &t;
+  }
+  Fail(Status::kUnsupported, source, " '", requested, "' is not a target of this build; compiled: ",
+       ListNames(false), " (or 'auto')");
+}
+
+class Registry {
+ public:
+  static Registry& Get() {
+    static Registry registry;
+    return registry;
+  }
+
+  const CompiledTarget* active() const { return active_.load(std::memory_order_acquire); }
+  const std::string& env_error() const { return env_error_; }
+  void set_active(const CompiledTarget* t) { active_.store(t, std::memory_order_release); }
+
+ private:
+  Registry() {
+    const char* env = std::getenv("ROTARY_TARGET");
+    try {
+      active_.store(Resolve(env ? env : "", "ROTARY_TARGET"));
+    } catch (const Error& e) {
+      env_error_ = e.what();  // written once, before any reader can see a null target
+    }
+  }
+
+  std::atomic<const CompiledTarget*> active_{nullptr};
+  std::string env_error_;
+};
+
+}  // namespace
+
+bool CpuSupports(const CompiledTarget& target) {
+  return (hwy::SupportedTargets() & target.hwy_target) != 0;
+}
+
+const KernelTable& ActiveKernels() {
+  const CompiledTarget* t = Registry::Get().active();
+  if (t == nullptr) Fail(Status::kUnsupported, Registry::Get().env_error());
+  return t->kernels;
+}
+
+const char* ActiveTargetName() {
+  const CompiledTarget* t = Registry::Get().active();
+  return t ? t->name : "NONE";
+}
+
+void ForceTarget(const std::string& name) {
+  Registry::Get().set_active(Resolve(name, "target"));
+}
+
+}  // namespace rotary

@@ -1,0 +1,28 @@
+// Which kernel target runs: list what was compiled, what this CPU supports,
+// pick the best by default, let ROTARY_TARGET or a call force one, report it.
+#ifndef ROTARY_DISPATCH_TARGET_REGISTRY_H_
+#define ROTARY_DISPATCH_TARGET_REGISTRY_H_
+
+#include <string>
+
+#include "dispatch/compiled_targets.h"
+
+namespace rotary {
+
+bool CpuSupports(const CompiledTarget& target);
+
+// Kernels of the active target. Throws Error(kUnsupported) when ROTARY_TARGET
+// named a target that this build or CPU cannot run (and no call fixed it).
+const KernelTable& ActiveKernels();
+
+// Name of the active target, or "NONE" (see ActiveKernels).
+const char* ActiveTargetName();
+
+// Makes `name` (case-insensitive; "" or "auto" = best supported) the active
+// target for the process. Throws Error(kUnsupported) and changes nothing if the
+// target is unknown or this CPU cannot run it.
+void ForceTarget(const std::string& name);
+
+}  // namespace rotary
+
+#endif  // ROTARY_DISPATCH_TARGET_REGISTRY_H_

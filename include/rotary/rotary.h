@@ -1,0 +1,112 @@
+/* rotary: rotary position embedding (RoPE) for CPU inference — the stable C ABI.
+ *
+ * Names and meanings here are fixed: new functions, enum values and config
+ * fields are only ever added (config fields at the end of rotary_config, set by
+ * rotary_config_init), never renamed or reordered.
+ *
+ * Every function that can fail returns a rotary_status; on failure nothing is
+ * written to the caller's tensor and rotary_last_error() holds a message that
+ * names the bad argument and its value.
+ */
+#ifndef ROTARY_ROTARY_H_
+#define ROTARY_ROTARY_H_
+
+#include <stdint.h>
+
+#if defined(ROTARY_STATIC)
+#define ROTARY_API
+#elif defined(_WIN32)
+#ifdef ROTARY_BUILDING_LIBRARY
+#define ROTARY_API __declspec(dllexport)
+#else
+#define ROTARY_API __declspec(dllimport)
+#endif
+#else
+#define ROTARY_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Opaque: frequency plan + cached cos/sin tables. rotary_apply* on one object
+ * may be called from many threads at once. */
+typedef struct rotary_rope rotary_rope;
+
+typedef enum {
+  ROTARY_OK = 0,
+  ROTARY_INVALID_ARGUMENT = 1,
+  ROTARY_OUT_OF_RANGE = 2,
+  ROTARY_OUT_OF_MEMORY = 3,
+  ROTARY_UNSUPPORTED = 4
+} rotary_status;
+
+/* Which components form a rotated pair (R = rotary_dim, M = R / 2):
+ * NEOX ("half-split", HF rotate_half, ggml mode 2): pair i is (x[i], x[i + M]).
+ * INTERLEAVED ("GPT-J", Meta's complex view, ggml mode 0): pair i is (x[2i], x[2i + 1]). */
+typedef enum { ROTARY_NEOX = 0, ROTARY_INTERLEAVED = 1 } rotary_pairing;
+
+typedef enum { ROTARY_F32 = 0, ROTARY_F16 = 1, ROTARY_BF16 = 2 } rotary_dtype;
+
+typedef struct {
+  int32_t head_dim;       /* D: even, 2..ROTARY_MAX_HEAD_DIM. Default 128. */
+  int32_t rotary_dim;     /* even, 2..head_dim; the first rotary_dim components rotate,
+                             the rest are left untouched. Default 128. */
+  rotary_pairing pairing; /* Default ROTARY_NEOX. */
+  double base;            /* theta base, finite and > 1. Default 10000. */
+  int64_t max_positions;  /* positions the table covers up front (built on the first
+                             apply), >= 1. Default 4096. Longer positions grow it. */
+  /* --- fields added after the first release, all defaulted by rotary_config_init --- */
+  int64_t position_limit; /* positions must be < this; bounds table memory. Default 2^24. */
+} rotary_config;
+
+/* A [batch, seq, heads, head_dim] tensor view. Strides are in elements; the
+ * head_dim components of one head are contiguous. Heads must not overlap. */
+typedef struct {
+  void* data;
+  rotary_dtype dtype;
+  int64_t batch, seq, heads;
+  int64_t stride_batch, stride_seq, stride_head;
+} rotary_tensor;
+
+#define ROTARY_MAX_HEAD_DIM 4096
+
+ROTARY_API void rotary_config_init(rotary_config* config);
+ROTARY_API rotary_status rotary_create(const rotary_config* config, rotary_rope** out);
+ROTARY_API void rotary_destroy(rotary_rope* rope); /* NULL is a no-op */
+
+/* In place. positions == NULL: (b, s) is at position offset + s.
+ * Otherwise (b, s) is at positions[b * seq + s] + offset (int64). */
+ROTARY_API rotary_status rotary_apply(const rotary_rope* rope, const rotary_tensor* x,
+                                      const int64_t* positions, int64_t offset);
+/* Undoes rotary_apply for the same positions. */
+ROTARY_API rotary_status rotary_apply_inverse(const rotary_rope* rope, const rotary_tensor* x,
+                                              const int64_t* positions, int64_t offset);
+
+/* Thread-local text of this thread's last failure ("" if none yet). */
+ROTARY_API const char* rotary_last_error(void);
+
+/* Kernel target in use, e.g. "AVX3", "AVX2", "NEON", "EMU128", "SCALAR".
+ * "NONE" when ROTARY_TARGET names a target this build or CPU cannot run
+ * (then rotary_create and rotary_apply fail with ROTARY_UNSUPPORTED). */
+ROTARY_API const char* rotary_active_target(void);
+
+/* Targets compiled into this build, best first. */
+ROTARY_API int32_t rotary_target_count(void);
+ROTARY_API const char* rotary_target_name(int32_t index); /* NULL if out of range */
+ROTARY_API int rotary_target_supported(int32_t index);    /* 1 if this CPU runs it */
+
+/* Force a target by name (case-insensitive) for the whole process, overriding
+ * the environment variable ROTARY_TARGET. NULL, "" or "auto": the best target
+ * this CPU supports. An unknown or unsupported name is ROTARY_UNSUPPORTED and
+ * changes nothing. */
+ROTARY_API rotary_status rotary_set_target(const char* name);
+
+/* Bytes of cos/sin table memory this rope object holds now. */
+ROTARY_API int64_t rotary_table_bytes(const rotary_rope* rope);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* ROTARY_ROTARY_H_ */

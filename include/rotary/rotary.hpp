@@ -1,0 +1,147 @@
+// rotary: the C++ API. A thin, header-only face of the C ABI in rotary.h, so
+// C++ users link against the same stable symbols as C users:
+//   - rotary::Rope owns a rotary_rope (RAII, movable, not copyable);
+//   - rotary::Tensor is a strided [batch, seq, heads, head_dim] view;
+//   - every failure throws rotary::Error, which carries the rotary_status.
+#ifndef ROTARY_ROTARY_HPP_
+#define ROTARY_ROTARY_HPP_
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "rotary/rotary.h"
+
+namespace rotary {
+
+enum class Status : int {
+  kOk = ROTARY_OK,
+  kInvalidArgument = ROTARY_INVALID_ARGUMENT,
+  kOutOfRange = ROTARY_OUT_OF_RANGE,
+  kOutOfMemory = ROTARY_OUT_OF_MEMORY,
+  kUnsupported = ROTARY_UNSUPPORTED,
+};
+
+enum class Pairing : int { kNeox = ROTARY_NEOX, kInterleaved = ROTARY_INTERLEAVED };
+
+// The one exception type of the C++ API.
+class Error : public std::runtime_error {
+ public:
+  Error(Status status, const std::string& message) : std::runtime_error(message), status_(status) {}
+  Status status() const noexcept { return status_; }
+
+ private:
+  Status status_;
+};
+
+namespace detail {
+inline void Check(rotary_status status) {
+  if (status != ROTARY_OK) throw Error(static_cast<Status>(status), rotary_last_error());
+}
+}  // namespace detail
+
+// Configuration with the library's defaults (rotary_config_init) and chainable setters.
+struct Config {
+  rotary_config c;
+
+  Config() { rotary_config_init(&c); }
+  // Sets head_dim and, as the common case, a full rotary_dim; call rotary_dim() after for partial.
+  Config& head_dim(int32_t d) { c.head_dim = d; c.rotary_dim = d; return *this; }
+  Config& rotary_dim(int32_t r) { c.rotary_dim = r; return *this; }
+  Config& pairing(Pairing p) { c.pairing = static_cast<rotary_pairing>(p); return *this; }
+  Config& base(double b) { c.base = b; return *this; }
+  Config& max_positions(int64_t n) { c.max_positions = n; return *this; }
+  Config& position_limit(int64_t n) { c.position_limit = n; return *this; }
+};
+
+// A strided [batch, seq, heads, head_dim] view of f32 data (element strides).
+struct Tensor {
+  rotary_tensor t;
+
+  // Contiguous layout.
+  Tensor(float* data, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim)
+      : Tensor(data, batch, seq, heads, seq * heads * head_dim, heads * head_dim, head_dim) {}
+  // Explicit element strides for batch, seq and head.
+  Tensor(float* data, int64_t batch, int64_t seq, int64_t heads, int64_t stride_batch,
+         int64_t stride_seq, int64_t stride_head)
+      : t{data, ROTARY_F32, batch, seq, heads, stride_batch, stride_seq, stride_head} {}
+};
+
+// Positions of the rows: either offset + s, or explicit ids (one per (b, s)) plus offset.
+struct Positions {
+  const int64_t* ids = nullptr;
+  int64_t offset = 0;
+
+  Positions() = default;
+  /*implicit*/ Positions(int64_t start) : offset(start) {}
+  /*implicit*/ Positions(const std::vector<int64_t>& explicit_ids, int64_t add = 0)
+      : ids(explicit_ids.data()), offset(add) {}
+  Positions(const int64_t* explicit_ids, int64_t add) : ids(explicit_ids), offset(add) {}
+};
+
+class Rope {
+ public:
+  explicit Rope(const Config& config = Config()) { detail::Check(rotary_create(&config.c, &rope_)); }
+  ~Rope() { rotary_destroy(rope_); }
+  Rope(Rope&& other) noexcept : rope_(std::exchange(other.rope_, nullptr)) {}
+  Rope& operator=(Rope&& other) noexcept {
+    if (this != &other) {
+      rotary_destroy(rope_);
+      rope_ = std::exchange(other.rope_, nullptr);
+    }
+    return *this;
+  }
+  Rope(const Rope&) = delete;
+  Rope& operator=(const Rope&) = delete;
+
+  // In place. Thread-safe: many threads may apply one Rope at once.
+  void apply(const Tensor& x, Positions positions = Positions()) const {
+    detail::Check(rotary_apply(rope_, &x.t, positions.ids, positions.offset));
+  }
+  void apply_inverse(const Tensor& x, Positions positions = Positions()) const {
+    detail::Check(rotary_apply_inverse(rope_, &x.t, positions.ids, positions.offset));
+  }
+
+  int64_t table_bytes() const { return rotary_table_bytes(rope_); }
+  const rotary_rope* handle() const noexcept { return rope_; }
+
+ private:
+  rotary_rope* rope_ = nullptr;
+};
+
+// ---- Kernel targets: list, force, report ----
+
+struct TargetInfo {
+  std::string name;
+  bool supported;  // this CPU can run it
+};
+
+// Every target compiled into this build, best first.
+inline std::vector<TargetInfo> compiled_targets() {
+  std::vector<TargetInfo> out;
+  for (int32_t i = 0; i < rotary_target_count(); ++i) {
+    out.push_back({rotary_target_name(i), rotary_target_supported(i) != 0});
+  }
+  return out;
+}
+
+// Names of the compiled targets this CPU can run, best first.
+inline std::vector<std::string> supported_targets() {
+  std::vector<std::string> out;
+  for (const TargetInfo& t : compiled_targets()) {
+    if (t.supported) out.push_back(t.name);
+  }
+  return out;
+}
+
+// Force a target for the whole process ("" or "auto": best supported). Throws if
+// the name is unknown or the CPU cannot run it.
+inline void set_target(const std::string& name) { detail::Check(rotary_set_target(name.c_str())); }
+
+inline std::string active_target() { return rotary_active_target(); }
+
+}  // namespace rotary
+
+#endif  // ROTARY_ROTARY_HPP_

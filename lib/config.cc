@@ -1,0 +1,47 @@
+#include "lib/config.h"
+
+#include <cmath>
+
+#include "lib/error.h"
+
+namespace rotary {
+
+void InitConfig(rotary_config* config) {
+  if (config == nullptr) return;
+  *config = rotary_config{};
+  config->head_dim = 128;
+  config->rotary_dim = 128;
+  config->pairing = ROTARY_NEOX;
+  config->base = 10000.0;
+  config->max_positions = 4096;
+  config->position_limit = kDefaultPositionLimit;
+}
+
+void ValidateConfig(const rotary_config* c) {
+  if (c == nullptr) Fail(Status::kInvalidArgument, "config is NULL");
+  if (c->head_dim < 2 || c->head_dim > ROTARY_MAX_HEAD_DIM || c->head_dim % 2 != 0) {
+    Fail(Status::kInvalidArgument, "config.head_dim must be even and in [2, ", ROTARY_MAX_HEAD_DIM,
+         "], got ", c->head_dim);
+  }
+  if (c->rotary_dim < 2 || c->rotary_dim > c->head_dim || c->rotary_dim % 2 != 0) {
+    Fail(Status::kInvalidArgument, "config.rotary_dim must be even and in [2, head_dim = ", c->head_dim,
+         "], got ", c->rotary_dim);
+  }
+  if (c->pairing != ROTARY_NEOX && c->pairing != ROTARY_INTERLEAVED) {
+    Fail(Status::kInvalidArgument, "config.pairing must be ROTARY_NEOX (0) or ROTARY_INTERLEAVED (1), got ",
+         static_cast<int>(c->pairing));
+  }
+  if (!std::isfinite(c->base) || !(c->base > 1.0)) {
+    Fail(Status::kInvalidArgument, "config.base must be finite and > 1, got ", c->base);
+  }
+  if (c->position_limit < 1 || c->position_limit > kMaxPositionLimit) {
+    Fail(Status::kInvalidArgument, "config.position_limit must be in [1, ", kMaxPositionLimit, "], got ",
+         c->position_limit);
+  }
+  if (c->max_positions < 1 || c->max_positions > c->position_limit) {
+    Fail(Status::kInvalidArgument, "config.max_positions must be in [1, position_limit = ", c->position_limit,
+         "], got ", c->max_positions);
+  }
+}
+
+}  // namespace rotary

@@ -1,0 +1,20 @@
+// Defaults and validation of rotary_config.
+#ifndef ROTARY_LIB_CONFIG_H_
+#define ROTARY_LIB_CONFIG_H_
+
+#include "rotary/rotary.h"
+
+namespace rotary {
+
+constexpr int64_t kDefaultPositionLimit = int64_t{1} << 24;
+// Upper bound of position_limit: keeps the table's chunk directory small.
+constexpr int64_t kMaxPositionLimit = int64_t{1} << 31;
+
+void InitConfig(rotary_config* config);
+
+// Throws Error naming the first bad field and its value.
+void ValidateConfig(const rotary_config* config);
+
+}  // namespace rotary
+
+#endif  // ROTARY_LIB_CONFIG_H_

@@ -1,0 +1,111 @@
+#include "lib/rope_table.h"
+
+#include <algorithm>
+#include <cmath>
+#include <new>
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include "lib/error.h"
+
+namespace rotary {
+namespace {
+
+constexpr std::align_val_t kChunkAlignment{64};
+
+// Rows per parallel task when building: enough sin/cos work to pay for a task.
+constexpr int64_t kBuildGrainRows = 64;
+
+}  // namespace
+
+RopeTable::RopeTable(FrequencyPlan plan, int64_t position_limit)
+    : plan_(std::move(plan)),
+      position_limit_(position_limit),
+      row_floats_(2 * static_cast<int64_t>(plan_.inv_freq.size())),
+      num_chunks_((position_limit + kChunkRows - 1) >> kChunkShift),
+      chunks_(new std::atomic<const float*>[num_chunks_]) {
+  for (int64_t c = 0; c < num_chunks_; ++c) chunks_[c].store(nullptr, std::memory_order_relaxed);
+}
+
+RopeTable::~RopeTable() {
+  for (int64_t c = 0; c < num_chunks_; ++c) {
+    const float* chunk = chunks_[c].load(std::memory_order_relaxed);
+    if (chunk) ::operator delete(const_cast<float*>(chunk), kChunkAlignment);
+  }
+}
+
+void RopeTable::EnsureRange(int64_t first, int64_t last) const {
+  std::vector<int64_t> missing;
+  for (int64_t c = first >> kChunkShift; c <= (last >> kChunkShift); ++c) {
+    if (!HasChunk(c)) missing.push_back(c);
+  }
+  if (!missing.empty()) BuildChunks(std::move(missing));
+}
+
+void RopeTable::EnsurePositions(const int64_t* positions, int64_t count, int64_t offset) const {
+  std::vector<int64_t> missing;
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t c = (positions[i] + offset) >> kChunkShift;
+    if (!HasChunk(c)) missing.push_back(c);
+  }
+  if (missing.empty()) return;
+  std::sort(missing.begin(), missing.end());
+  missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
+  BuildChunks(std::move(missing));
+}
+
+void RopeTable::BuildChunks(std::vector<int64_t> missing) const {
+  std::lock_guard<std::mutex> lock(build_mutex_);
+  // Another thread may have built some while we waited for the lock.
+  missing.erase(std::remove_if(missing.begin(), missing.end(), [&](int64_t c) { return HasChunk(c); }),
+                missing.end());
+  if (missing.empty()) return;
+
+  // Allocate everything first, so running out of memory leaves the table as it was.
+  const size_t chunk_bytes = static_cast<size_t>(kChunkRows * row_floats_) * sizeof(float);
+  std::vector<float*> fresh(missing.size(), nullptr);
+  for (size_t k = 0; k < missing.size(); ++k) {
+    fresh[k] = static_cast<float*>(::operator new(chunk_bytes, kChunkAlignment, std::nothrow));
+    if (fresh[k] == nullptr) {
+      for (size_t j = 0; j < k; ++j) ::operator delete(fresh[j], kChunkAlignment);
+      Fail(Status::kOutOfMemory, "cannot allocate ", chunk_bytes * missing.size(),
+           " bytes of cos/sin table for ", missing.size() * kChunkRows, " positions");
+    }
+  }
+
+  const int64_t rows = static_cast<int64_t>(missing.size()) * kChunkRows;
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows, kBuildGrainRows),
+                    [&](const tbb::blocked_range<int64_t>& r) {
+                      // A task's range may span two chunks: fill chunk by chunk.
+                      for (int64_t row = r.begin(); row < r.end();) {
+                        const int64_t k = row >> kChunkShift;
+                        const int64_t in_chunk = row & (kChunkRows - 1);
+                        const int64_t end = std::min(r.end() - (row - in_chunk), kChunkRows);
+                        FillRows(fresh[k], missing[k] << kChunkShift, in_chunk, end);
+                        row += end - in_chunk;
+                      }
+                    });
+
+  for (size_t k = 0; k < missing.size(); ++k) {
+    chunks_[missing[k]].store(fresh[k], std::memory_order_release);
+  }
+  bytes_.fetch_add(static_cast<int64_t>(chunk_bytes * missing.size()), std::memory_order_relaxed);
+}
+
+void RopeTable::FillRows(float* chunk, int64_t first_position, int64_t row_begin, int64_t row_end) const {
+  const size_t pairs = plan_.inv_freq.size();
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    // Exact for integer positions < 2^53; double sin/cos reduce the argument exactly.
+    const double position = static_cast<double>(first_position + row);
+    float* cos_out = chunk + row * row_floats_;
+    float* sin_out = cos_out + pairs;
+    for (size_t i = 0; i < pairs; ++i) {
+      const double angle = position * plan_.inv_freq[i];
+      cos_out[i] = static_cast<float>(plan_.scale * std::cos(angle));
+      sin_out[i] = static_cast<float>(plan_.scale * std::sin(angle));
+    }
+  }
+}
+
+}  // namespace rotary

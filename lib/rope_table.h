@@ -1,0 +1,64 @@
+// The cos/sin table of one frequency plan, cached inside a rope object.
+//
+// Rows are positions; a row holds `pairs` cos values then `pairs` sin values,
+// each computed in double from p * inv_freq[i] and stored as f32. Rows live in
+// fixed chunks of kChunkRows positions, built on first need and never moved or
+// freed while the table lives, so:
+//   - growing to longer positions builds only the missing chunks (nothing is
+//     rebuilt, readers of existing rows are never disturbed);
+//   - readers take no lock: a chunk pointer is published with a release store
+//     after its rows are written, and read with an acquire load;
+//   - memory is what was touched, bounded by position_limit.
+#ifndef ROTARY_LIB_ROPE_TABLE_H_
+#define ROTARY_LIB_ROPE_TABLE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "dispatch/kernel_api.h"
+#include "lib/frequency_plan.h"
+
+namespace rotary {
+
+class RopeTable {
+ public:
+  static constexpr int kChunkShift = 10;
+  static constexpr int64_t kChunkRows = int64_t{1} << kChunkShift;
+
+  RopeTable(FrequencyPlan plan, int64_t position_limit);
+  ~RopeTable();
+  RopeTable(const RopeTable&) = delete;
+  RopeTable& operator=(const RopeTable&) = delete;
+
+  // Makes the rows of positions [first, last] readable (0 <= first <= last < limit).
+  void EnsureRange(int64_t first, int64_t last) const;
+  // Makes the rows of positions[i] + offset readable for i < count (all in range).
+  void EnsurePositions(const int64_t* positions, int64_t count, int64_t offset) const;
+
+  TableView View() const { return TableView{chunks_.get(), kChunkShift, row_floats_}; }
+  const FrequencyPlan& plan() const { return plan_; }
+  int64_t position_limit() const { return position_limit_; }
+  int64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
+
+ private:
+  bool HasChunk(int64_t chunk) const {
+    return chunks_[chunk].load(std::memory_order_acquire) != nullptr;
+  }
+  void BuildChunks(std::vector<int64_t> missing) const;
+  void FillRows(float* chunk, int64_t first_position, int64_t row_begin, int64_t row_end) const;
+
+  const FrequencyPlan plan_;
+  const int64_t position_limit_;
+  const int64_t row_floats_;
+  const int64_t num_chunks_;
+  std::unique_ptr<std::atomic<const float*>[]> chunks_;
+  mutable std::mutex build_mutex_;  // serializes builders only; readers never take it
+  mutable std::atomic<int64_t> bytes_{0};
+};
+
+}  // namespace rotary
+
+#endif  // ROTARY_LIB_ROPE_TABLE_H_

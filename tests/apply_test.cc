@@ -1,0 +1,257 @@
+// End-to-end tests of apply / apply_inverse through the public API (config ->
+// plan -> table -> scheduler -> kernel), run once per target this CPU supports.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <tbb/task_arena.h>
+
+#include "rotary/rotary.hpp"
+#include "tests/reference.h"
+#include "tests/test_tensor.h"
+
+namespace {
+
+using rotary_test::RefRope;
+using rotary_test::ReferenceRotateHead;
+using rotary_test::Shape;
+using rotary_test::TestTensor;
+
+class ApplyTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    rotary::set_target(GetParam());
+    ASSERT_EQ(rotary::active_target(), GetParam());
+  }
+  void TearDown() override { rotary::set_target("auto"); }
+};
+
+INSTANTIATE_TEST_SUITE_P(EveryTarget, ApplyTest, ::testing::ValuesIn(rotary::supported_targets()),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+
+rotary::Config MakeConfig(int head_dim, int rotary_dim, bool interleaved) {
+  return rotary::Config()
+      .head_dim(head_dim)
+      .rotary_dim(rotary_dim)
+      .pairing(interleaved ? rotary::Pairing::kInterleaved : rotary::Pairing::kNeox);
+}
+
+double MaxAbs(TestTensor& x) {
+  double m = 0;
+  const Shape& s = x.shape();
+  for (int64_t b = 0; b < s.batch; ++b)
+    for (int64_t q = 0; q < s.seq; ++q)
+      for (int64_t h = 0; h < s.heads; ++h)
+        for (int64_t k = 0; k < s.head_dim; ++k) m = std::max(m, std::fabs(double(x.at(b, q, h, k))));
+  return m;
+}
+
+// Largest |got - reference(before)| over the tensor, for positions[b * seq + s].
+double MaxErrorVsReference(TestTensor& got, TestTensor& before, const RefRope& ref,
+                           const std::vector<int64_t>& positions, bool inverse = false) {
+  const Shape& s = got.shape();
+  double worst = 0;
+  std::vector<double> expected(s.head_dim);
+  for (int64_t b = 0; b < s.batch; ++b)
+    for (int64_t q = 0; q < s.seq; ++q)
+      for (int64_t h = 0; h < s.heads; ++h) {
+        const float* in = before.head(b, q, h);
+        std::copy(in, in + s.head_dim, expected.begin());
+        ReferenceRotateHead(ref, expected.data(), expected.data(), positions[b * s.seq + q], inverse);
+        for (int64_t k = 0; k < s.head_dim; ++k) {
+          worst = std::max(worst, std::fabs(double(got.at(b, q, h, k)) - expected[k]));
+        }
+      }
+  return worst;
+}
+
+// ROPE_MATH.md §5: R = D = 8, base 10000, p = 3, x = 1..8.
+TEST_P(ApplyTest, MatchesRopeMathTestVectors) {
+  const double interleaved[8] = {-1.272232513, -1.838864985, 1.683928641, 4.707906576,
+                                 4.817777168,  6.147277704,  6.975968536, 8.020963969};
+  const double neox[8] = {-1.695592537, 0.1375517383, 2.788681600, 3.975982036,
+                          -4.808842475, 6.323059348,  7.086836737, 8.011963982};
+  for (bool is_interleaved : {false, true}) {
+    rotary::Rope rope(MakeConfig(8, 8, is_interleaved));
+    float x[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    rope.apply(rotary::Tensor(x, 1, 1, 1, 8), rotary::Positions(3));
+    const double* expected = is_interleaved ? interleaved : neox;
+    for (int k = 0; k < 8; ++k) EXPECT_NEAR(x[k], expected[k], 4e-6 * 8) << "k " << k;
+    double norm = 0;
+    for (float v : x) norm += double(v) * v;
+    EXPECT_NEAR(std::sqrt(norm), 14.28285686, 1e-5);
+  }
+}
+
+TEST_P(ApplyTest, PositionZeroIsIdentity) {
+  for (bool interleaved : {false, true}) {
+    rotary::Rope rope(MakeConfig(64, 64, interleaved));
+    TestTensor x(Shape{1, 1, 4, 64}, 7);
+    TestTensor before = x;
+    rope.apply(x.view(), rotary::Positions(0));
+    EXPECT_EQ(0, std::memcmp(x.buffer().data(), before.buffer().data(), x.buffer().size() * sizeof(float)));
+  }
+}
+
+// The main accuracy sweep: head dims, partial rotary_dim, both pairings, many
+// head counts, odd seq lengths, padded strides, positions near and far.
+TEST_P(ApplyTest, MatchesReferenceAcrossShapesAndPositions) {
+  const int64_t far_positions[] = {0, 1, 4095, 131071, 999999};
+  const int64_t head_counts[] = {1, 3, 8, 32, 40};
+  int variant = 0;
+  for (int head_dim : {2, 64, 80, 96, 128, 256}) {
+    std::vector<int> rotary_dims = {head_dim};
+    if (head_dim >= 4) rotary_dims.push_back(head_dim / 2 % 2 == 0 ? head_dim / 2 : head_dim / 2 + 1);
+    if (head_dim >= 64) rotary_dims.push_back(head_dim - 6);
+    for (int rotary_dim : rotary_dims) {
+      for (bool interleaved : {false, true}) {
+        ++variant;
+        rotary::Rope rope(MakeConfig(head_dim, rotary_dim, interleaved));
+        const RefRope ref{head_dim, rotary_dim, interleaved};
+        Shape shape{2, 5, head_counts[variant % 5], head_dim, variant % 3, variant % 4, variant % 5};
+        TestTensor x(shape, 1000u + variant);
+        TestTensor before = x;
+        std::vector<int64_t> positions(shape.batch * shape.seq);
+        for (size_t i = 0; i < positions.size(); ++i) positions[i] = far_positions[(i + variant) % 5];
+
+        rope.apply(x.view(), positions);
+        const double bound = 4e-6 * MaxAbs(before);
+        EXPECT_LE(MaxErrorVsReference(x, before, ref, positions), bound)
+            << "head_dim " << head_dim << " rotary_dim " << rotary_dim << " interleaved " << interleaved;
+        EXPECT_TRUE(x.OnlyHeadsChanged(before, rotary_dim)) << "wrote outside the rotated components";
+
+        rope.apply_inverse(x.view(), positions);
+        EXPECT_LE(MaxErrorVsReference(x, before, ref, std::vector<int64_t>(positions.size(), 0)), 2 * bound)
+            << "inverse(apply(x)) != x";
+        EXPECT_TRUE(x.OnlyHeadsChanged(before, rotary_dim));
+      }
+    }
+  }
+}
+
+TEST_P(ApplyTest, InverseMatchesReferenceInverse) {
+  for (bool interleaved : {false, true}) {
+    rotary::Rope rope(MakeConfig(128, 128, interleaved));
+    TestTensor x(Shape{1, 7, 5, 128, 2, 0, 0}, 5);
+    TestTensor before = x;
+    rope.apply_inverse(x.view(), rotary::Positions(131000));
+    std::vector<int64_t> positions(7);
+    for (int s = 0; s < 7; ++s) positions[s] = 131000 + s;
+    EXPECT_LE(MaxErrorVsReference(x, before, RefRope{128, 128, interleaved}, positions, true),
+              4e-6 * MaxAbs(before));
+  }
+}
+
+TEST_P(ApplyTest, OffsetAndExplicitPositionsAgreeBitForBit) {
+  rotary::Rope rope(MakeConfig(96, 96, false));
+  TestTensor a(Shape{3, 9, 4, 96}, 11);
+  TestTensor b = a;
+  rope.apply(a.view(), rotary::Positions(5000));
+  std::vector<int64_t> ids(3 * 9);
+  for (int64_t bi = 0; bi < 3; ++bi)
+    for (int64_t s = 0; s < 9; ++s) ids[bi * 9 + s] = s + 4000;
+  rope.apply(b.view(), rotary::Positions(ids, 1000));
+  EXPECT_EQ(0, std::memcmp(a.buffer().data(), b.buffer().data(), a.buffer().size() * sizeof(float)));
+}
+
+// Every pad is a region no kernel may touch.
+TEST_P(ApplyTest, PaddedStridesAreNeverWritten) {
+  for (bool interleaved : {false, true}) {
+    rotary::Rope rope(MakeConfig(80, 72, interleaved));
+    TestTensor x(Shape{3, 7, 5, 80, 13, 17, 29}, 21);
+    TestTensor before = x;
+    rope.apply(x.view(), rotary::Positions(17));
+    EXPECT_TRUE(x.OnlyHeadsChanged(before, 72));
+    std::vector<int64_t> positions(21);
+    for (int i = 0; i < 21; ++i) positions[i] = 17 + i % 7;
+    EXPECT_LE(MaxErrorVsReference(x, before, RefRope{80, 72, interleaved}, positions), 4e-6 * MaxAbs(before));
+  }
+}
+
+// RoPE's reason to exist: norms are kept and q.k depends only on n - m.
+TEST_P(ApplyTest, KeepsNormAndOnlyRelativePositionMatters) {
+  for (bool interleaved : {false, true}) {
+    rotary::Rope rope(MakeConfig(128, 128, interleaved));
+    TestTensor q(Shape{1, 1, 1, 128}, 1), k(Shape{1, 1, 1, 128}, 2);
+    auto rotated = [&](TestTensor& v, int64_t p) {
+      TestTensor out = v;
+      rope.apply(out.view(), rotary::Positions(p));
+      return out;
+    };
+    auto dot = [](TestTensor& a, TestTensor& b) {
+      double s = 0;
+      for (int i = 0; i < 128; ++i) s += double(a.at(0, 0, 0, i)) * b.at(0, 0, 0, i);
+      return s;
+    };
+    const double q_norm = std::sqrt(dot(q, q));
+    for (int64_t m : {0, 17, 4000, 500000}) {
+      TestTensor qm = rotated(q, m);
+      EXPECT_NEAR(std::sqrt(dot(qm, qm)), q_norm, 1e-5 * q_norm);
+      for (int64_t n : {m, m + 3, m + 1000}) {
+        TestTensor kn = rotated(k, n);
+        const double score = dot(qm, kn);
+        for (int64_t shift : {1, 250, 300000}) {
+          TestTensor qs = rotated(q, m + shift), ks = rotated(k, n + shift);
+          EXPECT_NEAR(dot(qs, ks), score, 2e-5) << "m " << m << " n " << n << " shift " << shift;
+        }
+        TestTensor k_rel = rotated(k, n - m);
+        EXPECT_NEAR(dot(q, k_rel), score, 2e-5);
+      }
+    }
+  }
+}
+
+TEST_P(ApplyTest, MultiThreadedIsBitIdenticalToSingleThreaded) {
+  for (bool interleaved : {false, true}) {
+    rotary::Rope rope(MakeConfig(128, 128, interleaved));
+    TestTensor serial(Shape{2, 301, 32, 128, 0, 4, 0}, 99);
+    TestTensor parallel = serial;
+    tbb::task_arena one_thread(1);
+    one_thread.execute([&] { rope.apply(serial.view(), rotary::Positions(123)); });
+    rope.apply(parallel.view(), rotary::Positions(123));
+    EXPECT_EQ(0, std::memcmp(serial.buffer().data(), parallel.buffer().data(),
+                             serial.buffer().size() * sizeof(float)));
+  }
+}
+
+TEST_P(ApplyTest, TableGrowsOnlyByWhatLongerPositionsNeed) {
+  rotary::Rope rope(MakeConfig(64, 64, false).max_positions(16));
+  TestTensor x(Shape{1, 1, 2, 64}, 3);
+  EXPECT_EQ(rope.table_bytes(), 0);  // built on first need
+  rope.apply(x.view(), rotary::Positions(1));
+  const int64_t first = rope.table_bytes();
+  EXPECT_GT(first, 0);
+  rope.apply(x.view(), rotary::Positions(10));
+  EXPECT_EQ(rope.table_bytes(), first) << "positions already covered must not rebuild";
+  rope.apply(x.view(), rotary::Positions(999999));
+  EXPECT_EQ(rope.table_bytes(), 2 * first) << "a far position adds one chunk, not a million rows";
+}
+
+// Threads growing one rope's table at once get the answer one thread gets.
+TEST_P(ApplyTest, ConcurrentApplyWithTableGrowth) {
+  rotary::Rope shared(MakeConfig(64, 64, true).max_positions(1));
+  rotary::Rope alone(MakeConfig(64, 64, true).max_positions(1));
+  constexpr int kThreads = 4;
+  std::vector<TestTensor> inputs, expected;
+  std::vector<std::vector<int64_t>> positions(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    inputs.emplace_back(Shape{1, 33, 4, 64}, 500u + t);
+    for (int s = 0; s < 33; ++s) positions[t].push_back((t * 7919 + s * 104729) % 900000);
+    expected.push_back(inputs.back());
+    alone.apply(expected.back().view(), positions[t]);
+  }
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] { shared.apply(inputs[t].view(), positions[t]); });
+  }
+  for (std::thread& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(0, std::memcmp(inputs[t].buffer().data(), expected[t].buffer().data(),
+                             inputs[t].buffer().size() * sizeof(float)));
+  }
+}
+
+}  // namespace

@@ -1,0 +1,11 @@
+# cmake -DREADME=... -DEXAMPLES="a|b" -P check_readme_examples.cmake
+file(READ "${README}" readme)
+string(REPLACE "|" ";" examples "${EXAMPLES}")
+foreach(example IN LISTS examples)
+  file(READ "${example}" code)
+  string(FIND "${readme}" "${code}" where)
+  if(where EQUAL -1)
+    message(FATAL_ERROR "README.md does not contain ${example} verbatim; copy the file into its code block")
+  endif()
+endforeach()
+message(STATUS "README examples match ${EXAMPLES}")

@@ -1,0 +1,151 @@
+// Kernel tests in Highway's pattern: this file is compiled once per target
+// (foreach_target), and HWY_EXPORT_AND_TEST_P runs each test on every target
+// the CPU supports, so a bug in one target cannot hide behind another.
+// Lengths sweep around the vector size (1, 3, 7, N/2, N, N+1, 3N, 8N+2) with
+// misaligned pointers and guard values around every head.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "tests/kernel_test.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+
+#include "dispatch/rope_kernels-inl.h"
+#include "hwy/highway.h"
+#include "hwy/tests/hwy_gtest.h"
+#include "lib/frequency_plan.h"
+#include "lib/rope_table.h"
+#include "tests/reference.h"
+#include "tests/test_tensor.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace rotary {
+namespace HWY_NAMESPACE {
+
+using rotary_test::GuardValue;
+using rotary_test::RefRope;
+using rotary_test::ReferenceRotateHead;
+
+std::vector<size_t> PairCounts() {
+  const size_t N = hn::Lanes(DF());
+  std::vector<size_t> counts = {1, 2, 3, 7, std::max<size_t>(1, N / 2), N, N + 1, 3 * N, 8 * N + 2, 40, 64};
+  std::sort(counts.begin(), counts.end());
+  counts.erase(std::unique(counts.begin(), counts.end()), counts.end());
+  return counts;
+}
+
+template <int kPairing, bool kInverse>
+void CheckHeadKernel(size_t pairs, size_t misalign, std::mt19937& rng) {
+  constexpr size_t kGuard = 16;
+  const int dim = static_cast<int>(2 * pairs);
+  const RefRope ref{dim, dim, kPairing == kInterleavedPairs};
+  const int64_t position = 12345;
+
+  // cos/sin rounded to f32 from double angles, as the table stores them.
+  std::vector<float> table(misalign + 2 * pairs);
+  const std::vector<double> w = rotary_test::ReferenceInvFreq(dim, ref.base);
+  for (size_t i = 0; i < pairs; ++i) {
+    table[misalign + i] = static_cast<float>(std::cos(position * w[i]));
+    table[misalign + pairs + i] = static_cast<float>(std::sin(position * w[i]));
+  }
+
+  std::vector<float> buffer(kGuard + misalign + dim + kGuard, GuardValue());
+  std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
+  float* x = buffer.data() + kGuard + misalign;
+  std::vector<double> expected(dim);
+  for (int k = 0; k < dim; ++k) expected[k] = x[k] = dist(rng);
+  ReferenceRotateHead(ref, expected.data(), expected.data(), position, kInverse);
+
+  RotateHead<kPairing, kInverse>(x, table.data() + misalign, table.data() + misalign + pairs, pairs);
+
+  for (int k = 0; k < dim; ++k) {
+    ASSERT_NEAR(x[k], expected[k], 4e-6 * 2.0) << "pairs " << pairs << " misalign " << misalign << " k " << k;
+  }
+  for (size_t g = 0; g < buffer.size(); ++g) {
+    if (g >= kGuard + misalign && g < kGuard + misalign + dim) continue;
+    const float guard = GuardValue();
+    ASSERT_EQ(0, std::memcmp(&buffer[g], &guard, sizeof(float))) << "wrote outside the head at " << g;
+  }
+}
+
+template <int kPairing>
+void SweepHeadKernel() {
+  std::mt19937 rng(static_cast<uint32_t>(hn::Lanes(DF())) * 7919u + kPairing);
+  for (size_t pairs : PairCounts()) {
+    for (size_t misalign : {0, 1, 3}) {
+      CheckHeadKernel<kPairing, false>(pairs, misalign, rng);
+      CheckHeadKernel<kPairing, true>(pairs, misalign, rng);
+    }
+  }
+}
+
+void TestNeoxHeadAllLengths() { SweepHeadKernel<kNeoxPairs>(); }
+void TestInterleavedHeadAllLengths() { SweepHeadKernel<kInterleavedPairs>(); }
+
+// The row kernel reads table rows through the chunk directory: cover positions
+// on both sides of a chunk boundary and heads with padding between them.
+void TestRowKernelAcrossChunks() {
+  for (int pairing : {kNeoxPairs, kInterleavedPairs}) {
+    const int head_dim = 24, rotary_dim = 20;
+    rotary_config config;
+    rotary_config_init(&config);
+    config.head_dim = head_dim;
+    config.rotary_dim = rotary_dim;
+    RopeTable table(MakeFrequencyPlan(config), 1 << 16);
+    const std::vector<int64_t> positions = {0, RopeTable::kChunkRows - 1, RopeTable::kChunkRows, 40000, 7};
+    table.EnsurePositions(positions.data(), static_cast<int64_t>(positions.size()), 0);
+
+    rotary_test::Shape shape{1, static_cast<int64_t>(positions.size()), 3, head_dim, 5, 2, 0};
+    rotary_test::TestTensor x(shape, 42u + pairing);
+    rotary_test::TestTensor before = x;
+    const rotary_tensor t = x.raw();
+    RowJob job{static_cast<float*>(t.data), t.seq,  t.heads,          t.stride_batch, t.stride_seq,
+               t.stride_head,               static_cast<size_t>(rotary_dim / 2), positions.data(), 0,
+               table.View()};
+    const KernelTable kernels = MakeKernelTable();
+    kernels.rotate[pairing][kForward](job, 0, shape.seq);
+
+    const RefRope ref{head_dim, rotary_dim, pairing == kInterleavedPairs};
+    for (int64_t s = 0; s < shape.seq; ++s) {
+      for (int64_t h = 0; h < shape.heads; ++h) {
+        std::vector<double> expected(before.head(0, s, h), before.head(0, s, h) + head_dim);
+        ReferenceRotateHead(ref, expected.data(), expected.data(), positions[s]);
+        for (int k = 0; k < head_dim; ++k) ASSERT_NEAR(x.at(0, s, h, k), expected[k], 4e-6);
+      }
+    }
+    ASSERT_TRUE(x.OnlyHeadsChanged(before, rotary_dim));
+  }
+}
+
+// NOLINTNEXTLINE(google-readability-namespace-comments)
+}  // namespace HWY_NAMESPACE
+}  // namespace rotary
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace rotary {
+HWY_BEFORE_TEST(RopeKernelTest);
+HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestNeoxHeadAllLengths);
+HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestInterleavedHeadAllLengths);
+HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestRowKernelAcrossChunks);
+}  // namespace rotary
+#endif
+
+#if HWY_ONCE
+#include <set>
+#include <string>
+
+#include "rotary/rotary.hpp"
+
+// The library's registry must offer exactly the targets Highway builds and this
+// CPU runs: a target missing from the registry would silently go untested.
+TEST(TargetRegistry, OffersEveryTargetHighwayBuildsHere) {
+  std::set<std::string> from_highway;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) from_highway.insert(hwy::TargetName(target));
+  const std::vector<std::string> supported = rotary::supported_targets();
+  EXPECT_EQ(from_highway, std::set<std::string>(supported.begin(), supported.end()));
+}
+#endif

@@ -1,0 +1,224 @@
+// Bad input through the C ABI: each case asserts the status, a message naming
+// the argument, and that the caller's memory was not touched.
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "rotary/rotary.h"
+#include "tests/test_tensor.h"
+
+namespace {
+
+constexpr int64_t kI64Max = std::numeric_limits<int64_t>::max();
+
+struct ConfigCase {
+  const char* name;
+  std::function<void(rotary_config&)> breaks;
+  rotary_status status;
+  const char* message_mentions;
+};
+
+void PrintTo(const ConfigCase& c, std::ostream* os) { *os << c.name; }
+
+class BadConfig : public ::testing::TestWithParam<ConfigCase> {};
+
+TEST_P(BadConfig, IsRejectedWithStatusAndMessage) {
+  rotary_config config;
+  rotary_config_init(&config);
+  GetParam().breaks(config);
+  rotary_rope* rope = reinterpret_cast<rotary_rope*>(0x1);  // must be reset to NULL
+  EXPECT_EQ(rotary_create(&config, &rope), GetParam().status);
+  EXPECT_EQ(rope, nullptr);
+  EXPECT_NE(std::string(rotary_last_error()).find(GetParam().message_mentions), std::string::npos)
+      << rotary_last_error();
+}
+
+const double kNaN = std::numeric_limits<double>::quiet_NaN();
+const double kInf = std::numeric_limits<double>::infinity();
+
+INSTANTIATE_TEST_SUITE_P(
+    CApi, BadConfig,
+    ::testing::Values(
+        ConfigCase{"OddHeadDim", [](rotary_config& c) { c.head_dim = 7; }, ROTARY_INVALID_ARGUMENT, "head_dim"},
+        ConfigCase{"ZeroHeadDim", [](rotary_config& c) { c.head_dim = 0; }, ROTARY_INVALID_ARGUMENT, "head_dim"},
+        ConfigCase{"NegativeHeadDim", [](rotary_config& c) { c.head_dim = -8; }, ROTARY_INVALID_ARGUMENT,
+                   "head_dim"},
+        ConfigCase{"HugeHeadDim", [](rotary_config& c) { c.head_dim = c.rotary_dim = 1 << 20; },
+                   ROTARY_INVALID_ARGUMENT, "head_dim"},
+        ConfigCase{"RotaryDimAboveHeadDim", [](rotary_config& c) { c.rotary_dim = 130; }, ROTARY_INVALID_ARGUMENT,
+                   "rotary_dim"},
+        ConfigCase{"OddRotaryDim", [](rotary_config& c) { c.rotary_dim = 63; }, ROTARY_INVALID_ARGUMENT,
+                   "rotary_dim"},
+        ConfigCase{"ZeroRotaryDim", [](rotary_config& c) { c.rotary_dim = 0; }, ROTARY_INVALID_ARGUMENT,
+                   "rotary_dim"},
+        ConfigCase{"NegativeBase", [](rotary_config& c) { c.base = -10000; }, ROTARY_INVALID_ARGUMENT, "base"},
+        ConfigCase{"NaNBase", [](rotary_config& c) { c.base = kNaN; }, ROTARY_INVALID_ARGUMENT, "base"},
+        ConfigCase{"InfiniteBase", [](rotary_config& c) { c.base = kInf; }, ROTARY_INVALID_ARGUMENT, "base"},
+        ConfigCase{"BaseOne", [](rotary_config& c) { c.base = 1.0; }, ROTARY_INVALID_ARGUMENT, "base"},
+        ConfigCase{"UnknownPairing", [](rotary_config& c) { c.pairing = static_cast<rotary_pairing>(7); },
+                   ROTARY_INVALID_ARGUMENT, "pairing"},
+        ConfigCase{"ZeroMaxPositions", [](rotary_config& c) { c.max_positions = 0; }, ROTARY_INVALID_ARGUMENT,
+                   "max_positions"},
+        ConfigCase{"MaxPositionsAboveLimit", [](rotary_config& c) { c.max_positions = c.position_limit + 1; },
+                   ROTARY_INVALID_ARGUMENT, "max_positions"},
+        ConfigCase{"ZeroPositionLimit", [](rotary_config& c) { c.position_limit = 0; }, ROTARY_INVALID_ARGUMENT,
+                   "position_limit"},
+        ConfigCase{"AbsurdPositionLimit", [](rotary_config& c) { c.position_limit = kI64Max; },
+                   ROTARY_INVALID_ARGUMENT, "position_limit"}),
+    [](const ::testing::TestParamInfo<ConfigCase>& info) { return info.param.name; });
+
+TEST(CApi, CreateRejectsNullPointers) {
+  rotary_config config;
+  rotary_config_init(&config);
+  EXPECT_EQ(rotary_create(nullptr, nullptr), ROTARY_INVALID_ARGUMENT);
+  rotary_rope* rope = nullptr;
+  EXPECT_EQ(rotary_create(nullptr, &rope), ROTARY_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(rotary_last_error()).find("config"), std::string::npos);
+  EXPECT_EQ(rotary_create(&config, nullptr), ROTARY_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(rotary_last_error()).find("out"), std::string::npos);
+  rotary_destroy(nullptr);  // a no-op
+}
+
+// ---- apply-time failures: nothing may be written ----
+
+struct ApplyCase {
+  const char* name;
+  // May change the tensor view, and the explicit positions / offset of the call.
+  std::function<void(rotary_tensor&, std::vector<int64_t>& ids, bool& use_ids, int64_t& offset)> breaks;
+  rotary_status status;
+  const char* message_mentions;
+};
+
+void PrintTo(const ApplyCase& c, std::ostream* os) { *os << c.name; }
+
+class BadApply : public ::testing::TestWithParam<ApplyCase> {};
+
+TEST_P(BadApply, IsRejectedAndWritesNothing) {
+  rotary_config config;
+  rotary_config_init(&config);
+  config.head_dim = config.rotary_dim = 16;
+  config.position_limit = 1 << 20;
+  rotary_rope* rope = nullptr;
+  ASSERT_EQ(rotary_create(&config, &rope), ROTARY_OK);
+
+  rotary_test::TestTensor x(rotary_test::Shape{2, 3, 4, 16}, 1);
+  const std::vector<float> before = x.buffer();
+  rotary_tensor t = x.raw();
+  std::vector<int64_t> ids = {0, 1, 2, 3, 4, 5};
+  bool use_ids = false;
+  int64_t offset = 0;
+  GetParam().breaks(t, ids, use_ids, offset);
+
+  for (bool inverse : {false, true}) {
+    const rotary_status status = inverse ? rotary_apply_inverse(rope, &t, use_ids ? ids.data() : nullptr, offset)
+                                         : rotary_apply(rope, &t, use_ids ? ids.data() : nullptr, offset);
+    EXPECT_EQ(status, GetParam().status);
+    EXPECT_NE(std::string(rotary_last_error()).find(GetParam().message_mentions), std::string::npos)
+        << rotary_last_error();
+    EXPECT_EQ(0, std::memcmp(before.data(), x.buffer().data(), before.size() * sizeof(float)))
+        << "memory changed by a failed call";
+  }
+  rotary_destroy(rope);
+}
+
+using Ids = std::vector<int64_t>;
+INSTANTIATE_TEST_SUITE_P(
+    CApi, BadApply,
+    ::testing::Values(
+        ApplyCase{"NullData", [](rotary_tensor& t, Ids&, bool&, int64_t&) { t.data = nullptr; },
+                  ROTARY_INVALID_ARGUMENT, "data"},
+        ApplyCase{"ZeroBatch", [](rotary_tensor& t, Ids&, bool&, int64_t&) { t.batch = 0; },
+                  ROTARY_INVALID_ARGUMENT, "batch"},
+        ApplyCase{"NegativeSeq", [](rotary_tensor& t, Ids&, bool&, int64_t&) { t.seq = -3; },
+                  ROTARY_INVALID_ARGUMENT, "seq"},
+        ApplyCase{"ZeroHeads", [](rotary_tensor& t, Ids&, bool&, int64_t&) { t.heads = 0; },
+                  ROTARY_INVALID_ARGUMENT, "heads"},
+        ApplyCase{"UnknownDtype", [](rotary_tensor& t, Ids&, bool&, int64_t&) { t.dtype = (rotary_dtype)9; },
+                  ROTARY_INVALID_ARGUMENT, "dtype"},
+        ApplyCase{"F16NotYetSupported", [](rotary_tensor& t, Ids&, bool&, int64_t&) { t.dtype = ROTARY_F16; },
+                  ROTARY_UNSUPPORTED, "dtype"},
+        ApplyCase{"HeadsOverlap", [](rotary_tensor& t, Ids&, bool&, int64_t&) { t.stride_head = 8; },
+                  ROTARY_INVALID_ARGUMENT, "stride_head"},
+        ApplyCase{"RowsOverlap", [](rotary_tensor& t, Ids&, bool&, int64_t&) { t.stride_seq = 40; },
+                  ROTARY_INVALID_ARGUMENT, "stride_seq"},
+        ApplyCase{"BatchesOverlap", [](rotary_tensor& t, Ids&, bool&, int64_t&) { t.stride_batch = 64; },
+                  ROTARY_INVALID_ARGUMENT, "stride_batch"},
+        ApplyCase{"ZeroStrideHead", [](rotary_tensor& t, Ids&, bool&, int64_t&) { t.stride_head = 0; },
+                  ROTARY_INVALID_ARGUMENT, "stride_head"},
+        ApplyCase{"NegativeStride", [](rotary_tensor& t, Ids&, bool&, int64_t&) { t.stride_seq = -64; },
+                  ROTARY_INVALID_ARGUMENT, "stride_seq"},
+        ApplyCase{"ExtentOverflows",
+                  [](rotary_tensor& t, Ids&, bool&, int64_t&) {
+                    t.batch = 3;
+                    t.stride_batch = kI64Max / 2 + 1;
+                  },
+                  ROTARY_INVALID_ARGUMENT, "overflows"},
+        ApplyCase{"ExtentBeyondAddressSpace",
+                  [](rotary_tensor& t, Ids&, bool&, int64_t&) { t.stride_batch = kI64Max / 4; },
+                  ROTARY_INVALID_ARGUMENT, "address space"},
+        ApplyCase{"NegativeOffset", [](rotary_tensor&, Ids&, bool&, int64_t& o) { o = -1; }, ROTARY_OUT_OF_RANGE,
+                  "offset"},
+        ApplyCase{"OffsetBeyondLimit", [](rotary_tensor&, Ids&, bool&, int64_t& o) { o = (1 << 20) - 2; },
+                  ROTARY_OUT_OF_RANGE, "position_limit"},
+        ApplyCase{"OffsetNearInt64Max", [](rotary_tensor&, Ids&, bool&, int64_t& o) { o = kI64Max; },
+                  ROTARY_OUT_OF_RANGE, "position_limit"},
+        ApplyCase{"NegativeExplicitPosition",
+                  [](rotary_tensor&, Ids& ids, bool& use, int64_t&) { use = true; ids[4] = -2; },
+                  ROTARY_OUT_OF_RANGE, "positions[4]"},
+        ApplyCase{"ExplicitPositionAtLimit",
+                  [](rotary_tensor&, Ids& ids, bool& use, int64_t&) { use = true; ids[5] = 1 << 20; },
+                  ROTARY_OUT_OF_RANGE, "positions[5]"},
+        ApplyCase{"PositionPlusOffsetOverflows",
+                  [](rotary_tensor&, Ids& ids, bool& use, int64_t& o) { use = true; ids[0] = kI64Max; o = 5; },
+                  ROTARY_OUT_OF_RANGE, "positions[0]"},
+        ApplyCase{"PositionPlusOffsetNegative",
+                  [](rotary_tensor&, Ids& ids, bool& use, int64_t& o) { use = true; ids[2] = 3; o = -4; },
+                  ROTARY_OUT_OF_RANGE, "positions[0]"}),
+    [](const ::testing::TestParamInfo<ApplyCase>& info) { return info.param.name; });
+
+TEST(CApi, ApplyRejectsNullRopeAndTensor) {
+  rotary_config config;
+  rotary_config_init(&config);
+  rotary_rope* rope = nullptr;
+  ASSERT_EQ(rotary_create(&config, &rope), ROTARY_OK);
+  float data[128] = {};
+  rotary_tensor t = {data, ROTARY_F32, 1, 1, 1, 128, 128, 128};
+  EXPECT_EQ(rotary_apply(nullptr, &t, nullptr, 0), ROTARY_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(rotary_last_error()).find("rope"), std::string::npos);
+  EXPECT_EQ(rotary_apply(rope, nullptr, nullptr, 0), ROTARY_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(rotary_last_error()).find("NULL"), std::string::npos);
+  EXPECT_EQ(rotary_apply_inverse(rope, nullptr, nullptr, 0), ROTARY_INVALID_ARGUMENT);
+  rotary_destroy(rope);
+}
+
+TEST(CApi, ForcingAnUnknownTargetFailsAndChangesNothing) {
+  const std::string before = rotary_active_target();
+  EXPECT_EQ(rotary_set_target("NOT_A_TARGET"), ROTARY_UNSUPPORTED);
+  EXPECT_NE(std::string(rotary_last_error()).find("NOT_A_TARGET"), std::string::npos);
+  EXPECT_EQ(before, rotary_active_target());
+}
+
+TEST(CApi, ListsTargetsAndForcesEachSupportedOne) {
+  ASSERT_GE(rotary_target_count(), 1);
+  EXPECT_EQ(rotary_target_name(-1), nullptr);
+  EXPECT_EQ(rotary_target_name(rotary_target_count()), nullptr);
+  for (int32_t i = 0; i < rotary_target_count(); ++i) {
+    const std::string name = rotary_target_name(i);
+    if (!rotary_target_supported(i)) {
+      EXPECT_EQ(rotary_set_target(name.c_str()), ROTARY_UNSUPPORTED) << name;
+      continue;
+    }
+    EXPECT_EQ(rotary_set_target(name.c_str()), ROTARY_OK) << name;
+    EXPECT_EQ(name, rotary_active_target());
+  }
+  EXPECT_EQ(rotary_set_target(nullptr), ROTARY_OK);
+  EXPECT_EQ(std::string(rotary_target_name(0)) == rotary_active_target(), rotary_target_supported(0) == 1);
+}
+
+}  // namespace
