@@ -11,13 +11,23 @@
 
 namespace rotary {
 
-// Read-only view of a position table: rows of `pairs` cos values followed by
-// `pairs` sin values, stored in fixed-size chunks of 2^chunk_shift rows so the
-// table can grow without moving rows other threads are reading.
+// How one table row (one position) is laid out: cos values, then as many sin
+// values, in the order the kernel of the pairing reads them best.
+enum class TableLayout {
+  // NeoX: cos t_i for i < pairs, then sin t_i. Row: 2 * pairs floats.
+  kPerPair,
+  // Interleaved: per component k < 2 * pairs, cos t_(k/2), then sin t_(k/2)
+  // negated on even k. Row: 4 * pairs floats (twice the memory, one shuffle
+  // per vector instead of three).
+  kPerComponent,
+};
+
+// Read-only view of a position table, stored in fixed-size chunks of
+// 2^chunk_shift rows so the table can grow without moving rows other threads read.
 struct TableView {
   const std::atomic<const float*>* chunks;
   int chunk_shift;
-  int64_t row_floats;  // 2 * pairs
+  int64_t row_floats;  // cos values then sin values: row_floats / 2 each
 
   const float* Row(int64_t position) const {
     const float* chunk = chunks[position >> chunk_shift].load(std::memory_order_acquire);
@@ -34,6 +44,7 @@ struct RowJob {
   const int64_t* positions;                       // nullptr: position = offset + s
   int64_t offset;
   TableView table;
+  bool prefetch;  // software prefetch ahead: for calls too large for the caches
 
   int64_t Position(int64_t b, int64_t s) const {
     return (positions ? positions[b * seq + s] : s) + offset;

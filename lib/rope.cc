@@ -10,7 +10,10 @@ using rotary::Fail;
 using rotary::Status;
 
 rotary_rope::rotary_rope(const rotary_config& config)
-    : config_(config), table_(rotary::MakeFrequencyPlan(config), config.position_limit) {}
+    : config_(config),
+      table_(rotary::MakeFrequencyPlan(config),
+             config.pairing == ROTARY_NEOX ? rotary::TableLayout::kPerPair : rotary::TableLayout::kPerComponent,
+             config.position_limit) {}
 
 void rotary_rope::PrepareTable(int64_t batch, int64_t seq, const int64_t* positions, int64_t offset) const {
   const int64_t limit = config_.position_limit;
@@ -59,9 +62,11 @@ void rotary_rope::Apply(const rotary_tensor* x, const int64_t* positions, int64_
   job.positions = positions;
   job.offset = offset;
   job.table = table_.View();
+  // Bytes of the tensor read and written per (b, s) row: what the scheduler splits.
+  const int64_t bytes_per_row = 2 * t.heads * config_.rotary_dim * static_cast<int64_t>(sizeof(float));
+  job.prefetch = t.rows() * bytes_per_row >= rotary::kPrefetchMinBytes;
 
   const rotary::RowKernel kernel = kernels.rotate[config_.pairing][direction];
-  const int64_t bytes_per_row = 2 * t.heads * config_.rotary_dim * static_cast<int64_t>(sizeof(float));
   rotary::ForEachRowRange(t.rows(), bytes_per_row,
                           [&](int64_t begin, int64_t end) { kernel(job, begin, end); });
 }

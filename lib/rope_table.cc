@@ -19,10 +19,11 @@ constexpr int64_t kBuildGrainRows = 64;
 
 }  // namespace
 
-RopeTable::RopeTable(FrequencyPlan plan, int64_t position_limit)
+RopeTable::RopeTable(FrequencyPlan plan, TableLayout layout, int64_t position_limit)
     : plan_(std::move(plan)),
+      layout_(layout),
       position_limit_(position_limit),
-      row_floats_(2 * static_cast<int64_t>(plan_.inv_freq.size())),
+      row_floats_((layout == TableLayout::kPerPair ? 2 : 4) * static_cast<int64_t>(plan_.inv_freq.size())),
       num_chunks_((position_limit + kChunkRows - 1) >> kChunkShift),
       chunks_(new std::atomic<const float*>[num_chunks_]) {
   for (int64_t c = 0; c < num_chunks_; ++c) chunks_[c].store(nullptr, std::memory_order_relaxed);
@@ -99,11 +100,19 @@ void RopeTable::FillRows(float* chunk, int64_t first_position, int64_t row_begin
     // Exact for integer positions < 2^53; double sin/cos reduce the argument exactly.
     const double position = static_cast<double>(first_position + row);
     float* cos_out = chunk + row * row_floats_;
-    float* sin_out = cos_out + pairs;
+    float* sin_out = cos_out + row_floats_ / 2;
     for (size_t i = 0; i < pairs; ++i) {
       const double angle = position * plan_.inv_freq[i];
-      cos_out[i] = static_cast<float>(plan_.scale * std::cos(angle));
-      sin_out[i] = static_cast<float>(plan_.scale * std::sin(angle));
+      const float cos_value = static_cast<float>(plan_.scale * std::cos(angle));
+      const float sin_value = static_cast<float>(plan_.scale * std::sin(angle));
+      if (layout_ == TableLayout::kPerPair) {
+        cos_out[i] = cos_value;
+        sin_out[i] = sin_value;
+      } else {
+        cos_out[2 * i] = cos_out[2 * i + 1] = cos_value;
+        sin_out[2 * i] = -sin_value;
+        sin_out[2 * i + 1] = sin_value;
+      }
     }
   }
 }

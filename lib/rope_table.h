@@ -1,7 +1,8 @@
 // The cos/sin table of one frequency plan, cached inside a rope object.
 //
-// Rows are positions; a row holds `pairs` cos values then `pairs` sin values,
-// each computed in double from p * inv_freq[i] and stored as f32. Rows live in
+// Rows are positions; a row holds cos values then sin values in the layout of
+// the pairing's kernel (TableLayout), each computed in double from
+// p * inv_freq[i] and stored as f32. Rows live in
 // fixed chunks of kChunkRows positions, built on first need and never moved or
 // freed while the table lives, so:
 //   - growing to longer positions builds only the missing chunks (nothing is
@@ -28,7 +29,7 @@ class RopeTable {
   static constexpr int kChunkShift = 10;
   static constexpr int64_t kChunkRows = int64_t{1} << kChunkShift;
 
-  RopeTable(FrequencyPlan plan, int64_t position_limit);
+  RopeTable(FrequencyPlan plan, TableLayout layout, int64_t position_limit);
   ~RopeTable();
   RopeTable(const RopeTable&) = delete;
   RopeTable& operator=(const RopeTable&) = delete;
@@ -51,6 +52,7 @@ class RopeTable {
   void FillRows(float* chunk, int64_t first_position, int64_t row_begin, int64_t row_end) const;
 
   const FrequencyPlan plan_;
+  const TableLayout layout_;
   const int64_t position_limit_;
   const int64_t row_floats_;
   const int64_t num_chunks_;

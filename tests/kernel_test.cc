@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <utility>
 #include <vector>
 
 #undef HWY_TARGET_INCLUDE
@@ -37,7 +38,30 @@ std::vector<size_t> PairCounts() {
   return counts;
 }
 
-template <int kPairing, bool kInverse>
+// Writes a table row for `position` in the layout the pairing's kernel reads.
+template <int kPairing>
+std::vector<float> TableRow(const std::vector<double>& w, int64_t position, size_t misalign) {
+  const size_t pairs = w.size();
+  const size_t half = kPairing == kNeoxPairs ? pairs : 2 * pairs;  // floats of cos (and of sin)
+  std::vector<float> row(misalign + 2 * half);
+  float* cos = row.data() + misalign;
+  float* sin = cos + half;
+  for (size_t i = 0; i < pairs; ++i) {
+    const float c = static_cast<float>(std::cos(position * w[i]));
+    const float s = static_cast<float>(std::sin(position * w[i]));
+    if (kPairing == kNeoxPairs) {
+      cos[i] = c;
+      sin[i] = s;
+    } else {
+      cos[2 * i] = cos[2 * i + 1] = c;
+      sin[2 * i] = -s;
+      sin[2 * i + 1] = s;
+    }
+  }
+  return row;
+}
+
+template <int kPairing, bool kInverse, bool kPrefetch>
 void CheckHeadKernel(size_t pairs, size_t misalign, std::mt19937& rng) {
   constexpr size_t kGuard = 16;
   const int dim = static_cast<int>(2 * pairs);
@@ -45,12 +69,10 @@ void CheckHeadKernel(size_t pairs, size_t misalign, std::mt19937& rng) {
   const int64_t position = 12345;
 
   // cos/sin rounded to f32 from double angles, as the table stores them.
-  std::vector<float> table(misalign + 2 * pairs);
-  const std::vector<double> w = rotary_test::ReferenceInvFreq(dim, ref.base);
-  for (size_t i = 0; i < pairs; ++i) {
-    table[misalign + i] = static_cast<float>(std::cos(position * w[i]));
-    table[misalign + pairs + i] = static_cast<float>(std::sin(position * w[i]));
-  }
+  const std::vector<float> table =
+      TableRow<kPairing>(rotary_test::ReferenceInvFreq(dim, ref.base), position, misalign);
+  const float* cos = table.data() + misalign;
+  const float* sin = cos + (table.size() - misalign) / 2;
 
   std::vector<float> buffer(kGuard + misalign + dim + kGuard, GuardValue());
   std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
@@ -59,7 +81,7 @@ void CheckHeadKernel(size_t pairs, size_t misalign, std::mt19937& rng) {
   for (int k = 0; k < dim; ++k) expected[k] = x[k] = dist(rng);
   ReferenceRotateHead(ref, expected.data(), expected.data(), position, kInverse);
 
-  RotateHead<kPairing, kInverse>(x, table.data() + misalign, table.data() + misalign + pairs, pairs);
+  RotateHead<kPairing, kInverse, kPrefetch>(x, cos, sin, pairs);
 
   for (int k = 0; k < dim; ++k) {
     ASSERT_NEAR(x[k], expected[k], 4e-6 * 2.0) << "pairs " << pairs << " misalign " << misalign << " k " << k;
@@ -76,8 +98,10 @@ void SweepHeadKernel() {
   std::mt19937 rng(static_cast<uint32_t>(hn::Lanes(DF())) * 7919u + kPairing);
   for (size_t pairs : PairCounts()) {
     for (size_t misalign : {0, 1, 3}) {
-      CheckHeadKernel<kPairing, false>(pairs, misalign, rng);
-      CheckHeadKernel<kPairing, true>(pairs, misalign, rng);
+      CheckHeadKernel<kPairing, false, false>(pairs, misalign, rng);
+      CheckHeadKernel<kPairing, true, false>(pairs, misalign, rng);
+      CheckHeadKernel<kPairing, false, true>(pairs, misalign, rng);
+      CheckHeadKernel<kPairing, true, true>(pairs, misalign, rng);
     }
   }
 }
@@ -88,23 +112,24 @@ void TestInterleavedHeadAllLengths() { SweepHeadKernel<kInterleavedPairs>(); }
 // The row kernel reads table rows through the chunk directory: cover positions
 // on both sides of a chunk boundary and heads with padding between them.
 void TestRowKernelAcrossChunks() {
-  for (int pairing : {kNeoxPairs, kInterleavedPairs}) {
+  for (const auto& [pairing, prefetch] : {std::pair{kNeoxPairs, false}, std::pair{kInterleavedPairs, true}}) {
     const int head_dim = 24, rotary_dim = 20;
     rotary_config config;
     rotary_config_init(&config);
     config.head_dim = head_dim;
     config.rotary_dim = rotary_dim;
-    RopeTable table(MakeFrequencyPlan(config), 1 << 16);
+    RopeTable table(MakeFrequencyPlan(config),
+                    pairing == kNeoxPairs ? TableLayout::kPerPair : TableLayout::kPerComponent, 1 << 16);
     const std::vector<int64_t> positions = {0, RopeTable::kChunkRows - 1, RopeTable::kChunkRows, 40000, 7};
     table.EnsurePositions(positions.data(), static_cast<int64_t>(positions.size()), 0);
 
-    rotary_test::Shape shape{1, static_cast<int64_t>(positions.size()), 3, head_dim, 5, 2, 0};
+    rotary_test::Shape shape{1, static_cast<int64_t>(positions.size()), 5, head_dim, 5, 2, 0};  // a head group + 1
     rotary_test::TestTensor x(shape, 42u + pairing);
     rotary_test::TestTensor before = x;
     const rotary_tensor t = x.raw();
     RowJob job{static_cast<float*>(t.data), t.seq,  t.heads,          t.stride_batch, t.stride_seq,
                t.stride_head,               static_cast<size_t>(rotary_dim / 2), positions.data(), 0,
-               table.View()};
+               table.View(), prefetch};
     const KernelTable kernels = MakeKernelTable();
     kernels.rotate[pairing][kForward](job, 0, shape.seq);
 
