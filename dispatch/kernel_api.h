@@ -35,13 +35,27 @@ struct TableView {
   }
 };
 
-// One in-place apply over the rows [b, s] of a [batch, seq, heads, head_dim] tensor.
+// One tensor of a call: heads read from `src` and written to `dst` (the same
+// memory when in place). Strides are in elements of each tensor's storage type.
+struct Operand {
+  const void* src;
+  void* dst;
+  int64_t src_stride_batch, src_stride_seq, src_stride_head;
+  int64_t dst_stride_batch, dst_stride_seq, dst_stride_head;
+  int64_t heads;
+  float scale;      // multiplies every output component (1: none)
+  bool write_rest;  // write components [rotary_dim, head_dim): out of place, or scale != 1
+};
+
+// One apply over the (b, s) rows of up to two tensors (q and k) that share the
+// positions, so each table row is read once for both.
 struct RowJob {
-  float* data;
-  int64_t seq, heads;
-  int64_t stride_batch, stride_seq, stride_head;  // elements
-  size_t pairs;                                   // rotary_dim / 2
-  const int64_t* positions;                       // nullptr: position = offset + s
+  Operand operands[2];
+  int num_operands;
+  int64_t seq;
+  size_t pairs;     // rotary_dim / 2
+  size_t head_dim;  // components per head
+  const int64_t* positions;  // nullptr: position = offset + s
   int64_t offset;
   TableView table;
   bool prefetch;  // software prefetch ahead: for calls too large for the caches
@@ -56,10 +70,12 @@ using RowKernel = void (*)(const RowJob& job, int64_t row_begin, int64_t row_end
 
 enum PairingIndex { kNeoxPairs = 0, kInterleavedPairs = 1, kNumPairings = 2 };
 enum DirectionIndex { kForward = 0, kInverse = 1, kNumDirections = 2 };
+// Storage index: the same values as rotary_dtype.
+enum DtypeIndex { kF32 = 0, kF16 = 1, kBF16 = 2, kNumDtypes = 3 };
 
-// The kernels of one Highway target.
+// The kernels of one Highway target, by pairing, direction, source and destination storage.
 struct KernelTable {
-  RowKernel rotate[kNumPairings][kNumDirections];
+  RowKernel rotate[kNumPairings][kNumDirections][kNumDtypes][kNumDtypes];
 };
 
 }  // namespace rotary

@@ -1,5 +1,6 @@
 // The C ABI: every entry point turns exceptions into a status and this
 // thread's last-error text, so nothing ever unwinds into C callers.
+#include <cstdint>
 #include <new>
 
 #include "dispatch/compiled_targets.h"
@@ -31,13 +32,15 @@ rotary_status Guard(Body&& body) {
   }
 }
 
-rotary_status ApplyDirection(const rotary_rope* rope, const rotary_tensor* x, const int64_t* positions,
-                             int64_t offset, rotary::DirectionIndex direction) {
+rotary_status Run(const rotary_rope* rope, const rotary::TensorArgs* tensors, int count, const int64_t* positions,
+                  int64_t offset, rotary::DirectionIndex direction) {
   return Guard([&] {
     if (rope == nullptr) rotary::Fail(rotary::Status::kInvalidArgument, "rope is NULL");
-    rope->Apply(x, positions, offset, direction);
+    rope->Apply(tensors, count, positions, offset, direction);
   });
 }
+
+bool IsDtype(rotary_dtype dtype) { return dtype == ROTARY_F32 || dtype == ROTARY_F16 || dtype == ROTARY_BF16; }
 
 }  // namespace
 
@@ -59,12 +62,83 @@ void rotary_destroy(rotary_rope* rope) { delete rope; }
 
 rotary_status rotary_apply(const rotary_rope* rope, const rotary_tensor* x, const int64_t* positions,
                            int64_t offset) {
-  return ApplyDirection(rope, x, positions, offset, rotary::kForward);
+  const rotary::TensorArgs t{x, x, 1.0f, "x", "x"};
+  return Run(rope, &t, 1, positions, offset, rotary::kForward);
 }
 
 rotary_status rotary_apply_inverse(const rotary_rope* rope, const rotary_tensor* x, const int64_t* positions,
                                    int64_t offset) {
-  return ApplyDirection(rope, x, positions, offset, rotary::kInverse);
+  const rotary::TensorArgs t{x, x, 1.0f, "x", "x"};
+  return Run(rope, &t, 1, positions, offset, rotary::kInverse);
+}
+
+rotary_status rotary_apply_to(const rotary_rope* rope, const rotary_tensor* src, const rotary_tensor* dst,
+                              const int64_t* positions, int64_t offset) {
+  const rotary::TensorArgs t{src, dst, 1.0f, "src", "dst"};
+  return Run(rope, &t, 1, positions, offset, rotary::kForward);
+}
+
+rotary_status rotary_apply_inverse_to(const rotary_rope* rope, const rotary_tensor* src, const rotary_tensor* dst,
+                                      const int64_t* positions, int64_t offset) {
+  const rotary::TensorArgs t{src, dst, 1.0f, "src", "dst"};
+  return Run(rope, &t, 1, positions, offset, rotary::kInverse);
+}
+
+rotary_status rotary_apply_qk(const rotary_rope* rope, const rotary_tensor* q, const rotary_tensor* k,
+                              const int64_t* positions, int64_t offset, float q_scale) {
+  const rotary::TensorArgs t[2] = {{q, q, q_scale, "q", "q"}, {k, k, 1.0f, "k", "k"}};
+  return Run(rope, t, 2, positions, offset, rotary::kForward);
+}
+
+rotary_status rotary_apply_qk_to(const rotary_rope* rope, const rotary_tensor* q_src, const rotary_tensor* q_dst,
+                                 const rotary_tensor* k_src, const rotary_tensor* k_dst, const int64_t* positions,
+                                 int64_t offset, float q_scale) {
+  const rotary::TensorArgs t[2] = {{q_src, q_dst, q_scale, "q_src", "q_dst"}, {k_src, k_dst, 1.0f, "k_src", "k_dst"}};
+  return Run(rope, t, 2, positions, offset, rotary::kForward);
+}
+
+rotary_status rotary_packed_qkv_views(void* data, rotary_dtype dtype, int64_t batch, int64_t seq, int64_t q_heads,
+                                      int64_t kv_heads, int32_t head_dim, rotary_tensor* q, rotary_tensor* k,
+                                      rotary_tensor* v) {
+  return Guard([&] {
+    using rotary::Fail;
+    using rotary::Status;
+    if (data == nullptr) Fail(Status::kInvalidArgument, "data is NULL");
+    if (!IsDtype(dtype)) Fail(Status::kInvalidArgument, "dtype must be a rotary_dtype, got ", static_cast<int>(dtype));
+    if (batch < 1 || seq < 1) Fail(Status::kInvalidArgument, "batch and seq must be >= 1, got ", batch, ", ", seq);
+    if (q_heads < 1 || kv_heads < 1) {
+      Fail(Status::kInvalidArgument, "q_heads and kv_heads must be >= 1, got ", q_heads, ", ", kv_heads);
+    }
+    if (head_dim < 2 || head_dim > ROTARY_MAX_HEAD_DIM || head_dim % 2 != 0) {
+      Fail(Status::kInvalidArgument, "head_dim must be even and in [2, ", ROTARY_MAX_HEAD_DIM, "], got ", head_dim);
+    }
+    int64_t row = 0, stride_batch = 0;
+    if (__builtin_add_overflow(q_heads, 2 * kv_heads, &row) || __builtin_mul_overflow(row, head_dim, &row) ||
+        __builtin_mul_overflow(row, seq, &stride_batch) || kv_heads > INT64_MAX / 4) {
+      Fail(Status::kInvalidArgument, "packed QKV row of (", q_heads, " + 2 * ", kv_heads, ") * ", head_dim,
+           " elements overflows int64");
+    }
+    char* base = static_cast<char*>(data);
+    const int64_t element = dtype == ROTARY_F32 ? 4 : 2;
+    auto view = [&](rotary_tensor* out, int64_t first_head, int64_t heads) {
+      if (out) *out = rotary_tensor{base + first_head * head_dim * element, dtype, batch, seq, heads,
+                                    stride_batch, row, head_dim};
+    };
+    view(q, 0, q_heads);
+    view(k, q_heads, kv_heads);
+    view(v, q_heads + kv_heads, kv_heads);
+  });
+}
+
+rotary_status rotary_apply_packed_qkv(const rotary_rope* rope, void* data, rotary_dtype dtype, int64_t batch,
+                                      int64_t seq, int64_t q_heads, int64_t kv_heads, const int64_t* positions,
+                                      int64_t offset, float q_scale) {
+  if (rope == nullptr) return Guard([] { rotary::Fail(rotary::Status::kInvalidArgument, "rope is NULL"); });
+  rotary_tensor q, k;
+  const rotary_status status = rotary_packed_qkv_views(data, dtype, batch, seq, q_heads, kv_heads,
+                                                       rope->config().head_dim, &q, &k, nullptr);
+  if (status != ROTARY_OK) return status;
+  return rotary_apply_qk(rope, &q, &k, positions, offset, q_scale);
 }
 
 const char* rotary_last_error(void) { return rotary::LastError(); }

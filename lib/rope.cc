@@ -4,7 +4,7 @@
 #include "lib/error.h"
 #include "lib/frequency_plan.h"
 #include "lib/scheduler.h"
-#include "lib/tensor_layout.h"
+#include "lib/call_operands.h"
 
 using rotary::Fail;
 using rotary::Status;
@@ -45,28 +45,24 @@ void rotary_rope::PrepareTable(int64_t batch, int64_t seq, const int64_t* positi
   }
 }
 
-void rotary_rope::Apply(const rotary_tensor* x, const int64_t* positions, int64_t offset,
+void rotary_rope::Apply(const rotary::TensorArgs* tensors, int count, const int64_t* positions, int64_t offset,
                         rotary::DirectionIndex direction) const {
   const rotary::KernelTable& kernels = rotary::ActiveKernels();
-  const rotary::TensorLayout t = rotary::ValidateTensor(x, config_.head_dim, "x");
-  PrepareTable(t.batch, t.seq, positions, offset);
+  const rotary::CallOperands call = rotary::ValidateOperands(tensors, count, config_.head_dim);
+  PrepareTable(call.batch, call.seq, positions, offset);
 
-  rotary::RowJob job;
-  job.data = static_cast<float*>(t.data);
-  job.seq = t.seq;
-  job.heads = t.heads;
-  job.stride_batch = t.stride_batch;
-  job.stride_seq = t.stride_seq;
-  job.stride_head = t.stride_head;
+  rotary::RowJob job{};
+  for (int i = 0; i < count; ++i) job.operands[i] = call.operands[i];
+  job.num_operands = count;
+  job.seq = call.seq;
   job.pairs = static_cast<size_t>(config_.rotary_dim / 2);
+  job.head_dim = static_cast<size_t>(config_.head_dim);
   job.positions = positions;
   job.offset = offset;
   job.table = table_.View();
-  // Bytes of the tensor read and written per (b, s) row: what the scheduler splits.
-  const int64_t bytes_per_row = 2 * t.heads * config_.rotary_dim * static_cast<int64_t>(sizeof(float));
-  job.prefetch = t.rows() * bytes_per_row >= rotary::kPrefetchMinBytes;
+  job.prefetch = call.rows() * call.bytes_per_row >= rotary::kPrefetchMinBytes;
 
-  const rotary::RowKernel kernel = kernels.rotate[config_.pairing][direction];
-  rotary::ForEachRowRange(t.rows(), bytes_per_row,
+  const rotary::RowKernel kernel = kernels.rotate[config_.pairing][direction][call.src_dtype][call.dst_dtype];
+  rotary::ForEachRowRange(call.rows(), call.bytes_per_row,
                           [&](int64_t begin, int64_t end) { kernel(job, begin, end); });
 }

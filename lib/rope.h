@@ -9,12 +9,27 @@
 #include "lib/rope_table.h"
 #include "rotary/rotary.h"
 
+namespace rotary {
+
+// One tensor of a call as the caller gave it: read from src, written to dst
+// (dst == src: in place), every output component times scale.
+struct TensorArgs {
+  const rotary_tensor* src;
+  const rotary_tensor* dst;
+  float scale;
+  const char* src_name;  // how messages name them, e.g. "q" and "q_out"
+  const char* dst_name;
+};
+
+}  // namespace rotary
+
 struct rotary_rope {
  public:
   explicit rotary_rope(const rotary_config& config);  // config must be validated
 
-  // In place over x. Thread-safe. Throws rotary::Error; writes nothing then.
-  void Apply(const rotary_tensor* x, const int64_t* positions, int64_t offset,
+  // Rotates one tensor, or q and k (count == 2) at the same positions in one
+  // pass. Thread-safe. Throws rotary::Error, having written nothing.
+  void Apply(const rotary::TensorArgs* tensors, int count, const int64_t* positions, int64_t offset,
              rotary::DirectionIndex direction) const;
 
   int64_t table_bytes() const { return table_.bytes(); }

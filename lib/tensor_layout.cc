@@ -25,16 +25,46 @@ bool MulAdd(int64_t a, int64_t b, int64_t c, int64_t* out) {
 
 size_t DtypeBytes(rotary_dtype dtype) { return dtype == ROTARY_F32 ? 4 : 2; }
 
+bool SameView(const TensorLayout& a, const TensorLayout& b) {
+  auto stride = [](int64_t size, int64_t s) { return size > 1 ? s : 0; };  // unused dims don't matter
+  return a.data == b.data && a.dtype == b.dtype && a.batch == b.batch && a.seq == b.seq && a.heads == b.heads &&
+         stride(a.batch, a.stride_batch) == stride(b.batch, b.stride_batch) &&
+         stride(a.seq, a.stride_seq) == stride(b.seq, b.stride_seq) &&
+         stride(a.heads, a.stride_head) == stride(b.heads, b.stride_head);
+}
+
+bool MayOverlap(const TensorLayout& a, const TensorLayout& b, int32_t head_dim) {
+  const uintptr_t a_begin = reinterpret_cast<uintptr_t>(a.data);
+  const uintptr_t b_begin = reinterpret_cast<uintptr_t>(b.data);
+  const uintptr_t a_end = a_begin + static_cast<uintptr_t>(a.extent_elements) * DtypeBytes(a.dtype);
+  const uintptr_t b_end = b_begin + static_cast<uintptr_t>(b.extent_elements) * DtypeBytes(b.dtype);
+  if (a_end <= b_begin || b_end <= a_begin) return false;  // separate memory
+
+  // Side by side in the rows of one buffer: the same rows, and within a row
+  // the heads of one end before the heads of the other begin.
+  if (a.dtype != b.dtype || a.batch != b.batch || a.seq != b.seq) return true;
+  if (a.batch > 1 && a.stride_batch != b.stride_batch) return true;
+  if (a.seq > 1 && a.stride_seq != b.stride_seq) return true;
+  const TensorLayout& first = a_begin <= b_begin ? a : b;
+  const TensorLayout& second = a_begin <= b_begin ? b : a;
+  const uintptr_t gap_bytes = (a_begin <= b_begin ? b_begin - a_begin : a_begin - b_begin);
+  if (gap_bytes % DtypeBytes(a.dtype) != 0) return true;
+  const int64_t gap = static_cast<int64_t>(gap_bytes / DtypeBytes(a.dtype));
+  auto row_span = [&](const TensorLayout& t) { return (t.heads - 1) * t.stride_head + head_dim; };
+  if (gap < row_span(first)) return true;
+  // Both fit in one row slot, so rows of the pair never reach the next row.
+  const int64_t slot = gap + row_span(second);
+  if (a.seq > 1 && slot > a.stride_seq) return true;
+  if (a.batch > 1 && (a.seq - 1) * (a.seq > 1 ? a.stride_seq : 0) + slot > a.stride_batch) return true;
+  return false;
+}
+
 TensorLayout ValidateTensor(const rotary_tensor* x, int32_t head_dim, const char* name) {
   if (x == nullptr) Fail(Status::kInvalidArgument, "tensor ", name, " is NULL");
   if (x->data == nullptr) Fail(Status::kInvalidArgument, name, ".data is NULL");
   if (x->dtype != ROTARY_F32 && x->dtype != ROTARY_F16 && x->dtype != ROTARY_BF16) {
     Fail(Status::kInvalidArgument, name, ".dtype must be ROTARY_F32, ROTARY_F16 or ROTARY_BF16, got ",
          static_cast<int>(x->dtype));
-  }
-  if (x->dtype != ROTARY_F32) {
-    Fail(Status::kUnsupported, name, ".dtype ", x->dtype == ROTARY_F16 ? "ROTARY_F16" : "ROTARY_BF16",
-         " is not supported yet; only ROTARY_F32");
   }
 
   // Innermost first, so that among equal strides the outer dimension is blamed.

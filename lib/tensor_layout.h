@@ -24,6 +24,14 @@ struct TensorLayout {
 // `name` is how messages refer to the tensor (e.g. "x").
 TensorLayout ValidateTensor(const rotary_tensor* x, int32_t head_dim, const char* name);
 
+// The same memory seen the same way (an in-place call).
+bool SameView(const TensorLayout& a, const TensorLayout& b);
+
+// True if some element of a head of `a` is also one of a head of `b`, or might
+// be: exact for separate buffers and for views side by side in the rows of one
+// buffer (q, k and v of a fused QKV projection); conservative otherwise.
+bool MayOverlap(const TensorLayout& a, const TensorLayout& b, int32_t head_dim);
+
 size_t DtypeBytes(rotary_dtype dtype);
 
 }  // namespace rotary

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <utility>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "lib/frequency_plan.h"
 #include "lib/rope_table.h"
 #include "tests/reference.h"
+#include "tests/storage_reference.h"
 #include "tests/test_tensor.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -127,11 +129,19 @@ void TestRowKernelAcrossChunks() {
     rotary_test::TestTensor x(shape, 42u + pairing);
     rotary_test::TestTensor before = x;
     const rotary_tensor t = x.raw();
-    RowJob job{static_cast<float*>(t.data), t.seq,  t.heads,          t.stride_batch, t.stride_seq,
-               t.stride_head,               static_cast<size_t>(rotary_dim / 2), positions.data(), 0,
-               table.View(), prefetch};
+    RowJob job{};
+    job.operands[0] = Operand{t.data,         t.data,         t.stride_batch, t.stride_seq, t.stride_head,
+                              t.stride_batch, t.stride_seq, t.stride_head,  t.heads,      1.0f,
+                              false};
+    job.num_operands = 1;
+    job.seq = t.seq;
+    job.pairs = static_cast<size_t>(rotary_dim / 2);
+    job.head_dim = head_dim;
+    job.positions = positions.data();
+    job.table = table.View();
+    job.prefetch = prefetch;
     const KernelTable kernels = MakeKernelTable();
-    kernels.rotate[pairing][kForward](job, 0, shape.seq);
+    kernels.rotate[pairing][kForward][kF32][kF32](job, 0, shape.seq);
 
     const RefRope ref{head_dim, rotary_dim, pairing == kInterleavedPairs};
     for (int64_t s = 0; s < shape.seq; ++s) {
@@ -145,6 +155,92 @@ void TestRowKernelAcrossChunks() {
   }
 }
 
+// ---- storage conversions: every f16 value, and f32 values around every rounding case ----
+
+// Converts `count` values through the target's LoadF32 / StoreF32, N at a time.
+template <class Src, class Dst>
+void ConvertAll(const typename Src::T* in, typename Dst::T* out, size_t count) {
+  const size_t N = hn::Lanes(DF());
+  for (size_t i = 0; i < count; i += N) StoreF32(Dst(), LoadF32(Src(), in + i), out + i);
+}
+
+bool SameHalfOrBothNaN(uint16_t a, uint16_t b) {
+  const bool a_nan = (a & 0x7C00) == 0x7C00 && (a & 0x3FF);
+  const bool b_nan = (b & 0x7C00) == 0x7C00 && (b & 0x3FF);
+  return a == b || (a_nan && b_nan);
+}
+
+void TestF16LoadsEveryValueAndStoresItBack() {
+  std::vector<uint16_t> halves(65536), back(65536);
+  std::vector<float> floats(65536);
+  for (size_t i = 0; i < halves.size(); ++i) halves[i] = static_cast<uint16_t>(i);
+  ConvertAll<F16Storage, F32Storage>(halves.data(), floats.data(), halves.size());
+  ConvertAll<F32Storage, F16Storage>(floats.data(), back.data(), halves.size());
+  for (size_t i = 0; i < halves.size(); ++i) {
+    const double expected = rotary_test::HalfToDouble(halves[i]);
+    if (std::isnan(expected)) {
+      ASSERT_TRUE(std::isnan(floats[i])) << std::hex << i;
+    } else {
+      ASSERT_EQ(floats[i], expected) << std::hex << i;
+      ASSERT_EQ(std::signbit(floats[i]), std::signbit(expected)) << std::hex << i;
+    }
+    ASSERT_TRUE(SameHalfOrBothNaN(back[i], halves[i])) << std::hex << i << " -> " << back[i];
+  }
+}
+
+// f32 inputs that exercise rounding: random bit patterns, and for every f16 /
+// bf16 value the midpoints to its neighbour and one f32 ulp either side.
+std::vector<float> RoundingCases(bool for_half) {
+  std::vector<float> cases;
+  std::mt19937 rng(1234);
+  for (int i = 0; i < 200000; ++i) cases.push_back(rotary_test::BitsFloat(rng()));
+  for (uint32_t v = 0; v < 0x10000; v += for_half ? 1 : 7) {
+    const double a = for_half ? rotary_test::HalfToDouble(static_cast<uint16_t>(v))
+                              : rotary_test::BFloat16ToDouble(static_cast<uint16_t>(v));
+    const double b = for_half ? rotary_test::HalfToDouble(static_cast<uint16_t>(v + 1))
+                              : rotary_test::BFloat16ToDouble(static_cast<uint16_t>(v + 1));
+    if (!std::isfinite(a) || !std::isfinite(b)) continue;
+    const float mid = static_cast<float>((a + b) / 2);
+    cases.push_back(mid);
+    cases.push_back(std::nextafter(mid, 0.0f));
+    cases.push_back(std::nextafter(mid, 1e30f));
+  }
+  for (float special : {0.0f, -0.0f, 65504.0f, 65519.99f, 65520.0f, 1e30f, 3.4028235e38f,
+                        std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                        std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::denorm_min()}) {
+    cases.push_back(special);
+  }
+  const size_t N = hn::Lanes(DF());
+  while (cases.size() % N) cases.push_back(1.0f);
+  return cases;
+}
+
+void TestF32ToF16RoundsToNearestEven() {
+  const std::vector<float> in = RoundingCases(true);
+  std::vector<uint16_t> out(in.size());
+  ConvertAll<F32Storage, F16Storage>(in.data(), out.data(), in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    ASSERT_TRUE(SameHalfOrBothNaN(out[i], rotary_test::DoubleToHalf(in[i])))
+        << in[i] << " (bits " << std::hex << rotary_test::FloatBits(in[i]) << ") -> " << out[i];
+  }
+}
+
+void TestF32ToBF16RoundsToNearestEven() {
+  const std::vector<float> in = RoundingCases(false);
+  std::vector<uint16_t> out(in.size());
+  ConvertAll<F32Storage, BF16Storage>(in.data(), out.data(), in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    ASSERT_EQ(out[i], rotary_test::FloatToBFloat16(in[i]))
+        << in[i] << " (bits " << std::hex << rotary_test::FloatBits(in[i]) << ")";
+  }
+  // bf16 -> f32 is exact: every value.
+  std::vector<uint16_t> all(65536);
+  std::vector<float> widened(65536);
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<uint16_t>(i);
+  ConvertAll<BF16Storage, F32Storage>(all.data(), widened.data(), all.size());
+  for (size_t i = 0; i < all.size(); ++i) ASSERT_EQ(rotary_test::FloatBits(widened[i]), i << 16);
+}
+
 // NOLINTNEXTLINE(google-readability-namespace-comments)
 }  // namespace HWY_NAMESPACE
 }  // namespace rotary
@@ -156,6 +252,9 @@ HWY_BEFORE_TEST(RopeKernelTest);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestNeoxHeadAllLengths);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestInterleavedHeadAllLengths);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestRowKernelAcrossChunks);
+HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestF16LoadsEveryValueAndStoresItBack);
+HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestF32ToF16RoundsToNearestEven);
+HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestF32ToBF16RoundsToNearestEven);
 }  // namespace rotary
 #endif
 

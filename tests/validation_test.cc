@@ -141,8 +141,6 @@ INSTANTIATE_TEST_SUITE_P(
                   ROTARY_INVALID_ARGUMENT, "heads"},
         ApplyCase{"UnknownDtype", [](rotary_tensor& t, Ids&, bool&, int64_t&) { t.dtype = (rotary_dtype)9; },
                   ROTARY_INVALID_ARGUMENT, "dtype"},
-        ApplyCase{"F16NotYetSupported", [](rotary_tensor& t, Ids&, bool&, int64_t&) { t.dtype = ROTARY_F16; },
-                  ROTARY_UNSUPPORTED, "dtype"},
         ApplyCase{"HeadsOverlap", [](rotary_tensor& t, Ids&, bool&, int64_t&) { t.stride_head = 8; },
                   ROTARY_INVALID_ARGUMENT, "stride_head"},
         ApplyCase{"RowsOverlap", [](rotary_tensor& t, Ids&, bool&, int64_t&) { t.stride_seq = 40; },
@@ -219,6 +217,86 @@ TEST(CApi, ListsTargetsAndForcesEachSupportedOne) {
   }
   EXPECT_EQ(rotary_set_target(nullptr), ROTARY_OK);
   EXPECT_EQ(std::string(rotary_target_name(0)) == rotary_active_target(), rotary_target_supported(0) == 1);
+}
+
+}  // namespace
+
+// ---- out of place, q and k, packed QKV ----
+
+namespace {
+
+class TwoTensorCalls : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    rotary_config config;
+    rotary_config_init(&config);
+    config.head_dim = config.rotary_dim = 16;
+    ASSERT_EQ(rotary_create(&config, &rope_), ROTARY_OK);
+    buffer_.assign(4096, 0.25f);
+  }
+  void TearDown() override { rotary_destroy(rope_); }
+
+  // A contiguous [1, 4, heads, 16] f32 view starting `at` floats into the buffer.
+  rotary_tensor View(int64_t at, int64_t heads = 2) {
+    return rotary_tensor{buffer_.data() + at, ROTARY_F32, 1, 4, heads, 4 * heads * 16, heads * 16, 16};
+  }
+  void ExpectRejected(rotary_status got, rotary_status expected, const char* mentions) {
+    EXPECT_EQ(got, expected);
+    EXPECT_NE(std::string(rotary_last_error()).find(mentions), std::string::npos) << rotary_last_error();
+    for (float v : buffer_) ASSERT_EQ(v, 0.25f) << "a failed call wrote memory";
+  }
+
+  rotary_rope* rope_ = nullptr;
+  std::vector<float> buffer_;
+};
+
+TEST_F(TwoTensorCalls, OutOfPlaceRejectsOverlapNullAndShapeMismatch) {
+  rotary_tensor src = View(0), shifted = View(8), other = View(1024), taller = View(2048, 3);
+  ExpectRejected(rotary_apply_to(rope_, &src, &shifted, nullptr, 0), ROTARY_INVALID_ARGUMENT, "overlap");
+  ExpectRejected(rotary_apply_to(rope_, &src, nullptr, nullptr, 0), ROTARY_INVALID_ARGUMENT, "dst");
+  ExpectRejected(rotary_apply_to(rope_, nullptr, &other, nullptr, 0), ROTARY_INVALID_ARGUMENT, "src");
+  ExpectRejected(rotary_apply_to(rope_, &src, &taller, nullptr, 0), ROTARY_INVALID_ARGUMENT, "heads");
+  ExpectRejected(rotary_apply_inverse_to(rope_, &src, &shifted, nullptr, 0), ROTARY_INVALID_ARGUMENT, "overlap");
+  // Exactly the same view is in place, and allowed.
+  EXPECT_EQ(rotary_apply_to(rope_, &src, &src, nullptr, 0), ROTARY_OK);
+}
+
+TEST_F(TwoTensorCalls, QkRejectsMismatchesOverlapAndBadScale) {
+  rotary_tensor q = View(0, 4), k = View(1024), k_short = View(2048);
+  k_short.seq = 3;
+  ExpectRejected(rotary_apply_qk(rope_, &q, &k_short, nullptr, 0, 1.0f), ROTARY_INVALID_ARGUMENT, "share positions");
+  rotary_tensor k_f16 = k;
+  k_f16.dtype = ROTARY_F16;
+  ExpectRejected(rotary_apply_qk(rope_, &q, &k_f16, nullptr, 0, 1.0f), ROTARY_UNSUPPORTED, "storage types");
+  rotary_tensor k_inside_q = View(16);
+  ExpectRejected(rotary_apply_qk(rope_, &q, &k_inside_q, nullptr, 0, 1.0f), ROTARY_INVALID_ARGUMENT, "overlap");
+  ExpectRejected(rotary_apply_qk(rope_, &q, &k, nullptr, 0, std::numeric_limits<float>::quiet_NaN()),
+                 ROTARY_INVALID_ARGUMENT, "scale");
+  ExpectRejected(rotary_apply_qk(rope_, &q, &k, nullptr, 0, std::numeric_limits<float>::infinity()),
+                 ROTARY_INVALID_ARGUMENT, "scale");
+  ExpectRejected(rotary_apply_qk(rope_, &q, nullptr, nullptr, 0, 1.0f), ROTARY_INVALID_ARGUMENT, "k");
+  rotary_tensor q_out = View(3000, 4), k_out_on_q = View(0);
+  ExpectRejected(rotary_apply_qk_to(rope_, &q, &q_out, &k, &k_out_on_q, nullptr, 0, 1.0f), ROTARY_INVALID_ARGUMENT,
+                 "overlap");
+  ExpectRejected(rotary_apply_qk_to(rope_, &q, nullptr, &k, &k, nullptr, 0, 1.0f), ROTARY_INVALID_ARGUMENT, "q_dst");
+}
+
+TEST_F(TwoTensorCalls, PackedQkvRejectsBadShapes) {
+  rotary_tensor q, k, v;
+  ExpectRejected(rotary_packed_qkv_views(nullptr, ROTARY_F32, 1, 1, 4, 2, 16, &q, &k, &v), ROTARY_INVALID_ARGUMENT,
+                 "data");
+  ExpectRejected(rotary_packed_qkv_views(buffer_.data(), ROTARY_F32, 1, 1, 0, 2, 16, &q, &k, &v),
+                 ROTARY_INVALID_ARGUMENT, "q_heads");
+  ExpectRejected(rotary_packed_qkv_views(buffer_.data(), ROTARY_F32, 1, 1, 4, 2, 15, &q, &k, &v),
+                 ROTARY_INVALID_ARGUMENT, "head_dim");
+  ExpectRejected(rotary_packed_qkv_views(buffer_.data(), static_cast<rotary_dtype>(5), 1, 1, 4, 2, 16, &q, &k, &v),
+                 ROTARY_INVALID_ARGUMENT, "dtype");
+  ExpectRejected(rotary_packed_qkv_views(buffer_.data(), ROTARY_F32, 1, 1, int64_t{1} << 62, 2, 16, &q, &k, &v),
+                 ROTARY_INVALID_ARGUMENT, "overflows");
+  ExpectRejected(rotary_apply_packed_qkv(nullptr, buffer_.data(), ROTARY_F32, 1, 1, 4, 2, nullptr, 0, 1.0f),
+                 ROTARY_INVALID_ARGUMENT, "rope");
+  ExpectRejected(rotary_apply_packed_qkv(rope_, buffer_.data(), ROTARY_F32, 1, 1, 4, 2, nullptr, -1, 1.0f),
+                 ROTARY_OUT_OF_RANGE, "offset");
 }
 
 }  // namespace

@@ -83,6 +83,44 @@ ROTARY_API rotary_status rotary_apply(const rotary_rope* rope, const rotary_tens
 ROTARY_API rotary_status rotary_apply_inverse(const rotary_rope* rope, const rotary_tensor* x,
                                               const int64_t* positions, int64_t offset);
 
+/* Out of place: reads src, writes dst (each with its own dtype and strides, e.g.
+ * f32 -> bf16 when writing k into a KV cache). Components rotary_dim..head_dim
+ * are copied (converted). dst may be exactly src (in place); any other overlap
+ * is ROTARY_INVALID_ARGUMENT. */
+ROTARY_API rotary_status rotary_apply_to(const rotary_rope* rope, const rotary_tensor* src,
+                                         const rotary_tensor* dst, const int64_t* positions,
+                                         int64_t offset);
+ROTARY_API rotary_status rotary_apply_inverse_to(const rotary_rope* rope, const rotary_tensor* src,
+                                                 const rotary_tensor* dst, const int64_t* positions,
+                                                 int64_t offset);
+
+/* q and k at the same positions in one pass (one table row read per (b, s) for
+ * both), in place. q and k may have different head counts (grouped-query
+ * attention) and must not overlap. Every component of q (rotated or not) is
+ * multiplied by q_scale (1: none), e.g. 1/sqrt(head_dim) folded into the pass. */
+ROTARY_API rotary_status rotary_apply_qk(const rotary_rope* rope, const rotary_tensor* q,
+                                         const rotary_tensor* k, const int64_t* positions,
+                                         int64_t offset, float q_scale);
+/* The same out of place: q_src -> q_dst and k_src -> k_dst (a dst may be exactly
+ * its src). q and k share their source dtype, and their destination dtype. */
+ROTARY_API rotary_status rotary_apply_qk_to(const rotary_rope* rope, const rotary_tensor* q_src,
+                                            const rotary_tensor* q_dst, const rotary_tensor* k_src,
+                                            const rotary_tensor* k_dst, const int64_t* positions,
+                                            int64_t offset, float q_scale);
+
+/* Views of a packed QKV buffer, the output of a fused QKV projection laid out
+ * [batch, seq, (q_heads + 2 * kv_heads) * head_dim]: q heads, then k heads,
+ * then v heads in every (b, s) row. Any of q, k, v may be NULL. */
+ROTARY_API rotary_status rotary_packed_qkv_views(void* data, rotary_dtype dtype, int64_t batch, int64_t seq,
+                                                 int64_t q_heads, int64_t kv_heads, int32_t head_dim,
+                                                 rotary_tensor* q, rotary_tensor* k, rotary_tensor* v);
+/* Rotates the q and k heads of a packed QKV buffer in place (head_dim from the
+ * rope), leaving v untouched: rotary_packed_qkv_views + rotary_apply_qk. */
+ROTARY_API rotary_status rotary_apply_packed_qkv(const rotary_rope* rope, void* data, rotary_dtype dtype,
+                                                 int64_t batch, int64_t seq, int64_t q_heads,
+                                                 int64_t kv_heads, const int64_t* positions,
+                                                 int64_t offset, float q_scale);
+
 /* Thread-local text of this thread's last failure ("" if none yet). */
 ROTARY_API const char* rotary_last_error(void);
 

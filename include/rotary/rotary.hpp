@@ -26,6 +26,9 @@ enum class Status : int {
 
 enum class Pairing : int { kNeox = ROTARY_NEOX, kInterleaved = ROTARY_INTERLEAVED };
 
+// Storage of a tensor; f16 and bf16 data are raw 16-bit patterns (uint16_t).
+enum class Dtype : int { kF32 = ROTARY_F32, kF16 = ROTARY_F16, kBF16 = ROTARY_BF16 };
+
 // The one exception type of the C++ API.
 class Error : public std::runtime_error {
  public:
@@ -56,17 +59,38 @@ struct Config {
   Config& position_limit(int64_t n) { c.position_limit = n; return *this; }
 };
 
-// A strided [batch, seq, heads, head_dim] view of f32 data (element strides).
+// A strided [batch, seq, heads, head_dim] view (strides in elements).
 struct Tensor {
   rotary_tensor t;
 
-  // Contiguous layout.
+  // f32, contiguous.
   Tensor(float* data, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim)
-      : Tensor(data, batch, seq, heads, seq * heads * head_dim, heads * head_dim, head_dim) {}
-  // Explicit element strides for batch, seq and head.
+      : Tensor(data, Dtype::kF32, batch, seq, heads, head_dim) {}
+  // f32, explicit element strides for batch, seq and head.
   Tensor(float* data, int64_t batch, int64_t seq, int64_t heads, int64_t stride_batch,
          int64_t stride_seq, int64_t stride_head)
-      : t{data, ROTARY_F32, batch, seq, heads, stride_batch, stride_seq, stride_head} {}
+      : Tensor(data, Dtype::kF32, batch, seq, heads, stride_batch, stride_seq, stride_head) {}
+  // Any storage type, contiguous.
+  Tensor(void* data, Dtype dtype, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim)
+      : Tensor(data, dtype, batch, seq, heads, seq * heads * head_dim, heads * head_dim, head_dim) {}
+  // Any storage type, explicit element strides.
+  Tensor(void* data, Dtype dtype, int64_t batch, int64_t seq, int64_t heads, int64_t stride_batch,
+         int64_t stride_seq, int64_t stride_head)
+      : t{data, static_cast<rotary_dtype>(dtype), batch, seq, heads, stride_batch, stride_seq, stride_head} {}
+  explicit Tensor(const rotary_tensor& raw) : t(raw) {}
+};
+
+// q, k and v views of a packed QKV buffer [batch, seq, (q_heads + 2 kv_heads) * head_dim].
+struct PackedQkv {
+  Tensor q, k, v;
+
+  static PackedQkv Views(void* data, Dtype dtype, int64_t batch, int64_t seq, int64_t q_heads,
+                         int64_t kv_heads, int32_t head_dim) {
+    rotary_tensor q, k, v;
+    detail::Check(rotary_packed_qkv_views(data, static_cast<rotary_dtype>(dtype), batch, seq, q_heads,
+                                          kv_heads, head_dim, &q, &k, &v));
+    return PackedQkv{Tensor(q), Tensor(k), Tensor(v)};
+  }
 };
 
 // Positions of the rows: either offset + s, or explicit ids (one per (b, s)) plus offset.
@@ -102,6 +126,31 @@ class Rope {
   }
   void apply_inverse(const Tensor& x, Positions positions = Positions()) const {
     detail::Check(rotary_apply_inverse(rope_, &x.t, positions.ids, positions.offset));
+  }
+
+  // Out of place: src -> dst, each with its own storage type and strides.
+  void apply_to(const Tensor& src, const Tensor& dst, Positions positions = Positions()) const {
+    detail::Check(rotary_apply_to(rope_, &src.t, &dst.t, positions.ids, positions.offset));
+  }
+  void apply_inverse_to(const Tensor& src, const Tensor& dst, Positions positions = Positions()) const {
+    detail::Check(rotary_apply_inverse_to(rope_, &src.t, &dst.t, positions.ids, positions.offset));
+  }
+
+  // q and k (any head counts) in one pass, in place; q_scale multiplies all of q.
+  void apply_qk(const Tensor& q, const Tensor& k, Positions positions = Positions(), float q_scale = 1.0f) const {
+    detail::Check(rotary_apply_qk(rope_, &q.t, &k.t, positions.ids, positions.offset, q_scale));
+  }
+  void apply_qk_to(const Tensor& q_src, const Tensor& q_dst, const Tensor& k_src, const Tensor& k_dst,
+                   Positions positions = Positions(), float q_scale = 1.0f) const {
+    detail::Check(rotary_apply_qk_to(rope_, &q_src.t, &q_dst.t, &k_src.t, &k_dst.t, positions.ids,
+                                     positions.offset, q_scale));
+  }
+
+  // The q and k heads of a packed QKV buffer, in place; v untouched.
+  void apply_packed_qkv(void* data, Dtype dtype, int64_t batch, int64_t seq, int64_t q_heads,
+                        int64_t kv_heads, Positions positions = Positions(), float q_scale = 1.0f) const {
+    detail::Check(rotary_apply_packed_qkv(rope_, data, static_cast<rotary_dtype>(dtype), batch, seq, q_heads,
+                                          kv_heads, positions.ids, positions.offset, q_scale));
   }
 
   int64_t table_bytes() const { return rotary_table_bytes(rope_); }

@@ -1,0 +1,140 @@
+// Per-target loads and stores between tensor storage (f32, f16, bf16) and f32
+// vectors. Rounding is to nearest even, once, on store; Inf and NaN survive both
+// ways (NaN stays NaN, made quiet). Highway 1.0.3's own f32 -> bf16 truncates on
+// every target and its emulated f16 (targets without F16C/NEON/SVE) truncates
+// and turns Inf/NaN into finite values, so those paths are written here.
+//
+// Included by rope_kernels-inl.h inside rotary::HWY_NAMESPACE.
+
+#if defined(ROTARY_DISPATCH_CONVERT_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef ROTARY_DISPATCH_CONVERT_INL_H_
+#undef ROTARY_DISPATCH_CONVERT_INL_H_
+#else
+#define ROTARY_DISPATCH_CONVERT_INL_H_
+#endif
+
+#include <cstdint>
+
+#include "hwy/highway.h"
+
+// Targets whose hardware converts f16 exactly (round to nearest even, Inf/NaN kept).
+#undef ROTARY_NATIVE_F16
+#if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2) || HWY_TARGET == HWY_NEON || \
+    (HWY_TARGET & (HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128))
+#define ROTARY_NATIVE_F16 1
+#else
+#define ROTARY_NATIVE_F16 0
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace rotary {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+// Storage types, as kernel template parameters. f16 and bf16 are raw uint16_t bits.
+struct F32Storage {
+  using T = float;
+};
+struct F16Storage {
+  using T = uint16_t;
+};
+struct BF16Storage {
+  using T = uint16_t;
+};
+
+namespace convert {
+using DU32 = hn::RebindToUnsigned<DF>;
+using DI32 = hn::RebindToSigned<DF>;
+using DU16 = hn::Rebind<uint16_t, DF>;
+
+HWY_INLINE hn::Vec<DU32> LoadU16AsU32(const uint16_t* p) { return hn::PromoteTo(DU32(), hn::LoadU(DU16(), p)); }
+
+// Values below 2^16 only: narrows without saturating anything.
+HWY_INLINE void StoreU32AsU16(hn::Vec<DU32> v, uint16_t* p) {
+  hn::StoreU(hn::DemoteTo(DU16(), hn::BitCast(DI32(), v)), DU16(), p);
+}
+
+HWY_INLINE VF BF16ToF32(const uint16_t* p) { return hn::BitCast(DF(), hn::ShiftLeft<16>(LoadU16AsU32(p))); }
+
+HWY_INLINE void F32ToBF16(VF v, uint16_t* p) {
+  const DU32 du;
+  const auto bits = hn::BitCast(du, v);
+  const auto upper = hn::ShiftRight<16>(bits);
+  // Round to nearest even: add 0x7FFF plus the lowest kept bit, then truncate.
+  const auto rounded = hn::ShiftRight<16>(hn::Add(bits, hn::Add(hn::Set(du, 0x7FFFu), hn::And(upper, hn::Set(du, 1u)))));
+  const auto quiet_nan = hn::Or(upper, hn::Set(du, 0x0040u));
+  StoreU32AsU16(hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(v)), quiet_nan, rounded), p);
+}
+
+#if ROTARY_NATIVE_F16
+using DH = hn::Rebind<hwy::float16_t, DF>;
+
+HWY_INLINE VF F16ToF32(const uint16_t* p) {
+  return hn::PromoteTo(DF(), hn::LoadU(DH(), reinterpret_cast<const hwy::float16_t*>(p)));
+}
+HWY_INLINE void F32ToF16(VF v, uint16_t* p) {
+  hn::StoreU(hn::DemoteTo(DH(), v), DH(), reinterpret_cast<hwy::float16_t*>(p));
+}
+#else
+HWY_INLINE VF F16ToF32(const uint16_t* p) {
+  const DU32 du;
+  const DF d;
+  const auto h = LoadU16AsU32(p);
+  const auto sign = hn::ShiftLeft<16>(hn::And(h, hn::Set(du, 0x8000u)));
+  const auto exponent = hn::And(hn::ShiftRight<10>(h), hn::Set(du, 0x1Fu));
+  const auto mantissa = hn::And(h, hn::Set(du, 0x3FFu));
+  const auto normal = hn::Or(hn::ShiftLeft<23>(hn::Add(exponent, hn::Set(du, 127u - 15u))), hn::ShiftLeft<13>(mantissa));
+  const auto inf_nan = hn::Or(hn::Set(du, 0x7F800000u), hn::ShiftLeft<13>(mantissa));
+  // Subnormal (and zero): mantissa * 2^-24, exact in f32.
+  const auto subnormal =
+      hn::BitCast(du, hn::Mul(hn::ConvertTo(d, hn::BitCast(DI32(), mantissa)), hn::Set(d, 1.0f / 16777216.0f)));
+  const auto magnitude = hn::IfThenElse(hn::Eq(exponent, hn::Zero(du)), subnormal,
+                                        hn::IfThenElse(hn::Eq(exponent, hn::Set(du, 0x1Fu)), inf_nan, normal));
+  return hn::BitCast(d, hn::Or(magnitude, sign));
+}
+
+// Round to nearest even (after F. Giesen's float_to_half_fast3_rtne).
+HWY_INLINE void F32ToF16(VF v, uint16_t* p) {
+  const DU32 du;
+  const DI32 di;
+  const DF d;
+  const auto bits = hn::BitCast(du, v);
+  const auto sign = hn::ShiftRight<16>(hn::And(bits, hn::Set(du, 0x80000000u)));
+  const auto f = hn::And(bits, hn::Set(du, 0x7FFFFFFFu));  // below 2^31: compare as signed
+  const auto fi = hn::BitCast(di, f);
+  // Too large for f16 (or Inf/NaN): Inf, or a quiet NaN.
+  const auto inf_nan = hn::IfThenElse(hn::RebindMask(du, hn::Gt(fi, hn::Set(di, 0x7F800000))), hn::Set(du, 0x7E00u),
+                                      hn::Set(du, 0x7C00u));
+  // Below the smallest normal: let an f32 addition do the rounding of the subnormal.
+  const auto magic = hn::Set(du, 0x3F000000u);  // (127 - 15 + 23 - 10 + 1) << 23
+  const auto subnormal = hn::Sub(hn::BitCast(du, hn::Add(hn::BitCast(d, f), hn::BitCast(d, magic))), magic);
+  // Normal: rebias the exponent, round the 13 dropped bits to nearest even.
+  const auto odd = hn::And(hn::ShiftRight<13>(f), hn::Set(du, 1u));
+  const auto normal = hn::ShiftRight<13>(hn::Add(hn::Add(f, hn::Set(du, 0xC8000FFFu)), odd));
+  const auto magnitude =
+      hn::IfThenElse(hn::RebindMask(du, hn::Gt(fi, hn::Set(di, 0x47800000 - 1))), inf_nan,
+                     hn::IfThenElse(hn::RebindMask(du, hn::Lt(fi, hn::Set(di, 0x38800000))), subnormal, normal));
+  StoreU32AsU16(hn::Or(magnitude, sign), p);
+}
+#endif
+}  // namespace convert
+
+// N elements of storage -> f32 lanes.
+HWY_INLINE VF LoadF32(F32Storage, const float* p) { return hn::LoadU(DF(), p); }
+HWY_INLINE VF LoadF32(F16Storage, const uint16_t* p) { return convert::F16ToF32(p); }
+HWY_INLINE VF LoadF32(BF16Storage, const uint16_t* p) { return convert::BF16ToF32(p); }
+
+// f32 lanes -> N elements of storage, rounded once to nearest even.
+HWY_INLINE void StoreF32(F32Storage, VF v, float* p) { hn::StoreU(v, DF(), p); }
+HWY_INLINE void StoreF32(F16Storage, VF v, uint16_t* p) { convert::F32ToF16(v, p); }
+HWY_INLINE void StoreF32(BF16Storage, VF v, uint16_t* p) { convert::F32ToBF16(v, p); }
+
+// NOLINTNEXTLINE(google-readability-namespace-comments)
+}  // namespace HWY_NAMESPACE
+}  // namespace rotary
+HWY_AFTER_NAMESPACE();
+
+#endif  // per-target include guard

@@ -1,0 +1,27 @@
+// Checks the tensors of one call against each other (shapes, storage types,
+// in place or out of place, no overlap) and turns them into kernel operands.
+#ifndef ROTARY_LIB_CALL_OPERANDS_H_
+#define ROTARY_LIB_CALL_OPERANDS_H_
+
+#include <cstdint>
+
+#include "dispatch/kernel_api.h"
+#include "lib/rope.h"
+
+namespace rotary {
+
+struct CallOperands {
+  Operand operands[2];
+  int64_t batch, seq;
+  DtypeIndex src_dtype, dst_dtype;  // shared by all operands
+  int64_t bytes_per_row;            // tensor bytes read + written per (b, s) row
+
+  int64_t rows() const { return batch * seq; }
+};
+
+// count is 1 (one tensor) or 2 (q then k). Throws Error naming the bad argument.
+CallOperands ValidateOperands(const TensorArgs* tensors, int count, int32_t head_dim);
+
+}  // namespace rotary
+
+#endif  // ROTARY_LIB_CALL_OPERANDS_H_

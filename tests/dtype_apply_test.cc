@@ -1,0 +1,323 @@
+// f16 / bf16 storage, out-of-place apply, q and k in one call (GQA), packed QKV
+// and NaN/Inf propagation, through the public API on every supported target.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "rotary/rotary.hpp"
+#include "tests/reference.h"
+#include "tests/storage_reference.h"
+#include "tests/test_tensor.h"
+
+namespace {
+
+using rotary_test::RefRope;
+
+// A [batch, seq, heads, head_dim] tensor of any storage type with padded
+// strides, inside a buffer of guard bytes.
+class TypedTensor {
+ public:
+  static constexpr int64_t kGuard = 16;  // elements before and after
+
+  TypedTensor(rotary_dtype dtype, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim, int64_t pad = 3)
+      : dtype_(dtype), batch_(batch), seq_(seq), heads_(heads), head_dim_(head_dim) {
+    stride_head_ = head_dim + pad;
+    stride_seq_ = heads * stride_head_ + pad;
+    stride_batch_ = seq * stride_seq_ + pad;
+    bytes_.assign((2 * kGuard + batch * stride_batch_) * ElementBytes(), 0xA5);
+  }
+
+  size_t ElementBytes() const { return dtype_ == ROTARY_F32 ? 4 : 2; }
+  int64_t Index(int64_t b, int64_t s, int64_t h, int64_t k) const {
+    return kGuard + b * stride_batch_ + s * stride_seq_ + h * stride_head_ + k;
+  }
+  // The stored value, exactly.
+  double Get(int64_t b, int64_t s, int64_t h, int64_t k) const {
+    const uint8_t* p = &bytes_[Index(b, s, h, k) * ElementBytes()];
+    if (dtype_ == ROTARY_F32) {
+      float f;
+      std::memcpy(&f, p, 4);
+      return f;
+    }
+    uint16_t u;
+    std::memcpy(&u, p, 2);
+    return dtype_ == ROTARY_F16 ? rotary_test::HalfToDouble(u) : rotary_test::BFloat16ToDouble(u);
+  }
+  // Stores v rounded to the storage type.
+  void Set(int64_t b, int64_t s, int64_t h, int64_t k, double v) {
+    uint8_t* p = &bytes_[Index(b, s, h, k) * ElementBytes()];
+    if (dtype_ == ROTARY_F32) {
+      const float f = static_cast<float>(v);
+      std::memcpy(p, &f, 4);
+      return;
+    }
+    const uint16_t u = dtype_ == ROTARY_F16 ? rotary_test::DoubleToHalf(v)
+                                            : rotary_test::FloatToBFloat16(static_cast<float>(v));
+    std::memcpy(p, &u, 2);
+  }
+  void FillRandom(uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<double> dist(-2.0, 2.0);
+    ForEach([&](int64_t b, int64_t s, int64_t h, int64_t k) { Set(b, s, h, k, dist(rng)); });
+  }
+  template <typename Fn>
+  void ForEach(Fn&& fn) const {
+    for (int64_t b = 0; b < batch_; ++b)
+      for (int64_t s = 0; s < seq_; ++s)
+        for (int64_t h = 0; h < heads_; ++h)
+          for (int64_t k = 0; k < head_dim_; ++k) fn(b, s, h, k);
+  }
+  rotary_tensor raw() {
+    return rotary_tensor{&bytes_[kGuard * ElementBytes()], dtype_, batch_, seq_, heads_,
+                         stride_batch_, stride_seq_, stride_head_};
+  }
+  // Every byte outside the heads is as `before` has it.
+  bool OnlyHeadsChanged(const TypedTensor& before) const {
+    std::vector<char> inside(bytes_.size() / ElementBytes(), 0);
+    ForEach([&](int64_t b, int64_t s, int64_t h, int64_t k) { inside[Index(b, s, h, k)] = 1; });
+    for (size_t e = 0; e < inside.size(); ++e) {
+      if (!inside[e] && std::memcmp(&bytes_[e * ElementBytes()], &before.bytes_[e * ElementBytes()], ElementBytes())) {
+        return false;
+      }
+    }
+    return true;
+  }
+  const std::vector<uint8_t>& bytes() const { return bytes_; }
+  rotary_dtype dtype() const { return dtype_; }
+
+ private:
+  rotary_dtype dtype_;
+  int64_t batch_, seq_, heads_, head_dim_;
+  int64_t stride_head_, stride_seq_, stride_batch_;
+  std::vector<uint8_t> bytes_;
+};
+
+// The storage value nearest to v.
+double RoundTo(rotary_dtype dtype, double v) {
+  if (dtype == ROTARY_F32) return static_cast<float>(v);
+  if (dtype == ROTARY_F16) return rotary_test::HalfToDouble(rotary_test::DoubleToHalf(v));
+  return rotary_test::BFloat16ToDouble(rotary_test::FloatToBFloat16(static_cast<float>(v)));
+}
+
+// The kernel computes in f32 (error <= f32_bound) and rounds once: the stored
+// value is the rounding of something within f32_bound of the exact result.
+void ExpectOneRoundingOf(rotary_dtype dtype, double got, double exact, double f32_bound, const char* what) {
+  if (dtype == ROTARY_F32) {
+    EXPECT_NEAR(got, exact, f32_bound) << what;
+    return;
+  }
+  const double low = RoundTo(dtype, exact - f32_bound), high = RoundTo(dtype, exact + f32_bound);
+  EXPECT_TRUE(got >= std::min(low, high) && got <= std::max(low, high))
+      << what << ": got " << got << ", exact " << exact << ", allowed [" << low << ", " << high << "]";
+}
+
+class DtypeTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { rotary::set_target(GetParam()); }
+  void TearDown() override { rotary::set_target("auto"); }
+};
+
+INSTANTIATE_TEST_SUITE_P(EveryTarget, DtypeTest, ::testing::ValuesIn(rotary::supported_targets()),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+
+const rotary_dtype kDtypes[] = {ROTARY_F32, ROTARY_F16, ROTARY_BF16};
+
+TEST_P(DtypeTest, EveryStoragePairMatchesReferenceOutOfPlace) {
+  const int head_dim = 80, rotary_dim = 68;  // tails on every vector width, and a pass-through part
+  for (bool interleaved : {false, true}) {
+    rotary::Rope rope(rotary::Config().head_dim(head_dim).rotary_dim(rotary_dim).pairing(
+        interleaved ? rotary::Pairing::kInterleaved : rotary::Pairing::kNeox));
+    const RefRope ref{head_dim, rotary_dim, interleaved};
+    const std::vector<int64_t> positions = {0, 1, 4095, 131071, 999999, 77};
+    for (rotary_dtype src_type : kDtypes) {
+      for (rotary_dtype dst_type : kDtypes) {
+        TypedTensor src(src_type, 2, 3, 5, head_dim), dst(dst_type, 2, 3, 5, head_dim, 1);
+        src.FillRandom(100 + 10 * src_type + dst_type);
+        const TypedTensor src_before = src, dst_before = dst;
+        rotary_tensor s = src.raw(), d = dst.raw();
+        ASSERT_EQ(rotary_apply_to(rope.handle(), &s, &d, positions.data(), 0), ROTARY_OK) << rotary_last_error();
+
+        EXPECT_EQ(src.bytes(), src_before.bytes()) << "the source of an out-of-place call was written";
+        EXPECT_TRUE(dst.OnlyHeadsChanged(dst_before));
+        const double bound = 4e-6 * 2.0;
+        std::vector<double> head(head_dim);
+        for (int64_t b = 0; b < 2; ++b)
+          for (int64_t q = 0; q < 3; ++q)
+            for (int64_t h = 0; h < 5; ++h) {
+              for (int k = 0; k < head_dim; ++k) head[k] = src.Get(b, q, h, k);
+              rotary_test::ReferenceRotateHead(ref, head.data(), head.data(), positions[b * 3 + q]);
+              for (int k = 0; k < head_dim; ++k) {
+                if (k >= rotary_dim) {
+                  ASSERT_EQ(dst.Get(b, q, h, k), RoundTo(dst_type, src.Get(b, q, h, k))) << "pass-through " << k;
+                } else {
+                  ExpectOneRoundingOf(dst_type, dst.Get(b, q, h, k), head[k], bound, "rotated component");
+                }
+              }
+            }
+      }
+    }
+  }
+}
+
+TEST_P(DtypeTest, HalfPrecisionInPlaceMatchesReferenceAndInverts) {
+  for (rotary_dtype type : {ROTARY_F16, ROTARY_BF16}) {
+    for (bool interleaved : {false, true}) {
+      rotary::Rope rope(rotary::Config().head_dim(128).pairing(interleaved ? rotary::Pairing::kInterleaved
+                                                                           : rotary::Pairing::kNeox));
+      TypedTensor x(type, 1, 7, 9, 128);
+      x.FillRandom(7 + type);
+      const TypedTensor before = x;
+      rotary_tensor t = x.raw();
+      ASSERT_EQ(rotary_apply(rope.handle(), &t, nullptr, 500), ROTARY_OK);
+      EXPECT_TRUE(x.OnlyHeadsChanged(before));
+      std::vector<double> head(128);
+      for (int64_t s = 0; s < 7; ++s)
+        for (int64_t h = 0; h < 9; ++h) {
+          for (int k = 0; k < 128; ++k) head[k] = before.Get(0, s, h, k);
+          rotary_test::ReferenceRotateHead(RefRope{128, 128, interleaved}, head.data(), head.data(), 500 + s);
+          for (int k = 0; k < 128; ++k) ExpectOneRoundingOf(type, x.Get(0, s, h, k), head[k], 8e-6, "in place");
+        }
+      // Inverse brings it back to within two roundings of the storage type.
+      ASSERT_EQ(rotary_apply_inverse(rope.handle(), &t, nullptr, 500), ROTARY_OK);
+      const double ulp = type == ROTARY_F16 ? std::ldexp(1.0, -10) : std::ldexp(1.0, -7);
+      x.ForEach([&](int64_t b, int64_t s, int64_t h, int64_t k) {
+        EXPECT_NEAR(x.Get(b, s, h, k), before.Get(b, s, h, k), 2 * ulp * 2.0);
+      });
+    }
+  }
+}
+
+// Grouped-query attention: 32 q heads and 8 k heads rotated in one call must
+// equal two separate calls, bit for bit.
+TEST_P(DtypeTest, QAndKInOneCallEqualTwoCalls) {
+  for (rotary_dtype type : kDtypes) {
+    for (bool interleaved : {false, true}) {
+      rotary::Rope rope(rotary::Config().head_dim(64).pairing(interleaved ? rotary::Pairing::kInterleaved
+                                                                          : rotary::Pairing::kNeox));
+      TypedTensor q(type, 2, 5, 32, 64), k(type, 2, 5, 8, 64, 0);
+      q.FillRandom(1);
+      k.FillRandom(2);
+      TypedTensor q_alone = q, k_alone = k;
+      rotary_tensor qt = q.raw(), kt = k.raw(), qa = q_alone.raw(), ka = k_alone.raw();
+      const std::vector<int64_t> ids = {3, 9, 27, 81, 243, 729, 2187, 6561, 19683, 59049};
+      ASSERT_EQ(rotary_apply_qk(rope.handle(), &qt, &kt, ids.data(), 10, 1.0f), ROTARY_OK) << rotary_last_error();
+      ASSERT_EQ(rotary_apply(rope.handle(), &qa, ids.data(), 10), ROTARY_OK);
+      ASSERT_EQ(rotary_apply(rope.handle(), &ka, ids.data(), 10), ROTARY_OK);
+      EXPECT_EQ(q.bytes(), q_alone.bytes());
+      EXPECT_EQ(k.bytes(), k_alone.bytes());
+    }
+  }
+}
+
+TEST_P(DtypeTest, QScaleMultipliesEveryComponentOfQOnly) {
+  const int head_dim = 96, rotary_dim = 64;
+  rotary::Rope rope(rotary::Config().head_dim(head_dim).rotary_dim(rotary_dim));
+  TypedTensor q(ROTARY_F32, 1, 3, 4, head_dim), k(ROTARY_F32, 1, 3, 2, head_dim);
+  q.FillRandom(5);
+  k.FillRandom(6);
+  const TypedTensor q_before = q, k_before = k;
+  TypedTensor k_alone = k;
+  rotary_tensor qt = q.raw(), kt = k.raw(), ka = k_alone.raw();
+  const float scale = 1.0f / std::sqrt(96.0f);
+  ASSERT_EQ(rotary_apply_qk(rope.handle(), &qt, &kt, nullptr, 40, scale), ROTARY_OK);
+  ASSERT_EQ(rotary_apply(rope.handle(), &ka, nullptr, 40), ROTARY_OK);
+  EXPECT_EQ(k.bytes(), k_alone.bytes()) << "k must not be scaled";
+  EXPECT_TRUE(q.OnlyHeadsChanged(q_before));
+  std::vector<double> head(head_dim);
+  for (int64_t s = 0; s < 3; ++s)
+    for (int64_t h = 0; h < 4; ++h) {
+      for (int c = 0; c < head_dim; ++c) head[c] = q_before.Get(0, s, h, c);
+      rotary_test::ReferenceRotateHead(RefRope{head_dim, rotary_dim, false}, head.data(), head.data(), 40 + s);
+      for (int c = 0; c < head_dim; ++c) EXPECT_NEAR(q.Get(0, s, h, c), scale * head[c], 4e-6) << c;
+    }
+}
+
+// A fused QKV projection's output [batch, seq, (hq + 2 hk) * head_dim].
+TEST_P(DtypeTest, PackedQkvRotatesQAndKAndLeavesVUntouched) {
+  for (rotary_dtype type : kDtypes) {
+    const int64_t batch = 2, seq = 6, hq = 8, hk = 2, dim = 64;
+    const size_t element = type == ROTARY_F32 ? 4 : 2;
+    const int64_t row = (hq + 2 * hk) * dim;
+    std::vector<uint8_t> packed(batch * seq * row * element);
+    std::mt19937 rng(3);
+    for (uint8_t& byte : packed) byte = static_cast<uint8_t>(rng() & 0x3F);  // small finite values in every type
+    const std::vector<uint8_t> original = packed;
+
+    rotary::Rope rope(rotary::Config().head_dim(dim));
+    ASSERT_EQ(rotary_apply_packed_qkv(rope.handle(), packed.data(), type, batch, seq, hq, hk, nullptr, 100, 1.0f),
+              ROTARY_OK)
+        << rotary_last_error();
+
+    // The same through the views and two separate calls.
+    std::vector<uint8_t> separate = original;
+    rotary_tensor q, k, v;
+    ASSERT_EQ(rotary_packed_qkv_views(separate.data(), type, batch, seq, hq, hk, dim, &q, &k, &v), ROTARY_OK);
+    ASSERT_EQ(rotary_apply(rope.handle(), &q, nullptr, 100), ROTARY_OK);
+    ASSERT_EQ(rotary_apply(rope.handle(), &k, nullptr, 100), ROTARY_OK);
+    EXPECT_EQ(packed, separate);
+    for (int64_t r = 0; r < batch * seq; ++r) {
+      const size_t v_begin = (r * row + (hq + hk) * dim) * element, v_end = (r + 1) * row * element;
+      ASSERT_TRUE(std::equal(packed.begin() + v_begin, packed.begin() + v_end, original.begin() + v_begin))
+          << "v of row " << r << " changed";
+    }
+    EXPECT_NE(packed, original);
+  }
+}
+
+// A NaN or Inf reaches exactly the outputs of its own pair, nothing else.
+TEST_P(DtypeTest, NaNAndInfPropagateOnlyToTheirPair) {
+  for (bool interleaved : {false, true}) {
+    for (float poison : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+      rotary::Rope rope(rotary::Config().head_dim(64).pairing(interleaved ? rotary::Pairing::kInterleaved
+                                                                          : rotary::Pairing::kNeox));
+      rotary_test::TestTensor clean(rotary_test::Shape{1, 2, 5, 64}, 9);
+      rotary_test::TestTensor poisoned = clean;
+      const int k = 13;  // pair partner: 13 + 32 (neox) or 12 (interleaved)
+      const int partner = interleaved ? 12 : 13 + 32;
+      poisoned.at(0, 1, 2, k) = poison;
+      rope.apply(clean.view(), rotary::Positions(1000));
+      rope.apply(poisoned.view(), rotary::Positions(1000));
+      for (int64_t s = 0; s < 2; ++s)
+        for (int64_t h = 0; h < 5; ++h)
+          for (int c = 0; c < 64; ++c) {
+            const bool touched = s == 1 && h == 2 && (c == k || c == partner);
+            if (touched) {
+              EXPECT_FALSE(std::isfinite(poisoned.at(0, s, h, c))) << c;
+            } else {
+              EXPECT_EQ(poisoned.at(0, s, h, c), clean.at(0, s, h, c)) << s << " " << h << " " << c;
+            }
+          }
+    }
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// The C++ face of the same calls gives the same bytes as the C calls.
+TEST_P(DtypeTest, CppApiMatchesCApi) {
+  rotary::Rope rope(rotary::Config().head_dim(32));
+  std::vector<float> src(2 * 3 * 4 * 32);
+  for (size_t i = 0; i < src.size(); ++i) src[i] = std::sin(0.1f * i);
+  std::vector<uint16_t> via_cpp(src.size()), via_c(src.size());
+  rope.apply_to(rotary::Tensor(src.data(), 2, 3, 4, 32), rotary::Tensor(via_cpp.data(), rotary::Dtype::kBF16, 2, 3, 4, 32),
+                rotary::Positions(7));
+  rotary_tensor s{src.data(), ROTARY_F32, 2, 3, 4, 3 * 4 * 32, 4 * 32, 32};
+  rotary_tensor d{via_c.data(), ROTARY_BF16, 2, 3, 4, 3 * 4 * 32, 4 * 32, 32};
+  ASSERT_EQ(rotary_apply_to(rope.handle(), &s, &d, nullptr, 7), ROTARY_OK);
+  EXPECT_EQ(via_cpp, via_c);
+
+  std::vector<uint16_t> packed(1 * 2 * (4 + 2 * 2) * 32, 0x3c00);  // f16 ones
+  const rotary::PackedQkv views = rotary::PackedQkv::Views(packed.data(), rotary::Dtype::kF16, 1, 2, 4, 2, 32);
+  rope.apply_qk(views.q, views.k, rotary::Positions(3));
+  EXPECT_EQ(packed.back(), 0x3c00) << "v changed";
+  EXPECT_THROW(rope.apply_qk(views.q, views.q), rotary::Error);
+}
+
+}  // namespace

@@ -1,0 +1,80 @@
+// Scalar reference conversions between double/float and f16 / bf16 bits,
+// written from the definitions (nearest representable value, ties to even),
+// sharing no code with the library's vector conversions.
+#ifndef ROTARY_TESTS_STORAGE_REFERENCE_H_
+#define ROTARY_TESTS_STORAGE_REFERENCE_H_
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+namespace rotary_test {
+
+inline uint32_t FloatBits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+inline float BitsFloat(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// f16 bits -> value (exact in double).
+inline double HalfToDouble(uint16_t h) {
+  const int sign = h >> 15, exponent = (h >> 10) & 0x1F, mantissa = h & 0x3FF;
+  double magnitude;
+  if (exponent == 0x1F) {
+    magnitude = mantissa ? std::numeric_limits<double>::quiet_NaN() : std::numeric_limits<double>::infinity();
+  } else if (exponent == 0) {
+    magnitude = std::ldexp(mantissa, -24);
+  } else {
+    magnitude = std::ldexp(1024 + mantissa, exponent - 25);
+  }
+  return sign ? -magnitude : magnitude;
+}
+
+// Nearest f16 (ties to even mantissa); beyond the largest finite value plus half
+// an ulp: Inf; NaN: a NaN (any payload).
+inline uint16_t DoubleToHalf(double v) {
+  if (std::isnan(v)) return 0x7E00;
+  const uint16_t sign = std::signbit(v) ? 0x8000 : 0;
+  const double a = std::fabs(v);
+  // Largest finite f16 is 65504; the next step (ulp 32) would be 65536.
+  if (a >= 65520.0) return sign | 0x7C00;
+  // Positive f16 values are ordered like their bit patterns: bisect for the
+  // largest pattern whose value is <= a, then compare with its successor.
+  uint16_t lo = 0, hi = 0x7BFF;
+  while (lo < hi) {
+    const uint16_t mid = static_cast<uint16_t>((lo + hi + 1) / 2);
+    if (HalfToDouble(mid) <= a) lo = mid; else hi = static_cast<uint16_t>(mid - 1);
+  }
+  const uint16_t below = lo, above = static_cast<uint16_t>(lo + 1);
+  const double d_below = a - HalfToDouble(below), d_above = HalfToDouble(above) - a;
+  const uint16_t nearest = d_below < d_above ? below : d_above < d_below ? above : ((below & 1) ? above : below);
+  return sign | nearest;
+}
+
+inline double BFloat16ToDouble(uint16_t b) { return BitsFloat(static_cast<uint32_t>(b) << 16); }
+
+// Nearest bf16 (ties to even); NaN: a quiet NaN.
+inline uint16_t FloatToBFloat16(float v) {
+  if (std::isnan(v)) return static_cast<uint16_t>((FloatBits(v) >> 16) | 0x0040);
+  const uint32_t bits = FloatBits(v);
+  const uint16_t toward_zero = static_cast<uint16_t>(bits >> 16);
+  if ((bits & 0xFFFF) == 0) return toward_zero;  // exact (and Inf)
+  // The step to the next bf16 magnitude, in double so it exists even past the f32 range.
+  const int exponent = static_cast<int>((bits >> 23) & 0xFF);
+  const double ulp = std::ldexp(1.0, (exponent == 0 ? 1 : exponent) - 127 - 7);
+  const double low = std::fabs(BFloat16ToDouble(toward_zero));
+  const double a = std::fabs(static_cast<double>(v));
+  const double d_low = a - low, d_high = low + ulp - a;
+  const bool up = d_high < d_low || (d_high == d_low && (toward_zero & 1));
+  return static_cast<uint16_t>(toward_zero + (up ? 1 : 0));  // carries into the exponent (up to Inf) as it should
+}
+
+}  // namespace rotary_test
+
+#endif  // ROTARY_TESTS_STORAGE_REFERENCE_H_
