@@ -1,25 +1,30 @@
-// rotary-bench: how fast rotary is on this CPU, as ratios to the memory limit
+// rotary-bench: how fast rotary is on this CPU, as ratios to yardsticks
 // measured in the same run (BENCHMARKS.md). Prints one protocol line per case
-// and a summary table; --csv / --json for machines.
+// and a readable summary; --csv / --json for machines, --plot for a chart.
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <functional>
-#include <map>
+#include <memory>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <tbb/task_arena.h>
 
+#include "bench/report.h"
+#include "bench/timing.h"
 #include "bench/yardsticks.h"
 #include "rotary/rotary.hpp"
 
 namespace {
+
+using rotary_bench::Result;
 
 struct Shape {
   const char* name;
@@ -27,23 +32,23 @@ struct Shape {
   int64_t offset;  // positions are offset + s
 };
 
+// BENCHMARKS.md; "tiny" is for smoke tests only.
 const Shape kShapes[] = {
-    {"decode1", 1, 1, 32, 128, 1000},
-    {"decode16", 16, 1, 32, 128, 1000},
-    {"prefill512", 1, 512, 32, 128, 0},
-    {"prefill4k", 1, 4096, 32, 128, 0},
+    {"decode1", 1, 1, 32, 128, 1000},   {"decode16", 16, 1, 32, 128, 1000}, {"prefill512", 1, 512, 32, 128, 0},
+    {"prefill4k", 1, 4096, 32, 128, 0}, {"tiny", 1, 3, 4, 128, 5},
 };
+constexpr int64_t kKvHeads = 8;  // the k of the fused q+k cases (32 q heads)
 
 struct Options {
   std::vector<std::string> shapes = {"decode1", "decode16", "prefill512", "prefill4k"};
   std::vector<std::string> modes = {"neox", "interleaved"};
-  std::vector<std::string> dtypes = {"f32"};
-  std::vector<std::string> targets;  // empty: the active one; "all": every supported
+  std::vector<std::string> dtypes = {"f32", "f16", "bf16"};
+  std::vector<std::string> targets;  // empty: the active one; "all": every supported one
   std::vector<int> threads;          // empty: 1 and all cores
-  int repetitions = 7;
-  double min_seconds = 0.02;  // per repetition of one measurement
-  bool naive = true;
+  bool naive = true, qk = true, kv_write = true, table = true;
+  rotary_bench::TimingOptions timing;
   enum { kLines, kCsv, kJson } format = kLines;
+  std::string plot_path;
 };
 
 std::vector<std::string> SplitList(const std::string& s) {
@@ -58,15 +63,16 @@ std::vector<std::string> SplitList(const std::string& s) {
 void Usage() {
   std::printf(
       "usage: rotary-bench [options]\n"
-      "  --shapes=LIST      decode1,decode16,prefill512,prefill4k (default: all)\n"
+      "  --shapes=LIST      decode1,decode16,prefill512,prefill4k (default: all), or tiny (smoke test)\n"
       "  --modes=LIST       neox,interleaved (default: both)\n"
-      "  --dtypes=LIST      f32 (default: f32)\n"
+      "  --dtypes=LIST      f32,f16,bf16 (default: all)\n"
       "  --targets=LIST     target names, or 'all' supported ones (default: the active target)\n"
       "  --threads=LIST     thread counts (default: 1 and all cores)\n"
-      "  --repetitions=N    timed repetitions per case, median reported (default 7)\n"
+      "  --repetitions=N    timed repetitions per case, median reported (default 5)\n"
       "  --min-time=SEC     minimum time of one repetition (default 0.02)\n"
-      "  --no-naive         skip the naive-loop yardstick\n"
-      "  --csv | --json     machine-readable output instead of protocol lines\n");
+      "  --no-naive --no-qk --no-kv-write --no-table   skip those sections\n"
+      "  --csv | --json     machine-readable output instead of protocol lines and summary\n"
+      "  --plot=FILE.png    bar chart of GB/s per shape and target with the stream limit (needs gnuplot)\n");
 }
 
 bool ParseArgs(int argc, char** argv, Options* o) {
@@ -89,13 +95,21 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       o->targets = SplitList(v);
     } else if (const char* v = value("--threads")) {
       o->threads.clear();
-      for (const std::string& t : SplitList(v)) o->threads.push_back(std::atoi(t.c_str()));
+      for (const std::string& t : SplitList(v)) o->threads.push_back(std::max(1, std::atoi(t.c_str())));
     } else if (const char* v = value("--repetitions")) {
-      o->repetitions = std::max(1, std::atoi(v));
+      o->timing.repetitions = std::max(1, std::atoi(v));
     } else if (const char* v = value("--min-time")) {
-      o->min_seconds = std::max(1e-4, std::atof(v));
+      o->timing.min_seconds = std::max(1e-5, std::atof(v));
+    } else if (const char* v = value("--plot")) {
+      o->plot_path = v;
     } else if (arg == "--no-naive") {
       o->naive = false;
+    } else if (arg == "--no-qk") {
+      o->qk = false;
+    } else if (arg == "--no-kv-write") {
+      o->kv_write = false;
+    } else if (arg == "--no-table") {
+      o->table = false;
     } else if (arg == "--csv") {
       o->format = Options::kCsv;
     } else if (arg == "--json") {
@@ -109,95 +123,265 @@ bool ParseArgs(int argc, char** argv, Options* o) {
   return true;
 }
 
-using Clock = std::chrono::steady_clock;
-
-// Median over `repetitions` of the mean ns per call, each repetition running
-// enough calls to last min_seconds. The functions of one case are measured in
-// alternation so that drift in the machine hits all of them alike.
-std::vector<double> MedianNsPerCall(const std::vector<std::function<void()>>& fns, const Options& o) {
-  std::vector<int64_t> calls(fns.size(), 1);
-  for (size_t f = 0; f < fns.size(); ++f) {  // calibrate (and warm up)
-    for (;;) {
-      const auto start = Clock::now();
-      for (int64_t c = 0; c < calls[f]; ++c) fns[f]();
-      const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-      if (seconds >= o.min_seconds / 4 || calls[f] >= (int64_t{1} << 30)) {
-        calls[f] = std::max<int64_t>(1, static_cast<int64_t>(calls[f] * o.min_seconds / std::max(seconds, 1e-9)));
-        break;
-      }
-      calls[f] *= 4;
-    }
+const Shape& FindShape(const std::string& name) {
+  for (const Shape& s : kShapes) {
+    if (name == s.name) return s;
   }
-  std::vector<std::vector<double>> samples(fns.size());
-  for (int r = 0; r < o.repetitions; ++r) {
-    for (size_t f = 0; f < fns.size(); ++f) {
-      const auto start = Clock::now();
-      for (int64_t c = 0; c < calls[f]; ++c) fns[f]();
-      const double ns = std::chrono::duration<double, std::nano>(Clock::now() - start).count();
-      samples[f].push_back(ns / calls[f]);
-    }
-  }
-  std::vector<double> medians;
-  for (std::vector<double>& s : samples) {
-    std::sort(s.begin(), s.end());
-    medians.push_back(s[s.size() / 2]);
-  }
-  return medians;
+  throw std::runtime_error("unknown shape '" + name + "'");
 }
 
-struct Result {
-  std::string impl, target, mode, dtype, shape;
-  int threads;
-  double ns_per_call, gbps, of_stream;
+rotary::Dtype ParseDtype(const std::string& name) {
+  if (name == "f32") return rotary::Dtype::kF32;
+  if (name == "f16") return rotary::Dtype::kF16;
+  if (name == "bf16") return rotary::Dtype::kBF16;
+  throw std::runtime_error("unknown dtype '" + name + "'");
+}
+
+rotary::Pairing ParseMode(const std::string& name) {
+  if (name == "neox") return rotary::Pairing::kNeox;
+  if (name == "interleaved") return rotary::Pairing::kInterleaved;
+  throw std::runtime_error("unknown mode '" + name + "'");
+}
+
+int64_t ElementBytes(rotary::Dtype d) { return d == rotary::Dtype::kF32 ? 4 : 2; }
+
+// A buffer of `elements` values of a storage type, filled with small values.
+struct Buffer {
+  Buffer(int64_t elements, rotary::Dtype dtype) : dtype(dtype), words((elements * ElementBytes(dtype) + 3) / 4) {
+    std::vector<float> values(elements);
+    for (int64_t i = 0; i < elements; ++i) values[i] = std::sin(0.001f * static_cast<float>(i));
+    if (dtype == rotary::Dtype::kF32) {
+      std::copy(values.begin(), values.end(), reinterpret_cast<float*>(words.data()));
+    } else {  // round through rotary itself: an out-of-place apply at position 0 is a converting copy
+      rotary::Rope rope(rotary::Config().head_dim(2));
+      rope.apply_to(rotary::Tensor(values.data(), 1, 1, elements / 2, 2),
+                    rotary::Tensor(data(), dtype, 1, 1, elements / 2, 2), 0);
+    }
+  }
+  void* data() { return words.data(); }
+
+  rotary::Dtype dtype;
+  std::vector<float> words;
 };
 
-void PrintLine(const Result& r) {
-  std::printf("impl=%s target=%s mode=%s dtype=%s shape=%s threads=%d ns_per_call=%.1f GBps=%.2f of_stream=%.3f\n",
-              r.impl.c_str(), r.target.c_str(), r.mode.c_str(), r.dtype.c_str(), r.shape.c_str(), r.threads,
-              r.ns_per_call, r.gbps, r.of_stream);
+std::string CpuName() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; std::getline(cpuinfo, line);) {
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  }
+  return "unknown CPU";
 }
 
-void PrintCsv(const std::vector<Result>& results) {
-  std::printf("impl,target,mode,dtype,shape,threads,ns_per_call,GBps,of_stream\n");
-  for (const Result& r : results) {
-    std::printf("%s,%s,%s,%s,%s,%d,%.1f,%.3f,%.4f\n", r.impl.c_str(), r.target.c_str(), r.mode.c_str(),
-                r.dtype.c_str(), r.shape.c_str(), r.threads, r.ns_per_call, r.gbps, r.of_stream);
-  }
-}
+class Bench {
+ public:
+  explicit Bench(const Options& o) : o_(o) {}
 
-void PrintJson(const std::vector<Result>& results) {
-  std::printf("[\n");
-  for (size_t i = 0; i < results.size(); ++i) {
-    const Result& r = results[i];
-    std::printf(
-        "  {\"impl\": \"%s\", \"target\": \"%s\", \"mode\": \"%s\", \"dtype\": \"%s\", \"shape\": \"%s\", "
-        "\"threads\": %d, \"ns_per_call\": %.1f, \"GBps\": %.3f, \"of_stream\": %.4f}%s\n",
-        r.impl.c_str(), r.target.c_str(), r.mode.c_str(), r.dtype.c_str(), r.shape.c_str(), r.threads,
-        r.ns_per_call, r.gbps, r.of_stream, i + 1 < results.size() ? "," : "");
+  void Run() {
+    for (const std::string& target : o_.targets) {
+      rotary::set_target(target);
+      target_ = rotary::active_target();
+      for (const std::string& shape : o_.shapes) {
+        for (const std::string& dtype : o_.dtypes) {
+          for (const std::string& mode : o_.modes) InPlace(FindShape(shape), dtype, mode);
+        }
+        if (o_.qk) {
+          for (const std::string& dtype : o_.dtypes) QAndK(FindShape(shape), dtype, o_.modes.front());
+        }
+        if (o_.kv_write) {
+          for (const std::string& dtype : o_.dtypes) {
+            if (dtype != "f32") KvWrite(FindShape(shape), dtype, o_.modes.front());
+          }
+        }
+      }
+      if (o_.table) TableBuild();
+    }
+    rotary::set_target("auto");
   }
-  std::printf("]\n");
-}
 
-void PrintSummary(const std::vector<Result>& results) {
-  std::printf("\nSummary (GB/s = tensor bytes read + written per second; of_stream = stream time / rotary time)\n");
-  std::printf("%-8s %-12s %-5s %-11s %7s %9s %9s %9s %10s %9s\n", "target", "mode", "dtype", "shape", "threads",
-              "rotary", "stream", "of_stream", "naive", "x naive");
-  std::map<std::string, const Result*> naive;
-  for (const Result& r : results) {
-    if (r.impl == "naive") naive[r.mode + r.dtype + r.shape + std::to_string(r.threads)] = &r;
+  const std::vector<Result>& results() const { return results_; }
+
+ private:
+  void Emit(Result r) {
+    if (o_.format == Options::kLines) std::printf("%s\n", rotary_bench::ProtocolLine(r).c_str());
+    std::fflush(stdout);
+    results_.push_back(std::move(r));
   }
-  for (const Result& r : results) {
-    if (r.impl != "rotary") continue;
-    const Result* n = nullptr;
-    auto it = naive.find(r.mode + r.dtype + r.shape + std::to_string(r.threads));
-    if (it != naive.end()) n = it->second;
-    const double stream_gbps = r.gbps / r.of_stream;
-    char naive_cols[64] = "         -         -";
-    if (n) std::snprintf(naive_cols, sizeof(naive_cols), "%10.2f %8.1fx", n->gbps, r.gbps / n->gbps);
-    std::printf("%-8s %-12s %-5s %-11s %7d %9.2f %9.2f %9.3f %s\n", r.target.c_str(), r.mode.c_str(),
-                r.dtype.c_str(), r.shape.c_str(), r.threads, r.gbps, stream_gbps, r.of_stream, naive_cols);
+  Result Base(const std::string& impl, const std::string& mode, const std::string& dtype, const Shape& s,
+              int threads) const {
+    Result r;
+    r.impl = impl;
+    r.target = target_;
+    r.mode = mode;
+    r.dtype = dtype;
+    r.shape = s.name;
+    r.threads = threads;
+    return r;
   }
-}
+
+  // In-place apply of [B, S, 32, 128] vs stream over the same bytes (and naive, f32).
+  void InPlace(const Shape& s, const std::string& dtype_name, const std::string& mode) {
+    const rotary::Dtype dtype = ParseDtype(dtype_name);
+    const int64_t rows = s.batch * s.seq, elements = rows * s.heads * s.dim;
+    const double bytes = 2.0 * elements * ElementBytes(dtype);
+    rotary::Rope rope(rotary::Config().head_dim(static_cast<int32_t>(s.dim)).pairing(ParseMode(mode)));
+    Buffer x(elements, dtype), y(elements, dtype), z(elements, rotary::Dtype::kF32);
+    const rotary::Tensor view(x.data(), dtype, s.batch, s.seq, s.heads, s.dim);
+    rope.apply(view, s.offset);  // steady state: the table is built before timing
+    rotary_bench::NaiveRope naive(static_cast<int>(s.dim), s.offset + s.seq, 10000.0);
+    const bool with_naive = o_.naive && dtype == rotary::Dtype::kF32;
+
+    for (int threads : o_.threads) {
+      tbb::task_arena arena(threads);
+      std::vector<std::function<void()>> fns = {
+          [&] {
+            arena.execute([&] {
+              rotary_bench::StreamInPlace(y.data(), static_cast<rotary_dtype>(dtype), rows, elements / rows, 0.999f,
+                                          0.001f);
+            });
+          },
+          [&] { arena.execute([&] { rope.apply(view, s.offset); }); },
+      };
+      // The naive loop is what a user writes: one thread, whatever the thread count.
+      if (with_naive && threads == 1) {
+        fns.push_back([&] {
+          naive.Apply(reinterpret_cast<float*>(z.data()), rows, s.seq, s.heads, s.offset, mode == "interleaved");
+        });
+      }
+      const std::vector<double> ns = rotary_bench::MedianNsPerCall(fns, o_.timing);
+      Result r = Base("rotary", mode, dtype_name, s, threads);
+      r.ns_per_call = ns[1];
+      r.gbps = bytes / ns[1];
+      r.of_stream = ns[0] / ns[1];
+      if (std::string(s.name) == "decode1") r.extra.push_back({"fixed_ns", ns[1] - ns[0]});
+      Emit(r);
+      if (fns.size() > 2) {
+        Result n = Base("naive", mode, dtype_name, s, threads);
+        n.ns_per_call = ns[2];
+        n.gbps = bytes / ns[2];
+        n.of_stream = ns[0] / ns[2];
+        Emit(n);
+      }
+      Result st = Base("stream", mode, dtype_name, s, threads);
+      st.ns_per_call = ns[0];
+      st.gbps = bytes / ns[0];
+      st.of_stream = 1.0;
+      Emit(st);
+    }
+  }
+
+  // q [B, S, 32, 128] and k [B, S, 8, 128] in one call vs two calls.
+  void QAndK(const Shape& s, const std::string& dtype_name, const std::string& mode) {
+    const rotary::Dtype dtype = ParseDtype(dtype_name);
+    const int64_t rows = s.batch * s.seq;
+    const int64_t q_elements = rows * s.heads * s.dim, k_elements = rows * kKvHeads * s.dim;
+    const double bytes = 2.0 * (q_elements + k_elements) * ElementBytes(dtype);
+    rotary::Rope rope(rotary::Config().head_dim(static_cast<int32_t>(s.dim)).pairing(ParseMode(mode)));
+    Buffer q(q_elements, dtype), k(k_elements, dtype), y(q_elements + k_elements, dtype);
+    const rotary::Tensor qv(q.data(), dtype, s.batch, s.seq, s.heads, s.dim);
+    const rotary::Tensor kv(k.data(), dtype, s.batch, s.seq, kKvHeads, s.dim);
+    rope.apply_qk(qv, kv, s.offset);
+    for (int threads : o_.threads) {
+      tbb::task_arena arena(threads);
+      const std::vector<double> ns = rotary_bench::MedianNsPerCall(
+          {[&] {
+             arena.execute([&] {
+               rotary_bench::StreamInPlace(y.data(), static_cast<rotary_dtype>(dtype), rows,
+                                           (s.heads + kKvHeads) * s.dim, 0.999f, 0.001f);
+             });
+           },
+           [&] { arena.execute([&] { rope.apply_qk(qv, kv, s.offset); }); },
+           [&] {
+             arena.execute([&] {
+               rope.apply(qv, s.offset);
+               rope.apply(kv, s.offset);
+             });
+           }},
+          o_.timing);
+      Result fused = Base("rotary_qk", mode, dtype_name, s, threads);
+      fused.ns_per_call = ns[1];
+      fused.gbps = bytes / ns[1];
+      fused.of_stream = ns[0] / ns[1];
+      fused.extra = {{"two_calls_ns", ns[2]}, {"vs_two_calls", ns[2] / ns[1]}};
+      Emit(fused);
+      Result two = Base("rotary_q_then_k", mode, dtype_name, s, threads);
+      two.ns_per_call = ns[2];
+      two.gbps = bytes / ns[2];
+      two.of_stream = ns[0] / ns[2];
+      Emit(two);
+    }
+  }
+
+  // Out of place f32 -> f16/bf16 (writing k into a KV cache) vs a plain converting copy.
+  void KvWrite(const Shape& s, const std::string& dtype_name, const std::string& mode) {
+    const rotary::Dtype dtype = ParseDtype(dtype_name);
+    const int64_t rows = s.batch * s.seq, elements = rows * s.heads * s.dim;
+    const double bytes = static_cast<double>(elements) * (4 + ElementBytes(dtype));
+    rotary::Rope rope(rotary::Config().head_dim(static_cast<int32_t>(s.dim)).pairing(ParseMode(mode)));
+    Buffer src(elements, rotary::Dtype::kF32), dst(elements, dtype), copy(elements, dtype);
+    const rotary::Tensor sv(src.data(), rotary::Dtype::kF32, s.batch, s.seq, s.heads, s.dim);
+    const rotary::Tensor dv(dst.data(), dtype, s.batch, s.seq, s.heads, s.dim);
+    rope.apply_to(sv, dv, s.offset);
+    for (int threads : o_.threads) {
+      tbb::task_arena arena(threads);
+      const std::vector<double> ns = rotary_bench::MedianNsPerCall(
+          {[&] {
+             arena.execute([&] {
+               rotary_bench::ConvertingCopy(reinterpret_cast<const float*>(src.data()), copy.data(),
+                                            static_cast<rotary_dtype>(dtype), rows, elements / rows);
+             });
+           },
+           [&] { arena.execute([&] { rope.apply_to(sv, dv, s.offset); }); }},
+          o_.timing);
+      Result r = Base("rotary_to", mode, dtype_name, s, threads);
+      r.ns_per_call = ns[1];
+      r.gbps = bytes / ns[1];
+      r.of_stream = 0;  // the yardstick here is the converting copy
+      r.extra = {{"copy_ns", ns[0]}, {"of_copy", ns[0] / ns[1]}};
+      Emit(r);
+    }
+  }
+
+  // Building the table for 4096 and 131072 positions (D = 128), and the first
+  // prefill4k call of a fresh rope, against one steady-state prefill4k apply.
+  void TableBuild() {
+    const Shape& s = FindShape("prefill4k");
+    const int64_t elements = s.batch * s.seq * s.heads * s.dim;
+    Buffer x(elements, rotary::Dtype::kF32);
+    const rotary::Tensor view(reinterpret_cast<float*>(x.data()), s.batch, s.seq, s.heads, s.dim);
+    const int threads = o_.threads.back();
+    tbb::task_arena arena(threads);
+    rotary::Rope warm(rotary::Config().head_dim(128));
+    warm.apply(view, 0);
+    const double apply_ns =
+        rotary_bench::MedianNsPerCall({[&] { arena.execute([&] { warm.apply(view, 0); }); }}, o_.timing)[0];
+
+    const int repetitions = std::max(3, o_.timing.repetitions);
+    std::unique_ptr<rotary::Rope> fresh;
+    for (int64_t positions : {int64_t{4096}, int64_t{131072}}) {
+      const double ns = rotary_bench::MedianNsOfFreshCall(
+          [&] { fresh = std::make_unique<rotary::Rope>(rotary::Config().head_dim(128).max_positions(positions)); },
+          [&] { arena.execute([&] { fresh->apply(rotary::Tensor(reinterpret_cast<float*>(x.data()), 1, 1, 1, 128), 0); }); },
+          repetitions);
+      Result r = Base("table_build", "neox", "f32", s, threads);
+      r.shape = "positions" + std::to_string(positions);
+      r.ns_per_call = ns;
+      r.extra = {{"table_bytes", static_cast<double>(fresh->table_bytes())}, {"of_prefill4k_apply", ns / apply_ns}};
+      Emit(r);
+    }
+    const double first_ns = rotary_bench::MedianNsOfFreshCall(
+        [&] { fresh = std::make_unique<rotary::Rope>(rotary::Config().head_dim(128)); },
+        [&] { arena.execute([&] { fresh->apply(view, 0); }); }, repetitions);
+    Result r = Base("first_call", "neox", "f32", s, threads);
+    r.ns_per_call = first_ns;
+    r.gbps = 2.0 * elements * 4 / first_ns;
+    r.extra = {{"of_prefill4k_apply", first_ns / apply_ns}};
+    Emit(r);
+  }
+
+  const Options& o_;
+  std::string target_;
+  std::vector<Result> results_;
+};
 
 }  // namespace
 
@@ -209,66 +393,16 @@ int main(int argc, char** argv) {
   if (o.targets.empty()) o.targets = {rotary::active_target()};
   if (o.targets.size() == 1 && o.targets[0] == "all") o.targets = rotary::supported_targets();
 
-  std::vector<Result> results;
+  Bench bench(o);
   try {
-    for (const std::string& target : o.targets) {
-      rotary::set_target(target);
-      for (const std::string& shape_name : o.shapes) {
-        const Shape* shape = nullptr;
-        for (const Shape& s : kShapes) {
-          if (shape_name == s.name) shape = &s;
-        }
-        if (!shape) throw std::runtime_error("unknown shape '" + shape_name + "'");
-        const int64_t rows = shape->batch * shape->seq;
-        const int64_t elements = rows * shape->heads * shape->dim;
-        for (const std::string& dtype : o.dtypes) {
-          if (dtype != "f32") throw std::runtime_error("unknown dtype '" + dtype + "'");
-          const double bytes = 2.0 * elements * sizeof(float);
-          for (const std::string& mode : o.modes) {
-            if (mode != "neox" && mode != "interleaved") throw std::runtime_error("unknown mode '" + mode + "'");
-            const bool interleaved = mode == "interleaved";
-            rotary::Rope rope(rotary::Config().head_dim(static_cast<int32_t>(shape->dim)).pairing(
-                interleaved ? rotary::Pairing::kInterleaved : rotary::Pairing::kNeox));
-            rotary_bench::NaiveRope naive(static_cast<int>(shape->dim), shape->offset + shape->seq, 10000.0);
-            std::vector<float> x(elements), y(elements), z(elements);
-            for (int64_t i = 0; i < elements; ++i) x[i] = y[i] = z[i] = std::sin(0.001f * i);
-            const rotary::Tensor view(x.data(), shape->batch, shape->seq, shape->heads, shape->dim);
-            rope.apply(view, shape->offset);  // steady state: tables built before timing
-
-            for (int threads : o.threads) {
-              tbb::task_arena arena(threads);
-              std::vector<std::function<void()>> fns = {
-                  [&] { arena.execute([&] { rotary_bench::StreamInPlace(y.data(), rows, elements / rows, 0.999f, 0.001f); }); },
-                  [&] { arena.execute([&] { rope.apply(view, shape->offset); }); },
-              };
-              // The naive loop is what a user writes: one thread, whatever the thread count.
-              if (o.naive && threads == 1) {
-                fns.push_back([&] { naive.Apply(z.data(), rows, shape->seq, shape->heads, shape->offset, interleaved); });
-              }
-              const std::vector<double> ns = MedianNsPerCall(fns, o);
-              const std::string active = rotary::active_target();
-              for (size_t f = 1; f < fns.size(); ++f) {
-                Result r{f == 1 ? "rotary" : "naive", active, mode, dtype, shape->name, threads, ns[f],
-                         bytes / ns[f], ns[0] / ns[f]};
-                results.push_back(r);
-                if (o.format == Options::kLines) PrintLine(r);
-              }
-              if (o.format == Options::kLines) {
-                PrintLine(Result{"stream", active, mode, dtype, shape->name, threads, ns[0], bytes / ns[0], 1.0});
-              }
-              std::fflush(stdout);
-            }
-          }
-        }
-      }
-    }
+    bench.Run();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "rotary-bench: %s\n", e.what());
     return 1;
   }
-
-  if (o.format == Options::kCsv) PrintCsv(results);
-  if (o.format == Options::kJson) PrintJson(results);
-  if (o.format == Options::kLines) PrintSummary(results);
+  if (o.format == Options::kCsv) rotary_bench::PrintCsv(bench.results());
+  if (o.format == Options::kJson) rotary_bench::PrintJson(bench.results());
+  if (o.format == Options::kLines) rotary_bench::PrintSummary(bench.results(), CpuName() + ", " + std::to_string(cores) + " cores");
+  if (!o.plot_path.empty() && !rotary_bench::PlotPng(bench.results(), o.plot_path)) return 1;
   return 0;
 }

@@ -8,18 +8,45 @@
 
 #include "hwy/highway.h"
 
+#include "dispatch/convert-inl.h"
+
 HWY_BEFORE_NAMESPACE();
 namespace rotary_bench {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
+// rotary's own loads/stores: the yardsticks convert f16/bf16 exactly as rotary
+// does (rounded to nearest even), so they do the same work per element.
+using rotary::HWY_NAMESPACE::BF16Storage;
+using rotary::HWY_NAMESPACE::DF;
+using rotary::HWY_NAMESPACE::F16Storage;
+using rotary::HWY_NAMESPACE::F32Storage;
+using rotary::HWY_NAMESPACE::LoadF32;
+using rotary::HWY_NAMESPACE::StoreF32;
 
-void StreamRange(float* HWY_RESTRICT x, size_t n, float a, float b) {
-  const hn::ScalableTag<float> d;
+template <class S>
+void StreamTyped(typename S::T* HWY_RESTRICT x, size_t n, float a, float b) {
+  const DF d;
   const size_t N = hn::Lanes(d);
   const auto va = hn::Set(d, a), vb = hn::Set(d, b);
-  size_t i = 0;
-  for (; i + N <= n; i += N) hn::StoreU(hn::MulAdd(va, hn::LoadU(d, x + i), vb), d, x + i);
-  for (; i < n; ++i) x[i] = a * x[i] + b;
+  // Benchmark sizes are multiples of every vector length: no tail.
+  for (size_t i = 0; i + N <= n; i += N) StoreF32(S(), hn::MulAdd(va, LoadF32(S(), x + i), vb), x + i);
+}
+
+void StreamRange(void* x, int dtype, size_t n, float a, float b) {
+  if (dtype == ROTARY_F32) StreamTyped<F32Storage>(static_cast<float*>(x), n, a, b);
+  if (dtype == ROTARY_F16) StreamTyped<F16Storage>(static_cast<uint16_t*>(x), n, a, b);
+  if (dtype == ROTARY_BF16) StreamTyped<BF16Storage>(static_cast<uint16_t*>(x), n, a, b);
+}
+
+template <class S>
+void ConvertTyped(const float* HWY_RESTRICT src, typename S::T* HWY_RESTRICT dst, size_t n) {
+  const size_t N = hn::Lanes(DF());
+  for (size_t i = 0; i + N <= n; i += N) StoreF32(S(), LoadF32(F32Storage(), src + i), dst + i);
+}
+
+void ConvertRange(const float* src, void* dst, int dtype, size_t n) {
+  if (dtype == ROTARY_F16) ConvertTyped<F16Storage>(src, static_cast<uint16_t*>(dst), n);
+  if (dtype == ROTARY_BF16) ConvertTyped<BF16Storage>(src, static_cast<uint16_t*>(dst), n);
 }
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)
@@ -32,14 +59,28 @@ HWY_AFTER_NAMESPACE();
 
 namespace rotary_bench {
 HWY_EXPORT(StreamRange);
+HWY_EXPORT(ConvertRange);
 
-void StreamInPlace(float* x, int64_t rows, int64_t floats_per_row, float a, float b) {
-  rotary::ForEachRowRange(rows, 2 * floats_per_row * static_cast<int64_t>(sizeof(float)),
-                          [&](int64_t begin, int64_t end) {
-                            HWY_DYNAMIC_DISPATCH(StreamRange)(x + begin * floats_per_row,
-                                                              static_cast<size_t>((end - begin) * floats_per_row),
-                                                              a, b);
-                          });
+namespace {
+int64_t ElementBytes(rotary_dtype dtype) { return dtype == ROTARY_F32 ? 4 : 2; }
+}  // namespace
+
+void StreamInPlace(void* x, rotary_dtype dtype, int64_t rows, int64_t elements_per_row, float a, float b) {
+  char* base = static_cast<char*>(x);
+  const int64_t row_bytes = elements_per_row * ElementBytes(dtype);
+  rotary::ForEachRowRange(rows, 2 * row_bytes, [&](int64_t begin, int64_t end) {
+    HWY_DYNAMIC_DISPATCH(StreamRange)(base + begin * row_bytes, dtype,
+                                      static_cast<size_t>((end - begin) * elements_per_row), a, b);
+  });
+}
+
+void ConvertingCopy(const float* src, void* dst, rotary_dtype dst_dtype, int64_t rows, int64_t elements_per_row) {
+  char* out = static_cast<char*>(dst);
+  const int64_t out_row_bytes = elements_per_row * ElementBytes(dst_dtype);
+  rotary::ForEachRowRange(rows, elements_per_row * 4 + out_row_bytes, [&](int64_t begin, int64_t end) {
+    HWY_DYNAMIC_DISPATCH(ConvertRange)(src + begin * elements_per_row, out + begin * out_row_bytes, dst_dtype,
+                                       static_cast<size_t>((end - begin) * elements_per_row));
+  });
 }
 
 NaiveRope::NaiveRope(int d, int64_t max_positions, double base) : dim(d) {

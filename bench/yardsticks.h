@@ -1,6 +1,9 @@
 // What rotary is measured against, in the same run (BENCHMARKS.md):
-//  - stream: an in-place x = a*x + b over the same bytes, vectorized with the
-//    best Highway target: the memory-bandwidth limit for that size;
+//  - stream: an in-place x = a*x + b over the same bytes and storage type,
+//    vectorized with the best Highway target, converting f16/bf16 exactly as
+//    rotary does: the memory limit for that size and storage type;
+//  - converting copy: f32 -> f16/bf16 out of place, what a backend does anyway
+//    when it writes k into a KV cache;
 //  - naive: the obvious scalar RoPE loop a user would write, reading cos/sin
 //    from a precomputed table, compiled with the same flags.
 #ifndef ROTARY_BENCH_YARDSTICKS_H_
@@ -10,12 +13,18 @@
 #include <cstdint>
 #include <vector>
 
+#include "rotary/rotary.h"
+
 namespace rotary_bench {
 
-// x[i] = a * x[i] + b over [0, n), split over rows like rotary's scheduler.
-void StreamInPlace(float* x, int64_t rows, int64_t floats_per_row, float a, float b);
+// x = a * x + b over rows * elements_per_row elements of `dtype`, split over
+// rows like rotary's scheduler (inline when small, TBB otherwise).
+void StreamInPlace(void* x, rotary_dtype dtype, int64_t rows, int64_t elements_per_row, float a, float b);
 
-// The loop a user would write: contiguous [rows, heads, dim], full rotary_dim.
+// dst (f16 or bf16) = src (f32), rows * elements_per_row elements, split like StreamInPlace.
+void ConvertingCopy(const float* src, void* dst, rotary_dtype dst_dtype, int64_t rows, int64_t elements_per_row);
+
+// The loop a user would write: f32, contiguous [rows, heads, dim], full rotary_dim.
 struct NaiveRope {
   NaiveRope(int dim, int64_t max_positions, double base);
   // Row r = b * seq + s is at position offset + s.

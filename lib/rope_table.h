@@ -50,9 +50,15 @@ class RopeTable {
   }
   void BuildChunks(std::vector<int64_t> missing) const;
   void FillRows(float* chunk, int64_t first_position, int64_t row_begin, int64_t row_end) const;
+  void StoreRow(float* row, const double* cos_values, const double* sin_values) const;
+
+  // Rows are built by angle addition from an exact base every kStepRows
+  // positions: cos/sin(j * inv_freq[i]) for j < kStepRows, [j][i], in double.
+  static constexpr int64_t kStepRows = 64;
 
   const FrequencyPlan plan_;
   const TableLayout layout_;
+  std::vector<double> step_cos_, step_sin_;
   const int64_t position_limit_;
   const int64_t row_floats_;
   const int64_t num_chunks_;
