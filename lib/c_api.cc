@@ -1,5 +1,6 @@
 // The C ABI: every entry point turns exceptions into a status and this
 // thread's last-error text, so nothing ever unwinds into C callers.
+#include <algorithm>
 #include <cstdint>
 #include <new>
 
@@ -7,6 +8,7 @@
 #include "dispatch/target_registry.h"
 #include "lib/config.h"
 #include "lib/error.h"
+#include "lib/frequency_plan.h"
 #include "lib/rope.h"
 #include "rotary/rotary.h"
 
@@ -162,5 +164,33 @@ rotary_status rotary_set_target(const char* name) {
 }
 
 int64_t rotary_table_bytes(const rotary_rope* rope) { return rope ? rope->table_bytes() : 0; }
+
+rotary_status rotary_plan(const rotary_config* config, int64_t seq_len, double* inv_freq_out, int32_t capacity,
+                          double* attention_factor_out) {
+  return Guard([&] {
+    rotary::ValidateConfig(config);
+    const rotary::FrequencyScheme scheme = rotary::ResolveScheme(*config);
+    if (seq_len < 1 || seq_len > scheme.position_limit) {
+      rotary::Fail(rotary::Status::kInvalidArgument, "seq_len must be in [1, ", scheme.position_limit_name, " = ",
+                   scheme.position_limit, "], got ", seq_len);
+    }
+    const int32_t pairs = config->rotary_dim / 2;
+    if (inv_freq_out != nullptr && capacity < pairs) {
+      rotary::Fail(rotary::Status::kInvalidArgument, "capacity must be >= rotary_dim / 2 = ", pairs, ", got ",
+                   capacity);
+    }
+    const rotary::FrequencyPlan plan = rotary::MakeFrequencyPlan(scheme, seq_len);
+    if (inv_freq_out != nullptr) std::copy(plan.inv_freq.begin(), plan.inv_freq.end(), inv_freq_out);
+    if (attention_factor_out != nullptr) *attention_factor_out = plan.scale;
+  });
+}
+
+rotary_status rotary_softmax_scale_factor(const rotary_config* config, double* factor_out) {
+  return Guard([&] {
+    if (factor_out == nullptr) rotary::Fail(rotary::Status::kInvalidArgument, "factor_out is NULL");
+    rotary::ValidateConfig(config);
+    *factor_out = rotary::ResolveScheme(*config).softmax_scale_factor;
+  });
+}
 
 }  // extern "C"

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "lib/error.h"
+#include "lib/frequency_scheme.h"
 
 namespace rotary {
 
@@ -15,6 +16,13 @@ void InitConfig(rotary_config* config) {
   config->base = 10000.0;
   config->max_positions = 4096;
   config->position_limit = kDefaultPositionLimit;
+  // Frequency scaling: unscaled; every other field 0 ("not given") or HF's default.
+  config->scaling = ROTARY_SCALING_DEFAULT;
+  config->beta_fast = 32.0;
+  config->beta_slow = 1.0;
+  config->truncate = 1;
+  config->low_freq_factor = 1.0;
+  config->high_freq_factor = 4.0;
 }
 
 void ValidateConfig(const rotary_config* c) {
@@ -42,6 +50,7 @@ void ValidateConfig(const rotary_config* c) {
     Fail(Status::kInvalidArgument, "config.max_positions must be in [1, position_limit = ", c->position_limit,
          "], got ", c->max_positions);
   }
+  ResolveScheme(*c);  // checks the frequency scaling fields
 }
 
 }  // namespace rotary

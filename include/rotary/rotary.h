@@ -48,6 +48,29 @@ typedef enum { ROTARY_NEOX = 0, ROTARY_INTERLEAVED = 1 } rotary_pairing;
 
 typedef enum { ROTARY_F32 = 0, ROTARY_F16 = 1, ROTARY_BF16 = 2 } rotary_dtype;
 
+/* How the per-pair frequencies are made (ROPE_MATH.md §2, §3; HF rope_scaling
+ * "rope_type" in parentheses). The fields each scheme reads are listed in
+ * rotary_config; every other scaling field is ignored by it. */
+typedef enum {
+  ROTARY_SCALING_DEFAULT = 0,      /* ("default") w_i = base^(-2i/R) */
+  ROTARY_SCALING_LINEAR = 1,       /* ("linear") position interpolation: w_i / factor */
+  ROTARY_SCALING_NTK = 2,          /* ("ntk") static NTK-aware: base' = base * (alpha or factor)^(R/(R-2)) */
+  ROTARY_SCALING_DYNAMIC_NTK = 3,  /* ("dynamic") base recomputed from each call's length */
+  ROTARY_SCALING_YARN = 4,         /* ("yarn") ramp between w_i and w_i / factor, plus attention factor */
+  ROTARY_SCALING_LLAMA3 = 5,       /* ("llama3") Llama 3.1 three-band rule on wavelength */
+  ROTARY_SCALING_LONGROPE = 6,     /* ("longrope", "su") w_i / short_factor[i] or / long_factor[i] */
+  ROTARY_SCALING_FREQ_FACTORS = 7, /* ggml freq_factors: w_i / freq_factors[i] */
+  ROTARY_SCALING_INV_FREQ = 8,     /* the caller's inv_freq vector, as given */
+  ROTARY_SCALING_BOUNDED = 9       /* He & Xu: pi / (2 n_max) * w_i, positions < n_max */
+} rotary_scaling;
+
+/* A caller's array of `count` doubles. Read only during the call it is passed
+ * to: rotary_create copies it, so it may be freed right after. */
+typedef struct {
+  const double* values;
+  int64_t count;
+} rotary_array;
+
 typedef struct {
   int32_t head_dim;       /* D: even, 2..ROTARY_MAX_HEAD_DIM. Default 128. */
   int32_t rotary_dim;     /* even, 2..head_dim; the first rotary_dim components rotate,
@@ -58,6 +81,35 @@ typedef struct {
                              apply), >= 1. Default 4096. Longer positions grow it. */
   /* --- fields added after the first release, all defaulted by rotary_config_init --- */
   int64_t position_limit; /* positions must be < this; bounds table memory. Default 2^24. */
+
+  /* Frequency scaling: the model config's rope_scaling block, under HF's names.
+   * 0 means "not given" wherever a default or a derivation exists (see each field).
+   * R = rotary_dim, M = R / 2, L0 = the original context length. */
+  rotary_scaling scaling; /* rope_type. Default ROTARY_SCALING_DEFAULT. */
+  double factor;          /* s, > 0. LINEAR, NTK, DYNAMIC_NTK, YARN, LONGROPE: if 0, derived as
+                             max_position_embeddings / original_max_position_embeddings when both
+                             are given, else an error. LLAMA3: 0 means 8. Default 0. */
+  int64_t original_max_position_embeddings; /* L0, >= 2. YARN, LONGROPE: 0 falls back to
+                             max_position_embeddings. LLAMA3: 0 means 8192. Default 0. */
+  int64_t max_position_embeddings; /* the model config's top-level value, >= 2. DYNAMIC_NTK: its L0
+                             (as HF), falling back to original_max_position_embeddings. Default 0. */
+  double attention_factor; /* m, > 0: multiplies cos and sin (any scheme). 0: the scheme's own
+                             (YARN 0.1 ln s + 1, LONGROPE sqrt(1 + ln s / ln L0), others 1). Default 0. */
+  double alpha;           /* NTK-alpha (ExLlama alpha_value, Hunyuan "alpha"), > 0: NTK uses it in
+                             place of factor: base' = base * alpha^(R/(R-2)). Default 0. */
+  double beta_fast;       /* YARN: turns over L0 where the ramp starts. Default 32. */
+  double beta_slow;       /* YARN: turns over L0 where the ramp ends, 0 < beta_slow <= beta_fast. Default 1. */
+  double mscale;          /* YARN (DeepSeek), >= 0: with mscale_all_dim, m = g(s, mscale) / g(s, mscale_all_dim). Default 0. */
+  double mscale_all_dim;  /* YARN (DeepSeek), >= 0: see rotary_softmax_scale_factor. Default 0. */
+  int32_t truncate;       /* YARN: 1 rounds the correction range to whole pairs (HF default), 0 not. Default 1. */
+  double low_freq_factor;  /* LLAMA3, > 0. Default 1. */
+  double high_freq_factor; /* LLAMA3, > low_freq_factor. Default 4. */
+  rotary_array short_factor; /* LONGROPE: M divisors used while a call's length <= L0. */
+  rotary_array long_factor;  /* LONGROPE: M divisors used once a call's length > L0. */
+  rotary_array freq_factors; /* FREQ_FACTORS: M divisors, > 0 (ggml's rope_freqs / rope_factors). */
+  rotary_array inv_freq;     /* INV_FREQ: the M frequencies to use, finite and >= 0. */
+  int64_t n_max;          /* BOUNDED: the longest sequence, >= 1; positions >= n_max are
+                             ROTARY_OUT_OF_RANGE. Default 0 (must be set). */
 } rotary_config;
 
 /* A [batch, seq, heads, head_dim] tensor view. Strides are in elements; the
@@ -142,6 +194,20 @@ ROTARY_API rotary_status rotary_set_target(const char* name);
 
 /* Bytes of cos/sin table memory this rope object holds now. */
 ROTARY_API int64_t rotary_table_bytes(const rotary_rope* rope);
+
+/* The frequency plan rotary_apply uses for a call whose largest position is
+ * seq_len - 1 (seq_len in [1, the scheme's position limit]; only DYNAMIC_NTK and
+ * LONGROPE depend on it): the M = rotary_dim / 2 inverse frequencies into
+ * inv_freq_out (capacity >= M) and the attention factor m multiplying cos and sin
+ * into *attention_factor_out. Either output may be NULL. Pure: no rope object, no tables. */
+ROTARY_API rotary_status rotary_plan(const rotary_config* config, int64_t seq_len, double* inv_freq_out,
+                                     int32_t capacity, double* attention_factor_out);
+
+/* The factor the model's attention softmax scale (1/sqrt(d_qk)) is multiplied by:
+ * g(s, mscale_all_dim)^2 for YARN with mscale_all_dim != 0 (DeepSeek-V2/V3,
+ * ROPE_MATH.md §2.4.4), else 1. rotary_apply never applies it: it belongs to the
+ * caller's attention. */
+ROTARY_API rotary_status rotary_softmax_scale_factor(const rotary_config* config, double* factor_out);
 
 #ifdef __cplusplus
 } /* extern "C" */
