@@ -1,12 +1,10 @@
-// The rope object behind the opaque C handle: a validated config, its
-// frequency plan and cached table, and apply = validate -> table -> schedule -> kernel.
+// The rope object behind the opaque C handle: a validated config, the cached
+// tables of its frequency plans, and apply = validate -> table -> schedule -> kernel.
 #ifndef ROTARY_LIB_ROPE_H_
 #define ROTARY_LIB_ROPE_H_
 
-#include <atomic>
-
 #include "dispatch/kernel_api.h"
-#include "lib/rope_table.h"
+#include "lib/plan_tables.h"
 #include "rotary/rotary.h"
 
 namespace rotary {
@@ -32,16 +30,17 @@ struct rotary_rope {
   void Apply(const rotary::TensorArgs* tensors, int count, const int64_t* positions, int64_t offset,
              rotary::DirectionIndex direction) const;
 
-  int64_t table_bytes() const { return table_.bytes(); }
+  int64_t table_bytes() const { return tables_.bytes(); }
   const rotary_config& config() const { return config_; }
 
  private:
-  // Validates the positions of a [batch, seq] call and makes their table rows readable.
-  void PrepareTable(int64_t batch, int64_t seq, const int64_t* positions, int64_t offset) const;
+  // Validates the positions of a [batch, seq] call, picks the table of its plan
+  // and makes the rows of its positions readable.
+  rotary::TableRef PrepareTable(int64_t batch, int64_t seq, const int64_t* positions, int64_t offset,
+                                rotary::DirectionIndex direction) const;
 
-  const rotary_config config_;
-  rotary::RopeTable table_;
-  mutable std::atomic<bool> warmed_{false};  // initial max_positions rows built
+  const rotary_config config_;  // its rotary_array pointers are the caller's: only tables_ reads them, at create
+  const rotary::PlanTables tables_;
 };
 
 #endif  // ROTARY_LIB_ROPE_H_
