@@ -7,6 +7,7 @@
 #define ROTARY_ROTARY_HPP_
 
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -45,7 +46,10 @@ inline void Check(rotary_status status) {
 }
 }  // namespace detail
 
-// Configuration with the library's defaults (rotary_config_init) and chainable setters.
+// Configuration with the library's defaults (rotary_config_init) and chainable
+// setters. The scheme setters build a frequency plan from a model config's
+// rope_scaling block, under HF's key names (see rotary_config for each field);
+// Config keeps the lists it is given alive for itself and all its copies.
 struct Config {
   rotary_config c;
 
@@ -57,7 +61,82 @@ struct Config {
   Config& base(double b) { c.base = b; return *this; }
   Config& max_positions(int64_t n) { c.max_positions = n; return *this; }
   Config& position_limit(int64_t n) { c.position_limit = n; return *this; }
+
+  // ---- Frequency schemes (ROPE_MATH.md §2, §3) ----
+  Config& linear(double factor) { return scheme(ROTARY_SCALING_LINEAR).factor(factor); }
+  Config& ntk(double factor) { return scheme(ROTARY_SCALING_NTK).factor(factor); }
+  Config& ntk_alpha(double alpha) { c.alpha = alpha; return scheme(ROTARY_SCALING_NTK); }
+  Config& dynamic_ntk(double factor, int64_t max_position_embeddings) {
+    return scheme(ROTARY_SCALING_DYNAMIC_NTK).factor(factor).max_position_embeddings(max_position_embeddings);
+  }
+  // Options: beta_fast, beta_slow, mscale, mscale_all_dim, truncate, attention_factor.
+  Config& yarn(double factor, int64_t original_max_position_embeddings) {
+    return scheme(ROTARY_SCALING_YARN).factor(factor).original_max_position_embeddings(original_max_position_embeddings);
+  }
+  Config& llama3(double factor = 8, double low_freq_factor = 1, double high_freq_factor = 4,
+                 int64_t original_max_position_embeddings = 8192) {
+    c.low_freq_factor = low_freq_factor;
+    c.high_freq_factor = high_freq_factor;
+    return scheme(ROTARY_SCALING_LLAMA3).factor(factor).original_max_position_embeddings(original_max_position_embeddings);
+  }
+  // factor 0: derived as max_position_embeddings / original (Phi-3 configs give no factor).
+  Config& longrope(std::vector<double> short_factor, std::vector<double> long_factor,
+                   int64_t original_max_position_embeddings, double factor = 0) {
+    c.short_factor = keep(std::move(short_factor));
+    c.long_factor = keep(std::move(long_factor));
+    return scheme(ROTARY_SCALING_LONGROPE).factor(factor).original_max_position_embeddings(original_max_position_embeddings);
+  }
+  Config& freq_factors(std::vector<double> divisors) {
+    c.freq_factors = keep(std::move(divisors));
+    return scheme(ROTARY_SCALING_FREQ_FACTORS);
+  }
+  Config& inv_freq(std::vector<double> frequencies) {
+    c.inv_freq = keep(std::move(frequencies));
+    return scheme(ROTARY_SCALING_INV_FREQ);
+  }
+  Config& bounded(int64_t n_max) { c.n_max = n_max; return scheme(ROTARY_SCALING_BOUNDED); }
+
+  // ---- Individual scheme parameters ----
+  Config& factor(double s) { c.factor = s; return *this; }
+  Config& original_max_position_embeddings(int64_t n) { c.original_max_position_embeddings = n; return *this; }
+  Config& max_position_embeddings(int64_t n) { c.max_position_embeddings = n; return *this; }
+  Config& attention_factor(double m) { c.attention_factor = m; return *this; }
+  Config& beta_fast(double b) { c.beta_fast = b; return *this; }
+  Config& beta_slow(double b) { c.beta_slow = b; return *this; }
+  Config& mscale(double m) { c.mscale = m; return *this; }
+  Config& mscale_all_dim(double m) { c.mscale_all_dim = m; return *this; }
+  Config& truncate(bool t) { c.truncate = t ? 1 : 0; return *this; }
+
+ private:
+  Config& scheme(rotary_scaling s) { c.scaling = s; return *this; }
+  // The arrays c points into: shared and immutable, so copies of a Config stay valid.
+  rotary_array keep(std::vector<double> values) {
+    arrays_.push_back(std::make_shared<const std::vector<double>>(std::move(values)));
+    return rotary_array{arrays_.back()->data(), static_cast<int64_t>(arrays_.back()->size())};
+  }
+  std::vector<std::shared_ptr<const std::vector<double>>> arrays_;
 };
+
+// What a config applies to a call whose largest position is seq_len - 1
+// (only dynamic NTK and LongRoPE depend on seq_len): rotary_plan.
+struct Plan {
+  std::vector<double> inv_freq;  // one per rotated pair: angle(p, i) = p * inv_freq[i]
+  double attention_factor;       // m, multiplying cos and sin (attention logits scale by m^2)
+};
+
+inline Plan plan(const Config& config, int64_t seq_len = 1) {
+  Plan out{std::vector<double>(config.c.rotary_dim > 0 ? config.c.rotary_dim / 2 : 0), 1.0};
+  detail::Check(rotary_plan(&config.c, seq_len, out.inv_freq.data(), static_cast<int32_t>(out.inv_freq.size()),
+                            &out.attention_factor));
+  return out;
+}
+
+// The factor for the caller's attention softmax scale (DeepSeek YaRN): rotary_softmax_scale_factor.
+inline double softmax_scale_factor(const Config& config) {
+  double factor = 1.0;
+  detail::Check(rotary_softmax_scale_factor(&config.c, &factor));
+  return factor;
+}
 
 // A strided [batch, seq, heads, head_dim] view (strides in elements).
 struct Tensor {
