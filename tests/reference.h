@@ -14,6 +14,10 @@ struct RefRope {
   int rotary_dim;
   bool interleaved;
   double base = 10000.0;
+  // A scaled scheme's plan (tests/reference_plans.h): frequencies used in place
+  // of base^(-2i/R) when not empty, and the attention factor m on cos and sin.
+  std::vector<double> inv_freq = {};
+  double scale = 1.0;
 };
 
 // inv_freq[i] = base^(-2i / rotary_dim).
@@ -24,18 +28,20 @@ inline std::vector<double> ReferenceInvFreq(int rotary_dim, double base) {
 }
 
 // Rotates one head `in` (head_dim values) at `position`; `out` may equal `in`.
+// Forward is m R(t); inverse is its exact inverse (1/m) R(-t) (ROPE_MATH.md §1.5).
 inline void ReferenceRotateHead(const RefRope& r, const double* in, double* out, int64_t position,
                                 bool inverse = false) {
   const int pairs = r.rotary_dim / 2;
-  const std::vector<double> w = ReferenceInvFreq(r.rotary_dim, r.base);
+  const std::vector<double> w = r.inv_freq.empty() ? ReferenceInvFreq(r.rotary_dim, r.base) : r.inv_freq;
+  const double m = inverse ? 1.0 / r.scale : r.scale;
   std::vector<double> result(in, in + r.head_dim);  // components >= rotary_dim pass through
   for (int i = 0; i < pairs; ++i) {
     const int first = r.interleaved ? 2 * i : i;
     const int second = r.interleaved ? 2 * i + 1 : i + pairs;
     const double angle = (inverse ? -1.0 : 1.0) * static_cast<double>(position) * w[i];
     const double a = in[first], c = in[second];
-    result[first] = a * std::cos(angle) - c * std::sin(angle);
-    result[second] = a * std::sin(angle) + c * std::cos(angle);
+    result[first] = m * (a * std::cos(angle) - c * std::sin(angle));
+    result[second] = m * (a * std::sin(angle) + c * std::cos(angle));
   }
   for (int k = 0; k < r.head_dim; ++k) out[k] = result[k];
 }
