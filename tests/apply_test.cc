@@ -11,12 +11,14 @@
 
 #include "rotary/rotary.hpp"
 #include "tests/reference.h"
+#include "tests/tensor_compare.h"
 #include "tests/test_tensor.h"
 
 namespace {
 
+using rotary_test::MaxAbs;
+using rotary_test::MaxErrorVsReference;
 using rotary_test::RefRope;
-using rotary_test::ReferenceRotateHead;
 using rotary_test::Shape;
 using rotary_test::TestTensor;
 
@@ -37,35 +39,6 @@ rotary::Config MakeConfig(int head_dim, int rotary_dim, bool interleaved) {
       .head_dim(head_dim)
       .rotary_dim(rotary_dim)
       .pairing(interleaved ? rotary::Pairing::kInterleaved : rotary::Pairing::kNeox);
-}
-
-double MaxAbs(TestTensor& x) {
-  double m = 0;
-  const Shape& s = x.shape();
-  for (int64_t b = 0; b < s.batch; ++b)
-    for (int64_t q = 0; q < s.seq; ++q)
-      for (int64_t h = 0; h < s.heads; ++h)
-        for (int64_t k = 0; k < s.head_dim; ++k) m = std::max(m, std::fabs(double(x.at(b, q, h, k))));
-  return m;
-}
-
-// Largest |got - reference(before)| over the tensor, for positions[b * seq + s].
-double MaxErrorVsReference(TestTensor& got, TestTensor& before, const RefRope& ref,
-                           const std::vector<int64_t>& positions, bool inverse = false) {
-  const Shape& s = got.shape();
-  double worst = 0;
-  std::vector<double> expected(s.head_dim);
-  for (int64_t b = 0; b < s.batch; ++b)
-    for (int64_t q = 0; q < s.seq; ++q)
-      for (int64_t h = 0; h < s.heads; ++h) {
-        const float* in = before.head(b, q, h);
-        std::copy(in, in + s.head_dim, expected.begin());
-        ReferenceRotateHead(ref, expected.data(), expected.data(), positions[b * s.seq + q], inverse);
-        for (int64_t k = 0; k < s.head_dim; ++k) {
-          worst = std::max(worst, std::fabs(double(got.at(b, q, h, k)) - expected[k]));
-        }
-      }
-  return worst;
 }
 
 // ROPE_MATH.md §5: R = D = 8, base 10000, p = 3, x = 1..8.

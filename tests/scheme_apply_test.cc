@@ -15,10 +15,14 @@
 #include "rotary/rotary.hpp"
 #include "tests/reference.h"
 #include "tests/reference_plans.h"
+#include "tests/tensor_compare.h"
 #include "tests/test_tensor.h"
 
 namespace {
 
+using rotary_test::MaxAbs;
+using rotary_test::MaxDifference;
+using rotary_test::MaxErrorVsReference;
 using rotary_test::RefPlan;
 using rotary_test::RefRope;
 using rotary_test::Shape;
@@ -78,50 +82,10 @@ RefRope Reference(const RefPlan& plan, bool interleaved) {
   return RefRope{kHeadDim, kRotaryDim, interleaved, 10000.0, plan.inv_freq, plan.attention_factor};
 }
 
-double MaxAbs(TestTensor& x) {
-  double m = 0;
-  const Shape& s = x.shape();
-  for (int64_t b = 0; b < s.batch; ++b)
-    for (int64_t q = 0; q < s.seq; ++q)
-      for (int64_t h = 0; h < s.heads; ++h)
-        for (int64_t k = 0; k < s.head_dim; ++k) m = std::max(m, std::fabs(double(x.at(b, q, h, k))));
-  return m;
-}
-
-// Largest |got - reference(before)| for positions[b * seq + s].
-double MaxErrorVsReference(TestTensor& got, TestTensor& before, const RefRope& ref,
-                           const std::vector<int64_t>& positions, bool inverse = false) {
-  const Shape& s = got.shape();
-  double worst = 0;
-  std::vector<double> expected(s.head_dim);
-  for (int64_t b = 0; b < s.batch; ++b)
-    for (int64_t q = 0; q < s.seq; ++q)
-      for (int64_t h = 0; h < s.heads; ++h) {
-        const float* in = before.head(b, q, h);
-        std::copy(in, in + s.head_dim, expected.begin());
-        ReferenceRotateHead(ref, expected.data(), expected.data(), positions[b * s.seq + q], inverse);
-        for (int64_t k = 0; k < s.head_dim; ++k) {
-          worst = std::max(worst, std::fabs(double(got.at(b, q, h, k)) - expected[k]));
-        }
-      }
-  return worst;
-}
-
-// Largest |a - b| over the heads: inverse(apply(x)) against x.
-double MaxDifference(TestTensor& a, TestTensor& b) {
-  const Shape& s = a.shape();
-  double worst = 0;
-  for (int64_t bi = 0; bi < s.batch; ++bi)
-    for (int64_t q = 0; q < s.seq; ++q)
-      for (int64_t h = 0; h < s.heads; ++h)
-        for (int64_t k = 0; k < s.head_dim; ++k) {
-          worst = std::max(worst, std::fabs(double(a.at(bi, q, h, k)) - double(b.at(bi, q, h, k))));
-        }
-  return worst;
-}
-
 // f32 tables and arithmetic against float64: 4e-6 of the largest value, times m.
-double Bound(TestTensor& before, double attention_factor) { return 4e-6 * MaxAbs(before) * std::max(1.0, attention_factor); }
+double Bound(TestTensor& before, double attention_factor) {
+  return 4e-6 * MaxAbs(before) * std::max(1.0, attention_factor);
+}
 
 TEST_P(SchemeApplyTest, EverySchemeMatchesTheReferenceForwardAndInverse) {
   const std::vector<int64_t> far = {0, 1, 2047, 4096, 65537, 199999};
@@ -156,7 +120,11 @@ TEST_P(SchemeApplyTest, ThePublicPlanIsExactlyWhatApplyUses) {
     SCOPED_TRACE(scheme.name);
     const rotary::Plan plan = rotary::plan(scheme.config);
     rotary::Rope from_scheme(scheme.config);
-    rotary::Rope from_plan(rotary::Config().head_dim(kHeadDim).rotary_dim(kRotaryDim).inv_freq(plan.inv_freq).attention_factor(plan.attention_factor));
+    rotary::Rope from_plan(rotary::Config()
+                               .head_dim(kHeadDim)
+                               .rotary_dim(kRotaryDim)
+                               .inv_freq(plan.inv_freq)
+                               .attention_factor(plan.attention_factor));
     TestTensor a(Shape{1, 9, 3, kHeadDim}, 5);
     TestTensor b = a;
     from_scheme.apply(a.view(), rotary::Positions(1000));
@@ -206,7 +174,8 @@ TEST_P(SchemeApplyTest, DynamicNtkTableMemoryStaysBoundedWhileDecoding) {
   TestTensor x(Shape{1, 1, 2, 64}, 8);
   TestTensor before = x;
   rope.apply(x.view(), rotary::Positions(163));
-  const RefRope ref{64, 64, false, 10000.0, rotary_test::RefInvFreqOfBase(64, rotary_test::RefDynamicBase(64, 10000, 2, 164, 64))};
+  const RefRope ref{64, 64, false, 10000.0,
+                    rotary_test::RefInvFreqOfBase(64, rotary_test::RefDynamicBase(64, 10000, 2, 164, 64))};
   EXPECT_LE(MaxErrorVsReference(x, before, ref, {163}), Bound(before, 1.0));
 }
 
@@ -228,7 +197,8 @@ TEST_P(SchemeApplyTest, DynamicNtkConcurrentCallsOfManyLengths) {
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      for (int call = 0; call < kCalls; ++call) shared.apply(inputs[t][call].view(), rotary::Positions(40 + 7 * call + t));
+      for (int call = 0; call < kCalls; ++call)
+        shared.apply(inputs[t][call].view(), rotary::Positions(40 + 7 * call + t));
     });
   }
   for (std::thread& th : threads) th.join();
@@ -279,8 +249,10 @@ TEST_P(SchemeApplyTest, BoundedRejectsPositionsFromNmaxOn) {
   EXPECT_LE(MaxErrorVsReference(x, before, ref, {2044, 2045, 2046, 2047}), Bound(before, 1.0));
 
   const TestTensor rotated = x;
-  for (auto call : {+[](rotary::Rope& r, TestTensor& t) { r.apply(t.view(), rotary::Positions(2045)); },
-                    +[](rotary::Rope& r, TestTensor& t) { r.apply_inverse(t.view(), std::vector<int64_t>{0, 1, 2048, 3}); }}) {
+  for (auto call : {+[](rotary::Rope&r, TestTensor&t) { r.apply(t.view(), rotary::Positions(2045)); },
+                    +[](rotary::Rope&r, TestTensor&t) {
+                      r.apply_inverse(t.view(), std::vector<int64_t>{0, 1, 2048, 3});
+                    }}) {
     try {
       call(rope, x);
       ADD_FAILURE() << "a position >= n_max was accepted";

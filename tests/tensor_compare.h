@@ -1,0 +1,63 @@
+// Comparisons of whole test tensors: against the float64 reference rotation,
+// and against each other, over the heads (guards and pads are checked by
+// TestTensor::OnlyHeadsChanged instead).
+#ifndef ROTARY_TESTS_TENSOR_COMPARE_H_
+#define ROTARY_TESTS_TENSOR_COMPARE_H_
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "tests/reference.h"
+#include "tests/test_tensor.h"
+
+namespace rotary_test {
+
+// Calls fn(b, s, h) for every head of a tensor of this shape.
+template <typename Fn>
+void ForEachHead(const Shape& s, const Fn& fn) {
+  for (int64_t b = 0; b < s.batch; ++b)
+    for (int64_t q = 0; q < s.seq; ++q)
+      for (int64_t h = 0; h < s.heads; ++h) fn(b, q, h);
+}
+
+inline double MaxAbs(TestTensor& x) {
+  double m = 0;
+  ForEachHead(x.shape(), [&](int64_t b, int64_t q, int64_t h) {
+    for (int64_t k = 0; k < x.shape().head_dim; ++k) m = std::max(m, std::fabs(double(x.at(b, q, h, k))));
+  });
+  return m;
+}
+
+// Largest |got - reference(before)| over the tensor, for positions[b * seq + s].
+inline double MaxErrorVsReference(TestTensor& got, TestTensor& before, const RefRope& ref,
+                                  const std::vector<int64_t>& positions, bool inverse = false) {
+  const Shape& s = got.shape();
+  double worst = 0;
+  std::vector<double> expected(s.head_dim);
+  ForEachHead(s, [&](int64_t b, int64_t q, int64_t h) {
+    const float* in = before.head(b, q, h);
+    std::copy(in, in + s.head_dim, expected.begin());
+    ReferenceRotateHead(ref, expected.data(), expected.data(), positions[b * s.seq + q], inverse);
+    for (int64_t k = 0; k < s.head_dim; ++k) {
+      worst = std::max(worst, std::fabs(double(got.at(b, q, h, k)) - expected[k]));
+    }
+  });
+  return worst;
+}
+
+// Largest |a - b| over the heads, e.g. inverse(apply(x)) against x.
+inline double MaxDifference(TestTensor& a, TestTensor& b) {
+  double worst = 0;
+  ForEachHead(a.shape(), [&](int64_t bi, int64_t q, int64_t h) {
+    for (int64_t k = 0; k < a.shape().head_dim; ++k) {
+      worst = std::max(worst, std::fabs(double(a.at(bi, q, h, k)) - double(b.at(bi, q, h, k))));
+    }
+  });
+  return worst;
+}
+
+}  // namespace rotary_test
+
+#endif  // ROTARY_TESTS_TENSOR_COMPARE_H_
