@@ -93,8 +93,7 @@ std::vector<double> InvFreq(const FrequencyScheme& s, int64_t seq_len) {
     case ROTARY_SCALING_LLAMA3: return Llama3InvFreq(s);
     case ROTARY_SCALING_LONGROPE:
       // The list is chosen per call, from its length (HF dynamic_rope_update, Phi-3).
-      return DividedBy(BaseInvFreq(s.base, s.rotary_dim),
-                       seq_len > s.original_length ? s.long_factor : s.short_factor);
+      return DividedBy(BaseInvFreq(s.base, s.rotary_dim), seq_len > s.original_length ? s.long_factor : s.short_factor);
     case ROTARY_SCALING_FREQ_FACTORS: return DividedBy(BaseInvFreq(s.base, s.rotary_dim), s.freq_factors);
     case ROTARY_SCALING_INV_FREQ: return s.inv_freq;
     case ROTARY_SCALING_BOUNDED: {
@@ -124,8 +123,8 @@ FrequencyPlan MakeFrequencyPlan(const rotary_config& config) {
 int64_t CanonicalLength(const FrequencyScheme& scheme, int64_t seq_len) {
   switch (scheme.scaling) {
     case ROTARY_SCALING_DYNAMIC_NTK: return std::max(seq_len, scheme.original_length);
-    case ROTARY_SCALING_LONGROPE: return seq_len > scheme.original_length ? scheme.original_length + 1
-                                                                          : scheme.original_length;
+    case ROTARY_SCALING_LONGROPE:
+      return seq_len > scheme.original_length ? scheme.original_length + 1 : scheme.original_length;
     default: return 1;
   }
 }

@@ -164,8 +164,8 @@ void ResolveLlama3(const rotary_config& c, FrequencyScheme& s) {
   s.low_freq_factor = OrDefault(c.low_freq_factor, 1.0);
   s.high_freq_factor = OrDefault(c.high_freq_factor, 4.0);
   if (!(s.high_freq_factor > s.low_freq_factor)) {
-    Fail(Status::kInvalidArgument, "config.high_freq_factor must be > low_freq_factor = ", s.low_freq_factor,
-         ", got ", s.high_freq_factor);
+    Fail(Status::kInvalidArgument, "config.high_freq_factor must be > low_freq_factor = ", s.low_freq_factor, ", got ",
+         s.high_freq_factor);
   }
 }
 
@@ -181,7 +181,9 @@ void ResolveLongrope(const rotary_config& c, FrequencyScheme& s) {
 }
 
 void ResolveBounded(const rotary_config& c, FrequencyScheme& s) {
-  if (c.n_max < 1) Fail(Status::kInvalidArgument, "config.n_max must be >= 1 for ROTARY_SCALING_BOUNDED, got ", c.n_max);
+  if (c.n_max < 1) {
+    Fail(Status::kInvalidArgument, "config.n_max must be >= 1 for ROTARY_SCALING_BOUNDED, got ", c.n_max);
+  }
   s.n_max = c.n_max;
   // Beyond n_max the scheme's guarantee (every relative angle below pi/2) is lost.
   if (c.n_max < s.position_limit) {

@@ -17,8 +17,8 @@ struct FrequencyScheme {
   int rotary_dim = 0;  // R
   double base = 0;     // b
 
-  double factor = 1.0;          // s (NTK: alpha when given)
-  int64_t original_length = 0;  // L0 of DYNAMIC_NTK, YARN, LLAMA3, LONGROPE
+  double factor = 1.0;                // s (NTK: alpha when given)
+  int64_t original_length = 0;        // L0 of DYNAMIC_NTK, YARN, LLAMA3, LONGROPE
   double attention_factor = 1.0;      // m: multiplies cos and sin
   double softmax_scale_factor = 1.0;  // for the caller's attention (YaRN mscale_all_dim)
 

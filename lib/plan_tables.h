@@ -34,8 +34,7 @@ namespace rotary {
 // The table of one call, kept alive until the call ends.
 class TableRef {
  public:
-  TableRef(const RopeTable* table, std::shared_ptr<const RopeTable> owner)
-      : table_(table), owner_(std::move(owner)) {}
+  TableRef(const RopeTable* table, std::shared_ptr<const RopeTable> owner) : table_(table), owner_(std::move(owner)) {}
   const RopeTable* operator->() const { return table_; }
 
  private:

@@ -4,7 +4,6 @@
 // and every invalid scheme parameter as a clear error.
 #include <cmath>
 #include <complex>
-#include <functional>
 #include <limits>
 #include <ostream>
 #include <string>
@@ -160,16 +159,17 @@ TEST(Plan, YarnMatchesHfFormulaAcrossOptions) {
   using Args = rotary_test::RefYarnArgs;
   const Args cases[] = {
       Args{128, 10000, 8, 4096},
-      Args{128, 1e6, 4, 32768},                    // Qwen2.5 long context
-      Args{64, 10000, 4, 131072},                  // hi = 35 > M - 1: HF's clamp is R - 1, not M - 1
-      Args{64, 10000, 16, 2048, 64, 2},            // other betas
-      Args{128, 10000, 8, 4096, 32, 1, false},     // truncate = false (newer HF)
+      Args{128, 1e6, 4, 32768},                      // Qwen2.5 long context
+      Args{64, 10000, 4, 131072},                    // hi = 35 > M - 1: HF's clamp is R - 1, not M - 1
+      Args{64, 10000, 16, 2048, 64, 2},              // other betas
+      Args{128, 10000, 8, 4096, 32, 1, false},       // truncate = false (newer HF)
       Args{64, 10000, 40, 4096, 32, 1, true, 1, 1},  // DeepSeek-V3 (qk_rope_head_dim 64)
       Args{64, 10000, 40, 4096, 32, 1, true, 0.707, 1},
       Args{16, 10000, 2, 64, 32, 16},  // both bounds round to 0: the ramp's 0.001 guard
   };
   for (const Args& a : cases) {
-    SCOPED_TRACE(testing::Message() << "R " << a.dim << " s " << a.factor << " L0 " << a.original_max_position_embeddings);
+    SCOPED_TRACE(testing::Message() << "R " << a.dim << " s " << a.factor << " L0 "
+                                    << a.original_max_position_embeddings);
     ExpectPlan(Dims(a.dim, a.base)
                    .yarn(a.factor, a.original_max_position_embeddings)
                    .beta_fast(a.beta_fast)
@@ -194,7 +194,8 @@ TEST(Plan, YarnDeepSeekExposesTheSoftmaxScaleFactorSeparately) {
 TEST(Plan, YarnFactorIsDerivedOnlyWhenNotGiven) {
   const RefPlan derived = rotary_test::RefYarn({128, 10000, 40, 4096});
   ExpectPlan(Dims(128, 10000).yarn(0, 4096).max_position_embeddings(163840), derived);
-  ExpectPlan(Dims(128, 10000).yarn(4, 4096).max_position_embeddings(163840), rotary_test::RefYarn({128, 10000, 4, 4096}));
+  ExpectPlan(Dims(128, 10000).yarn(4, 4096).max_position_embeddings(163840),
+             rotary_test::RefYarn({128, 10000, 4, 4096}));
   // L0 falls back to max_position_embeddings.
   ExpectPlan(Dims(128, 10000).yarn(4, 0).max_position_embeddings(2048), rotary_test::RefYarn({128, 10000, 4, 2048}));
 }
@@ -240,16 +241,16 @@ std::vector<double> Ramp(int count, double first, double step) {
 // given, s = 131072 / 4096 = 32, m = 1.190238071; the list switches past L0.
 TEST(Plan, LongropeSwitchesListsPastTheOriginalLength) {
   const std::vector<double> short_factor = Ramp(48, 1.0, 0.01), long_factor = Ramp(48, 1.0, 0.75);
-  const rotary::Config phi3 =
-      Dims(96, 10000).longrope(short_factor, long_factor, 4096).max_position_embeddings(131072);
+  const rotary::Config phi3 = Dims(96, 10000).longrope(short_factor, long_factor, 4096).max_position_embeddings(131072);
   EXPECT_NEAR(rotary::plan(phi3).attention_factor, 1.190238071, 1e-9);
   for (int64_t length : {1, 4096, 4097, 131072}) {
     ExpectPlan(phi3, rotary_test::RefLongrope(96, 10000, short_factor, long_factor, 4096, 32, length), length);
   }
   ExpectPlan(Dims(96, 10000).longrope(short_factor, long_factor, 4096, 8),
              rotary_test::RefLongrope(96, 10000, short_factor, long_factor, 4096, 8, 5000), 5000);
-  EXPECT_EQ(rotary::plan(Dims(96, 10000).longrope(short_factor, long_factor, 4096).attention_factor(1.5)).attention_factor,
-            1.5);
+  EXPECT_EQ(
+      rotary::plan(Dims(96, 10000).longrope(short_factor, long_factor, 4096).attention_factor(1.5)).attention_factor,
+      1.5);
 }
 
 TEST(Plan, FreqFactorsDivideTheBaseFrequencies) {
@@ -284,7 +285,9 @@ TEST(Plan, BoundedMatchesTestVectors) {
 
 // The relative angle of pair i at distance |m - n| = delta, as a point on the
 // circle: delta * w_i reduced to [0, 2 pi).
-double RelativeAngle(double inv_freq, int64_t delta) { return std::fmod(static_cast<double>(delta) * inv_freq, 2 * kRefPi); }
+double RelativeAngle(double inv_freq, int64_t delta) {
+  return std::fmod(static_cast<double>(delta) * inv_freq, 2 * kRefPi);
+}
 
 // ROPE_MATH.md §3, the property the bounded scheme exists for: for n_max = 2048,
 // d = 128, every pair's relative angle grows monotonically with |m - n| over
@@ -296,10 +299,12 @@ TEST(Plan, BoundedAngleDifferencesAreMonotoneWithinNmaxUnlikeDefault) {
   const std::vector<double> bounded = rotary::plan(rotary::Config().head_dim(128).bounded(kNmax)).inv_freq;
   for (size_t i = 0; i < bounded.size(); ++i) {
     for (int64_t delta = 1; delta <= kNmax; ++delta) {
-      ASSERT_GT(RelativeAngle(bounded[i], delta), RelativeAngle(bounded[i], delta - 1)) << "pair " << i << " delta " << delta;
+      ASSERT_GT(RelativeAngle(bounded[i], delta), RelativeAngle(bounded[i], delta - 1))
+          << "pair " << i << " delta " << delta;
       if (delta < kNmax) {
         ASSERT_LT(RelativeAngle(bounded[i], delta), kRefPi / 2);
-        ASSERT_LT(std::cos(delta * bounded[i]), std::cos((delta - 1) * bounded[i])) << "pair " << i << " delta " << delta;
+        ASSERT_LT(std::cos(delta * bounded[i]), std::cos((delta - 1) * bounded[i]))
+            << "pair " << i << " delta " << delta;
       }
     }
   }
@@ -337,19 +342,24 @@ TEST(Plan, LongRangeDecayOfTheDefaultPlan) {
 // ---- Invalid parameters: clear errors from rotary_create and rotary_plan ----
 
 const std::vector<double> kOnes64(64, 1.0);  // rotary_dim / 2 values for the default rotary_dim 128
+const double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-rotary_array Array(const std::vector<double>& v, int64_t count) { return rotary_array{v.data(), count}; }
-
-void Longrope(rotary_config& c) {
-  c.scaling = ROTARY_SCALING_LONGROPE;
-  c.short_factor = c.long_factor = Array(kOnes64, 64);
-  c.original_max_position_embeddings = 4096;
-  c.factor = 4;
+std::vector<double> With(std::vector<double> values, size_t index, double value) {
+  values[index] = value;
+  return values;
 }
+
+// A config changed through its C fields, for what the C++ setters cannot express.
+rotary::Config Edited(rotary::Config config, void (*edit)(rotary_config&)) {
+  edit(config.c);
+  return config;
+}
+
+rotary::Config Yarn() { return rotary::Config().yarn(4, 4096); }
 
 struct BadScheme {
   const char* name;
-  std::function<void(rotary_config&)> breaks;
+  rotary::Config config;
   const char* message_mentions;
 };
 
@@ -358,9 +368,7 @@ void PrintTo(const BadScheme& c, std::ostream* os) { *os << c.name; }
 class BadSchemeConfig : public ::testing::TestWithParam<BadScheme> {};
 
 TEST_P(BadSchemeConfig, IsAnInvalidArgumentNamingTheField) {
-  rotary_config config;
-  rotary_config_init(&config);
-  GetParam().breaks(config);
+  const rotary_config config = GetParam().config.c;
 
   rotary_rope* rope = reinterpret_cast<rotary_rope*>(0x1);
   EXPECT_EQ(rotary_create(&config, &rope), ROTARY_INVALID_ARGUMENT);
@@ -375,95 +383,52 @@ TEST_P(BadSchemeConfig, IsAnInvalidArgumentNamingTheField) {
   EXPECT_EQ(inv_freq, std::vector<double>(64, -1.0)) << "a failed rotary_plan wrote its output";
 }
 
-const double kNaN = std::numeric_limits<double>::quiet_NaN();
-
 INSTANTIATE_TEST_SUITE_P(
     CApi, BadSchemeConfig,
     ::testing::Values(
-        BadScheme{"UnknownScaling", [](rotary_config& c) { c.scaling = static_cast<rotary_scaling>(42); }, "scaling"},
-        BadScheme{"NegativeFactor", [](rotary_config& c) { c.scaling = ROTARY_SCALING_LINEAR; c.factor = -2; }, "config.factor"},
-        BadScheme{"NaNFactor", [](rotary_config& c) { c.scaling = ROTARY_SCALING_YARN; c.factor = kNaN; }, "config.factor"},
-        BadScheme{"LinearWithoutFactor", [](rotary_config& c) { c.scaling = ROTARY_SCALING_LINEAR; }, "config.factor"},
-        BadScheme{"NegativeFactorEvenUnused", [](rotary_config& c) { c.factor = -1; }, "config.factor"},
-        BadScheme{"NegativeAttentionFactor", [](rotary_config& c) { c.attention_factor = -0.5; }, "attention_factor"},
-        BadScheme{"NtkWithRotaryDim2",
-                  [](rotary_config& c) { c.head_dim = c.rotary_dim = 2; c.scaling = ROTARY_SCALING_NTK; c.factor = 2; },
-                  "rotary_dim"},
-        BadScheme{"NtkAlphaAndFactor",
-                  [](rotary_config& c) { c.scaling = ROTARY_SCALING_NTK; c.alpha = 1000; c.factor = 2; }, "alpha"},
-        BadScheme{"NegativeAlpha", [](rotary_config& c) { c.scaling = ROTARY_SCALING_NTK; c.alpha = -3; }, "alpha"},
-        BadScheme{"DynamicNtkWithoutLength",
-                  [](rotary_config& c) { c.scaling = ROTARY_SCALING_DYNAMIC_NTK; c.factor = 2; }, "max_position_embeddings"},
-        BadScheme{"YarnWithoutLength", [](rotary_config& c) { c.scaling = ROTARY_SCALING_YARN; c.factor = 4; },
+        BadScheme{"UnknownScaling",
+                  Edited(rotary::Config(), [](rotary_config& c) { c.scaling = static_cast<rotary_scaling>(42); }),
+                  "scaling"},
+        BadScheme{"NegativeFactor", rotary::Config().linear(-2), "config.factor"},
+        BadScheme{"NaNFactor", rotary::Config().yarn(kNaN, 4096), "config.factor"},
+        BadScheme{"LinearWithoutFactor", rotary::Config().linear(0), "config.factor"},
+        BadScheme{"NegativeFactorEvenUnused", rotary::Config().factor(-1), "config.factor"},
+        BadScheme{"NegativeAttentionFactor", rotary::Config().attention_factor(-0.5), "attention_factor"},
+        BadScheme{"NtkWithRotaryDim2", rotary::Config().head_dim(2).ntk(2), "rotary_dim"},
+        BadScheme{"NtkAlphaAndFactor", rotary::Config().ntk_alpha(1000).factor(2), "alpha"},
+        BadScheme{"NegativeAlpha", rotary::Config().ntk_alpha(-3), "alpha"},
+        BadScheme{"DynamicNtkWithoutLength", rotary::Config().dynamic_ntk(2, 0), "max_position_embeddings"},
+        BadScheme{"YarnWithoutLength", rotary::Config().yarn(4, 0), "original_max_position_embeddings"},
+        BadScheme{"YarnBetaFastBelowBetaSlow", Yarn().beta_fast(1).beta_slow(32), "beta_fast"},
+        BadScheme{"YarnNegativeBetaSlow", Yarn().beta_slow(-1), "beta_slow"},
+        BadScheme{"YarnNegativeMscale", Yarn().mscale(-1), "mscale"},
+        BadScheme{"YarnTruncateNotABool", Edited(Yarn(), [](rotary_config& c) { c.truncate = 2; }), "truncate"},
+        BadScheme{"OriginalLengthOne", rotary::Config().original_max_position_embeddings(1),
                   "original_max_position_embeddings"},
-        BadScheme{"YarnBetaFastBelowBetaSlow",
-                  [](rotary_config& c) {
-                    c.scaling = ROTARY_SCALING_YARN; c.factor = 4; c.original_max_position_embeddings = 4096;
-                    c.beta_fast = 1; c.beta_slow = 32;
-                  },
-                  "beta_fast"},
-        BadScheme{"YarnNegativeBetaSlow",
-                  [](rotary_config& c) {
-                    c.scaling = ROTARY_SCALING_YARN; c.factor = 4; c.original_max_position_embeddings = 4096;
-                    c.beta_slow = -1;
-                  },
-                  "beta_slow"},
-        BadScheme{"YarnNegativeMscale",
-                  [](rotary_config& c) {
-                    c.scaling = ROTARY_SCALING_YARN; c.factor = 4; c.original_max_position_embeddings = 4096;
-                    c.mscale = -1;
-                  },
-                  "mscale"},
-        BadScheme{"YarnTruncateNotABool",
-                  [](rotary_config& c) {
-                    c.scaling = ROTARY_SCALING_YARN; c.factor = 4; c.original_max_position_embeddings = 4096;
-                    c.truncate = 2;
-                  },
-                  "truncate"},
-        BadScheme{"OriginalLengthOne", [](rotary_config& c) { c.original_max_position_embeddings = 1; },
-                  "original_max_position_embeddings"},
-        BadScheme{"NegativeMaxPositionEmbeddings", [](rotary_config& c) { c.max_position_embeddings = -4096; },
+        BadScheme{"NegativeMaxPositionEmbeddings", rotary::Config().max_position_embeddings(-4096),
                   "max_position_embeddings"},
-        BadScheme{"Llama3HighBelowLow",
-                  [](rotary_config& c) { c.scaling = ROTARY_SCALING_LLAMA3; c.low_freq_factor = 4; c.high_freq_factor = 1; },
-                  "high_freq_factor"},
-        BadScheme{"Llama3NegativeLowFreqFactor",
-                  [](rotary_config& c) { c.scaling = ROTARY_SCALING_LLAMA3; c.low_freq_factor = -1; }, "low_freq_factor"},
-        BadScheme{"LongropeWithoutShortFactor",
-                  [](rotary_config& c) { Longrope(c); c.short_factor = rotary_array{nullptr, 0}; }, "short_factor.count"},
-        BadScheme{"LongropeListTooLong", [](rotary_config& c) { Longrope(c); c.long_factor.count = 65; },
+        BadScheme{"Llama3HighBelowLow", rotary::Config().llama3(8, 4, 1), "high_freq_factor"},
+        BadScheme{"Llama3NegativeLowFreqFactor", rotary::Config().llama3(8, -1), "low_freq_factor"},
+        BadScheme{"LongropeWithoutShortFactor", rotary::Config().longrope({}, kOnes64, 4096, 4), "short_factor.count"},
+        BadScheme{"LongropeListTooLong", rotary::Config().longrope(kOnes64, std::vector<double>(65, 1.0), 4096, 4),
                   "long_factor.count"},
-        BadScheme{"LongropeNullValues", [](rotary_config& c) { Longrope(c); c.long_factor.values = nullptr; },
+        BadScheme{"LongropeNullValues",
+                  Edited(rotary::Config().longrope(kOnes64, kOnes64, 4096, 4),
+                         [](rotary_config& c) { c.long_factor.values = nullptr; }),
                   "long_factor.values is NULL"},
-        BadScheme{"LongropeZeroDivisor",
-                  [](rotary_config& c) {
-                    static const std::vector<double> with_zero = [] { auto v = kOnes64; v[3] = 0; return v; }();
-                    Longrope(c);
-                    c.short_factor = Array(with_zero, 64);
-                  },
+        BadScheme{"LongropeZeroDivisor", rotary::Config().longrope(With(kOnes64, 3, 0.0), kOnes64, 4096, 4),
                   "short_factor.values[3]"},
-        BadScheme{"LongropeWithoutFactorOrLengths", [](rotary_config& c) { Longrope(c); c.factor = 0; }, "config.factor"},
-        BadScheme{"FreqFactorsWrongLength",
-                  [](rotary_config& c) { c.scaling = ROTARY_SCALING_FREQ_FACTORS; c.freq_factors = Array(kOnes64, 32); },
+        BadScheme{"LongropeWithoutFactorOrLengths", rotary::Config().longrope(kOnes64, kOnes64, 4096), "config.factor"},
+        BadScheme{"FreqFactorsWrongLength", rotary::Config().freq_factors(std::vector<double>(32, 1.0)),
                   "freq_factors.count"},
-        BadScheme{"FreqFactorsNegative",
-                  [](rotary_config& c) {
-                    static const std::vector<double> negative(64, -1.0);
-                    c.scaling = ROTARY_SCALING_FREQ_FACTORS;
-                    c.freq_factors = Array(negative, 64);
-                  },
+        BadScheme{"FreqFactorsNegative", rotary::Config().freq_factors(std::vector<double>(64, -1.0)),
                   "freq_factors.values[0]"},
-        BadScheme{"InvFreqNaN",
-                  [](rotary_config& c) {
-                    static const std::vector<double> with_nan = [] { auto v = kOnes64; v[5] = kNaN; return v; }();
-                    c.scaling = ROTARY_SCALING_INV_FREQ;
-                    c.inv_freq = Array(with_nan, 64);
-                  },
-                  "inv_freq.values[5]"},
-        BadScheme{"InvFreqMissing", [](rotary_config& c) { c.scaling = ROTARY_SCALING_INV_FREQ; }, "inv_freq.count"},
-        BadScheme{"BoundedWithoutNmax", [](rotary_config& c) { c.scaling = ROTARY_SCALING_BOUNDED; }, "n_max"},
-        BadScheme{"BoundedNegativeNmax", [](rotary_config& c) { c.scaling = ROTARY_SCALING_BOUNDED; c.n_max = -5; },
-                  "n_max"}),
+        BadScheme{"InvFreqNaN", rotary::Config().inv_freq(With(kOnes64, 5, kNaN)), "inv_freq.values[5]"},
+        BadScheme{"InvFreqMissing",
+                  Edited(rotary::Config(), [](rotary_config& c) { c.scaling = ROTARY_SCALING_INV_FREQ; }),
+                  "inv_freq.count"},
+        BadScheme{"BoundedWithoutNmax", rotary::Config().bounded(0), "n_max"},
+        BadScheme{"BoundedNegativeNmax", rotary::Config().bounded(-5), "n_max"}),
     [](const ::testing::TestParamInfo<BadScheme>& info) { return info.param.name; });
 
 TEST(PlanCApi, RejectsBadArguments) {

@@ -136,7 +136,8 @@ inline RefPlan RefLongrope(int dim, double base, const std::vector<double>& shor
   const std::vector<double> e = RefExponents(dim);
   for (size_t i = 0; i < e.size(); ++i) p.inv_freq.push_back(1.0 / (ext_factors[i] * std::pow(base, e[i])));
   p.attention_factor =
-      factor <= 1 ? 1.0 : std::sqrt(1 + std::log(factor) / std::log(static_cast<double>(original_max_position_embeddings)));
+      factor <= 1 ? 1.0
+                  : std::sqrt(1 + std::log(factor) / std::log(static_cast<double>(original_max_position_embeddings)));
   return p;
 }
 
@@ -150,7 +151,8 @@ inline RefPlan RefFreqFactors(int dim, double base, const std::vector<double>& f
 // §3, He & Xu: theta_t = pi / (2 n_max) * base^(-t/d), t = 0, 2, ..., d - 2.
 inline RefPlan RefBounded(int d, double base, int64_t n_max) {
   RefPlan p;
-  for (int t = 0; t < d; t += 2) p.inv_freq.push_back(kRefPi / (2.0 * n_max) * std::pow(base, -static_cast<double>(t) / d));
+  for (int t = 0; t < d; t += 2)
+    p.inv_freq.push_back(kRefPi / (2.0 * n_max) * std::pow(base, -static_cast<double>(t) / d));
   return p;
 }
 

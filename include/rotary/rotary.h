@@ -99,7 +99,8 @@ typedef struct {
                              place of factor: base' = base * alpha^(R/(R-2)). Default 0. */
   double beta_fast;       /* YARN: turns over L0 where the ramp starts. Default 32. */
   double beta_slow;       /* YARN: turns over L0 where the ramp ends, 0 < beta_slow <= beta_fast. Default 1. */
-  double mscale;          /* YARN (DeepSeek), >= 0: with mscale_all_dim, m = g(s, mscale) / g(s, mscale_all_dim). Default 0. */
+  double mscale;          /* YARN (DeepSeek), >= 0: with mscale_all_dim, m = g(s, mscale) /
+                             g(s, mscale_all_dim), g(s, mu) = 0.1 mu ln s + 1. Default 0. */
   double mscale_all_dim;  /* YARN (DeepSeek), >= 0: see rotary_softmax_scale_factor. Default 0. */
   int32_t truncate;       /* YARN: 1 rounds the correction range to whole pairs (HF default), 0 not. Default 1. */
   double low_freq_factor;  /* LLAMA3, > 0. Default 1. */

@@ -71,20 +71,26 @@ struct Config {
   }
   // Options: beta_fast, beta_slow, mscale, mscale_all_dim, truncate, attention_factor.
   Config& yarn(double factor, int64_t original_max_position_embeddings) {
-    return scheme(ROTARY_SCALING_YARN).factor(factor).original_max_position_embeddings(original_max_position_embeddings);
+    return scheme(ROTARY_SCALING_YARN)
+        .factor(factor)
+        .original_max_position_embeddings(original_max_position_embeddings);
   }
   Config& llama3(double factor = 8, double low_freq_factor = 1, double high_freq_factor = 4,
                  int64_t original_max_position_embeddings = 8192) {
     c.low_freq_factor = low_freq_factor;
     c.high_freq_factor = high_freq_factor;
-    return scheme(ROTARY_SCALING_LLAMA3).factor(factor).original_max_position_embeddings(original_max_position_embeddings);
+    return scheme(ROTARY_SCALING_LLAMA3)
+        .factor(factor)
+        .original_max_position_embeddings(original_max_position_embeddings);
   }
   // factor 0: derived as max_position_embeddings / original (Phi-3 configs give no factor).
   Config& longrope(std::vector<double> short_factor, std::vector<double> long_factor,
                    int64_t original_max_position_embeddings, double factor = 0) {
     c.short_factor = keep(std::move(short_factor));
     c.long_factor = keep(std::move(long_factor));
-    return scheme(ROTARY_SCALING_LONGROPE).factor(factor).original_max_position_embeddings(original_max_position_embeddings);
+    return scheme(ROTARY_SCALING_LONGROPE)
+        .factor(factor)
+        .original_max_position_embeddings(original_max_position_embeddings);
   }
   Config& freq_factors(std::vector<double> divisors) {
     c.freq_factors = keep(std::move(divisors));
