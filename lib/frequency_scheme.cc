@@ -1,6 +1,5 @@
 #include "lib/frequency_scheme.h"
 
-#include <algorithm>
 #include <cmath>
 
 #include "lib/error.h"
@@ -37,7 +36,7 @@ T OrDefault(T value, T fallback) {
   return value != 0 ? value : fallback;
 }
 
-// Fields that are 0 when not given and finite, > 0 otherwise.
+// A field that is 0 when not given, else finite and > 0.
 void CheckOptionalPositive(double value, const char* field) {
   if (value != 0 && !(std::isfinite(value) && value > 0)) {
     Fail(Status::kInvalidArgument, "config.", field, " must be finite and > 0 (or 0: not given), got ", value);
