@@ -239,6 +239,35 @@ TEST_P(SchemeApplyTest, LongropeSwitchesListsPerCall) {
   }
 }
 
+// The per-call plan choice and the exact inverse hold on every entry point:
+// q and k in one pass equal two calls, out of place equals in place, bit for bit.
+TEST_P(SchemeApplyTest, ScaledAndLengthDependentPlansOnEveryEntryPoint) {
+  const std::vector<double> short_factor = Ramp(32, 1.0, 0.01), long_factor = Ramp(32, 1.0, 0.75);
+  const rotary::Config configs[] = {rotary::Config().head_dim(64).yarn(8, 128),
+                                    rotary::Config().head_dim(64).dynamic_ntk(2, 128),
+                                    rotary::Config().head_dim(64).longrope(short_factor, long_factor, 128, 16)};
+  const std::vector<int64_t> positions = {5, 127, 300, 2};  // length 301 > L0 = 128
+  for (const rotary::Config& config : configs) {
+    SCOPED_TRACE(config.c.scaling);
+    rotary::Rope rope(config);
+    TestTensor q(Shape{2, 2, 8, 64}, 21), k(Shape{2, 2, 2, 64}, 22);
+    TestTensor q_alone = q, k_alone = k;
+    rope.apply_qk(q.view(), k.view(), positions);
+    rope.apply(q_alone.view(), positions);
+    rope.apply(k_alone.view(), positions);
+    EXPECT_EQ(0, std::memcmp(q.buffer().data(), q_alone.buffer().data(), q.buffer().size() * sizeof(float)));
+    EXPECT_EQ(0, std::memcmp(k.buffer().data(), k_alone.buffer().data(), k.buffer().size() * sizeof(float)));
+
+    TestTensor out_of_place(Shape{2, 2, 2, 64}, 99), in_place = k;
+    rope.apply_inverse_to(k.view(), out_of_place.view(), positions);
+    rope.apply_inverse(in_place.view(), positions);
+    EXPECT_EQ(0, std::memcmp(out_of_place.buffer().data(), in_place.buffer().data(),
+                             in_place.buffer().size() * sizeof(float)));
+    TestTensor original(Shape{2, 2, 2, 64}, 22);
+    EXPECT_LE(MaxDifference(out_of_place, original), 2 * Bound(original, 1.0)) << "inverse_to(apply(x)) != x";
+  }
+}
+
 // The bounded scheme's guarantee ends at n_max: positions from there on are errors, and nothing is written.
 TEST_P(SchemeApplyTest, BoundedRejectsPositionsFromNmaxOn) {
   rotary::Rope rope(rotary::Config().head_dim(64).bounded(2048));
