@@ -20,7 +20,8 @@ std::shared_ptr<const RopeTable> PlanTables::MakeTable(Key key) const {
 }
 
 TableRef PlanTables::ForCall(int64_t seq_len, DirectionIndex direction) const {
-  // The inverse of an unscaled plan is its forward table read backwards.
+  // With m = 1 the inverse reads the forward table (the kernel negates the
+  // angle); with m != 1 it needs the table scaled by 1/m instead of m.
   const bool inverse = direction == kInverse && scheme_.attention_factor != 1.0;
   const Key key{CanonicalLength(scheme_, seq_len), inverse};
   if (!(key == permanent_key_)) return Recent(key);
