@@ -10,6 +10,7 @@
 #include <tbb/task_arena.h>
 
 #include "rotary/rotary.hpp"
+#include "tests/every_target.h"
 #include "tests/reference.h"
 #include "tests/tensor_compare.h"
 #include "tests/test_tensor.h"
@@ -22,17 +23,8 @@ using rotary_test::RefRope;
 using rotary_test::Shape;
 using rotary_test::TestTensor;
 
-class ApplyTest : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    rotary::set_target(GetParam());
-    ASSERT_EQ(rotary::active_target(), GetParam());
-  }
-  void TearDown() override { rotary::set_target("auto"); }
-};
-
-INSTANTIATE_TEST_SUITE_P(EveryTarget, ApplyTest, ::testing::ValuesIn(rotary::supported_targets()),
-                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+class ApplyTest : public rotary_test::EveryTargetTest {};
+ROTARY_TEST_EVERY_TARGET(ApplyTest);
 
 rotary::Config MakeConfig(int head_dim, int rotary_dim, bool interleaved) {
   return rotary::Config()

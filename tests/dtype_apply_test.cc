@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "rotary/rotary.hpp"
+#include "tests/every_target.h"
 #include "tests/reference.h"
 #include "tests/storage_reference.h"
 #include "tests/test_tensor.h"
@@ -116,14 +117,8 @@ void ExpectOneRoundingOf(rotary_dtype dtype, double got, double exact, double f3
       << what << ": got " << got << ", exact " << exact << ", allowed [" << low << ", " << high << "]";
 }
 
-class DtypeTest : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override { rotary::set_target(GetParam()); }
-  void TearDown() override { rotary::set_target("auto"); }
-};
-
-INSTANTIATE_TEST_SUITE_P(EveryTarget, DtypeTest, ::testing::ValuesIn(rotary::supported_targets()),
-                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+class DtypeTest : public rotary_test::EveryTargetTest {};
+ROTARY_TEST_EVERY_TARGET(DtypeTest);
 
 const rotary_dtype kDtypes[] = {ROTARY_F32, ROTARY_F16, ROTARY_BF16};
 

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "rotary/rotary.hpp"
+#include "tests/every_target.h"
 #include "tests/reference.h"
 #include "tests/reference_plans.h"
 #include "tests/tensor_compare.h"
@@ -28,17 +29,8 @@ using rotary_test::RefRope;
 using rotary_test::Shape;
 using rotary_test::TestTensor;
 
-class SchemeApplyTest : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    rotary::set_target(GetParam());
-    ASSERT_EQ(rotary::active_target(), GetParam());
-  }
-  void TearDown() override { rotary::set_target("auto"); }
-};
-
-INSTANTIATE_TEST_SUITE_P(EveryTarget, SchemeApplyTest, ::testing::ValuesIn(rotary::supported_targets()),
-                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+class SchemeApplyTest : public rotary_test::EveryTargetTest {};
+ROTARY_TEST_EVERY_TARGET(SchemeApplyTest);
 
 // A scheme as the library is given it, and as the reference computes it.
 struct SchemeCase {
