@@ -7,6 +7,7 @@
 #include "dispatch/compiled_targets.h"
 #include "dispatch/target_registry.h"
 #include "lib/config.h"
+#include "lib/enum_value.h"
 #include "lib/error.h"
 #include "lib/frequency_plan.h"
 #include "lib/rope.h"
@@ -42,7 +43,40 @@ rotary_status Run(const rotary_rope* rope, const rotary::TensorArgs* tensors, in
   });
 }
 
-bool IsDtype(rotary_dtype dtype) { return dtype == ROTARY_F32 || dtype == ROTARY_F16 || dtype == ROTARY_BF16; }
+bool IsDtype(int32_t dtype) { return dtype == ROTARY_F32 || dtype == ROTARY_F16 || dtype == ROTARY_BF16; }
+
+// rotary_packed_qkv_views with the dtype as the caller's raw integer (see lib/enum_value.h).
+void PackedQkvViews(void* data, int32_t dtype, int64_t batch, int64_t seq, int64_t q_heads, int64_t kv_heads,
+                    int32_t head_dim, rotary_tensor* q, rotary_tensor* k, rotary_tensor* v) {
+  using rotary::Fail;
+  using rotary::Status;
+  if (data == nullptr) Fail(Status::kInvalidArgument, "data is NULL");
+  if (!IsDtype(dtype)) Fail(Status::kInvalidArgument, "dtype must be a rotary_dtype, got ", dtype);
+  if (batch < 1 || seq < 1) Fail(Status::kInvalidArgument, "batch and seq must be >= 1, got ", batch, ", ", seq);
+  if (q_heads < 1 || kv_heads < 1) {
+    Fail(Status::kInvalidArgument, "q_heads and kv_heads must be >= 1, got ", q_heads, ", ", kv_heads);
+  }
+  if (head_dim < 2 || head_dim > ROTARY_MAX_HEAD_DIM || head_dim % 2 != 0) {
+    Fail(Status::kInvalidArgument, "head_dim must be even and in [2, ", ROTARY_MAX_HEAD_DIM, "], got ", head_dim);
+  }
+  int64_t row = 0, stride_batch = 0;
+  if (kv_heads > INT64_MAX / 4 || __builtin_add_overflow(q_heads, 2 * kv_heads, &row) ||
+      __builtin_mul_overflow(row, head_dim, &row) || __builtin_mul_overflow(row, seq, &stride_batch)) {
+    Fail(Status::kInvalidArgument, "packed QKV row of (", q_heads, " + 2 * ", kv_heads, ") * ", head_dim,
+         " elements overflows int64");
+  }
+  char* base = static_cast<char*>(data);
+  const int64_t element = dtype == ROTARY_F32 ? 4 : 2;
+  auto view = [&](rotary_tensor* out, int64_t first_head, int64_t heads) {
+    if (out) {
+      *out = rotary_tensor{base + first_head * head_dim * element, static_cast<rotary_dtype>(dtype), batch, seq,
+                           heads, stride_batch, row, head_dim};
+    }
+  };
+  view(q, 0, q_heads);
+  view(k, q_heads, kv_heads);
+  view(v, q_heads + kv_heads, kv_heads);
+}
 
 }  // namespace
 
@@ -102,34 +136,8 @@ rotary_status rotary_apply_qk_to(const rotary_rope* rope, const rotary_tensor* q
 rotary_status rotary_packed_qkv_views(void* data, rotary_dtype dtype, int64_t batch, int64_t seq, int64_t q_heads,
                                       int64_t kv_heads, int32_t head_dim, rotary_tensor* q, rotary_tensor* k,
                                       rotary_tensor* v) {
-  return Guard([&] {
-    using rotary::Fail;
-    using rotary::Status;
-    if (data == nullptr) Fail(Status::kInvalidArgument, "data is NULL");
-    if (!IsDtype(dtype)) Fail(Status::kInvalidArgument, "dtype must be a rotary_dtype, got ", static_cast<int>(dtype));
-    if (batch < 1 || seq < 1) Fail(Status::kInvalidArgument, "batch and seq must be >= 1, got ", batch, ", ", seq);
-    if (q_heads < 1 || kv_heads < 1) {
-      Fail(Status::kInvalidArgument, "q_heads and kv_heads must be >= 1, got ", q_heads, ", ", kv_heads);
-    }
-    if (head_dim < 2 || head_dim > ROTARY_MAX_HEAD_DIM || head_dim % 2 != 0) {
-      Fail(Status::kInvalidArgument, "head_dim must be even and in [2, ", ROTARY_MAX_HEAD_DIM, "], got ", head_dim);
-    }
-    int64_t row = 0, stride_batch = 0;
-    if (__builtin_add_overflow(q_heads, 2 * kv_heads, &row) || __builtin_mul_overflow(row, head_dim, &row) ||
-        __builtin_mul_overflow(row, seq, &stride_batch) || kv_heads > INT64_MAX / 4) {
-      Fail(Status::kInvalidArgument, "packed QKV row of (", q_heads, " + 2 * ", kv_heads, ") * ", head_dim,
-           " elements overflows int64");
-    }
-    char* base = static_cast<char*>(data);
-    const int64_t element = dtype == ROTARY_F32 ? 4 : 2;
-    auto view = [&](rotary_tensor* out, int64_t first_head, int64_t heads) {
-      if (out) *out = rotary_tensor{base + first_head * head_dim * element, dtype, batch, seq, heads,
-                                    stride_batch, row, head_dim};
-    };
-    view(q, 0, q_heads);
-    view(k, q_heads, kv_heads);
-    view(v, q_heads + kv_heads, kv_heads);
-  });
+  const int32_t raw_dtype = rotary::EnumValue(dtype);
+  return Guard([&] { PackedQkvViews(data, raw_dtype, batch, seq, q_heads, kv_heads, head_dim, q, k, v); });
 }
 
 rotary_status rotary_apply_packed_qkv(const rotary_rope* rope, void* data, rotary_dtype dtype, int64_t batch,
@@ -137,8 +145,10 @@ rotary_status rotary_apply_packed_qkv(const rotary_rope* rope, void* data, rotar
                                       int64_t offset, float q_scale) {
   if (rope == nullptr) return Guard([] { rotary::Fail(rotary::Status::kInvalidArgument, "rope is NULL"); });
   rotary_tensor q, k;
-  const rotary_status status = rotary_packed_qkv_views(data, dtype, batch, seq, q_heads, kv_heads,
-                                                       rope->config().head_dim, &q, &k, nullptr);
+  const int32_t raw_dtype = rotary::EnumValue(dtype);
+  const rotary_status status = Guard([&] {
+    PackedQkvViews(data, raw_dtype, batch, seq, q_heads, kv_heads, rope->config().head_dim, &q, &k, nullptr);
+  });
   if (status != ROTARY_OK) return status;
   return rotary_apply_qk(rope, &q, &k, positions, offset, q_scale);
 }

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "lib/enum_value.h"
 #include "lib/error.h"
 #include "lib/frequency_scheme.h"
 
@@ -35,9 +36,10 @@ void ValidateConfig(const rotary_config* c) {
     Fail(Status::kInvalidArgument, "config.rotary_dim must be even and in [2, head_dim = ", c->head_dim,
          "], got ", c->rotary_dim);
   }
-  if (c->pairing != ROTARY_NEOX && c->pairing != ROTARY_INTERLEAVED) {
+  const int32_t pairing = EnumValue(c->pairing);
+  if (pairing != ROTARY_NEOX && pairing != ROTARY_INTERLEAVED) {
     Fail(Status::kInvalidArgument, "config.pairing must be ROTARY_NEOX (0) or ROTARY_INTERLEAVED (1), got ",
-         static_cast<int>(c->pairing));
+         pairing);
   }
   if (!std::isfinite(c->base) || !(c->base > 1.0)) {
     Fail(Status::kInvalidArgument, "config.base must be finite and > 1, got ", c->base);

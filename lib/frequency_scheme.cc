@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "lib/enum_value.h"
 #include "lib/error.h"
 
 namespace rotary {
@@ -208,7 +209,7 @@ FrequencyScheme ResolveScheme(const rotary_config& c) {
   CheckOptionalLength(c.original_max_position_embeddings, "original_max_position_embeddings");
   CheckOptionalLength(c.max_position_embeddings, "max_position_embeddings");
 
-  switch (c.scaling) {
+  switch (EnumValue(c.scaling)) {
     case ROTARY_SCALING_DEFAULT: break;
     case ROTARY_SCALING_LINEAR: s.factor = RequireFactor(c); break;
     case ROTARY_SCALING_NTK: ResolveNtk(c, s); break;
@@ -221,7 +222,7 @@ FrequencyScheme ResolveScheme(const rotary_config& c) {
     case ROTARY_SCALING_BOUNDED: ResolveBounded(c, s); break;
     default:
       Fail(Status::kInvalidArgument, "config.scaling must be a rotary_scaling from ROTARY_SCALING_DEFAULT (0) to ",
-           "ROTARY_SCALING_BOUNDED (9), got ", static_cast<int>(c.scaling));
+           "ROTARY_SCALING_BOUNDED (9), got ", EnumValue(c.scaling));
   }
   // An explicit attention factor overrides the scheme's own, whatever the scheme.
   if (c.attention_factor != 0) s.attention_factor = c.attention_factor;

@@ -111,15 +111,17 @@ void RopeTable::BuildChunks(std::vector<int64_t> missing) const {
 void RopeTable::FillRows(float* chunk, int64_t first_position, int64_t row_begin, int64_t row_end) const {
   const size_t pairs = plan_.inv_freq.size();
   std::vector<double> base_cos(pairs), base_sin(pairs), cos_values(pairs), sin_values(pairs);
-  for (int64_t block = row_begin; block < row_end; block += kStepRows) {
+  // Bases sit at multiples of kStepRows (first_position is one), whatever range
+  // this task was given: a row's value depends on its position alone, so every
+  // way of splitting the build gives the same table, bit for bit.
+  for (int64_t block = row_begin - row_begin % kStepRows; block < row_end; block += kStepRows) {
     // Exact for integer positions < 2^53.
     const double base_position = static_cast<double>(first_position + block);
     for (size_t i = 0; i < pairs; ++i) {
       base_cos[i] = std::cos(base_position * plan_.inv_freq[i]);
       base_sin[i] = std::sin(base_position * plan_.inv_freq[i]);
     }
-    const int64_t block_end = std::min(row_end, block + kStepRows);
-    for (int64_t row = block; row < block_end; ++row) {
+    for (int64_t row = std::max(block, row_begin); row < std::min(row_end, block + kStepRows); ++row) {
       const double* step_cos = &step_cos_[(row - block) * pairs];
       const double* step_sin = &step_sin_[(row - block) * pairs];
       for (size_t i = 0; i < pairs; ++i) {

@@ -55,6 +55,7 @@ class RopeTable {
   // Rows are built by angle addition from an exact base every kStepRows
   // positions: cos/sin(j * inv_freq[i]) for j < kStepRows, [j][i], in double.
   static constexpr int64_t kStepRows = 64;
+  static_assert(kChunkRows % kStepRows == 0, "chunks start at a base position");
 
   const FrequencyPlan plan_;
   const TableLayout layout_;

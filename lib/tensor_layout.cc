@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "lib/enum_value.h"
 #include "lib/error.h"
 
 namespace rotary {
@@ -62,9 +63,10 @@ bool MayOverlap(const TensorLayout& a, const TensorLayout& b, int32_t head_dim) 
 TensorLayout ValidateTensor(const rotary_tensor* x, int32_t head_dim, const char* name) {
   if (x == nullptr) Fail(Status::kInvalidArgument, "tensor ", name, " is NULL");
   if (x->data == nullptr) Fail(Status::kInvalidArgument, name, ".data is NULL");
-  if (x->dtype != ROTARY_F32 && x->dtype != ROTARY_F16 && x->dtype != ROTARY_BF16) {
+  const int32_t dtype = EnumValue(x->dtype);
+  if (dtype != ROTARY_F32 && dtype != ROTARY_F16 && dtype != ROTARY_BF16) {
     Fail(Status::kInvalidArgument, name, ".dtype must be ROTARY_F32, ROTARY_F16 or ROTARY_BF16, got ",
-         static_cast<int>(x->dtype));
+         dtype);
   }
 
   // Innermost first, so that among equal strides the outer dimension is blamed.

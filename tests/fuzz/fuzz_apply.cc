@@ -1,0 +1,432 @@
+// libFuzzer target: random configs, shapes, strides, dtypes, positions and
+// call kinds through the C ABI. For every input:
+//  - no crash, no sanitizer report;
+//  - a failed call leaves every byte it was given untouched and sets a message;
+//  - a successful call matches a float64 reference built from the public plan
+//    (rotary_plan), and writes nothing outside the heads it was given.
+// Built with clang -fsanitize=fuzzer,address,undefined (ci/fuzz.sh); the same
+// file replays the seed corpus as an ordinary test in every build.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include "rotary/rotary.h"
+#include "tests/storage_reference.h"
+
+namespace {
+
+[[noreturn]] void Violation(const char* what) {
+  std::fprintf(stderr, "fuzz_apply: %s (last error: %s)\n", what, rotary_last_error());
+  std::abort();
+}
+
+// Reads the input front to back; past the end everything is 0.
+class Bytes {
+ public:
+  Bytes(const uint8_t* data, size_t size) : data_(data), size_(size) {}
+  uint8_t U8() { return pos_ < size_ ? data_[pos_++] : 0; }
+  uint16_t U16() { return static_cast<uint16_t>(U8() | (U8() << 8)); }
+  uint32_t U32() { return U16() | (static_cast<uint32_t>(U16()) << 16); }
+  template <typename T, size_t N>
+  T Pick(const T (&choices)[N]) { return choices[U8() % N]; }
+
+ private:
+  const uint8_t* data_;
+  size_t size_;
+  size_t pos_ = 0;
+};
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+size_t ElementBytes(rotary_dtype d) { return d == ROTARY_F32 ? 4 : 2; }
+
+double Load(const uint8_t* p, rotary_dtype d) {
+  if (d == ROTARY_F32) {
+    float f;
+    std::memcpy(&f, p, 4);
+    return f;
+  }
+  uint16_t u;
+  std::memcpy(&u, p, 2);
+  return d == ROTARY_F16 ? rotary_test::HalfToDouble(u) : rotary_test::BFloat16ToDouble(u);
+}
+
+void Store(uint8_t* p, rotary_dtype d, double v) {
+  if (d == ROTARY_F32) {
+    const float f = static_cast<float>(v);
+    std::memcpy(p, &f, 4);
+  } else {
+    const uint16_t u = d == ROTARY_F16 ? rotary_test::DoubleToHalf(v) : rotary_test::FloatToBFloat16(static_cast<float>(v));
+    std::memcpy(p, &u, 2);
+  }
+}
+
+// A tensor view over its own buffer with guard bytes on both sides. Shapes and
+// strides may be invalid: the buffer then covers whatever a valid reading of
+// them would (or nothing, when that is too large), and rotary must refuse.
+struct Buffer {
+  static constexpr size_t kGuardBytes = 64;
+  rotary_tensor view{};
+  std::vector<uint8_t> bytes;
+  bool usable = false;     // the view fits inside `bytes`
+  bool too_large = false;  // possibly valid, but larger than this harness allocates: not passed
+
+  uint8_t* At(int64_t b, int64_t s, int64_t h, int64_t k) {
+    return static_cast<uint8_t*>(view.data) +
+           (b * view.stride_batch + s * view.stride_seq + h * view.stride_head + k) * ElementBytes(view.dtype);
+  }
+};
+
+constexpr int64_t kTooLarge = -2;
+
+// Extent in elements of a view with sizes >= 1 and, where a size is above 1,
+// a stride >= 0; -1 otherwise (rotary must refuse it). kTooLarge for a view
+// that may well be valid but spans more than this harness allocates: a caller
+// may own that much memory, so such a view is not passed at all. (The stride
+// of a size-1 dimension is never used: any value is fine there.)
+int64_t Extent(const rotary_tensor& t, int head_dim) {
+  if (head_dim < 1) return -1;
+  int64_t extent = head_dim;
+  for (const auto& [size, stride] : {std::pair{t.batch, t.stride_batch}, std::pair{t.seq, t.stride_seq},
+                                     std::pair{t.heads, t.stride_head}}) {
+    if (size < 1) return -1;
+    if (size == 1) continue;
+    if (stride < 0) return -1;
+    if (stride > (1 << 16) || size > 64) return kTooLarge;
+    extent += (size - 1) * stride;
+  }
+  return extent > (1 << 18) ? kTooLarge : extent;
+}
+
+void MakeBuffer(Bytes& in, Buffer& buf, int32_t raw_dtype, int64_t batch, int64_t seq, int64_t heads, int head_dim,
+                bool break_strides, bool null_data) {
+  rotary_tensor& t = buf.view;
+  std::memcpy(&t.dtype, &raw_dtype, sizeof(raw_dtype));
+  const bool valid_dtype = raw_dtype >= 0 && raw_dtype <= 2;
+  const rotary_dtype dtype = valid_dtype ? static_cast<rotary_dtype>(raw_dtype) : ROTARY_F32;
+  t.batch = batch;
+  t.seq = seq;
+  t.heads = heads;
+  const int64_t pad_head = in.U8() % 4, pad_seq = in.U8() % 4, pad_batch = in.U8() % 4;
+  t.stride_head = head_dim + pad_head;
+  t.stride_seq = heads * t.stride_head + pad_seq;
+  t.stride_batch = seq * t.stride_seq + pad_batch;
+  if (in.U8() % 4 == 0) std::swap(t.stride_seq, t.stride_batch);  // batch inside seq: valid when disjoint
+  if (break_strides) {
+    switch (in.U8() % 3) {
+      case 0: t.stride_head = in.U8() % 40; break;
+      case 1: t.stride_seq = static_cast<int8_t>(in.U8()); break;
+      default: t.stride_batch = static_cast<int64_t>(in.U32()) << (in.U8() % 40); break;
+    }
+  }
+  const size_t element = ElementBytes(dtype);
+  const int64_t extent = Extent(t, head_dim);
+  buf.usable = extent > 0;
+  buf.too_large = extent == kTooLarge;
+  const int64_t elements = buf.usable ? extent : 16;
+  buf.bytes.resize(2 * Buffer::kGuardBytes + elements * element);
+  for (size_t i = 0; i < buf.bytes.size(); ++i) buf.bytes[i] = static_cast<uint8_t>(in.U8() ^ (i * 131));
+  t.data = buf.bytes.data() + Buffer::kGuardBytes;
+  if (buf.usable && valid_dtype) {  // small finite values in the heads
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t s = 0; s < seq; ++s)
+        for (int64_t h = 0; h < heads; ++h)
+          for (int64_t k = 0; k < head_dim; ++k) {
+            Store(buf.At(b, s, h, k), dtype, (static_cast<int>(in.U8()) - 128) / 32.0);
+          }
+  }
+  if (null_data) t.data = nullptr;
+}
+
+struct Operand {
+  Buffer* src;
+  Buffer* dst;  // == src: in place
+  double scale;
+};
+
+// Checks a successful call: every dst head against the float64 reference of
+// the src values before the call, and nothing else written.
+void CheckResult(const rotary_config& c, const std::vector<Operand>& ops, const std::vector<std::vector<uint8_t>>& before_src,
+                 const std::vector<std::vector<uint8_t>>& before_dst, const int64_t* ids, int64_t offset, bool inverse) {
+  const rotary_tensor& t0 = ops[0].src->view;
+  int64_t last = 0;
+  for (int64_t b = 0; b < t0.batch; ++b)
+    for (int64_t s = 0; s < t0.seq; ++s) last = std::max(last, (ids ? ids[b * t0.seq + s] : s) + offset);
+  const int pairs = c.rotary_dim / 2;
+  std::vector<double> inv_freq(pairs);
+  double m = 1;
+  if (rotary_plan(&c, last + 1, inv_freq.data(), pairs, &m) != ROTARY_OK) Violation("rotary_plan fails for a valid call");
+  const double amplitude = 4.0 * std::max(m, 1.0 / m);
+
+  for (size_t o = 0; o < ops.size(); ++o) {
+    const Operand& op = ops[o];
+    Buffer& src = *op.src;
+    Buffer& dst = *op.dst;
+    const rotary_dtype sd = src.view.dtype, dd = dst.view.dtype;
+    const bool in_place = op.src == op.dst;
+    const double tol = (8e-6 + (dd == ROTARY_F32 ? 0 : dd == ROTARY_F16 ? 1.0 / 2048 : 1.0 / 256)) * amplitude *
+                       std::max(1.0, std::fabs(op.scale)) * 1.5 + 1e-6;
+    std::vector<char> written(dst.bytes.size(), 0);
+    const uint8_t* src_base = before_src[o].data() + Buffer::kGuardBytes;
+    for (int64_t b = 0; b < src.view.batch; ++b)
+      for (int64_t s = 0; s < src.view.seq; ++s)
+        for (int64_t h = 0; h < src.view.heads; ++h) {
+          const int64_t p = (ids ? ids[b * src.view.seq + s] : s) + offset;
+          std::vector<double> x(c.head_dim), y(c.head_dim);
+          const int64_t src_index = b * src.view.stride_batch + s * src.view.stride_seq + h * src.view.stride_head;
+          for (int k = 0; k < c.head_dim; ++k) x[k] = Load(src_base + (src_index + k) * ElementBytes(sd), sd);
+          y = x;
+          for (int i = 0; i < pairs; ++i) {
+            const int a = c.pairing == ROTARY_INTERLEAVED ? 2 * i : i;
+            const int e = c.pairing == ROTARY_INTERLEAVED ? 2 * i + 1 : i + pairs;
+            const double angle = static_cast<double>(p) * inv_freq[i] * (inverse ? -1 : 1);
+            const double r = inverse ? 1.0 / m : m;
+            y[a] = r * (x[a] * std::cos(angle) - x[e] * std::sin(angle));
+            y[e] = r * (x[a] * std::sin(angle) + x[e] * std::cos(angle));
+          }
+          for (int k = 0; k < c.head_dim; ++k) {
+            uint8_t* out = dst.At(b, s, h, k);
+            written[out - dst.bytes.data()] = 1;
+            const double got = Load(out, dd);
+            if (k >= c.rotary_dim && in_place && op.scale == 1.0) {
+              if (std::memcmp(out, before_dst[o].data() + (out - dst.bytes.data()), ElementBytes(dd)) != 0) {
+                Violation("a pass-through component changed in place");
+              }
+              continue;
+            }
+            const double expected = op.scale * y[k];
+            if (!(std::fabs(got - expected) <= tol)) {
+              std::fprintf(stderr, "component %d of head (%lld,%lld,%lld) at position %lld: got %.9g, expected %.9g\n", k,
+                           static_cast<long long>(b), static_cast<long long>(s), static_cast<long long>(h),
+                           static_cast<long long>(p), got, expected);
+              Violation("result differs from the float64 reference");
+            }
+          }
+        }
+    for (size_t i = 0; i < dst.bytes.size(); ++i) {
+      const size_t element = ElementBytes(dd);
+      if (!written[i - i % element] && dst.bytes[i] != before_dst[o][i]) Violation("wrote outside the heads");
+    }
+    if (!in_place && src.bytes != before_src[o]) Violation("an out-of-place call wrote its source");
+  }
+}
+
+// Each input breaks at most one thing on purpose (`broken` names it), so that
+// most inputs reach a real call and each rejection has a single cause.
+enum Broken {
+  kNothing = 0, kHeadDim, kRotaryDim, kPairing, kBase, kMaxPositions, kPositionLimit, kScaling, kFactor,
+  kScheme, kArrays, kDtype, kShape, kStrides, kNullData, kOffset, kIds, kScale, kNumBroken
+};
+
+template <typename T, size_t N, size_t M>
+T PickEither(Bytes& in, bool broken, const T (&good)[N], const T (&bad)[M]) {
+  return broken ? in.Pick(bad) : in.Pick(good);
+}
+
+void PickConfig(Bytes& in, int broken, rotary_config& c, std::vector<std::vector<double>>& arrays) {
+  rotary_config_init(&c);
+  const int32_t dims[] = {2, 4, 6, 8, 16, 18, 32, 34, 64, 80, 96, 128, 130, 256};
+  const int32_t bad_dims[] = {7, 0, -2, 1 << 20};
+  c.head_dim = PickEither(in, broken == kHeadDim, dims, bad_dims);
+  const int rotary_choice = in.U8() % 4;
+  c.rotary_dim = rotary_choice < 2 ? c.head_dim : rotary_choice == 2 ? std::max(2, (c.head_dim / 4) * 2) : 2;
+  if (broken == kRotaryDim) c.rotary_dim = in.U8() % 2 ? c.head_dim + 2 : 3;
+  c.pairing = static_cast<rotary_pairing>(broken == kPairing ? 2 + in.U8() % 3 : in.U8() % 2);
+  const double bases[] = {10000.0, 500000.0, 1e6, 2.0, 100.0};
+  const double bad_bases[] = {1.0, -1.0, 0.5, kNaN, kInf};
+  c.base = PickEither(in, broken == kBase, bases, bad_bases);
+  const int64_t maxes[] = {1, 7, 1024, 4096, 5000};
+  const int64_t bad_maxes[] = {0, -3, int64_t{1} << 41};
+  c.max_positions = PickEither(in, broken == kMaxPositions, maxes, bad_maxes);
+  const int64_t limits[] = {int64_t{1} << 20, int64_t{1} << 24, 1 << 21};
+  const int64_t bad_limits[] = {0, int64_t{1} << 40, -1};
+  c.position_limit = PickEither(in, broken == kPositionLimit, limits, bad_limits);
+  c.scaling = static_cast<rotary_scaling>(broken == kScaling ? 10 + in.U8() % 4 : in.U8() % 10);
+
+  // Parameters that make every scheme valid, then at most one made invalid.
+  const double factors[] = {1.0, 2.0, 4.0, 8.0, 32.0};
+  c.factor = in.Pick(factors);
+  const int64_t lengths[] = {64, 4096, 8192};
+  c.original_max_position_embeddings = in.Pick(lengths);
+  c.max_position_embeddings = c.original_max_position_embeddings * 2;
+  const double attention[] = {0.0, 0.0, 1.0, 1.5, 0.7};
+  c.attention_factor = in.Pick(attention);
+  const double small[] = {0.0, 0.5, 1.0};
+  c.mscale = in.Pick(small);
+  c.mscale_all_dim = in.Pick(small);
+  c.truncate = in.U8() % 2;
+  c.n_max = int64_t{1} << 20;
+  if (broken == kFactor) {
+    const double bad[] = {-1.0, kNaN, kInf};
+    c.factor = in.Pick(bad);
+  }
+  if (broken == kScheme) {
+    switch (in.U8() % 6) {
+      case 0: c.beta_fast = 0.5; c.beta_slow = 2.0; break;
+      case 1: c.low_freq_factor = 4.0; c.high_freq_factor = 1.0; break;
+      case 2: c.n_max = 0; break;
+      case 3: c.original_max_position_embeddings = 1; break;
+      case 4: c.attention_factor = -1.0; break;
+      default: c.mscale = kNaN; break;
+    }
+  }
+  const int pairs = std::max(1, c.rotary_dim / 2);
+  for (rotary_array* a : {&c.short_factor, &c.long_factor, &c.freq_factors, &c.inv_freq}) {
+    const bool bad = broken == kArrays && in.U8() % 2;
+    std::vector<double> values(bad && in.U8() % 2 ? pairs + 1 : std::min(pairs, 4096));
+    for (double& v : values) v = 0.25 + (in.U8() % 64) / 16.0;
+    if (bad && !values.empty()) values[in.U8() % values.size()] = in.U8() % 2 ? -1.0 : kNaN;
+    arrays.push_back(std::move(values));
+    *a = rotary_array{arrays.back().data(), static_cast<int64_t>(arrays.back().size())};
+  }
+}
+
+}  // namespace
+
+// How many inputs reached each outcome (the replay driver reports them).
+int64_t g_fuzz_created = 0, g_fuzz_rejected_calls = 0, g_fuzz_checked_calls = 0;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  Bytes in(data, size);
+  const int broken = in.U8() % (2 * kNumBroken);  // half the inputs break nothing
+  rotary_config config;
+  std::vector<std::vector<double>> arrays;
+  arrays.reserve(4);
+  PickConfig(in, broken, config, arrays);
+
+  rotary_rope* rope = nullptr;
+  const rotary_status created = rotary_create(&config, &rope);
+  if (created != ROTARY_OK) {
+    if (rope != nullptr || rotary_last_error()[0] == '\0') Violation("failed create without NULL rope and message");
+    return 0;
+  }
+
+  ++g_fuzz_created;
+  const int kind = in.U8() % 6;  // apply, inverse, apply_to, qk, qk_to, packed
+  const bool inverse = kind == 1 || (kind == 2 && in.U8() % 2);
+  // Raw ints: a C caller may store any int in an enum field (see lib/enum_value.h).
+  const int32_t dtypes[] = {ROTARY_F32, ROTARY_F16, ROTARY_BF16, ROTARY_F32};
+  const int32_t bad_dtypes[] = {3, -1};
+  const int32_t src_type = PickEither(in, broken == kDtype && in.U8() % 2, dtypes, bad_dtypes);
+  const int32_t dst_type = PickEither(in, broken == kDtype, dtypes, bad_dtypes);
+  const int64_t sizes[] = {1, 1, 2, 3, 5};
+  const int64_t bad_sizes[] = {0, -1};
+  const int64_t batch = in.Pick(sizes), seq = in.Pick(sizes), kv_heads = 1 + in.U8() % 3;
+  const int64_t heads = PickEither(in, broken == kShape, sizes, bad_sizes);
+  const int head_dim = config.head_dim;
+
+  Buffer q, q_out, k, k_out, packed;
+  std::vector<Operand> ops;
+  if (kind == 5) {  // packed QKV: views computed by the library itself
+    const int64_t b = std::max<int64_t>(batch, 1), s = std::max<int64_t>(seq, 1), hq = std::max<int64_t>(heads, 1);
+    const size_t elements = b * s * (hq + 2 * kv_heads) * head_dim;
+    packed.bytes.resize(2 * Buffer::kGuardBytes + elements * (src_type == ROTARY_F32 ? 4 : 2));
+    for (size_t i = 0; i < packed.bytes.size(); ++i) packed.bytes[i] = static_cast<uint8_t>(i * 7 % 61);
+    rotary_tensor qv, kv;
+    rotary_dtype packed_type;
+    std::memcpy(&packed_type, &src_type, sizeof(src_type));
+    if (rotary_packed_qkv_views(packed.bytes.data() + Buffer::kGuardBytes, packed_type, b, s, hq, kv_heads, head_dim,
+                                &qv, &kv, nullptr) != ROTARY_OK) {
+      rotary_destroy(rope);
+      return 0;
+    }
+    q.view = qv;
+    k.view = kv;
+  } else {
+    const int victim = in.U8() % 4;  // which tensor a broken stride / NULL data goes to
+    auto make = [&](Buffer& buf, int index, int32_t type, int64_t h) {
+      MakeBuffer(in, buf, type, batch, seq, h, head_dim, broken == kStrides && victim == index,
+                 broken == kNullData && victim == index);
+    };
+    make(q, 0, src_type, heads);
+    if (kind == 2 || kind == 4) make(q_out, 1, dst_type, heads);
+    if (kind >= 3) make(k, 2, src_type, kv_heads);
+    if (kind == 4) make(k_out, 3, dst_type, kv_heads);
+  }
+
+  for (const Buffer* b : {&q, &q_out, &k, &k_out}) {
+    if (b->too_large) {
+      rotary_destroy(rope);
+      return 0;
+    }
+  }
+
+  // Positions: offset + s, or explicit ids (sometimes out of range).
+  const int64_t offsets[] = {0, 1, 4095, 131000, 999990};
+  const int64_t bad_offsets[] = {-1, int64_t{1} << 41, std::numeric_limits<int64_t>::max()};
+  const int64_t offset = PickEither(in, broken == kOffset, offsets, bad_offsets);
+  std::vector<int64_t> ids;
+  const int64_t rows = std::max<int64_t>(batch, 1) * std::max<int64_t>(seq, 1);
+  if (in.U8() % 2 || broken == kIds) {
+    const int64_t picks[] = {0, 1, 1023, 1024, 131071, 999999 - 1000000, 7};
+    for (int64_t r = 0; r < rows; ++r) ids.push_back(in.U8() % 2 ? static_cast<int64_t>(in.U32() % 10000) : in.Pick(picks));
+    if (broken == kIds) {
+      const int64_t bad[] = {-5 - offset, std::numeric_limits<int64_t>::max(), int64_t{1} << 30};
+      ids[in.U8() % ids.size()] = in.Pick(bad);
+    }
+  }
+  const int64_t* id_ptr = ids.empty() ? nullptr : ids.data();
+  float q_scale = kind >= 3 && in.U8() % 2 ? 0.125f * (1 + in.U8() % 16) : 1.0f;
+  if (broken == kScale) q_scale = in.U8() % 2 ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
+
+  // Everything a call may touch, as it was.
+  std::vector<Buffer*> all = {&q, &q_out, &k, &k_out, &packed};
+  std::vector<std::vector<uint8_t>> before;
+  for (Buffer* b : all) before.push_back(b->bytes);
+
+  rotary_status status;
+  switch (kind) {
+    case 0: status = rotary_apply(rope, &q.view, id_ptr, offset); break;
+    case 1: status = rotary_apply_inverse(rope, &q.view, id_ptr, offset); break;
+    case 2:
+      status = inverse ? rotary_apply_inverse_to(rope, &q.view, &q_out.view, id_ptr, offset)
+                       : rotary_apply_to(rope, &q.view, &q_out.view, id_ptr, offset);
+      break;
+    case 3: status = rotary_apply_qk(rope, &q.view, &k.view, id_ptr, offset, q_scale); break;
+    case 4: status = rotary_apply_qk_to(rope, &q.view, &q_out.view, &k.view, &k_out.view, id_ptr, offset, q_scale); break;
+    default:
+      status = rotary_apply_packed_qkv(rope, packed.bytes.data() + Buffer::kGuardBytes, q.view.dtype, q.view.batch,
+                                       q.view.seq, q.view.heads, kv_heads, id_ptr, offset, q_scale);
+      break;
+  }
+
+  if (status != ROTARY_OK) {
+    ++g_fuzz_rejected_calls;
+    if (rotary_last_error()[0] == '\0') Violation("failure without a message");
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (all[i]->bytes != before[i]) Violation("a failed call wrote memory");
+    }
+  } else if (++g_fuzz_checked_calls, kind == 5) {
+    // The packed entry point must equal rotary_apply_qk on the same views
+    // (whose results the other call kinds check against the reference).
+    std::vector<uint8_t> separate = before[4];
+    rotary_tensor qv = q.view, kv = k.view;
+    qv.data = separate.data() + Buffer::kGuardBytes + (static_cast<uint8_t*>(q.view.data) - (packed.bytes.data() + Buffer::kGuardBytes));
+    kv.data = separate.data() + Buffer::kGuardBytes + (static_cast<uint8_t*>(k.view.data) - (packed.bytes.data() + Buffer::kGuardBytes));
+    if (rotary_apply_qk(rope, &qv, &kv, id_ptr, offset, q_scale) != ROTARY_OK || separate != packed.bytes) {
+      Violation("packed QKV differs from rotary_apply_qk on the same views");
+    }
+  } else {
+    const bool separate_dst = kind == 2 || kind == 4;
+    ops.push_back(Operand{&q, separate_dst ? &q_out : &q, kind >= 3 ? q_scale : 1.0});
+    if (kind >= 3) ops.push_back(Operand{&k, kind == 4 ? &k_out : &k, 1.0});
+    std::vector<std::vector<uint8_t>> src_before = {before[0]}, dst_before = {separate_dst ? before[1] : before[0]};
+    if (kind >= 3) {
+      src_before.push_back(before[2]);
+      dst_before.push_back(kind == 4 ? before[3] : before[2]);
+    }
+    for (const Operand& op : ops) {
+      if (!op.src->usable || !op.dst->usable) Violation("accepted a view outside its buffer");
+    }
+    CheckResult(config, ops, src_before, dst_before, id_ptr, offset, inverse);
+  }
+  rotary_destroy(rope);
+  return 0;
+}

@@ -1,0 +1,79 @@
+// Many threads calling apply on shared rope objects, with random positions up
+// to 1,000,000 that force table growth while others read: every result must be
+// bit-identical to the same call made alone on a fresh rope. ThreadSanitizer
+// runs this in CI (ci/sanitize.sh picks tests named *Stress*).
+#include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include "rotary/rotary.hpp"
+
+namespace {
+
+struct Call {
+  int rope;                       // which shared rope object
+  int64_t batch, seq, heads;
+  std::vector<int64_t> positions;  // batch * seq, up to 999,999
+  std::vector<float> input, expected;
+  bool inverse;
+};
+
+rotary::Config ConfigOf(int rope) {
+  // Different pairings, dims and one scaled plan, so tables differ per rope.
+  switch (rope) {
+    case 0: return rotary::Config().head_dim(64).max_positions(16);
+    case 1: return rotary::Config().head_dim(128).pairing(rotary::Pairing::kInterleaved).max_positions(1);
+    default: return rotary::Config().head_dim(96).rotary_dim(64).base(500000).max_positions(100);
+  }
+}
+
+TEST(StressTest, EightThreadsOnSharedRopesMatchSingleThreaded) {
+  constexpr int kThreads = 8, kCallsPerThread = 40, kRopes = 3;
+  std::mt19937_64 rng(42);
+  std::vector<std::vector<Call>> work(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    for (int c = 0; c < kCallsPerThread; ++c) {
+      Call call;
+      call.rope = static_cast<int>(rng() % kRopes);
+      call.batch = 1 + rng() % 2;
+      call.seq = 1 + rng() % 5;
+      call.heads = 1 + rng() % 6;
+      call.inverse = rng() % 4 == 0;
+      for (int64_t i = 0; i < call.batch * call.seq; ++i) call.positions.push_back(static_cast<int64_t>(rng() % 1000000));
+      const int32_t dim = ConfigOf(call.rope).c.head_dim;
+      call.input.resize(call.batch * call.seq * call.heads * dim);
+      for (float& v : call.input) v = static_cast<float>(static_cast<int64_t>(rng() % 2001) - 1000) / 500.0f;
+      work[t].push_back(std::move(call));
+    }
+  }
+  // Single-threaded answers, each on a fresh rope (so nothing is shared).
+  for (auto& calls : work) {
+    for (Call& call : calls) {
+      rotary::Rope fresh(ConfigOf(call.rope));
+      call.expected = call.input;
+      const rotary::Tensor view(call.expected.data(), call.batch, call.seq, call.heads, ConfigOf(call.rope).c.head_dim);
+      call.inverse ? fresh.apply_inverse(view, call.positions) : fresh.apply(view, call.positions);
+    }
+  }
+
+  std::vector<rotary::Rope> shared;
+  for (int r = 0; r < kRopes; ++r) shared.emplace_back(ConfigOf(r));
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(kThreads, 0);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (Call& call : work[t]) {
+        std::vector<float> x = call.input;
+        const rotary::Tensor view(x.data(), call.batch, call.seq, call.heads, ConfigOf(call.rope).c.head_dim);
+        call.inverse ? shared[call.rope].apply_inverse(view, call.positions) : shared[call.rope].apply(view, call.positions);
+        if (std::memcmp(x.data(), call.expected.data(), x.size() * sizeof(float)) != 0) ++mismatches[t];
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(mismatches[t], 0) << "thread " << t;
+}
+
+}  // namespace
