@@ -1,7 +1,9 @@
 """The rotary Python module on numpy arrays: dtypes, strides, positions, q+k,
 packed QKV, configuration keywords, targets, errors and the GIL."""
+import re
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -300,3 +302,12 @@ def test_the_gil_is_released_during_the_kernel():
     print(f"one apply took {end - begin:.3f} s; the main thread ran {len(inside) - 2} times meanwhile, "
           f"longest pause {longest_gap:.4f} s")
     assert longest_gap < 0.5 * (end - begin)
+
+
+def test_readme_python_example_runs():
+    """README.md's Python block, run as written, so it cannot drift from the module."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert blocks, "README.md has no python block"
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
