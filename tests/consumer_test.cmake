@@ -66,6 +66,9 @@ endif()
 
 # 2. pkg-config, from a plain compiler command line. The shared library's
 #    rotary.pc must work with only rotary's own .pc files on the search path.
+if(NOT PKG_CONFIG OR NOT EXISTS "${PKG_CONFIG}")
+  message(FATAL_ERROR "pkg-config was not found when configuring; apt-get install pkg-config")
+endif()
 function(build_with_pkg_config package output)
   set(search PKG_CONFIG_PATH=${pc_dir})
   if(package STREQUAL "rotary" AND shared_kind STREQUAL "shared")
