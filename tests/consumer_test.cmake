@@ -5,10 +5,19 @@
 #   3. the installed bin/rotary-info.
 # Each shared program must load librotary.so from the prefix; each static one must not need it.
 #   cmake -DBUILD_DIR= -DCONSUMER_DIR= -DGENERATOR= -DC_COMPILER= -DCXX_COMPILER= -DPKG_CONFIG= -DVERSION=
-#         -P consumer_test.cmake
+#         [-DSANITIZE=address,undefined] -P consumer_test.cmake
 set(prefix ${BUILD_DIR}/install-test)
 set(work ${BUILD_DIR}/consumer-test)
 file(REMOVE_RECURSE ${prefix} ${work})
+
+# A sanitized rotary needs its runtime in the consumer too.
+set(sanitize_flags "")
+set(cmake_sanitize "")
+if(SANITIZE)
+  set(sanitize_flags -fsanitize=${SANITIZE})
+  set(cmake_sanitize -DCMAKE_C_FLAGS=${sanitize_flags} -DCMAKE_CXX_FLAGS=${sanitize_flags}
+                     -DCMAKE_EXE_LINKER_FLAGS=${sanitize_flags})
+endif()
 
 function(run)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
@@ -46,7 +55,8 @@ endif()
 
 # 1. find_package.
 run(${CMAKE_COMMAND} -S ${CONSUMER_DIR} -B ${work}/cmake -G ${GENERATOR} -DCMAKE_BUILD_TYPE=Release
-    -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_C_COMPILER=${C_COMPILER} -DCMAKE_CXX_COMPILER=${CXX_COMPILER})
+    -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_C_COMPILER=${C_COMPILER} -DCMAKE_CXX_COMPILER=${CXX_COMPILER}
+    ${cmake_sanitize})
 run(${CMAKE_COMMAND} --build ${work}/cmake)
 check_program(${work}/cmake/consumer_c ${shared_kind})
 run(${work}/cmake/consumer_cpp)
@@ -59,7 +69,7 @@ endif()
 if(shared_kind STREQUAL "shared")
   run(${CMAKE_COMMAND} -S ${CONSUMER_DIR} -B ${work}/cmake-shared-only -G ${GENERATOR} -DCMAKE_BUILD_TYPE=Release
       -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_C_COMPILER=${C_COMPILER} -DCMAKE_CXX_COMPILER=${CXX_COMPILER}
-      -DWITH_STATIC=OFF -DCMAKE_DISABLE_FIND_PACKAGE_hwy=ON -DCMAKE_DISABLE_FIND_PACKAGE_TBB=ON)
+      -DWITH_STATIC=OFF -DCMAKE_DISABLE_FIND_PACKAGE_hwy=ON -DCMAKE_DISABLE_FIND_PACKAGE_TBB=ON ${cmake_sanitize})
   run(${CMAKE_COMMAND} --build ${work}/cmake-shared-only --target consumer_c)
   check_program(${work}/cmake-shared-only/consumer_c shared)
 endif()
@@ -78,7 +88,8 @@ function(build_with_pkg_config package output)
   string(STRIP "${run_output}" flags)
   message(STATUS "pkg-config --cflags --libs ${package}: ${flags}")
   separate_arguments(flags UNIX_COMMAND "${flags}")
-  run(${C_COMPILER} -Wall -Wextra -Werror ${CONSUMER_DIR}/consumer.c -o ${output} ${flags} -Wl,-rpath,${lib_dir})
+  run(${C_COMPILER} -Wall -Wextra -Werror ${sanitize_flags} ${CONSUMER_DIR}/consumer.c -o ${output} ${flags}
+      -Wl,-rpath,${lib_dir})
 endfunction()
 build_with_pkg_config(rotary ${work}/consumer_pkg_config)
 check_program(${work}/consumer_pkg_config ${shared_kind})
