@@ -35,10 +35,15 @@ const CompiledTarget* BestSupported() {
        ListNames(false), ")");
 }
 
+bool IsAuto(const std::string& requested) {
+  const std::string name = Upper(requested);
+  return name.empty() || name == "AUTO";
+}
+
 // Resolves a user-given name; never falls back silently.
 const CompiledTarget* Resolve(const std::string& requested, const char* source) {
+  if (IsAuto(requested)) return BestSupported();
   const std::string name = Upper(requested);
-  if (name.empty() || name == "AUTO") return BestSupported();
   const std::string canonical = (name == "AVX512") ? "AVX3" : name;
   for (size_t i = 0; i < kNumCompiledTargets; ++i) {
     const CompiledTarget& t = kCompiledTargets[i];
@@ -53,6 +58,10 @@ const CompiledTarget* Resolve(const std::string& requested, const char* source) 
        ListNames(false), " (or 'auto')");
 }
 
+constexpr const char* kSourceDefault = "default";
+constexpr const char* kSourceEnv = "ROTARY_TARGET";
+constexpr const char* kSourceCall = "rotary_set_target";
+
 class Registry {
  public:
   static Registry& Get() {
@@ -61,12 +70,17 @@ class Registry {
   }
 
   const CompiledTarget* active() const { return active_.load(std::memory_order_acquire); }
+  const char* source() const { return source_.load(std::memory_order_acquire); }
   const std::string& env_error() const { return env_error_; }
-  void set_active(const CompiledTarget* t) { active_.store(t, std::memory_order_release); }
+  void set_active(const CompiledTarget* t, const char* source) {
+    source_.store(source, std::memory_order_release);
+    active_.store(t, std::memory_order_release);
+  }
 
  private:
   Registry() {
     const char* env = std::getenv("ROTARY_TARGET");
+    if (env != nullptr && !IsAuto(env)) source_.store(kSourceEnv);
     try {
       active_.store(Resolve(env ? env : "", "ROTARY_TARGET"));
     } catch (const Error& e) {
@@ -75,6 +89,7 @@ class Registry {
   }
 
   std::atomic<const CompiledTarget*> active_{nullptr};
+  std::atomic<const char*> source_{kSourceDefault};
   std::string env_error_;
 };
 
@@ -95,8 +110,10 @@ const char* ActiveTargetName() {
   return t ? t->name : "NONE";
 }
 
+const char* ActiveTargetSource() { return Registry::Get().source(); }
+
 void ForceTarget(const std::string& name) {
-  Registry::Get().set_active(Resolve(name, "target"));
+  Registry::Get().set_active(Resolve(name, "target"), IsAuto(name) ? kSourceDefault : kSourceCall);
 }
 
 }  // namespace rotary

@@ -18,6 +18,10 @@ const KernelTable& ActiveKernels();
 // Name of the active target, or "NONE" (see ActiveKernels).
 const char* ActiveTargetName();
 
+// Why that target is active: "default" (the best this CPU supports),
+// "ROTARY_TARGET" (the environment variable named it) or "rotary_set_target".
+const char* ActiveTargetSource();
+
 // Makes `name` (case-insensitive; "" or "auto" = best supported) the active
 // target for the process. Throws Error(kUnsupported) and changes nothing if the
 // target is unknown or this CPU cannot run it.

@@ -157,6 +157,10 @@ const char* rotary_last_error(void) { return rotary::LastError(); }
 
 const char* rotary_active_target(void) { return rotary::ActiveTargetName(); }
 
+const char* rotary_target_source(void) { return rotary::ActiveTargetSource(); }
+
+const char* rotary_version(void) { return ROTARY_VERSION_STRING; }
+
 int32_t rotary_target_count(void) { return static_cast<int32_t>(rotary::kNumCompiledTargets); }
 
 const char* rotary_target_name(int32_t index) {
@@ -174,6 +178,8 @@ rotary_status rotary_set_target(const char* name) {
 }
 
 int64_t rotary_table_bytes(const rotary_rope* rope) { return rope ? rope->table_bytes() : 0; }
+
+int32_t rotary_table_count(const rotary_rope* rope) { return rope ? rope->table_count() : 0; }
 
 rotary_status rotary_plan(const rotary_config* config, int64_t seq_len, double* inv_freq_out, int32_t capacity,
                           double* attention_factor_out) {

@@ -52,4 +52,9 @@ int64_t PlanTables::bytes() const {
   return total;
 }
 
+int32_t PlanTables::count() const {
+  std::lock_guard<std::mutex> lock(recent_mutex_);
+  return 1 + static_cast<int32_t>(recent_.size());
+}
+
 }  // namespace rotary

@@ -58,6 +58,8 @@ class PlanTables {
 
   // Bytes of every table held now.
   int64_t bytes() const;
+  // Tables held now: the permanent one and the recent ones.
+  int32_t count() const;
 
  private:
   struct Key {

@@ -31,6 +31,7 @@ struct rotary_rope {
              rotary::DirectionIndex direction) const;
 
   int64_t table_bytes() const { return tables_.bytes(); }
+  int32_t table_count() const { return tables_.count(); }
   const rotary_config& config() const { return config_; }
 
  private:

@@ -26,10 +26,15 @@ int main(int argc, char** argv) {
   std::printf("active target %s, create status %d, message '%s'\n", active.c_str(), status, rotary_last_error());
 
   bool ok = active == expected;
+  // Why: "auto" is the default; a named target, usable or not, is the environment's.
+  const std::string source = rotary_target_source();
+  std::printf("target source %s\n", source.c_str());
+  ok = ok && source == (std::string(argv[1]) == "BEST" ? "default" : "ROTARY_TARGET");
   if (expected == "NONE") {
     ok = ok && status == ROTARY_UNSUPPORTED && std::strstr(rotary_last_error(), "ROTARY_TARGET") != nullptr;
     // A call that forces a valid target repairs it.
     ok = ok && rotary_set_target("auto") == ROTARY_OK && std::string(rotary_active_target()) != "NONE";
+    ok = ok && std::string(rotary_target_source()) == "default";
   } else {
     ok = ok && status == ROTARY_OK;
   }

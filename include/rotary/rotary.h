@@ -196,6 +196,19 @@ ROTARY_API rotary_status rotary_set_target(const char* name);
 /* Bytes of cos/sin table memory this rope object holds now. */
 ROTARY_API int64_t rotary_table_bytes(const rotary_rope* rope);
 
+/* Cos/sin tables this rope object holds now (0 for NULL): 1 for most schemes;
+ * more while it keeps tables of dynamic NTK or LongRoPE lengths past L0, or of
+ * apply_inverse with an attention factor != 1 (a few at most, bounded). */
+ROTARY_API int32_t rotary_table_count(const rotary_rope* rope);
+
+/* Why rotary_active_target() is what it is: "default" (the best target this
+ * CPU supports), "ROTARY_TARGET" (the environment variable named one) or
+ * "rotary_set_target" (a call named one). Naming "auto" is the default. */
+ROTARY_API const char* rotary_target_source(void);
+
+/* The library's version, "MAJOR.MINOR.PATCH", as built (e.g. "0.1.0"). */
+ROTARY_API const char* rotary_version(void);
+
 /* The frequency plan rotary_apply uses for a call whose largest position is
  * seq_len - 1 (seq_len in [1, the scheme's position limit]; only DYNAMIC_NTK and
  * LONGROPE depend on it): the M = rotary_dim / 2 inverse frequencies into

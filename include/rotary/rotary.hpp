@@ -239,6 +239,7 @@ class Rope {
   }
 
   int64_t table_bytes() const { return rotary_table_bytes(rope_); }
+  int32_t table_count() const { return rotary_table_count(rope_); }
   const rotary_rope* handle() const noexcept { return rope_; }
 
  private:
@@ -275,6 +276,12 @@ inline std::vector<std::string> supported_targets() {
 inline void set_target(const std::string& name) { detail::Check(rotary_set_target(name.c_str())); }
 
 inline std::string active_target() { return rotary_active_target(); }
+
+// Why the active target is active: "default", "ROTARY_TARGET" or "rotary_set_target".
+inline std::string target_source() { return rotary_target_source(); }
+
+// The library's version, "MAJOR.MINOR.PATCH".
+inline std::string version() { return rotary_version(); }
 
 }  // namespace rotary
 

@@ -1,0 +1,405 @@
+// The Python module `rotary`: RoPE on numpy arrays through the C++ API
+// (rotary.hpp). Arrays are viewed, never copied: a [batch, seq, heads, head_dim]
+// (or [seq, heads, head_dim]) array becomes a rotary::Tensor with its numpy
+// byte strides turned into element strides. f32 and f16 arrays are recognized
+// by dtype; bf16 data travels as a uint16 array with dtype="bf16". The GIL is
+// released while the kernel runs, so other Python threads (and other applies:
+// one Rope is thread-safe) go on meanwhile.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "rotary/rotary.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+[[noreturn]] void Invalid(const std::string& message) { throw rotary::Error(rotary::Status::kInvalidArgument, message); }
+
+// ---- Configuration: keyword arguments under rotary_config's (HF's) names ----
+
+rotary_scaling ScalingFromName(const std::string& name) {
+  static const std::pair<const char*, rotary_scaling> kNames[] = {
+      {"default", ROTARY_SCALING_DEFAULT}, {"linear", ROTARY_SCALING_LINEAR},
+      {"ntk", ROTARY_SCALING_NTK},         {"dynamic", ROTARY_SCALING_DYNAMIC_NTK},
+      {"yarn", ROTARY_SCALING_YARN},       {"llama3", ROTARY_SCALING_LLAMA3},
+      {"longrope", ROTARY_SCALING_LONGROPE}, {"su", ROTARY_SCALING_LONGROPE},
+      {"freq_factors", ROTARY_SCALING_FREQ_FACTORS}, {"inv_freq", ROTARY_SCALING_INV_FREQ},
+      {"bounded", ROTARY_SCALING_BOUNDED}};
+  std::string known;
+  for (const auto& n : kNames) {
+    if (name == n.first) return n.second;
+    known += std::string(known.empty() ? "" : ", ") + n.first;
+  }
+  Invalid("unknown scaling '" + name + "'; known: " + known);
+}
+
+// A rotary::Config built from keyword arguments, with the lists it points to.
+class ConfigArgs {
+ public:
+  explicit ConfigArgs(const py::kwargs& kwargs) {
+    // head_dim first: it also sets rotary_dim, which a later rotary_dim overrides.
+    if (kwargs.contains("head_dim")) Set("head_dim", kwargs["head_dim"]);
+    for (const auto& item : kwargs) {
+      const std::string key = py::str(item.first);
+      if (key != "head_dim") Set(key, py::reinterpret_borrow<py::object>(item.second));
+    }
+    if (partial_rotary_factor_ > 0) {
+      config_.rotary_dim(static_cast<int32_t>(config_.c.head_dim * partial_rotary_factor_));
+    }
+    Point(&config_.c.short_factor, short_factor_);
+    Point(&config_.c.long_factor, long_factor_);
+    Point(&config_.c.freq_factors, freq_factors_);
+    Point(&config_.c.inv_freq, inv_freq_);
+  }
+  ConfigArgs(const ConfigArgs&) = delete;
+  ConfigArgs& operator=(const ConfigArgs&) = delete;
+
+  const rotary::Config& config() const { return config_; }
+
+ private:
+  static void Point(rotary_array* array, const std::vector<double>& values) {
+    if (!values.empty()) *array = rotary_array{values.data(), static_cast<int64_t>(values.size())};
+  }
+
+  void Set(const std::string& key, const py::object& value) {
+    if (value.is_none()) return;  // absent, as in a HF rope_scaling block
+    rotary_config& c = config_.c;
+    if (key == "rope_scaling" || key == "rope_parameters") {
+      // A model config's block, e.g. {"rope_type": "llama3", "factor": 8.0, ...}.
+      for (const auto& item : value.cast<py::dict>()) {
+        Set(py::str(item.first), py::reinterpret_borrow<py::object>(item.second));
+      }
+    } else if (key == "head_dim") {
+      config_.head_dim(value.cast<int32_t>());
+    } else if (key == "rotary_dim") {
+      c.rotary_dim = value.cast<int32_t>();
+    } else if (key == "partial_rotary_factor") {
+      partial_rotary_factor_ = value.cast<double>();
+    } else if (key == "pairing") {
+      const std::string p = value.cast<std::string>();
+      if (p != "neox" && p != "interleaved") Invalid("pairing must be 'neox' or 'interleaved', got '" + p + "'");
+      c.pairing = p == "neox" ? ROTARY_NEOX : ROTARY_INTERLEAVED;
+    } else if (key == "base" || key == "rope_theta") {
+      c.base = value.cast<double>();
+    } else if (key == "scaling" || key == "rope_type" || key == "type") {
+      c.scaling = ScalingFromName(value.cast<std::string>());
+    } else if (key == "truncate") {
+      c.truncate = value.cast<bool>() ? 1 : 0;
+    } else if (!SetNumber(key, value) && !SetList(key, value)) {
+      Invalid("unknown configuration key '" + key + "'");
+    }
+  }
+
+  bool SetNumber(const std::string& key, const py::object& value) {
+    rotary_config& c = config_.c;
+    static const std::pair<const char*, int64_t rotary_config::*> kIntegers[] = {
+        {"max_positions", &rotary_config::max_positions},
+        {"position_limit", &rotary_config::position_limit},
+        {"original_max_position_embeddings", &rotary_config::original_max_position_embeddings},
+        {"max_position_embeddings", &rotary_config::max_position_embeddings},
+        {"n_max", &rotary_config::n_max}};
+    static const std::pair<const char*, double rotary_config::*> kReals[] = {
+        {"factor", &rotary_config::factor},
+        {"attention_factor", &rotary_config::attention_factor},
+        {"alpha", &rotary_config::alpha},
+        {"beta_fast", &rotary_config::beta_fast},
+        {"beta_slow", &rotary_config::beta_slow},
+        {"mscale", &rotary_config::mscale},
+        {"mscale_all_dim", &rotary_config::mscale_all_dim},
+        {"low_freq_factor", &rotary_config::low_freq_factor},
+        {"high_freq_factor", &rotary_config::high_freq_factor}};
+    for (const auto& f : kIntegers) {
+      if (key == f.first) return (c.*f.second = value.cast<int64_t>()), true;
+    }
+    for (const auto& f : kReals) {
+      if (key == f.first) return (c.*f.second = value.cast<double>()), true;
+    }
+    return false;
+  }
+
+  bool SetList(const std::string& key, const py::object& value) {
+    std::vector<double>* target = key == "short_factor"   ? &short_factor_
+                                  : key == "long_factor"  ? &long_factor_
+                                  : key == "freq_factors" ? &freq_factors_
+                                  : key == "inv_freq"     ? &inv_freq_
+                                                          : nullptr;
+    if (target == nullptr) return false;
+    *target = value.cast<std::vector<double>>();
+    return true;
+  }
+
+  rotary::Config config_;
+  double partial_rotary_factor_ = 0;
+  std::vector<double> short_factor_, long_factor_, freq_factors_, inv_freq_;
+};
+
+// ---- numpy arrays as rotary tensors ----
+
+rotary::Dtype DtypeOf(const py::array& a, const py::object& declared, const char* name) {
+  std::string want = declared.is_none() ? "" : declared.cast<std::string>();
+  if (want == "float32") want = "f32";
+  if (want == "float16") want = "f16";
+  if (want == "bfloat16") want = "bf16";
+  if (!want.empty() && want != "f32" && want != "f16" && want != "bf16") {
+    Invalid(std::string(name) + ": dtype must be 'f32', 'f16' or 'bf16', got '" + want + "'");
+  }
+  const char kind = a.dtype().kind();
+  const py::ssize_t size = a.itemsize();
+  if (kind == 'f' && size == 4 && (want.empty() || want == "f32")) return rotary::Dtype::kF32;
+  if (kind == 'f' && size == 2 && (want.empty() || want == "f16")) return rotary::Dtype::kF16;
+  if (kind == 'u' && size == 2 && (want == "f16" || want == "bf16")) {
+    return want == "f16" ? rotary::Dtype::kF16 : rotary::Dtype::kBF16;
+  }
+  const std::string got = py::str(a.dtype());
+  if (kind == 'u' && size == 2) Invalid(std::string(name) + ": a uint16 array needs dtype='bf16' (or 'f16')");
+  Invalid(std::string(name) + ": arrays of " + got + (want.empty() ? "" : " with dtype='" + want + "'") +
+          " are not supported; use float32, float16, or uint16 with dtype='bf16'");
+}
+
+// A [batch, seq, heads, head_dim] or [seq, heads, head_dim] array as a tensor view.
+rotary::Tensor ToTensor(const py::array& a, const py::object& dtype, int32_t head_dim, bool writable,
+                        const char* name) {
+  const rotary::Dtype storage = DtypeOf(a, dtype, name);
+  const py::ssize_t nd = a.ndim();
+  const std::string who(name);
+  if (nd != 3 && nd != 4) {
+    Invalid(who + ": expected shape [batch, seq, heads, head_dim] or [seq, heads, head_dim], got " +
+            std::to_string(nd) + " dimensions");
+  }
+  if (a.shape(nd - 1) != head_dim) {
+    Invalid(who + ": the last axis must be head_dim = " + std::to_string(head_dim) + ", got " +
+            std::to_string(a.shape(nd - 1)));
+  }
+  if (writable && !a.writeable()) Invalid(who + " is read-only");
+  const py::ssize_t item = a.itemsize();
+  if (a.strides(nd - 1) != item) {
+    Invalid(who + ": the last axis (head_dim) must be contiguous: stride " + std::to_string(a.strides(nd - 1)) +
+            " bytes, item size " + std::to_string(item));
+  }
+  int64_t shape[3], strides[3];
+  for (int i = 0; i < 3; ++i) {
+    const py::ssize_t axis = nd - 4 + i;  // batch, seq, heads; -1: the missing batch axis
+    shape[i] = axis < 0 ? 1 : a.shape(axis);
+    const py::ssize_t bytes = axis < 0 ? 0 : a.strides(axis);
+    if (bytes % item != 0) {
+      Invalid(who + ": the stride of axis " + std::to_string(axis) + " (" + std::to_string(bytes) +
+              " bytes) is not a multiple of the item size (" + std::to_string(item) + " bytes)");
+    }
+    strides[i] = bytes / item;
+  }
+  return rotary::Tensor(const_cast<void*>(a.data()), storage, shape[0], shape[1], shape[2], strides[0], strides[1],
+                        strides[2]);
+}
+
+// Positions as the C API wants them: none, or one int64 per (batch, seq) row.
+class PositionIds {
+ public:
+  PositionIds(const py::object& positions, int64_t offset, const rotary::Tensor& like) : offset_(offset) {
+    if (positions.is_none()) return;
+    const py::array raw = py::array::ensure(positions);
+    if (!raw || (raw.dtype().kind() != 'i' && raw.dtype().kind() != 'u')) Invalid("positions must be integers");
+    ids_ = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(raw);
+    given_ = true;
+    const int64_t rows = like.t.batch * like.t.seq;
+    if (ids_.size() != rows) {
+      Invalid("positions has " + std::to_string(ids_.size()) + " entries; expected batch * seq = " +
+              std::to_string(rows) + " (shape [batch, seq] or [seq])");
+    }
+  }
+  rotary::Positions get() const {
+    return given_ ? rotary::Positions(ids_.data(), offset_) : rotary::Positions(offset_);
+  }
+
+ private:
+  py::array_t<int64_t, py::array::c_style | py::array::forcecast> ids_;  // empty unless given
+  bool given_ = false;
+  int64_t offset_;
+};
+
+// ---- The Rope class ----
+
+class PyRope {
+ public:
+  explicit PyRope(const py::kwargs& kwargs) : PyRope(ConfigArgs(kwargs)) {}
+
+  int32_t head_dim() const { return config_.head_dim; }
+  int32_t rotary_dim() const { return config_.rotary_dim; }
+  std::string pairing() const { return config_.pairing == ROTARY_NEOX ? "neox" : "interleaved"; }
+  int64_t table_bytes() const { return rope_.table_bytes(); }
+  int32_t table_count() const { return rope_.table_count(); }
+
+  py::array Apply(const py::array& x, const py::object& positions, int64_t offset, bool inverse,
+                  const py::object& out, const py::object& dtype, const py::object& out_dtype) const {
+    const rotary::Tensor src = ToTensor(x, dtype, head_dim(), out.is_none(), "x");
+    const PositionIds ids(positions, offset, src);
+    if (out.is_none()) {
+      {
+        py::gil_scoped_release release;
+        inverse ? rope_.apply_inverse(src, ids.get()) : rope_.apply(src, ids.get());
+      }
+      return x;
+    }
+    const py::array dst_array = Array(out, "out");
+    const rotary::Tensor dst = ToTensor(dst_array, out_dtype, head_dim(), true, "out");
+    {
+      py::gil_scoped_release release;
+      inverse ? rope_.apply_inverse_to(src, dst, ids.get()) : rope_.apply_to(src, dst, ids.get());
+    }
+    return dst_array;
+  }
+
+  py::tuple ApplyQk(const py::array& q, const py::array& k, const py::object& positions, int64_t offset,
+                    float q_scale, const py::object& q_out, const py::object& k_out, const py::object& dtype,
+                    const py::object& out_dtype) const {
+    if (q_out.is_none() != k_out.is_none()) Invalid("give both q_out and k_out, or neither (in place)");
+    const bool in_place = q_out.is_none();
+    const rotary::Tensor q_src = ToTensor(q, dtype, head_dim(), in_place, "q");
+    const rotary::Tensor k_src = ToTensor(k, dtype, head_dim(), in_place, "k");
+    const PositionIds ids(positions, offset, q_src);
+    if (in_place) {
+      {
+        py::gil_scoped_release release;
+        rope_.apply_qk(q_src, k_src, ids.get(), q_scale);
+      }
+      return py::make_tuple(q, k);
+    }
+    const py::array q_dst_array = Array(q_out, "q_out"), k_dst_array = Array(k_out, "k_out");
+    const rotary::Tensor q_dst = ToTensor(q_dst_array, out_dtype, head_dim(), true, "q_out");
+    const rotary::Tensor k_dst = ToTensor(k_dst_array, out_dtype, head_dim(), true, "k_out");
+    {
+      py::gil_scoped_release release;
+      rope_.apply_qk_to(q_src, q_dst, k_src, k_dst, ids.get(), q_scale);
+    }
+    return py::make_tuple(q_dst_array, k_dst_array);
+  }
+
+  py::array ApplyPackedQkv(const py::array& qkv, int64_t q_heads, int64_t kv_heads, const py::object& positions,
+                           int64_t offset, float q_scale, const py::object& dtype) const {
+    const rotary::Dtype storage = DtypeOf(qkv, dtype, "qkv");
+    const py::ssize_t nd = qkv.ndim();
+    if (nd != 2 && nd != 3) Invalid("qkv: expected shape [batch, seq, (q_heads + 2 * kv_heads) * head_dim] or [seq, ...]");
+    if (!qkv.writeable()) Invalid("qkv is read-only");
+    if (!(qkv.flags() & py::array::c_style)) Invalid("qkv must be C-contiguous");
+    const int64_t batch = nd == 3 ? qkv.shape(0) : 1, seq = qkv.shape(nd - 2);
+    const int64_t row = (q_heads + 2 * kv_heads) * head_dim();
+    if (qkv.shape(nd - 1) != row) {
+      Invalid("qkv: the last axis must be (q_heads + 2 * kv_heads) * head_dim = " + std::to_string(row) +
+              ", got " + std::to_string(qkv.shape(nd - 1)));
+    }
+    const rotary::Tensor rows(const_cast<void*>(qkv.data()), storage, batch, seq, 1, row);
+    const PositionIds ids(positions, offset, rows);
+    {
+      py::gil_scoped_release release;
+      const rotary::Positions p = ids.get();
+      rope_.apply_packed_qkv(const_cast<void*>(qkv.data()), storage, batch, seq, q_heads, kv_heads, p, q_scale);
+    }
+    return qkv;
+  }
+
+ private:
+  explicit PyRope(const ConfigArgs& config) : config_(config.config().c), rope_(config.config()) {}
+
+  static py::array Array(const py::object& o, const char* name) {
+    if (!py::isinstance<py::array>(o)) Invalid(std::string(name) + " must be a numpy array");
+    return o.cast<py::array>();
+  }
+
+  rotary_config config_;  // scalars only: its list pointers are not kept valid
+  rotary::Rope rope_;
+};
+
+py::tuple Plan(int64_t seq_len, const py::kwargs& kwargs) {
+  const ConfigArgs config(kwargs);
+  const rotary::Plan plan = rotary::plan(config.config(), seq_len);
+  return py::make_tuple(py::array_t<double>(plan.inv_freq.size(), plan.inv_freq.data()), plan.attention_factor);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(rotary, m) {
+  m.doc() = "Rotary position embedding (RoPE) for CPU inference, on numpy arrays.";
+  m.attr("__version__") = rotary::version();
+
+  static py::exception<rotary::Error> error(m, "Error", PyExc_ValueError);
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const rotary::Error& e) {
+      py::object instance = py::handle(error.ptr())(e.what());
+      instance.attr("status") = static_cast<int>(e.status());
+      PyErr_SetObject(error.ptr(), instance.ptr());
+    }
+  });
+  m.attr("OK") = static_cast<int>(ROTARY_OK);
+  m.attr("INVALID_ARGUMENT") = static_cast<int>(ROTARY_INVALID_ARGUMENT);
+  m.attr("OUT_OF_RANGE") = static_cast<int>(ROTARY_OUT_OF_RANGE);
+  m.attr("OUT_OF_MEMORY") = static_cast<int>(ROTARY_OUT_OF_MEMORY);
+  m.attr("UNSUPPORTED") = static_cast<int>(ROTARY_UNSUPPORTED);
+
+  py::class_<PyRope>(m, "Rope", R"doc(
+Rope(**config): a frequency plan and its cached cos/sin tables.
+
+Keywords are rotary_config's fields under HF's names: head_dim (128), rotary_dim (head_dim),
+partial_rotary_factor, pairing ('neox' or 'interleaved'), base or rope_theta (10000), max_positions,
+position_limit, scaling / rope_type ('default', 'linear', 'ntk', 'dynamic', 'yarn', 'llama3', 'longrope',
+'freq_factors', 'inv_freq', 'bounded'), factor, original_max_position_embeddings, max_position_embeddings,
+attention_factor, alpha, beta_fast, beta_slow, mscale, mscale_all_dim, truncate, low_freq_factor,
+high_freq_factor, short_factor, long_factor, freq_factors, inv_freq, n_max; and rope_scaling= a model
+config's rope_scaling (or rope_parameters) dict, whose keys are read the same way. None means absent.
+)doc")
+      .def(py::init<const py::kwargs&>())
+      .def_property_readonly("head_dim", &PyRope::head_dim)
+      .def_property_readonly("rotary_dim", &PyRope::rotary_dim)
+      .def_property_readonly("pairing", &PyRope::pairing)
+      .def_property_readonly("table_bytes", &PyRope::table_bytes)
+      .def_property_readonly("table_count", &PyRope::table_count)
+      .def("apply", &PyRope::Apply, py::arg("x"), py::arg("positions") = py::none(), py::arg("offset") = 0,
+           py::kw_only(), py::arg("inverse") = false, py::arg("out") = py::none(), py::arg("dtype") = py::none(),
+           py::arg("out_dtype") = py::none(), R"doc(
+Rotates x ([batch, seq, heads, head_dim] or [seq, heads, head_dim]; float32, float16, or uint16 with
+dtype='bf16') at positions offset + s, or positions[b, s] + offset (int64, shape [batch, seq] or [seq]).
+In place, or into out (any of the three storage types; out_dtype='bf16' for a uint16 out), which is
+returned. inverse=True undoes apply. The GIL is released while the kernel runs.
+)doc")
+      .def("apply_qk", &PyRope::ApplyQk, py::arg("q"), py::arg("k"), py::arg("positions") = py::none(),
+           py::arg("offset") = 0, py::kw_only(), py::arg("q_scale") = 1.0f, py::arg("q_out") = py::none(),
+           py::arg("k_out") = py::none(), py::arg("dtype") = py::none(), py::arg("out_dtype") = py::none(), R"doc(
+Rotates q and k (any head counts, same batch and seq) at the same positions in one pass, multiplying all
+of q by q_scale; in place, or into q_out and k_out. Returns (q, k) as written.
+)doc")
+      .def("apply_packed_qkv", &PyRope::ApplyPackedQkv, py::arg("qkv"), py::arg("q_heads"), py::arg("kv_heads"),
+           py::arg("positions") = py::none(), py::arg("offset") = 0, py::kw_only(), py::arg("q_scale") = 1.0f,
+           py::arg("dtype") = py::none(), R"doc(
+Rotates, in place, the q and k heads of a C-contiguous packed QKV buffer
+[batch, seq, (q_heads + 2 * kv_heads) * head_dim] (or [seq, ...]); v is untouched. Returns qkv.
+)doc");
+
+  m.def("plan", &Plan, py::arg("seq_len") = 1,
+        "plan(seq_len=1, **config) -> (inv_freq, attention_factor): what apply uses for a call whose largest "
+        "position is seq_len - 1 (float64).");
+  m.def(
+      "softmax_scale_factor",
+      [](const py::kwargs& kwargs) { return rotary::softmax_scale_factor(ConfigArgs(kwargs).config()); },
+      "softmax_scale_factor(**config): the factor DeepSeek YaRN multiplies the softmax scale by (else 1).");
+  m.def("version", &rotary::version, "The library's version.");
+  m.def("active_target", &rotary::active_target, "The kernel target in use, e.g. 'AVX2'.");
+  m.def("target_source", &rotary::target_source,
+        "Why the active target is active: 'default', 'ROTARY_TARGET' or 'rotary_set_target'.");
+  m.def("set_target", &rotary::set_target, py::arg("name"),
+        "Forces a kernel target by name for the process ('auto': the best supported).");
+  m.def(
+      "compiled_targets",
+      [] {
+        std::vector<std::pair<std::string, bool>> out;
+        for (const rotary::TargetInfo& t : rotary::compiled_targets()) out.emplace_back(t.name, t.supported);
+        return out;
+      },
+      "[(name, supported by this CPU)] for every target compiled in, best first.");
+}

@@ -1,0 +1,54 @@
+"""Shared helpers of the rotary Python tests: a float64 numpy oracle and bf16 rounding."""
+import numpy as np
+import pytest
+
+import rotary
+
+
+def reference(x, positions, inv_freq, pairing="neox", attention_factor=1.0, inverse=False):
+    """RoPE in float64: x [batch, seq, heads, head_dim], positions [batch, seq], inv_freq [rotary_dim / 2]."""
+    x = np.asarray(x, dtype=np.float64)
+    pairs = len(inv_freq)
+    angle = np.asarray(positions, dtype=np.float64)[..., None] * np.asarray(inv_freq, dtype=np.float64)
+    cos = attention_factor * np.cos(angle)[:, :, None, :]
+    sin = attention_factor * np.sin(angle)[:, :, None, :]
+    if inverse:
+        cos, sin = cos / attention_factor**2, -sin / attention_factor**2
+    out = x.copy()
+    if pairing == "neox":
+        a, b = x[..., :pairs], x[..., pairs : 2 * pairs]
+        out[..., :pairs] = a * cos - b * sin
+        out[..., pairs : 2 * pairs] = a * sin + b * cos
+    else:
+        a, b = x[..., 0 : 2 * pairs : 2], x[..., 1 : 2 * pairs : 2]
+        out[..., 0 : 2 * pairs : 2] = a * cos - b * sin
+        out[..., 1 : 2 * pairs : 2] = a * sin + b * cos
+    return out
+
+
+def default_inv_freq(rotary_dim, base=10000.0):
+    return base ** (-np.arange(0, rotary_dim, 2, dtype=np.float64) / rotary_dim)
+
+
+def to_bf16(x):
+    """float32 -> bf16 bit patterns (uint16), rounded to nearest even."""
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    return rounded.astype(np.uint16)
+
+
+def from_bf16(bits):
+    return (np.asarray(bits, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20240611)
+
+
+@pytest.fixture(autouse=True)
+def default_target():
+    """Every test starts and ends on the default kernel target."""
+    rotary.set_target("auto")
+    yield
+    rotary.set_target("auto")
