@@ -19,6 +19,14 @@
 #include "rotary/rotary.h"
 #include "tests/storage_reference.h"
 
+// tests/fuzz/c_caller.c: the entry points taking an enum by value, called from C.
+extern "C" rotary_status fuzz_packed_qkv_views(void* data, int dtype, int64_t batch, int64_t seq, int64_t q_heads,
+                                               int64_t kv_heads, int32_t head_dim, rotary_tensor* q, rotary_tensor* k,
+                                               rotary_tensor* v);
+extern "C" rotary_status fuzz_apply_packed_qkv(const rotary_rope* rope, void* data, int dtype, int64_t batch,
+                                               int64_t seq, int64_t q_heads, int64_t kv_heads, const int64_t* positions,
+                                               int64_t offset, float q_scale);
+
 namespace {
 
 [[noreturn]] void Violation(const char* what) {
@@ -330,10 +338,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     packed.bytes.resize(2 * Buffer::kGuardBytes + elements * (src_type == ROTARY_F32 ? 4 : 2));
     for (size_t i = 0; i < packed.bytes.size(); ++i) packed.bytes[i] = static_cast<uint8_t>(i * 7 % 61);
     rotary_tensor qv, kv;
-    rotary_dtype packed_type;
-    std::memcpy(&packed_type, &src_type, sizeof(src_type));
-    if (rotary_packed_qkv_views(packed.bytes.data() + Buffer::kGuardBytes, packed_type, b, s, hq, kv_heads, head_dim,
-                                &qv, &kv, nullptr) != ROTARY_OK) {
+    if (fuzz_packed_qkv_views(packed.bytes.data() + Buffer::kGuardBytes, src_type, b, s, hq, kv_heads, head_dim, &qv,
+                              &kv, nullptr) != ROTARY_OK) {
       rotary_destroy(rope);
       return 0;
     }
@@ -392,7 +398,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 3: status = rotary_apply_qk(rope, &q.view, &k.view, id_ptr, offset, q_scale); break;
     case 4: status = rotary_apply_qk_to(rope, &q.view, &q_out.view, &k.view, &k_out.view, id_ptr, offset, q_scale); break;
     default:
-      status = rotary_apply_packed_qkv(rope, packed.bytes.data() + Buffer::kGuardBytes, q.view.dtype, q.view.batch,
+      status = fuzz_apply_packed_qkv(rope, packed.bytes.data() + Buffer::kGuardBytes, src_type, q.view.batch,
                                        q.view.seq, q.view.heads, kv_heads, id_ptr, offset, q_scale);
       break;
   }
