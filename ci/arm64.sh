@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# arm64: cross-builds rotary for aarch64 (Debian's g++-aarch64-linux-gnu against
+# the arm64 multiarch dev packages, ci/aarch64-toolchain.cmake), then runs the
+# whole CTest suite under qemu-user once per CPU model below. After each run it
+# checks from the names of the tests that passed that every expected Highway
+# target really ran (kernel tests and end-to-end tests), and that the targets
+# the model lacks did not appear (so the -cpu setting really took effect).
+# `bash ci/arm64.sh cortex-a57` runs only the models whose -cpu starts so.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source ci/lib.sh
+
+# qemu -cpu | targets that must have run | targets that must be absent.
+# The registry prefers SVE2_128 > SVE_256 > SVE2 > SVE > NEON; Highway offers
+# SVE_256 only at a 256-bit vector length and SVE2_128 only at 128 bits, so one
+# SVE model per length covers every compiled SVE target.
+models=(
+  "cortex-a57|NEON SCALAR|SVE SVE2 SVE_256 SVE2_128"
+  "max,sve=on,sve256=on|NEON SVE SVE2 SVE_256 SCALAR|SVE2_128"
+  "max,sve=on,sve128=on|NEON SVE SVE2 SVE2_128 SCALAR|SVE_256"
+)
+if [ $# -gt 0 ]; then
+  picked=()
+  for m in "${models[@]}"; do
+    for want in "$@"; do [[ $m == "$want"* ]] && picked+=("$m") && break; done
+  done
+  [ ${#picked[@]} -gt 0 ] || { echo "ci/arm64.sh: no CPU model matches '$*'" >&2 && exit 2; }
+  models=("${picked[@]}")
+fi
+
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+# install-deps.sh runs apt-get update whenever it installs, so the arm64
+# package lists arrive with the first install after this.
+dpkg --print-foreign-architectures | grep -qx arm64 || $sudo dpkg --add-architecture arm64
+bash ci/install-deps.sh cmake make qemu-user g++-aarch64-linux-gnu \
+  libhwy-dev:arm64 libtbb-dev:arm64 libgtest-dev:arm64
+
+# Prints "TARGET: K kernel + E end-to-end tests passed" for each expected target
+# and fails if one has none, or if a target that must be absent shows up.
+check_targets() {
+  local log=$1 expected=$2 absent=$3 ok=0 t kernel apply
+  for t in $expected; do
+    kernel=$(grep -cE "Test +#[0-9]+: RopeKernelTest[^ ]*/$t( |$).* Passed" "$log" || true)
+    apply=$(grep -cE "Test +#[0-9]+: EveryTarget/ApplyTest\.[^ ]*/$t( |$).* Passed" "$log" || true)
+    echo "  $t: $kernel kernel + $apply end-to-end tests passed"
+    if [ "$kernel" -eq 0 ] || [ "$apply" -eq 0 ]; then
+      echo "ci/arm64.sh: $t must pass kernel and end-to-end tests on this CPU model (failed, or not run)" >&2
+      ok=1
+    fi
+  done
+  for t in $absent; do
+    if grep -qE "Test +#[0-9]+: [^ ]*/$t( |$)" "$log"; then
+      echo "ci/arm64.sh: $t tests ran on a CPU model without $t: the -cpu setting did not apply" >&2
+      ok=1
+    fi
+  done
+  return "$ok"
+}
+
+ci_build build/arm64 -DCMAKE_TOOLCHAIN_FILE=ci/aarch64-toolchain.cmake -DCMAKE_BUILD_TYPE=Release \
+  -DROTARY_WERROR=ON -DROTARY_BUILD_BENCH=OFF
+
+rc=0
+for m in "${models[@]}"; do
+  IFS='|' read -r cpu expected absent <<<"$m"
+  echo "--- arm64 under qemu-aarch64 -cpu $cpu ---"
+  # Re-configuring rebuilds nothing: only the emulator command changes, and
+  # with it the test lists, which ctest then rediscovers under this CPU.
+  cmake -S . -B build/arm64 -DROTARY_QEMU_CPU="$cpu" >/dev/null
+  # The same qemu command as the toolchain's emulator; prints the target chosen.
+  qemu-aarch64 -L / -cpu "$cpu" build/arm64/tests/target_env_check BEST | sed -n 1p || true
+  log="build/arm64/ci-ctest-${cpu//[,=]/_}.log"
+  run_ok=0
+  ci_ctest build/arm64 "$log" || run_ok=1
+  check_targets "$log" "$expected" "$absent" || run_ok=1
+  [ "$run_ok" -eq 0 ] || rc=1
+done
+exit "$rc"

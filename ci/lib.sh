@@ -1,0 +1,44 @@
+# Helpers shared by the ci/ scripts; sourced, not run. Expects the working
+# directory to be the repository root.
+
+set -o pipefail  # ci_ctest's status is ctest's, not tee's
+
+ci_jobs=$(nproc)
+
+# ci_build DIR CMAKE_ARGS...: configures and builds DIR from this checkout with
+# every core. The build's output goes to DIR/ci-build.log and is printed only
+# when configuring or building fails (warnings are errors where -Werror is on).
+ci_build() {
+  local dir=$1
+  shift
+  mkdir -p "$dir"
+  local start=$SECONDS
+  if ! { cmake -S . -B "$dir" "$@" && cmake --build "$dir" -j "$ci_jobs"; } >"$dir/ci-build.log" 2>&1; then
+    cat "$dir/ci-build.log"
+    echo "ci: building $dir failed (log above)" >&2
+    return 1
+  fi
+  echo "ci: built $dir in $((SECONDS - start))s"
+}
+
+# ci_ctest DIR LOG CTEST_ARGS...: runs ctest in DIR on every core, printing its
+# output and keeping a copy in LOG. When CI_COUNTS names a file, appends
+# "passed failed" for this run to it (ci/test.sh sums them).
+ci_ctest() {
+  local dir=$1 log=$2
+  shift 2
+  local rc=0
+  (cd "$dir" && ctest --output-on-failure --no-tests=error -j "$ci_jobs" "$@") 2>&1 | tee "$log" || rc=$?
+  if [ -n "${CI_COUNTS:-}" ]; then
+    sed -nE 's/^[0-9]+% tests passed, ([0-9]+) tests? failed out of ([0-9]+)$/\2 \1/p' "$log" |
+      awk '{print $1 - $2, $2}' >>"$CI_COUNTS"
+  fi
+  return "$rc"
+}
+
+# ci_targets_run LOG: the Highway targets whose kernel tests passed in LOG (a
+# ctest output), on one line, in the order ctest reported them.
+ci_targets_run() {
+  sed -nE 's|^.*Test +#[0-9]+: RopeKernelTest[^ ]*/([A-Z0-9_]+) .* Passed .*$|\1|p' "$1" | awk '!seen[$0]++' |
+    tr '\n' ' ' | sed 's/ $//'
+}
