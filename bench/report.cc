@@ -154,8 +154,10 @@ bool PlotPng(const std::vector<Result>& results, const std::string& path) {
            << " threads); line = stream limit'\n"
            << "set ylabel 'GB/s'\nset style data histograms\nset style histogram clustered gap 1\n"
            << "set style fill solid 0.8 border -1\nset xtics rotate by -30\nset key top right\nset grid ytics\n"
+           // The first row names the columns, for every series (else the line is off by one).
+           << "set key autotitle columnheader\n"
            << "plot for [i=3:" << 2 + targets.size() << "] '" << data_path
-           << "' using i:xtic(1) title columnheader, '' using 0:2 with linespoints lw 2 lc rgb 'black' title 'stream'\n";
+           << "' using i:xtic(1), '' using 0:2 with linespoints lw 2 lc rgb 'black' title 'stream'\n";
   }
   const std::string command = "gnuplot '" + script_path + "' 2>&1";
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
