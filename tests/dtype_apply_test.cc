@@ -33,33 +33,17 @@ class TypedTensor {
     bytes_.assign((2 * kGuard + batch * stride_batch_) * ElementBytes(), 0xA5);
   }
 
-  size_t ElementBytes() const { return dtype_ == ROTARY_F32 ? 4 : 2; }
+  size_t ElementBytes() const { return rotary_test::StorageBytes(dtype_); }
   int64_t Index(int64_t b, int64_t s, int64_t h, int64_t k) const {
     return kGuard + b * stride_batch_ + s * stride_seq_ + h * stride_head_ + k;
   }
   // The stored value, exactly.
   double Get(int64_t b, int64_t s, int64_t h, int64_t k) const {
-    const uint8_t* p = &bytes_[Index(b, s, h, k) * ElementBytes()];
-    if (dtype_ == ROTARY_F32) {
-      float f;
-      std::memcpy(&f, p, 4);
-      return f;
-    }
-    uint16_t u;
-    std::memcpy(&u, p, 2);
-    return dtype_ == ROTARY_F16 ? rotary_test::HalfToDouble(u) : rotary_test::BFloat16ToDouble(u);
+    return rotary_test::LoadStored(&bytes_[Index(b, s, h, k) * ElementBytes()], dtype_);
   }
   // Stores v rounded to the storage type.
   void Set(int64_t b, int64_t s, int64_t h, int64_t k, double v) {
-    uint8_t* p = &bytes_[Index(b, s, h, k) * ElementBytes()];
-    if (dtype_ == ROTARY_F32) {
-      const float f = static_cast<float>(v);
-      std::memcpy(p, &f, 4);
-      return;
-    }
-    const uint16_t u = dtype_ == ROTARY_F16 ? rotary_test::DoubleToHalf(v)
-                                            : rotary_test::FloatToBFloat16(static_cast<float>(v));
-    std::memcpy(p, &u, 2);
+    rotary_test::StoreRounded(&bytes_[Index(b, s, h, k) * ElementBytes()], dtype_, v);
   }
   void FillRandom(uint32_t seed) {
     std::mt19937 rng(seed);

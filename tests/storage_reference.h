@@ -9,6 +9,8 @@
 #include <cstring>
 #include <limits>
 
+#include "rotary/rotary.h"
+
 namespace rotary_test {
 
 inline uint32_t FloatBits(float f) {
@@ -73,6 +75,31 @@ inline uint16_t FloatToBFloat16(float v) {
   const double d_low = a - low, d_high = low + ulp - a;
   const bool up = d_high < d_low || (d_high == d_low && (toward_zero & 1));
   return static_cast<uint16_t>(toward_zero + (up ? 1 : 0));  // carries into the exponent (up to Inf) as it should
+}
+
+inline size_t StorageBytes(rotary_dtype dtype) { return dtype == ROTARY_F32 ? 4 : 2; }
+
+// The value stored at p in storage `dtype`, exactly.
+inline double LoadStored(const void* p, rotary_dtype dtype) {
+  if (dtype == ROTARY_F32) {
+    float f;
+    std::memcpy(&f, p, 4);
+    return f;
+  }
+  uint16_t u;
+  std::memcpy(&u, p, 2);
+  return dtype == ROTARY_F16 ? HalfToDouble(u) : BFloat16ToDouble(u);
+}
+
+// Stores v at p, rounded to the nearest value of storage `dtype`.
+inline void StoreRounded(void* p, rotary_dtype dtype, double v) {
+  if (dtype == ROTARY_F32) {
+    const float f = static_cast<float>(v);
+    std::memcpy(p, &f, 4);
+    return;
+  }
+  const uint16_t u = dtype == ROTARY_F16 ? DoubleToHalf(v) : FloatToBFloat16(static_cast<float>(v));
+  std::memcpy(p, &u, 2);
 }
 
 }  // namespace rotary_test

@@ -53,28 +53,9 @@ class Bytes {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-size_t ElementBytes(rotary_dtype d) { return d == ROTARY_F32 ? 4 : 2; }
-
-double Load(const uint8_t* p, rotary_dtype d) {
-  if (d == ROTARY_F32) {
-    float f;
-    std::memcpy(&f, p, 4);
-    return f;
-  }
-  uint16_t u;
-  std::memcpy(&u, p, 2);
-  return d == ROTARY_F16 ? rotary_test::HalfToDouble(u) : rotary_test::BFloat16ToDouble(u);
-}
-
-void Store(uint8_t* p, rotary_dtype d, double v) {
-  if (d == ROTARY_F32) {
-    const float f = static_cast<float>(v);
-    std::memcpy(p, &f, 4);
-  } else {
-    const uint16_t u = d == ROTARY_F16 ? rotary_test::DoubleToHalf(v) : rotary_test::FloatToBFloat16(static_cast<float>(v));
-    std::memcpy(p, &u, 2);
-  }
-}
+using rotary_test::LoadStored;
+using rotary_test::StoreRounded;
+size_t ElementBytes(rotary_dtype d) { return rotary_test::StorageBytes(d); }
 
 // A tensor view over its own buffer with guard bytes on both sides. Shapes and
 // strides may be invalid: the buffer then covers whatever a valid reading of
@@ -147,7 +128,7 @@ void MakeBuffer(Bytes& in, Buffer& buf, int32_t raw_dtype, int64_t batch, int64_
       for (int64_t s = 0; s < seq; ++s)
         for (int64_t h = 0; h < heads; ++h)
           for (int64_t k = 0; k < head_dim; ++k) {
-            Store(buf.At(b, s, h, k), dtype, (static_cast<int>(in.U8()) - 128) / 32.0);
+            StoreRounded(buf.At(b, s, h, k), dtype, (static_cast<int>(in.U8()) - 128) / 32.0);
           }
   }
   if (null_data) t.data = nullptr;
@@ -189,7 +170,7 @@ void CheckResult(const rotary_config& c, const std::vector<Operand>& ops, const 
           const int64_t p = (ids ? ids[b * src.view.seq + s] : s) + offset;
           std::vector<double> x(c.head_dim), y(c.head_dim);
           const int64_t src_index = b * src.view.stride_batch + s * src.view.stride_seq + h * src.view.stride_head;
-          for (int k = 0; k < c.head_dim; ++k) x[k] = Load(src_base + (src_index + k) * ElementBytes(sd), sd);
+          for (int k = 0; k < c.head_dim; ++k) x[k] = LoadStored(src_base + (src_index + k) * ElementBytes(sd), sd);
           y = x;
           for (int i = 0; i < pairs; ++i) {
             const int a = c.pairing == ROTARY_INTERLEAVED ? 2 * i : i;
@@ -202,7 +183,7 @@ void CheckResult(const rotary_config& c, const std::vector<Operand>& ops, const 
           for (int k = 0; k < c.head_dim; ++k) {
             uint8_t* out = dst.At(b, s, h, k);
             written[out - dst.bytes.data()] = 1;
-            const double got = Load(out, dd);
+            const double got = LoadStored(out, dd);
             if (k >= c.rotary_dim && in_place && op.scale == 1.0) {
               if (std::memcmp(out, before_dst[o].data() + (out - dst.bytes.data()), ElementBytes(dd)) != 0) {
                 Violation("a pass-through component changed in place");
