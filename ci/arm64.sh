@@ -42,7 +42,7 @@ check_targets() {
   local log=$1 expected=$2 absent=$3 ok=0 t kernel apply
   for t in $expected; do
     kernel=$(grep -cE "Test +#[0-9]+: RopeKernelTest[^ ]*/$t( |$).* Passed" "$log" || true)
-    apply=$(grep -cE "Test +#[0-9]+: EveryTarget/ApplyTest\.[^ ]*/$t( |$).* Passed" "$log" || true)
+    apply=$(grep -cE "Test +#[0-9]+: EveryTarget/[A-Za-z]+\.[^ ]*/$t( |$).* Passed" "$log" || true)
     echo "  $t: $kernel kernel + $apply end-to-end tests passed"
     if [ "$kernel" -eq 0 ] || [ "$apply" -eq 0 ]; then
       echo "ci/arm64.sh: $t must pass kernel and end-to-end tests on this CPU model (failed, or not run)" >&2
