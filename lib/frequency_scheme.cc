@@ -1,6 +1,7 @@
 #include "lib/frequency_scheme.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "lib/enum_value.h"
 #include "lib/error.h"
@@ -198,7 +199,8 @@ double YarnMscale(double factor, double mu) { return factor > 1 ? 0.1 * mu * std
 
 FrequencyScheme ResolveScheme(const rotary_config& c) {
   FrequencyScheme s;
-  s.scaling = c.scaling;
+  // Copied as raw bits: the switch below rejects a value outside the enum (see lib/enum_value.h).
+  std::memcpy(&s.scaling, &c.scaling, sizeof(s.scaling));
   s.rotary_dim = c.rotary_dim;
   s.base = c.base;
   s.position_limit = c.position_limit;

@@ -112,7 +112,7 @@ void MakeBuffer(Bytes& in, Buffer& buf, int32_t raw_dtype, int64_t batch, int64_
     switch (in.U8() % 3) {
       case 0: t.stride_head = in.U8() % 40; break;
       case 1: t.stride_seq = static_cast<int8_t>(in.U8()); break;
-      default: t.stride_batch = static_cast<int64_t>(in.U32()) << (in.U8() % 40); break;
+      default: t.stride_batch = static_cast<int64_t>(static_cast<uint64_t>(in.U32()) << (in.U8() % 31)); break;
     }
   }
   const size_t element = ElementBytes(dtype);
