@@ -17,7 +17,9 @@ struct TimingOptions {
 
 // Median over repetitions of the mean ns per call of each function. Each
 // repetition runs enough calls to last min_seconds; the functions of one case
-// run in alternation so that drift in the machine hits all of them alike.
+// run in alternation so that drift in the machine hits all of them alike, each
+// repetition starting with the next function, so that none always runs right
+// after the same other one (what one leaves in the caches slows or speeds the next).
 inline std::vector<double> MedianNsPerCall(const std::vector<std::function<void()>>& fns, const TimingOptions& o) {
   using Clock = std::chrono::steady_clock;
   std::vector<int64_t> calls(fns.size(), 1);
@@ -35,7 +37,8 @@ inline std::vector<double> MedianNsPerCall(const std::vector<std::function<void(
   }
   std::vector<std::vector<double>> samples(fns.size());
   for (int r = 0; r < o.repetitions; ++r) {
-    for (size_t f = 0; f < fns.size(); ++f) {
+    for (size_t i = 0; i < fns.size(); ++i) {
+      const size_t f = (i + static_cast<size_t>(r)) % fns.size();
       const auto start = Clock::now();
       for (int64_t c = 0; c < calls[f]; ++c) fns[f]();
       samples[f].push_back(std::chrono::duration<double, std::nano>(Clock::now() - start).count() / calls[f]);
