@@ -145,23 +145,34 @@ rotary::Pairing ParseMode(const std::string& name) {
 
 int64_t ElementBytes(rotary::Dtype d) { return d == rotary::Dtype::kF32 ? 4 : 2; }
 
-// A buffer of `elements` values of a storage type, filled with small values.
+// A buffer of `elements` values of a storage type, filled with small values,
+// aligned to 64 bytes as inference engines align their tensors (a std::vector
+// of floats is 16-byte aligned: every 64-byte vector access would then span
+// two cache lines, which costs rotary and the yardsticks alike but not evenly).
 struct Buffer {
-  Buffer(int64_t elements, rotary::Dtype dtype) : dtype(dtype), words((elements * ElementBytes(dtype) + 3) / 4) {
+  static constexpr size_t kAlignment = 64;
+
+  Buffer(int64_t elements, rotary::Dtype dtype)
+      : dtype(dtype),
+        memory(static_cast<char*>(std::aligned_alloc(
+                   kAlignment, (static_cast<size_t>(elements * ElementBytes(dtype)) + kAlignment - 1) / kAlignment *
+                                   kAlignment)),
+               &std::free) {
+    if (!memory) throw std::bad_alloc();
     std::vector<float> values(elements);
     for (int64_t i = 0; i < elements; ++i) values[i] = std::sin(0.001f * static_cast<float>(i));
     if (dtype == rotary::Dtype::kF32) {
-      std::copy(values.begin(), values.end(), reinterpret_cast<float*>(words.data()));
+      std::copy(values.begin(), values.end(), reinterpret_cast<float*>(data()));
     } else {  // round through rotary itself: an out-of-place apply at position 0 is a converting copy
       rotary::Rope rope(rotary::Config().head_dim(2));
       rope.apply_to(rotary::Tensor(values.data(), 1, 1, elements / 2, 2),
                     rotary::Tensor(data(), dtype, 1, 1, elements / 2, 2), 0);
     }
   }
-  void* data() { return words.data(); }
+  void* data() { return memory.get(); }
 
   rotary::Dtype dtype;
-  std::vector<float> words;
+  std::unique_ptr<char, decltype(&std::free)> memory;
 };
 
 std::string CpuName() {
@@ -255,7 +266,8 @@ class Bench {
       r.ns_per_call = ns[1];
       r.gbps = bytes / ns[1];
       r.of_stream = ns[0] / ns[1];
-      if (std::string(s.name) == "decode1") r.extra.push_back({"fixed_ns", ns[1] - ns[0]});
+      // BENCHMARKS.md's decode1 target: ns_per_call <= 1.3 x stream + a fixed cost below 150 ns.
+      if (std::string(s.name) == "decode1") r.extra.push_back({"fixed_ns", ns[1] - 1.3 * ns[0]});
       Emit(r);
       if (fns.size() > 2) {
         Result n = Base("naive", mode, dtype_name, s, threads);

@@ -83,7 +83,11 @@ TensorLayout ValidateTensor(const rotary_tensor* x, int32_t head_dim, const char
 
   // Heads are disjoint if, taking the dimensions from the smallest stride up,
   // each stride is at least the span of everything inside it (head_dim first).
-  std::stable_sort(std::begin(dims), std::end(dims), [](const Dim& a, const Dim& b) { return a.stride < b.stride; });
+  // A stable insertion sort by stride: std::stable_sort may allocate a buffer,
+  // and this runs on every call, decode included (no allocation there).
+  for (int i = 1; i < 3; ++i) {
+    for (int j = i; j > 0 && dims[j].stride < dims[j - 1].stride; --j) std::swap(dims[j], dims[j - 1]);
+  }
   int64_t span = head_dim;
   const char* inner = "head_dim";
   for (const Dim& d : dims) {
