@@ -58,7 +58,7 @@ struct RowJob {
   const int64_t* positions;  // nullptr: position = offset + s
   int64_t offset;
   TableView table;
-  bool prefetch;  // software prefetch ahead: for calls too large for the caches
+  bool streaming;  // the call streams from DRAM: visit heads in address order
 
   int64_t Position(int64_t b, int64_t s) const {
     return (positions ? positions[b * seq + s] : s) + offset;

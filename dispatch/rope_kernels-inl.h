@@ -17,13 +17,13 @@
 #define ROTARY_DISPATCH_ROPE_KERNELS_INL_H_
 #endif
 
+#include <algorithm>
 #include <cstring>
 #include <tuple>
 #include <utility>
 
 #include "dispatch/convert-inl.h"
 #include "dispatch/kernel_api.h"
-#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -34,20 +34,14 @@ namespace hn = hwy::HWY_NAMESPACE;
 // Largest vector of any target, in lanes: bounds the stack buffers of tails.
 constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
 
-// How far ahead of the current element large (memory-bound) calls prefetch.
-// The half-split pattern (x[i] with x[i + pairs]) defeats part of the hardware
-// prefetcher; asking for the lines ~8 KiB ahead keeps enough misses in flight
-// for one core to reach streaming bandwidth. Prefetches never fault, so running
-// past the end of the tensor is harmless.
-constexpr size_t kPrefetchBytes = 8192;
-
-template <bool kPrefetch, typename T>
-HWY_INLINE void PrefetchAhead(const T* p) {
-  if (kPrefetch) hwy::Prefetch(p + kPrefetchBytes / sizeof(T));
-}
-
-// Heads are rotated kHeadGroup at a time (heads h .. h + kHeadGroup - 1 of one
-// row), so every cos/sin vector loaded from the table serves several heads.
+// Two orders of visiting the heads of a row (RowJob::streaming picks one):
+// - cache-resident calls rotate kHeadGroup heads per cos/sin vector loaded, so
+//   table loads do not compete with the data for the L1 ports (one table load
+//   per data load cost ~25% of L2 bandwidth on AMD Zen 4);
+// - calls streaming from DRAM rotate one head at a time, front to back, so the
+//   lines of the tensor are touched in address order, the pattern hardware
+//   prefetchers follow best: interleaving the heads of a group cost 30-50% of
+//   DRAM bandwidth on Zen 4 (software prefetching did not win it back).
 constexpr size_t kHeadGroup = 4;
 
 // Rotates lane-wise pairs (a[j], c[j]) by the angles whose cos/sin are (cs, sn).
@@ -80,52 +74,52 @@ HWY_INLINE VF LoadTail(const float* from, size_t count) {
   return hn::Load(DF(), buffer.data);
 }
 
-// ---- NeoX / half-split: pair i is (x[i], x[i + pairs]); table row: cos t_i, then sin t_i ----
+// ---- NeoX / half-split: pair i is (x[i], x[i + half]); table: cos t_i, then sin t_i ----
+// A head is rotated in chunks of pairs (see RotateOperandRow), so the chunk's
+// first pair is x[0] and its partner sits `half` (= rotary_dim / 2) further.
 
 template <class Src, class Dst, bool kInverse>
 HWY_INLINE void RotateNeoxTail(const typename Src::T* x, typename Dst::T* y, const float* HWY_RESTRICT cos,
-                               const float* HWY_RESTRICT sin, VF scale, size_t i, size_t pairs) {
-  const size_t rest = pairs - i;
+                               const float* HWY_RESTRICT sin, size_t i, size_t count, size_t half) {
+  const size_t rest = count - i;
   TailBuffer<Src> in_a, in_c;
   in_a.Read(x + i, rest);
-  in_c.Read(x + pairs + i, rest);
+  in_c.Read(x + half + i, rest);
   VF a = LoadF32(Src(), in_a.data);
   VF c = LoadF32(Src(), in_c.data);
-  RotatePairs<kInverse>(a, c, hn::Mul(LoadTail(cos + i, rest), scale), hn::Mul(LoadTail(sin + i, rest), scale));
+  RotatePairs<kInverse>(a, c, LoadTail(cos + i, rest), LoadTail(sin + i, rest));
   TailBuffer<Dst> out_a, out_c;
   StoreF32(Dst(), a, out_a.data);
   StoreF32(Dst(), c, out_c.data);
   out_a.Write(y + i, rest);
-  out_c.Write(y + pairs + i, rest);
+  out_c.Write(y + half + i, rest);
 }
 
-// kHeads heads, `x_stride` / `y_stride` elements apart; x == y when in place.
-template <class Src, class Dst, bool kInverse, bool kPrefetch, size_t kHeads>
-HWY_INLINE void RotateNeoxHeads(const typename Src::T* x0, int64_t x_stride, typename Dst::T* y0, int64_t y_stride,
-                                const float* HWY_RESTRICT cos, const float* HWY_RESTRICT sin, VF scale,
-                                size_t pairs) {
+// Pairs [0, count) of kHeads heads, `xs` / `ys` elements apart; x == y when in place.
+template <class Src, class Dst, bool kInverse, size_t kHeads>
+HWY_INLINE void RotateNeoxHeads(const typename Src::T* x, int64_t xs, typename Dst::T* y, int64_t ys,
+                                const float* HWY_RESTRICT cos, const float* HWY_RESTRICT sin, size_t count,
+                                size_t half) {
   const DF d;
   const size_t N = hn::Lanes(d);
   size_t i = 0;
-  for (; i + N <= pairs; i += N) {
-    const VF cs = hn::Mul(hn::LoadU(d, cos + i), scale);
-    const VF sn = hn::Mul(hn::LoadU(d, sin + i), scale);
+  for (; i + N <= count; i += N) {
+    const VF cs = hn::LoadU(d, cos + i);
+    const VF sn = hn::LoadU(d, sin + i);
     for (size_t h = 0; h < kHeads; ++h) {
-      const typename Src::T* x = x0 + static_cast<int64_t>(h) * x_stride;
-      typename Dst::T* y = y0 + static_cast<int64_t>(h) * y_stride;
-      PrefetchAhead<kPrefetch>(x + i);
-      PrefetchAhead<kPrefetch>(x + pairs + i);
-      VF a = LoadF32(Src(), x + i);
-      VF c = LoadF32(Src(), x + pairs + i);
+      const typename Src::T* xh = x + static_cast<int64_t>(h) * xs;
+      typename Dst::T* yh = y + static_cast<int64_t>(h) * ys;
+      VF a = LoadF32(Src(), xh + i);
+      VF c = LoadF32(Src(), xh + half + i);
       RotatePairs<kInverse>(a, c, cs, sn);
-      StoreF32(Dst(), a, y + i);
-      StoreF32(Dst(), c, y + pairs + i);
+      StoreF32(Dst(), a, yh + i);
+      StoreF32(Dst(), c, yh + half + i);
     }
   }
-  if (i == pairs) return;
+  if (i == count) return;
   for (size_t h = 0; h < kHeads; ++h) {
-    RotateNeoxTail<Src, Dst, kInverse>(x0 + static_cast<int64_t>(h) * x_stride, y0 + static_cast<int64_t>(h) * y_stride,
-                                       cos, sin, scale, i, pairs);
+    RotateNeoxTail<Src, Dst, kInverse>(x + static_cast<int64_t>(h) * xs, y + static_cast<int64_t>(h) * ys, cos, sin,
+                                       i, count, half);
   }
 }
 
@@ -146,57 +140,55 @@ HWY_INLINE VF RotateAdjacent(VF v, VF cos_dup, VF sin_alt) {
 
 template <class Src, class Dst, bool kInverse>
 HWY_INLINE void RotateInterleavedTail(const typename Src::T* x, typename Dst::T* y, const float* HWY_RESTRICT cos_dup,
-                                      const float* HWY_RESTRICT sin_alt, VF scale, size_t k, size_t n) {
+                                      const float* HWY_RESTRICT sin_alt, size_t k, size_t n) {
   const size_t rest = n - k;  // even, below N
   TailBuffer<Src> in;
   in.Read(x + k, rest);
-  const VF cs = hn::Mul(LoadTail(cos_dup + k, rest), scale);
-  const VF sn = hn::Mul(LoadTail(sin_alt + k, rest), scale);
   TailBuffer<Dst> out;
-  StoreF32(Dst(), RotateAdjacent<kInverse>(LoadF32(Src(), in.data), cs, sn), out.data);
+  StoreF32(Dst(), RotateAdjacent<kInverse>(LoadF32(Src(), in.data), LoadTail(cos_dup + k, rest),
+                                           LoadTail(sin_alt + k, rest)),
+           out.data);
   out.Write(y + k, rest);
 }
 #endif
 
-template <class Src, class Dst, bool kInverse, bool kPrefetch, size_t kHeads>
-HWY_INLINE void RotateInterleavedHeads(const typename Src::T* x0, int64_t x_stride, typename Dst::T* y0,
-                                       int64_t y_stride, const float* HWY_RESTRICT cos_dup,
-                                       const float* HWY_RESTRICT sin_alt, VF scale, size_t pairs) {
+// Pairs [0, count) (components [0, 2 * count)) of kHeads heads, `xs` / `ys` elements apart.
+template <class Src, class Dst, bool kInverse, size_t kHeads>
+HWY_INLINE void RotateInterleavedHeads(const typename Src::T* x, int64_t xs, typename Dst::T* y, int64_t ys,
+                                       const float* HWY_RESTRICT cos_dup, const float* HWY_RESTRICT sin_alt,
+                                       size_t count) {
   const DF d;
-  const size_t n = 2 * pairs;
+  const size_t n = 2 * count;
 #if HWY_TARGET == HWY_SCALAR
   // One lane cannot hold a pair: rotate pair by pair (sin_alt[k + 1] is +sin).
   for (size_t k = 0; k < n; k += 2) {
-    const VF cs = hn::Mul(hn::Set(d, cos_dup[k]), scale);
-    const VF sn = hn::Mul(hn::Set(d, sin_alt[k + 1]), scale);
+    const VF cs = hn::Set(d, cos_dup[k]);
+    const VF sn = hn::Set(d, sin_alt[k + 1]);
     for (size_t h = 0; h < kHeads; ++h) {
-      const typename Src::T* x = x0 + static_cast<int64_t>(h) * x_stride;
-      typename Dst::T* y = y0 + static_cast<int64_t>(h) * y_stride;
-      VF a = LoadF32(Src(), x + k);
-      VF c = LoadF32(Src(), x + k + 1);
+      const typename Src::T* xh = x + static_cast<int64_t>(h) * xs;
+      typename Dst::T* yh = y + static_cast<int64_t>(h) * ys;
+      VF a = LoadF32(Src(), xh + k);
+      VF c = LoadF32(Src(), xh + k + 1);
       RotatePairs<kInverse>(a, c, cs, sn);
-      StoreF32(Dst(), a, y + k);
-      StoreF32(Dst(), c, y + k + 1);
+      StoreF32(Dst(), a, yh + k);
+      StoreF32(Dst(), c, yh + k + 1);
     }
   }
-  (void)kPrefetch;
 #else
   const size_t N = hn::Lanes(d);  // even on every target but SCALAR
   size_t k = 0;
   for (; k + N <= n; k += N) {
-    const VF cs = hn::Mul(hn::LoadU(d, cos_dup + k), scale);
-    const VF sn = hn::Mul(hn::LoadU(d, sin_alt + k), scale);
+    const VF cs = hn::LoadU(d, cos_dup + k);
+    const VF sn = hn::LoadU(d, sin_alt + k);
     for (size_t h = 0; h < kHeads; ++h) {
-      const typename Src::T* x = x0 + static_cast<int64_t>(h) * x_stride;
-      PrefetchAhead<kPrefetch>(x + k);
-      StoreF32(Dst(), RotateAdjacent<kInverse>(LoadF32(Src(), x + k), cs, sn),
-               y0 + static_cast<int64_t>(h) * y_stride + k);
+      StoreF32(Dst(), RotateAdjacent<kInverse>(LoadF32(Src(), x + static_cast<int64_t>(h) * xs + k), cs, sn),
+               y + static_cast<int64_t>(h) * ys + k);
     }
   }
   if (k == n) return;
   for (size_t h = 0; h < kHeads; ++h) {
-    RotateInterleavedTail<Src, Dst, kInverse>(x0 + static_cast<int64_t>(h) * x_stride,
-                                              y0 + static_cast<int64_t>(h) * y_stride, cos_dup, sin_alt, scale, k, n);
+    RotateInterleavedTail<Src, Dst, kInverse>(x + static_cast<int64_t>(h) * xs, y + static_cast<int64_t>(h) * ys,
+                                              cos_dup, sin_alt, k, n);
   }
 #endif
 }
@@ -217,44 +209,95 @@ HWY_INLINE void ScaleCopy(const typename Src::T* x, typename Dst::T* y, VF scale
   out.Write(y + k, count - k);
 }
 
-// ---- Rows ----
+// ---- Heads ----
 
-template <int kPairing, class Src, class Dst, bool kInverse, bool kPrefetch, size_t kHeads>
-HWY_INLINE void RotateHeads(const typename Src::T* x, int64_t x_stride, typename Dst::T* y, int64_t y_stride,
-                            const float* cos, const float* sin, VF scale, size_t pairs) {
+// Elements of x, and floats of each half of a table row, per rotated pair.
+template <int kPairing>
+constexpr size_t kFloatsPerPair = kPairing == kNeoxPairs ? 1 : 2;
+
+// Pairs [0, count) of kHeads heads, from the chunk of the table row at (cos,
+// sin); `half` is the neox partner distance (rotary_dim / 2).
+template <int kPairing, class Src, class Dst, bool kInverse, size_t kHeads>
+HWY_INLINE void RotateHeads(const typename Src::T* x, int64_t xs, typename Dst::T* y, int64_t ys, const float* cos,
+                            const float* sin, size_t count, size_t half) {
   if (kPairing == kNeoxPairs) {
-    RotateNeoxHeads<Src, Dst, kInverse, kPrefetch, kHeads>(x, x_stride, y, y_stride, cos, sin, scale, pairs);
+    RotateNeoxHeads<Src, Dst, kInverse, kHeads>(x, xs, y, ys, cos, sin, count, half);
   } else {
-    RotateInterleavedHeads<Src, Dst, kInverse, kPrefetch, kHeads>(x, x_stride, y, y_stride, cos, sin, scale, pairs);
+    RotateInterleavedHeads<Src, Dst, kInverse, kHeads>(x, xs, y, ys, cos, sin, count);
   }
 }
 
-// One f32 head in place (what the kernel tests sweep).
-template <int kPairing, bool kInverse, bool kPrefetch = false>
-HWY_INLINE void RotateHead(float* x, const float* cos, const float* sin, size_t pairs) {
-  RotateHeads<kPairing, F32Storage, F32Storage, kInverse, kPrefetch, 1>(x, 0, x, 0, cos, sin, hn::Set(DF(), 1.0f),
-                                                                        pairs);
+// Pairs [0, count) of `heads` heads, kGroup at a time.
+template <int kPairing, class Src, class Dst, bool kInverse, size_t kGroup>
+HWY_INLINE void RotateAllHeads(const typename Src::T* x, int64_t xs, typename Dst::T* y, int64_t ys, int64_t heads,
+                               const float* cos, const float* sin, size_t count, size_t half) {
+  int64_t h = 0;
+  for (; h + static_cast<int64_t>(kGroup) <= heads; h += kGroup) {
+    RotateHeads<kPairing, Src, Dst, kInverse, kGroup>(x + h * xs, xs, y + h * ys, ys, cos, sin, count, half);
+  }
+  for (; h < heads; ++h) {
+    RotateHeads<kPairing, Src, Dst, kInverse, 1>(x + h * xs, xs, y + h * ys, ys, cos, sin, count, half);
+  }
 }
 
-// All heads of one operand at row (b, s).
-template <int kPairing, class Src, class Dst, bool kInverse, bool kPrefetch>
+// One f32 head in place, with a whole table row (what the kernel tests sweep).
+template <int kPairing, bool kInverse>
+HWY_INLINE void RotateHead(float* x, const float* cos, const float* sin, size_t pairs) {
+  RotateHeads<kPairing, F32Storage, F32Storage, kInverse, 1>(x, 0, x, 0, cos, sin, pairs, pairs);
+}
+
+// A chunk of a table row multiplied by an output scale, on the stack: the
+// scale is applied once per row, not once per head and vector.
+struct ScaledRowChunk {
+  static constexpr size_t kFloats = 512;  // per half (cos or sin): 4 KiB of stack in all
+  HWY_ALIGN float cos[kFloats];
+  HWY_ALIGN float sin[kFloats];
+
+  void Fill(const float* from_cos, const float* from_sin, size_t floats, float scale) {
+    const DF d;
+    const VF v_scale = hn::Set(d, scale);
+    const size_t N = hn::Lanes(d);
+    size_t k = 0;
+    for (; k + N <= floats; k += N) {
+      hn::Store(hn::Mul(hn::LoadU(d, from_cos + k), v_scale), d, cos + k);
+      hn::Store(hn::Mul(hn::LoadU(d, from_sin + k), v_scale), d, sin + k);
+    }
+    for (; k < floats; ++k) {  // the same single f32 product as the lanes above
+      cos[k] = from_cos[k] * scale;
+      sin[k] = from_sin[k] * scale;
+    }
+  }
+};
+
+// ---- Rows ----
+
+// All heads of one operand at row (b, s), with the table row (cos, sin),
+// kGroup heads at a time.
+template <int kPairing, class Src, class Dst, bool kInverse, size_t kGroup>
 HWY_INLINE void RotateOperandRow(const Operand& op, int64_t b, int64_t s, const float* cos, const float* sin,
                                  size_t pairs, size_t head_dim) {
   const typename Src::T* x =
       static_cast<const typename Src::T*>(op.src) + b * op.src_stride_batch + s * op.src_stride_seq;
   typename Dst::T* y = static_cast<typename Dst::T*>(op.dst) + b * op.dst_stride_batch + s * op.dst_stride_seq;
   const int64_t xs = op.src_stride_head, ys = op.dst_stride_head;
-  const VF scale = hn::Set(DF(), op.scale);
-  int64_t h = 0;
-  for (; h + static_cast<int64_t>(kHeadGroup) <= op.heads; h += kHeadGroup) {
-    RotateHeads<kPairing, Src, Dst, kInverse, kPrefetch, kHeadGroup>(x + h * xs, xs, y + h * ys, ys, cos, sin, scale,
-                                                                     pairs);
-  }
-  for (; h < op.heads; ++h) {
-    RotateHeads<kPairing, Src, Dst, kInverse, kPrefetch, 1>(x + h * xs, xs, y + h * ys, ys, cos, sin, scale, pairs);
+  if (op.scale == 1.0f) {
+    RotateAllHeads<kPairing, Src, Dst, kInverse, kGroup>(x, xs, y, ys, op.heads, cos, sin, pairs, pairs);
+  } else {
+    // Heads longer than a chunk are rotated chunk by chunk, all heads per chunk.
+    constexpr size_t kPer = kFloatsPerPair<kPairing>;
+    constexpr size_t kChunkPairs = ScaledRowChunk::kFloats / kPer;
+    ScaledRowChunk scaled;
+    for (size_t first = 0; first < pairs; first += kChunkPairs) {
+      const size_t count = std::min(kChunkPairs, pairs - first);
+      scaled.Fill(cos + first * kPer, sin + first * kPer, count * kPer, op.scale);
+      const size_t at = first * kPer;  // the chunk's first element in a head
+      RotateAllHeads<kPairing, Src, Dst, kInverse, kGroup>(x + at, xs, y + at, ys, op.heads, scaled.cos, scaled.sin,
+                                                           count, pairs);
+    }
   }
   if (op.write_rest && head_dim > 2 * pairs) {
-    for (h = 0; h < op.heads; ++h) {
+    const VF scale = hn::Set(DF(), op.scale);
+    for (int64_t h = 0; h < op.heads; ++h) {
       ScaleCopy<Src, Dst>(x + h * xs + 2 * pairs, y + h * ys + 2 * pairs, scale, head_dim - 2 * pairs);
     }
   }
@@ -262,7 +305,7 @@ HWY_INLINE void RotateOperandRow(const Operand& op, int64_t b, int64_t s, const 
 
 // Rows [row_begin, row_end) of a job; row = b * seq + s. The table row of each
 // (b, s) is looked up once and applied to all heads of every operand.
-template <int kPairing, bool kInverse, class Src, class Dst, bool kPrefetch>
+template <int kPairing, bool kInverse, class Src, class Dst, size_t kGroup>
 void RotateRowRange(const RowJob& job, int64_t row_begin, int64_t row_end) {
   int64_t b = row_begin / job.seq;
   int64_t s = row_begin % job.seq;
@@ -270,8 +313,8 @@ void RotateRowRange(const RowJob& job, int64_t row_begin, int64_t row_end) {
     const float* cos = job.table.Row(job.Position(b, s));
     const float* sin = cos + job.table.row_floats / 2;
     for (int o = 0; o < job.num_operands; ++o) {
-      RotateOperandRow<kPairing, Src, Dst, kInverse, kPrefetch>(job.operands[o], b, s, cos, sin, job.pairs,
-                                                                job.head_dim);
+      RotateOperandRow<kPairing, Src, Dst, kInverse, kGroup>(job.operands[o], b, s, cos, sin, job.pairs,
+                                                             job.head_dim);
     }
     if (++s == job.seq) {
       s = 0;
@@ -282,10 +325,10 @@ void RotateRowRange(const RowJob& job, int64_t row_begin, int64_t row_end) {
 
 template <int kPairing, bool kInverse, class Src, class Dst>
 void RotateRows(const RowJob& job, int64_t row_begin, int64_t row_end) {
-  if (job.prefetch) {
-    RotateRowRange<kPairing, kInverse, Src, Dst, true>(job, row_begin, row_end);
+  if (job.streaming) {
+    RotateRowRange<kPairing, kInverse, Src, Dst, 1>(job, row_begin, row_end);
   } else {
-    RotateRowRange<kPairing, kInverse, Src, Dst, false>(job, row_begin, row_end);
+    RotateRowRange<kPairing, kInverse, Src, Dst, kHeadGroup>(job, row_begin, row_end);
   }
 }
 

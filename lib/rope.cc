@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "dispatch/target_registry.h"
+#include "lib/cache_size.h"
 #include "lib/error.h"
 #include "lib/scheduler.h"
 #include "lib/call_operands.h"
@@ -61,7 +62,8 @@ void rotary_rope::Apply(const rotary::TensorArgs* tensors, int count, const int6
   job.positions = positions;
   job.offset = offset;
   job.table = table->View();
-  job.prefetch = call.rows() * call.bytes_per_row >= rotary::kPrefetchMinBytes;
+  // Bytes read + written beyond the last-level cache: most come from DRAM.
+  job.streaming = call.rows() * call.bytes_per_row > rotary::LastLevelCacheBytes();
 
   const rotary::RowKernel kernel = kernels.rotate[config_.pairing][direction][call.src_dtype][call.dst_dtype];
   rotary::ForEachRowRange(call.rows(), call.bytes_per_row,

@@ -19,10 +19,6 @@ constexpr int64_t kParallelMinBytes = int64_t{256} << 10;
 // Work per task: large enough to amortize task overhead, small enough to balance.
 constexpr int64_t kGrainBytes = int64_t{64} << 10;
 
-// From this many bytes on, a call streams from beyond the private caches, and
-// kernels prefetch ahead in software (see rope_kernels-inl.h).
-constexpr int64_t kPrefetchMinBytes = int64_t{4} << 20;
-
 // Calls fn(row_begin, row_end) over disjoint ranges covering [0, rows). Each
 // row is computed by the same code whichever way it is split, so results are
 // bit-identical for any number of threads.

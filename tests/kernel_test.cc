@@ -63,7 +63,7 @@ std::vector<float> TableRow(const std::vector<double>& w, int64_t position, size
   return row;
 }
 
-template <int kPairing, bool kInverse, bool kPrefetch>
+template <int kPairing, bool kInverse>
 void CheckHeadKernel(size_t pairs, size_t misalign, std::mt19937& rng) {
   constexpr size_t kGuard = 16;
   const int dim = static_cast<int>(2 * pairs);
@@ -83,7 +83,7 @@ void CheckHeadKernel(size_t pairs, size_t misalign, std::mt19937& rng) {
   for (int k = 0; k < dim; ++k) expected[k] = x[k] = dist(rng);
   ReferenceRotateHead(ref, expected.data(), expected.data(), position, kInverse);
 
-  RotateHead<kPairing, kInverse, kPrefetch>(x, cos, sin, pairs);
+  RotateHead<kPairing, kInverse>(x, cos, sin, pairs);
 
   for (int k = 0; k < dim; ++k) {
     ASSERT_NEAR(x[k], expected[k], 4e-6 * 2.0) << "pairs " << pairs << " misalign " << misalign << " k " << k;
@@ -100,10 +100,8 @@ void SweepHeadKernel() {
   std::mt19937 rng(static_cast<uint32_t>(hn::Lanes(DF())) * 7919u + kPairing);
   for (size_t pairs : PairCounts()) {
     for (size_t misalign : {0, 1, 3}) {
-      CheckHeadKernel<kPairing, false, false>(pairs, misalign, rng);
-      CheckHeadKernel<kPairing, true, false>(pairs, misalign, rng);
-      CheckHeadKernel<kPairing, false, true>(pairs, misalign, rng);
-      CheckHeadKernel<kPairing, true, true>(pairs, misalign, rng);
+      CheckHeadKernel<kPairing, false>(pairs, misalign, rng);
+      CheckHeadKernel<kPairing, true>(pairs, misalign, rng);
     }
   }
 }
@@ -111,47 +109,68 @@ void SweepHeadKernel() {
 void TestNeoxHeadAllLengths() { SweepHeadKernel<kNeoxPairs>(); }
 void TestInterleavedHeadAllLengths() { SweepHeadKernel<kInterleavedPairs>(); }
 
+// Runs the f32 in-place row kernel of `pairing` over one row per position,
+// every component times `scale`, in either head order, against the float64 reference.
+void CheckRowKernel(int pairing, int head_dim, int rotary_dim, float scale, const std::vector<int64_t>& positions,
+                    bool streaming) {
+  rotary_config config;
+  rotary_config_init(&config);
+  config.head_dim = head_dim;
+  config.rotary_dim = rotary_dim;
+  RopeTable table(MakeFrequencyPlan(config), pairing == kNeoxPairs ? TableLayout::kPerPair : TableLayout::kPerComponent,
+                  1 << 16);
+  table.EnsurePositions(positions.data(), static_cast<int64_t>(positions.size()), 0);
+
+  rotary_test::Shape shape{1, static_cast<int64_t>(positions.size()), 5, head_dim, 5, 2, 0};  // padded heads
+  rotary_test::TestTensor x(shape, 42u + static_cast<uint32_t>(pairing));
+  rotary_test::TestTensor before = x;
+  const rotary_tensor t = x.raw();
+  RowJob job{};
+  job.operands[0] = Operand{t.data,         t.data,       t.stride_batch, t.stride_seq, t.stride_head,
+                            t.stride_batch, t.stride_seq, t.stride_head,  t.heads,      scale,
+                            scale != 1.0f};
+  job.num_operands = 1;
+  job.seq = t.seq;
+  job.pairs = static_cast<size_t>(rotary_dim / 2);
+  job.head_dim = static_cast<size_t>(head_dim);
+  job.positions = positions.data();
+  job.table = table.View();
+  job.streaming = streaming;
+  const KernelTable kernels = MakeKernelTable();
+  kernels.rotate[pairing][kForward][kF32][kF32](job, 0, shape.seq);
+
+  const RefRope ref{head_dim, rotary_dim, pairing == kInterleavedPairs};
+  for (int64_t s = 0; s < shape.seq; ++s) {
+    for (int64_t h = 0; h < shape.heads; ++h) {
+      std::vector<double> expected(before.head(0, s, h), before.head(0, s, h) + head_dim);
+      ReferenceRotateHead(ref, expected.data(), expected.data(), positions[s]);
+      for (int k = 0; k < head_dim; ++k) {
+        ASSERT_NEAR(x.at(0, s, h, k), scale * expected[k], 4e-6)
+            << "s " << s << " h " << h << " k " << k << " streaming " << streaming;
+      }
+    }
+  }
+  ASSERT_TRUE(x.OnlyHeadsChanged(before, scale != 1.0f ? head_dim : rotary_dim));
+}
+
 // The row kernel reads table rows through the chunk directory: cover positions
 // on both sides of a chunk boundary and heads with padding between them.
 void TestRowKernelAcrossChunks() {
-  for (const auto& [pairing, prefetch] : {std::pair{kNeoxPairs, false}, std::pair{kInterleavedPairs, true}}) {
-    const int head_dim = 24, rotary_dim = 20;
-    rotary_config config;
-    rotary_config_init(&config);
-    config.head_dim = head_dim;
-    config.rotary_dim = rotary_dim;
-    RopeTable table(MakeFrequencyPlan(config),
-                    pairing == kNeoxPairs ? TableLayout::kPerPair : TableLayout::kPerComponent, 1 << 16);
-    const std::vector<int64_t> positions = {0, RopeTable::kChunkRows - 1, RopeTable::kChunkRows, 40000, 7};
-    table.EnsurePositions(positions.data(), static_cast<int64_t>(positions.size()), 0);
+  const std::vector<int64_t> positions = {0, RopeTable::kChunkRows - 1, RopeTable::kChunkRows, 40000, 7};
+  for (const int pairing : {kNeoxPairs, kInterleavedPairs}) {
+    for (const bool streaming : {false, true}) CheckRowKernel(pairing, 24, 20, 1.0f, positions, streaming);
+  }
+}
 
-    rotary_test::Shape shape{1, static_cast<int64_t>(positions.size()), 5, head_dim, 5, 2, 0};  // a head group + 1
-    rotary_test::TestTensor x(shape, 42u + pairing);
-    rotary_test::TestTensor before = x;
-    const rotary_tensor t = x.raw();
-    RowJob job{};
-    job.operands[0] = Operand{t.data,         t.data,         t.stride_batch, t.stride_seq, t.stride_head,
-                              t.stride_batch, t.stride_seq, t.stride_head,  t.heads,      1.0f,
-                              false};
-    job.num_operands = 1;
-    job.seq = t.seq;
-    job.pairs = static_cast<size_t>(rotary_dim / 2);
-    job.head_dim = head_dim;
-    job.positions = positions.data();
-    job.table = table.View();
-    job.prefetch = prefetch;
-    const KernelTable kernels = MakeKernelTable();
-    kernels.rotate[pairing][kForward][kF32][kF32](job, 0, shape.seq);
-
-    const RefRope ref{head_dim, rotary_dim, pairing == kInterleavedPairs};
-    for (int64_t s = 0; s < shape.seq; ++s) {
-      for (int64_t h = 0; h < shape.heads; ++h) {
-        std::vector<double> expected(before.head(0, s, h), before.head(0, s, h) + head_dim);
-        ReferenceRotateHead(ref, expected.data(), expected.data(), positions[s]);
-        for (int k = 0; k < head_dim; ++k) ASSERT_NEAR(x.at(0, s, h, k), expected[k], 4e-6);
-      }
+// An output scale is applied to a copy of the table row, a chunk at a time:
+// heads longer than one chunk (ScaledRowChunk), with components past rotary_dim.
+void TestScaledRowKernelLongHeads() {
+  const std::vector<int64_t> positions = {3, 999};
+  for (const int pairing : {kNeoxPairs, kInterleavedPairs}) {
+    for (const bool streaming : {false, true}) {
+      CheckRowKernel(pairing, 1206, 1200, 0.125f, positions, streaming);
+      CheckRowKernel(pairing, 30, 22, 0.5f, positions, streaming);
     }
-    ASSERT_TRUE(x.OnlyHeadsChanged(before, rotary_dim));
   }
 }
 
@@ -252,6 +271,7 @@ HWY_BEFORE_TEST(RopeKernelTest);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestNeoxHeadAllLengths);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestInterleavedHeadAllLengths);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestRowKernelAcrossChunks);
+HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestScaledRowKernelLongHeads);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestF16LoadsEveryValueAndStoresItBack);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestF32ToF16RoundsToNearestEven);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestF32ToBF16RoundsToNearestEven);
