@@ -46,7 +46,7 @@ RopeTable::~RopeTable() {
   }
 }
 
-bool RopeTable::EnsureRange(int64_t first, int64_t last) const {
+bool RopeTable::EnsureRangeSlow(int64_t first, int64_t last) const {
   std::vector<int64_t> missing;
   for (int64_t c = first >> chunk_shift_; c <= (last >> chunk_shift_); ++c) {
     if (!HasChunk(c)) missing.push_back(c);

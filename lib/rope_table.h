@@ -40,7 +40,11 @@ class RopeTable {
 
   // Makes the rows of positions [first, last] readable (0 <= first <= last < limit).
   // Returns whether it built any (the table grew).
-  bool EnsureRange(int64_t first, int64_t last) const;
+  bool EnsureRange(int64_t first, int64_t last) const {
+    // The steady state (decode: one position, its chunk built) without a call.
+    if ((first >> chunk_shift_) == (last >> chunk_shift_) && HasChunk(first >> chunk_shift_)) return false;
+    return EnsureRangeSlow(first, last);
+  }
   // Makes the rows (positions[i] + offset) >> shift readable for i < count (all in range).
   bool EnsurePositions(const int64_t* positions, int64_t count, int64_t offset, int shift = 0) const;
   // Frees every row. The caller guarantees that nobody reads the table meanwhile.
@@ -60,6 +64,7 @@ class RopeTable {
   bool HasChunk(int64_t chunk) const {
     return chunks_[chunk].load(std::memory_order_acquire) != nullptr;
   }
+  bool EnsureRangeSlow(int64_t first, int64_t last) const;
   void BuildChunks(std::vector<int64_t> missing) const;
   int64_t chunk_rows() const { return int64_t{1} << chunk_shift_; }
   void FillRows(float* chunk, int64_t first_position, int64_t row_begin, int64_t row_end) const;

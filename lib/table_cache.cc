@@ -6,6 +6,12 @@
 #include <cstring>
 #include <vector>
 
+#if defined(__linux__)
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 namespace rotary {
 namespace {
 
@@ -70,9 +76,10 @@ CachedTable::CachedTable(TableSpec spec) : spec_(std::move(spec)) {
     case RowSource::kOnTheFly:
       break;
   }
+  view_ = MakeView();
 }
 
-bool CachedTable::EnsureRange(int64_t first, int64_t last) const {
+bool CachedTable::EnsureRangeOfMode(int64_t first, int64_t last) const {
   switch (spec_.mode) {
     case RowSource::kFull:
       return rows_->EnsureRange(first, last);
@@ -100,7 +107,7 @@ bool CachedTable::EnsurePositions(const int64_t* positions, int64_t count, int64
   return false;
 }
 
-TableView CachedTable::View() const {
+TableView CachedTable::MakeView() const {
   TableView view{};
   view.mode = spec_.mode;
   view.layout = spec_.layout;
@@ -115,7 +122,6 @@ TableView CachedTable::View() const {
       view.chunks = rows_->chunks();
       view.chunk_shift = rows_->chunk_shift();
       view.compact_shift = spec_.compact_shift;
-      view.low_rows = low_->FirstChunk();
       break;
     case RowSource::kOnTheFly:
       view.inv_freq = spec_.plan.inv_freq.data();
@@ -129,23 +135,138 @@ int64_t CachedTable::bytes() const {
   return (rows_ ? rows_->bytes() : 0) + (low_ ? low_->bytes() : 0);
 }
 
-// A releaser set draining_ after this call's pin was counted or before it read
-// the flag: wait for the release to end (the releaser holds release_mutex_
-// throughout), then pin again; no releaser can start while this holds the mutex
-// and, once it lets go, every releaser sees the pin.
-void CachedTable::PinSlow() const {
-  pins_.fetch_sub(1, std::memory_order_seq_cst);
-  std::lock_guard<std::mutex> lock(release_mutex_);
-  pins_.fetch_add(1, std::memory_order_seq_cst);
+// ---- Pins ----
+//
+// A call pins its table before it reads any row, and a releaser frees rows only
+// if no pin exists: Dekker's protocol between the call (store the pin, then load
+// draining_) and the releaser (store draining_, then load every pin), so that at
+// least one sees the other's store: the releaser backs off, or the call waits
+// for the release to end and then pins through the counter.
+//
+// The pin is a store to this thread's slot, not a read-modify-write of a shared
+// counter: calls from many threads do not contend, and nothing drains the store
+// buffer at the end of a call. The store-load order Dekker needs on the call's
+// side is paid by the releaser where the kernel offers membarrier(2) (private
+// expedited): the call has only a compiler barrier, and the releaser makes every
+// running thread of the process execute a full barrier before it reads the
+// slots. Elsewhere (and under ThreadSanitizer, which does not model membarrier)
+// the pin is a sequentially consistent store, and the load of draining_ too.
+
+namespace {
+
+struct PinSlot {
+  std::atomic<const CachedTable*> table{nullptr};
+};
+
+// Every thread's slot, for releasers to read.
+struct SlotRegistry {
+  std::mutex mutex;
+  std::vector<PinSlot*> slots;
+};
+
+SlotRegistry& Registry() {
+  static SlotRegistry* const registry = new SlotRegistry();  // never destroyed: threads outlive statics
+  return *registry;
 }
 
-// Dekker-style with Pin: this stores draining_ then loads pins_, Pin adds to
-// pins_ then loads draining_ (all seq_cst), so at least one of them sees the
-// other: either the release backs off or the call waits for it.
+// Initial-exec: one instruction to reach it, not a call into the dynamic linker.
+__attribute__((tls_model("initial-exec"))) thread_local PinSlot* t_slot = nullptr;
+
+// Registers this thread's slot on its first pin, and removes it at thread exit.
+struct SlotOwner {
+  PinSlot slot;
+  SlotOwner() {
+    std::lock_guard<std::mutex> lock(Registry().mutex);
+    Registry().slots.push_back(&slot);
+  }
+  ~SlotOwner() {
+    std::lock_guard<std::mutex> lock(Registry().mutex);
+    auto& slots = Registry().slots;
+    slots.erase(std::remove(slots.begin(), slots.end(), &slot), slots.end());
+    t_slot = nullptr;
+  }
+};
+
+PinSlot* ThisThreadSlot() {
+  if (PinSlot* slot = t_slot) return slot;
+  thread_local SlotOwner owner;
+  t_slot = &owner.slot;
+  return t_slot;
+}
+
+bool RegisterMembarrier() {
+#if defined(__linux__) && defined(SYS_membarrier) && !defined(__SANITIZE_THREAD__)
+  return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+#else
+  return false;
+#endif
+}
+
+// Whether calls pin without a fence (releasers run membarrier instead).
+bool Asymmetric() {
+  static const bool asymmetric = RegisterMembarrier();
+  return asymmetric;
+}
+
+// A full barrier on every running thread of the process.
+void BarrierOnEveryThread() {
+#if defined(__linux__) && defined(SYS_membarrier)
+  syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+#endif
+}
+
+bool AnySlotHolds(const CachedTable* table) {
+  std::lock_guard<std::mutex> lock(Registry().mutex);
+  for (const PinSlot* slot : Registry().slots) {
+    if (slot->table.load(std::memory_order_seq_cst) == table) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool CachedTable::Pin() const {
+  PinSlot* slot = ThisThreadSlot();
+  if (slot->table.load(std::memory_order_relaxed) == nullptr) {
+    if (Asymmetric()) {
+      slot->table.store(this, std::memory_order_relaxed);
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+    } else {
+      slot->table.store(this, std::memory_order_seq_cst);
+    }
+    if (!draining_.load(std::memory_order_seq_cst)) return true;
+    slot->table.store(nullptr, std::memory_order_release);
+    return PinAfterRelease();
+  }
+  // A call nested in another call on this thread (its slot is taken).
+  pins_.fetch_add(1, std::memory_order_seq_cst);
+  if (!draining_.load(std::memory_order_seq_cst)) return false;
+  pins_.fetch_sub(1, std::memory_order_seq_cst);
+  return PinAfterRelease();
+}
+
+void CachedTable::Unpin(bool in_slot) const {
+  if (in_slot) {
+    t_slot->table.store(nullptr, std::memory_order_release);
+  } else {
+    pins_.fetch_sub(1, std::memory_order_release);
+  }
+}
+
+// A release is running: wait for it to end (the releaser holds release_mutex_
+// throughout), and pin through the counter while holding the mutex, so that no
+// releaser can start before the pin is visible.
+bool CachedTable::PinAfterRelease() const {
+  std::lock_guard<std::mutex> lock(release_mutex_);
+  pins_.fetch_add(1, std::memory_order_seq_cst);
+  return false;
+}
+
 int64_t CachedTable::TryRelease() const {
   std::lock_guard<std::mutex> lock(release_mutex_);
   draining_.store(true, std::memory_order_seq_cst);
-  if (pins_.load(std::memory_order_seq_cst) != 0) {
+  if (Asymmetric()) BarrierOnEveryThread();
+  if (pins_.load(std::memory_order_seq_cst) != 0 || AnySlotHolds(this)) {
     draining_.store(false, std::memory_order_seq_cst);
     return -1;
   }

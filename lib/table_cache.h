@@ -19,8 +19,9 @@
 // reading is never freed: if those alone exceed the budget, the cache stays over
 // it until they finish rather than fail a call.
 //
-// Hot path: a call pins its table (one atomic add and one load; see Pin), reads
-// it lock-free, and unpins it. Only building rows and evicting take locks.
+// Hot path: a call pins its table (a store to a per-thread slot and a load, no
+// read-modify-write and, on Linux, no fence; see table_cache.cc), reads it
+// lock-free, and unpins it (a store). Only building rows and evicting take locks.
 #ifndef ROTARY_LIB_TABLE_CACHE_H_
 #define ROTARY_LIB_TABLE_CACHE_H_
 
@@ -58,22 +59,29 @@ class CachedTable {
 
   // Makes the data of positions [first, last] (or positions[i] + offset)
   // readable. The caller holds a pin. Returns whether rows were built.
-  bool EnsureRange(int64_t first, int64_t last) const;
+  bool EnsureRange(int64_t first, int64_t last) const {
+    return spec_.mode == RowSource::kFull ? rows_->EnsureRange(first, last) : EnsureRangeOfMode(first, last);
+  }
   bool EnsurePositions(const int64_t* positions, int64_t count, int64_t offset) const;
 
   // The kernels' view; valid while pinned, after Ensure*.
-  TableView View() const;
+  TableView View() const {
+    TableView view = view_;
+    if (spec_.mode == RowSource::kCompact) view.low_rows = low_->FirstChunk();  // moves when rebuilt
+    return view;
+  }
 
   int64_t bytes() const;
   RowSource mode() const { return spec_.mode; }
   const FrequencyPlan& plan() const { return spec_.plan; }
 
   // Calls pin the table while they read it; a pinned table is never released.
-  void Pin() const {
-    pins_.fetch_add(1, std::memory_order_seq_cst);
-    if (draining_.load(std::memory_order_seq_cst)) PinSlow();
-  }
-  void Unpin() const { pins_.fetch_sub(1, std::memory_order_release); }
+  // Pin returns how it pinned, for Unpin: in this thread's pin slot (the common
+  // case: a plain store, no read-modify-write, see table_cache.cc), or in a
+  // shared counter (a call nested in another on this thread, or after waiting
+  // for a release).
+  bool Pin() const;
+  void Unpin(bool in_slot) const;
   // Frees all rows unless a call holds a pin. Returns the bytes freed, or -1 if pinned.
   int64_t TryRelease() const;
 
@@ -81,11 +89,14 @@ class CachedTable {
   mutable std::atomic<uint64_t> last_used{0};
 
  private:
-  void PinSlow() const;
+  bool PinAfterRelease() const;
+  bool EnsureRangeOfMode(int64_t first, int64_t last) const;
+  TableView MakeView() const;
 
   const TableSpec spec_;
   std::unique_ptr<RopeTable> rows_;  // kFull: the rows; kCompact: the high rows (multiples of K)
   std::unique_ptr<RopeTable> low_;   // kCompact: the K low rows
+  TableView view_;                   // all but the compact low rows' address
   mutable std::mutex release_mutex_;  // held while releasing; late pinners wait on it
   mutable std::atomic<int64_t> pins_{0};
   mutable std::atomic<bool> draining_{false};
@@ -145,14 +156,13 @@ class TableCache {
 class TableRef {
  public:
   TableRef(const CachedTable* table, std::shared_ptr<const CachedTable> owner)
-      : table_(table), owner_(std::move(owner)) {
-    table_->Pin();
-  }
-  TableRef(TableRef&& other) noexcept : table_(other.table_), owner_(std::move(other.owner_)) {
+      : table_(table), owner_(std::move(owner)), in_slot_(table_->Pin()) {}
+  TableRef(TableRef&& other) noexcept
+      : table_(other.table_), owner_(std::move(other.owner_)), in_slot_(other.in_slot_) {
     other.table_ = nullptr;
   }
   ~TableRef() {
-    if (table_) table_->Unpin();
+    if (table_) table_->Unpin(in_slot_);
   }
   TableRef(const TableRef&) = delete;
   TableRef& operator=(const TableRef&) = delete;
@@ -163,6 +173,7 @@ class TableRef {
  private:
   const CachedTable* table_;
   std::shared_ptr<const CachedTable> owner_;  // empty when the rope object owns it for good
+  bool in_slot_;                              // how it is pinned
 };
 
 }  // namespace rotary

@@ -166,7 +166,7 @@ double SynthesisError(RowSource mode, TableLayout layout, size_t pairs, double s
   FrequencyPlan plan{rotary_test::ReferenceInvFreq(static_cast<int>(2 * pairs), 10000.0), scale};
   if (pairs == 1) plan.inv_freq[0] = 1.0;
   const CachedTable table(TableSpec{plan, layout, mode, limit, mode == RowSource::kCompact ? CompactShift(1 << 20) : 0});
-  table.Pin();
+  const bool in_slot = table.Pin();
   table.EnsurePositions(positions.data(), static_cast<int64_t>(positions.size()), 0);
   const TableView view = table.View();
   std::vector<float> row(kMaxRowFloats + 1, GuardValue());
@@ -187,7 +187,7 @@ double SynthesisError(RowSource mode, TableLayout layout, size_t pairs, double s
     const size_t floats = (layout == TableLayout::kPerPair ? 2 : 4) * pairs;
     EXPECT_EQ(rotary_test::FloatBits(row[floats]), rotary_test::FloatBits(GuardValue())) << "wrote past the row";
   }
-  table.Unpin();
+  table.Unpin(in_slot);
   return worst_at_scale_1;
 }
 

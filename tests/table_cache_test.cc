@@ -141,14 +141,34 @@ TEST(TableCache, TablesInUseSurviveEviction) {
   rotary::FrequencyPlan plan{{1.0, 0.5, 0.25}, 1.0};
   const std::shared_ptr<const rotary::CachedTable> table = rotary::TableCache::Instance().Acquire(
       rotary::TableSpec{plan, rotary::TableLayout::kPerPair, rotary::RowSource::kFull, 1 << 20, 0});
-  table->Pin();
+  const bool in_slot = table->Pin();
+  EXPECT_TRUE(in_slot) << "the first pin of a thread takes its slot";
   table->EnsureRange(0, 5000);
   const int64_t bytes = table->bytes();
   EXPECT_GT(bytes, 0);
   EXPECT_EQ(table->TryRelease(), -1);
   rotary::cache_trim();
   EXPECT_EQ(table->bytes(), bytes) << "pinned: kept";
-  table->Unpin();
+
+  // A nested pin (a call inside a call on this thread) counts too.
+  const bool nested = table->Pin();
+  EXPECT_FALSE(nested);
+  table->Unpin(in_slot);
+  EXPECT_EQ(table->TryRelease(), -1) << "still pinned by the nested call";
+  // A pin from another thread.
+  std::atomic<int> stage{0};
+  std::thread other([&] {
+    const bool other_slot = table->Pin();
+    stage = 1;
+    while (stage.load() != 2) std::this_thread::yield();
+    table->Unpin(other_slot);
+  });
+  table->Unpin(nested);
+  while (stage.load() != 1) std::this_thread::yield();
+  EXPECT_EQ(table->TryRelease(), -1) << "pinned by another thread";
+  stage = 2;
+  other.join();
+
   EXPECT_GE(rotary::cache_trim(), bytes);
   EXPECT_EQ(table->bytes(), 0);
 }
