@@ -208,10 +208,14 @@ bool Asymmetric() {
   return asymmetric;
 }
 
-// A full barrier on every running thread of the process.
-void BarrierOnEveryThread() {
+// A full barrier on every running thread of the process. False if the kernel
+// refused (a child of fork() must register again first: then it does).
+bool BarrierOnEveryThread() {
 #if defined(__linux__) && defined(SYS_membarrier)
-  syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+  if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) return true;
+  return RegisterMembarrier() && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+#else
+  return false;
 #endif
 }
 
@@ -265,8 +269,9 @@ bool CachedTable::PinAfterRelease() const {
 int64_t CachedTable::TryRelease() const {
   std::lock_guard<std::mutex> lock(release_mutex_);
   draining_.store(true, std::memory_order_seq_cst);
-  if (Asymmetric()) BarrierOnEveryThread();
-  if (pins_.load(std::memory_order_seq_cst) != 0 || AnySlotHolds(this)) {
+  // Without the barrier a call's pin might not be visible yet: then release nothing.
+  const bool barrier = !Asymmetric() || BarrierOnEveryThread();
+  if (!barrier || pins_.load(std::memory_order_seq_cst) != 0 || AnySlotHolds(this)) {
     draining_.store(false, std::memory_order_seq_cst);
     return -1;
   }
