@@ -259,10 +259,11 @@ TEST(CacheStress, ConcurrentApplyWhileEvictingUnderASmallBudget) {
   for (int c = 0; c < kConfigs; ++c) ropes.emplace_back(config_of(c));
   rotary::set_cache_budget(kChunkBytes / 4);
   std::atomic<bool> done{false};
+  int64_t trimmed = 0;
   std::thread evictor([&] {
     for (int i = 0; !done.load(); ++i) {
       if (i % 2) {
-        rotary::cache_trim();
+        trimmed += rotary::cache_trim();
       } else {
         rotary::set_cache_budget(i % 4 ? 0 : kChunkBytes / 4);
       }
@@ -284,6 +285,7 @@ TEST(CacheStress, ConcurrentApplyWhileEvictingUnderASmallBudget) {
   done.store(true);
   evictor.join();
   for (int t = 0; t < kThreads; ++t) EXPECT_EQ(mismatches[t], 0) << "thread " << t;
+  EXPECT_GT(trimmed, 0) << "the trims freed nothing: the test did not evict while others applied";
   rotary::cache_trim();
   EXPECT_EQ(rotary::cache_bytes(), 0);
 }
