@@ -152,11 +152,12 @@ int64_t CachedTable::bytes() const {
 // slots. Elsewhere (and under ThreadSanitizer, which does not model membarrier)
 // the pin is a sequentially consistent store, and the load of draining_ too.
 
-namespace {
+namespace pins {
+__thread PinSlot* this_thread = nullptr;
+std::atomic<bool> asymmetric{false};
+}  // namespace pins
 
-struct PinSlot {
-  std::atomic<const CachedTable*> table{nullptr};
-};
+namespace {
 
 // Every thread's slot, for releasers to read.
 struct SlotRegistry {
@@ -169,9 +170,6 @@ SlotRegistry& Registry() {
   return *registry;
 }
 
-// Initial-exec: one instruction to reach it, not a call into the dynamic linker.
-__attribute__((tls_model("initial-exec"))) thread_local PinSlot* t_slot = nullptr;
-
 // Registers this thread's slot on its first pin, and removes it at thread exit.
 struct SlotOwner {
   PinSlot slot;
@@ -183,15 +181,15 @@ struct SlotOwner {
     std::lock_guard<std::mutex> lock(Registry().mutex);
     auto& slots = Registry().slots;
     slots.erase(std::remove(slots.begin(), slots.end(), &slot), slots.end());
-    t_slot = nullptr;
+    pins::this_thread = nullptr;
   }
 };
 
 PinSlot* ThisThreadSlot() {
-  if (PinSlot* slot = t_slot) return slot;
+  if (PinSlot* slot = pins::this_thread) return slot;
   thread_local SlotOwner owner;
-  t_slot = &owner.slot;
-  return t_slot;
+  pins::this_thread = &owner.slot;
+  return &owner.slot;
 }
 
 bool RegisterMembarrier() {
@@ -202,11 +200,7 @@ bool RegisterMembarrier() {
 #endif
 }
 
-// Whether calls pin without a fence (releasers run membarrier instead).
-bool Asymmetric() {
-  static const bool asymmetric = RegisterMembarrier();
-  return asymmetric;
-}
+bool Asymmetric() { return pins::asymmetric.load(std::memory_order_relaxed); }
 
 // A full barrier on every running thread of the process. False if the kernel
 // refused (a child of fork() must register again first: then it does).
@@ -229,7 +223,7 @@ bool AnySlotHolds(const CachedTable* table) {
 
 }  // namespace
 
-bool CachedTable::Pin() const {
+bool CachedTable::PinSlow() const {
   PinSlot* slot = ThisThreadSlot();
   if (slot->table.load(std::memory_order_relaxed) == nullptr) {
     if (Asymmetric()) {
@@ -247,14 +241,6 @@ bool CachedTable::Pin() const {
   if (!draining_.load(std::memory_order_seq_cst)) return false;
   pins_.fetch_sub(1, std::memory_order_seq_cst);
   return PinAfterRelease();
-}
-
-void CachedTable::Unpin(bool in_slot) const {
-  if (in_slot) {
-    t_slot->table.store(nullptr, std::memory_order_release);
-  } else {
-    pins_.fetch_sub(1, std::memory_order_release);
-  }
 }
 
 // A release is running: wait for it to end (the releaser holds release_mutex_
@@ -282,7 +268,10 @@ int64_t CachedTable::TryRelease() const {
 
 // ---- TableCache ----
 
-TableCache::TableCache() : budget_(BudgetFromEnvironment()) {}
+// Tables come from the cache only, so every pin happens after this.
+TableCache::TableCache() : budget_(BudgetFromEnvironment()) {
+  pins::asymmetric.store(RegisterMembarrier(), std::memory_order_relaxed);
+}
 
 TableCache& TableCache::Instance() {
   static TableCache* const cache = new TableCache();  // never destroyed: see the header

@@ -38,6 +38,22 @@
 
 namespace rotary {
 
+class CachedTable;
+
+// The table the calls of one thread are reading (see CachedTable::Pin).
+struct PinSlot {
+  std::atomic<const CachedTable*> table{nullptr};
+};
+namespace pins {
+// This thread's slot, nullptr until its first pin registers one. __thread, not
+// thread_local: constant-initialized, so reading it needs no wrapper call, and
+// initial-exec: one instruction.
+extern __thread PinSlot* this_thread __attribute__((tls_model("initial-exec")));
+// Whether pins need no fence (releasers use membarrier instead); set before
+// the first table exists.
+extern std::atomic<bool> asymmetric;
+}  // namespace pins
+
 // What a new table is made of (the cache key is derived from all of it).
 struct TableSpec {
   FrequencyPlan plan;
@@ -80,8 +96,24 @@ class CachedTable {
   // case: a plain store, no read-modify-write, see table_cache.cc), or in a
   // shared counter (a call nested in another on this thread, or after waiting
   // for a release).
-  bool Pin() const;
-  void Unpin(bool in_slot) const;
+  bool Pin() const {
+    PinSlot* slot = pins::this_thread;
+    if (slot != nullptr && pins::asymmetric.load(std::memory_order_relaxed) &&
+        slot->table.load(std::memory_order_relaxed) == nullptr) {
+      slot->table.store(this, std::memory_order_relaxed);
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      if (!draining_.load(std::memory_order_seq_cst)) return true;
+      slot->table.store(nullptr, std::memory_order_release);
+    }
+    return PinSlow();
+  }
+  void Unpin(bool in_slot) const {
+    if (in_slot) {
+      pins::this_thread->table.store(nullptr, std::memory_order_release);
+    } else {
+      pins_.fetch_sub(1, std::memory_order_release);
+    }
+  }
   // Frees all rows unless a call holds a pin. Returns the bytes freed, or -1 if pinned.
   int64_t TryRelease() const;
 
@@ -89,6 +121,7 @@ class CachedTable {
   mutable std::atomic<uint64_t> last_used{0};
 
  private:
+  bool PinSlow() const;  // the general case of Pin
   bool PinAfterRelease() const;
   bool EnsureRangeOfMode(int64_t first, int64_t last) const;
   TableView MakeView() const;
