@@ -13,15 +13,17 @@
 
 namespace rotary {
 
+// The constants, shared with the vector version (row_synthesis-inl.h).
+constexpr double kInvTwoPi = 0x1.45f306dc9c883p-3;
+constexpr double kTwoPi1 = 0x1.921fb00000000p+2;   // 21 bits
+constexpr double kTwoPi2 = 0x1.5110b00000000p-20;  // the next 21 bits
+constexpr double kTwoPi3 = 0x1.18469898cc517p-42;  // the rest, rounded
+constexpr double kMaxTurns = 4294967296.0;         // 2^32: k * kTwoPi1, k * kTwoPi2 stay exact
+
 // a - k * 2 pi for the k = round(a / 2 pi): in [-pi, pi] up to rounding.
 inline double ReduceAngle(double a) {
-  constexpr double kInvTwoPi = 0x1.45f306dc9c883p-3;
-  constexpr double kTwoPi1 = 0x1.921fb00000000p+2;   // 21 bits
-  constexpr double kTwoPi2 = 0x1.5110b00000000p-20;  // the next 21 bits
-  constexpr double kTwoPi3 = 0x1.18469898cc517p-42;  // the rest, rounded
-  constexpr double kMaxK = 4294967296.0;             // 2^32: k * kTwoPi1, k * kTwoPi2 stay exact
   const double k = std::nearbyint(a * kInvTwoPi);
-  if (!(std::fabs(k) < kMaxK)) return std::atan2(std::sin(a), std::cos(a));
+  if (!(std::fabs(k) < kMaxTurns)) return std::atan2(std::sin(a), std::cos(a));
   // a - k * kTwoPi1 is exact (Sterbenz: both within a factor 2, or k = 0); the
   // later terms are small, so their rounding errors are too.
   return ((a - k * kTwoPi1) - k * kTwoPi2) - k * kTwoPi3;

@@ -7,7 +7,8 @@
 // Compact: p = hi * K + lo, and with the high row (scaled by m) and the low row
 // (unscaled), each exact in double and rounded to f32,
 //   cos(p w) = cos_hi cos_lo - sin_hi sin_lo,   sin(p w) = sin_hi cos_lo + cos_hi sin_lo.
-// On the fly: r = p * w reduced mod 2 pi in double (angle_reduction.h), split
+// On the fly: r = p * w reduced mod 2 pi in double (angle_reduction.h, N / 2
+// angles a vector where the target has f64 vectors), split
 // as r = rf + e with rf = f32(r); Highway's f32 Sin/Cos of rf (3 ulp, valid far
 // beyond |rf| <= pi), corrected to first order for e:
 //   cos r = cos rf - e sin rf,   sin r = sin rf + e cos rf.
@@ -91,6 +92,49 @@ HWY_INLINE void SynthesizeCompactRow(const TableView& t, int64_t position, float
   }
 }
 
+// The f32 parts (rf, e) of the reduced angles p * inv_freq[i + j], j < count,
+// into `reduced` and `residual` (zero beyond count): one at a time in double.
+HWY_INLINE void ReduceAnglesScalar(double p, const double* inv_freq, size_t count, float* reduced, float* residual) {
+  for (size_t j = 0; j < hn::Lanes(DF()); ++j) {
+    const double r = j < count ? ReduceAngle(p * inv_freq[j]) : 0.0;
+    reduced[j] = static_cast<float>(r);
+    residual[j] = static_cast<float>(r - static_cast<double>(reduced[j]));
+  }
+}
+
+#if HWY_TARGET != HWY_SCALAR && HWY_HAVE_FLOAT64
+using DD = hn::RepartitionToWide<DF>;  // N / 2 doubles
+using DHalf = hn::Rebind<float, DD>;   // N / 2 floats: half of DF
+
+// The same as ReduceAngle for N / 2 angles, split into f32 parts; false if an
+// angle is too large for the fast reduction (then the caller goes scalar).
+HWY_INLINE bool ReduceHalf(hn::Vec<DD> a, hn::Vec<DHalf>& rf, hn::Vec<DHalf>& e) {
+  const DD dd;
+  const auto k = hn::Round(hn::Mul(a, hn::Set(dd, kInvTwoPi)));
+  if (!hn::AllTrue(dd, hn::Lt(hn::Abs(k), hn::Set(dd, kMaxTurns)))) return false;
+  const auto r = hn::NegMulAdd(k, hn::Set(dd, kTwoPi3),
+                               hn::NegMulAdd(k, hn::Set(dd, kTwoPi2), hn::NegMulAdd(k, hn::Set(dd, kTwoPi1), a)));
+  rf = hn::DemoteTo(DHalf(), r);
+  e = hn::DemoteTo(DHalf(), hn::Sub(r, hn::PromoteTo(dd, rf)));
+  return true;
+}
+
+// N reduced angles of pairs [i, i + N): false if any is too large.
+HWY_INLINE bool ReduceAnglesVector(double p, const double* inv_freq, VF& rf, VF& e) {
+  const DD dd;
+  const size_t half = hn::Lanes(dd);
+  const auto pv = hn::Set(dd, p);
+  hn::Vec<DHalf> rf_lo, rf_hi, e_lo, e_hi;
+  if (!ReduceHalf(hn::Mul(pv, hn::LoadU(dd, inv_freq)), rf_lo, e_lo) ||
+      !ReduceHalf(hn::Mul(pv, hn::LoadU(dd, inv_freq + half)), rf_hi, e_hi)) {
+    return false;
+  }
+  rf = hn::Combine(DF(), rf_hi, rf_lo);
+  e = hn::Combine(DF(), e_hi, e_lo);
+  return true;
+}
+#endif
+
 HWY_INLINE void SynthesizeOnTheFlyRow(const TableView& t, int64_t position, float* HWY_RESTRICT row) {
   const DF d;
   const size_t pairs = t.pairs;
@@ -100,12 +144,15 @@ HWY_INLINE void SynthesizeOnTheFlyRow(const TableView& t, int64_t position, floa
   HWY_ALIGN float reduced[kMaxLanes], residual[kMaxLanes];
   for (size_t i = 0; i < pairs; i += N) {
     const size_t count = pairs - i < N ? pairs - i : N;
-    for (size_t j = 0; j < N; ++j) {
-      const double r = j < count ? ReduceAngle(p * t.inv_freq[i + j]) : 0.0;
-      reduced[j] = static_cast<float>(r);
-      residual[j] = static_cast<float>(r - static_cast<double>(reduced[j]));
+    VF rf, e;
+#if HWY_TARGET != HWY_SCALAR && HWY_HAVE_FLOAT64
+    if (count < N || !ReduceAnglesVector(p, t.inv_freq + i, rf, e))
+#endif
+    {
+      ReduceAnglesScalar(p, t.inv_freq + i, count, reduced, residual);
+      rf = hn::Load(d, reduced);
+      e = hn::Load(d, residual);
     }
-    const VF rf = hn::Load(d, reduced), e = hn::Load(d, residual);
     const VF c = hn::Cos(d, rf), s = hn::Sin(d, rf);
     StoreRowPart(t, row, i, count, hn::Mul(hn::NegMulAdd(s, e, c), scale), hn::Mul(hn::MulAdd(c, e, s), scale));
   }

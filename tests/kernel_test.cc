@@ -165,6 +165,7 @@ double SynthesisError(RowSource mode, TableLayout layout, size_t pairs, double s
                       const std::vector<int64_t>& positions, int64_t limit) {
   FrequencyPlan plan{rotary_test::ReferenceInvFreq(static_cast<int>(2 * pairs), 10000.0), scale};
   if (pairs == 1) plan.inv_freq[0] = 1.0;
+  if (pairs == 3) plan.inv_freq[2] = 4096.0;  // angles past 2^32 turns: the on-the-fly mode's slow reduction
   const CachedTable table(TableSpec{plan, layout, mode, limit, mode == RowSource::kCompact ? CompactShift(1 << 20) : 0});
   const bool in_slot = table.Pin();
   table.EnsurePositions(positions.data(), static_cast<int64_t>(positions.size()), 0);
