@@ -108,6 +108,27 @@ void PrintSummary(const std::vector<Result>& results, const std::string& cpu) {
 
   header = false;
   for (const Result& r : results) {
+    if (r.impl != "rotary_table_full") continue;
+    const Result* compact = Find(results, r, "rotary_table_compact");
+    const Result* fly = Find(results, r, "rotary_table_on_the_fly");
+    if (!compact || !fly) continue;
+    if (!header) {
+      std::printf("\ntable modes (max_positions %.0f): GB/s, of_stream and table bytes of full, compact, on the fly\n",
+                  r.Extra("max_positions"));
+      std::printf("%-8s %-12s %-5s %-11s %7s %9s %9s %9s %9s   %-32s %s\n", "target", "mode", "dtype", "shape",
+                  "threads", "stream", "full", "compact", "on-the-fly", "of_stream (full/compact/fly)",
+                  "table bytes (full/compact/fly)");
+      header = true;
+    }
+    std::printf("%-8s %-12s %-5s %-11s %7d %9.2f %9.2f %9.2f %9.2f   %-32s %.0f / %.0f / %.0f\n", r.target.c_str(),
+                r.mode.c_str(), r.dtype.c_str(), r.shape.c_str(), r.threads, r.gbps / r.of_stream, r.gbps,
+                compact->gbps, fly->gbps,
+                (Format("%.3f", r.of_stream) + " / " + Format("%.3f", compact->of_stream) + " / " + Format("%.3f", fly->of_stream)).c_str(),
+                r.Extra("table_bytes"), compact->Extra("table_bytes"), fly->Extra("table_bytes"));
+  }
+
+  header = false;
+  for (const Result& r : results) {
     if (r.impl != "table_build" && r.impl != "first_call") continue;
     if (!header) {
       std::printf("\ntable build (D=128) and first call, vs one steady-state prefill4k apply\n");

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
@@ -45,7 +46,7 @@ struct Options {
   std::vector<std::string> dtypes = {"f32", "f16", "bf16"};
   std::vector<std::string> targets;  // empty: the active one; "all": every supported one
   std::vector<int> threads;          // empty: 1 and all cores
-  bool naive = true, qk = true, kv_write = true, table = true;
+  bool naive = true, qk = true, kv_write = true, table = true, table_modes = true;
   rotary_bench::TimingOptions timing;
   enum { kLines, kCsv, kJson } format = kLines;
   std::string plot_path;
@@ -70,7 +71,7 @@ void Usage() {
       "  --threads=LIST     thread counts (default: 1 and all cores)\n"
       "  --repetitions=N    timed repetitions per case, median reported (default 5)\n"
       "  --min-time=SEC     minimum time of one repetition (default 0.02)\n"
-      "  --no-naive --no-qk --no-kv-write --no-table   skip those sections\n"
+      "  --no-naive --no-qk --no-kv-write --no-table --no-table-modes   skip those sections\n"
       "  --csv | --json     machine-readable output instead of protocol lines and summary\n"
       "  --plot=FILE.png    bar chart of GB/s per shape and target with the stream limit (needs gnuplot)\n");
 }
@@ -110,6 +111,8 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       o->kv_write = false;
     } else if (arg == "--no-table") {
       o->table = false;
+    } else if (arg == "--no-table-modes") {
+      o->table_modes = false;
     } else if (arg == "--csv") {
       o->format = Options::kCsv;
     } else if (arg == "--json") {
@@ -203,6 +206,7 @@ class Bench {
             if (dtype != "f32") KvWrite(FindShape(shape), dtype, o_.modes.front());
           }
         }
+        if (o_.table_modes) TableModes(FindShape(shape), o_.dtypes.front(), o_.modes.front());
       }
       if (o_.table) TableBuild();
     }
@@ -358,6 +362,54 @@ class Bench {
     }
   }
 
+  // The three table modes side by side: in-place apply of the shape with a rope
+  // of max_positions 131072 in each mode, vs stream over the same tensor. The
+  // ropes live for the whole run (tables do not depend on the target).
+  void TableModes(const Shape& s, const std::string& dtype_name, const std::string& mode) {
+    static const std::pair<const char*, rotary::TableMode> kModes[] = {{"rotary_table_full", rotary::TableMode::kFull},
+                                                                       {"rotary_table_compact", rotary::TableMode::kCompact},
+                                                                       {"rotary_table_on_the_fly", rotary::TableMode::kOnTheFly}};
+    const rotary::Dtype dtype = ParseDtype(dtype_name);
+    const int64_t rows = s.batch * s.seq, elements = rows * s.heads * s.dim;
+    const double bytes = 2.0 * elements * ElementBytes(dtype);
+    std::vector<std::unique_ptr<rotary::Rope>>& ropes = mode_ropes_[mode + "/" + std::to_string(s.dim)];
+    if (ropes.empty()) {
+      for (const auto& m : kModes) {
+        ropes.push_back(std::make_unique<rotary::Rope>(rotary::Config()
+                                                           .head_dim(static_cast<int32_t>(s.dim))
+                                                           .pairing(ParseMode(mode))
+                                                           .max_positions(kModeMaxPositions)
+                                                           .table_mode(m.second)));
+      }
+    }
+    Buffer x(elements, dtype);  // the stream runs over x too (see InPlace)
+    const rotary::Tensor view(x.data(), dtype, s.batch, s.seq, s.heads, s.dim);
+    for (const auto& rope : ropes) rope->apply(view, s.offset);  // tables built before timing
+    for (int threads : o_.threads) {
+      tbb::task_arena arena(threads);
+      std::vector<std::function<void()>> fns = {[&] {
+        arena.execute([&] {
+          rotary_bench::StreamInPlace(x.data(), static_cast<rotary_dtype>(dtype), rows, elements / rows, 0.999f, 0.001f);
+        });
+      }};
+      for (const auto& rope : ropes) {
+        const rotary::Rope* r = rope.get();
+        fns.push_back([&arena, r, &view, &s] { arena.execute([&] { r->apply(view, s.offset); }); });
+      }
+      const std::vector<double> ns = rotary_bench::MedianNsPerCall(fns, o_.timing);
+      for (size_t m = 0; m < ropes.size(); ++m) {
+        Result r = Base(kModes[m].first, mode, dtype_name, s, threads);
+        r.ns_per_call = ns[m + 1];
+        r.gbps = bytes / ns[m + 1];
+        r.of_stream = ns[0] / ns[m + 1];
+        r.extra = {{"table_bytes", static_cast<double>(ropes[m]->table_bytes())},
+                   {"max_positions", static_cast<double>(kModeMaxPositions)}};
+        Emit(r);
+      }
+    }
+  }
+  static constexpr int64_t kModeMaxPositions = 131072;
+
   // Building the table for 4096 and 131072 positions (D = 128), and the first
   // prefill4k call of a fresh rope, against one steady-state prefill4k apply.
   void TableBuild() {
@@ -398,6 +450,7 @@ class Bench {
   const Options& o_;
   std::string target_;
   std::vector<Result> results_;
+  std::map<std::string, std::vector<std::unique_ptr<rotary::Rope>>> mode_ropes_;  // by pairing and head_dim
 };
 
 }  // namespace

@@ -1,15 +1,18 @@
 // rotary-info: what this build of rotary does on this machine. Prints the
 // library version, the kernel targets compiled in (best first) and which of
 // them this CPU runs, the active target and why (default, ROTARY_TARGET or a
-// rotary_set_target call), and the state of a rope object's cos/sin table cache
-// as it is created, warmed and grown. Uses the public API only.
+// rotary_set_target call), and the state of a rope object's cos/sin tables
+// as it is created, warmed and grown, with the process-wide table cache's
+// budget and contents. Uses the public API only.
 //
 //   rotary-info [--target=NAME] [--head-dim=N] [--rotary-dim=N] [--pairing=neox|interleaved]
-//               [--base=B] [--max-positions=N] [--position=P]
+//               [--base=B] [--max-positions=N] [--position=P] [--table-mode=M]
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -25,7 +28,10 @@ const char kUsage[] =
     "  --pairing=P            neox (default) or interleaved\n"
     "  --base=B               theta base (default 10000)\n"
     "  --max-positions=N      positions the table covers up front (default 4096)\n"
-    "  --position=P           a far position applied last, to show the table grow (default 100000)\n";
+    "  --position=P           a far position applied last, to show the table grow (default 100000)\n"
+    "  --table-mode=M         auto (default), full, compact or on-the-fly\n";
+
+const char* const kModeNames[] = {"auto", "full", "compact", "on-the-fly"};  // by rotary_table_mode
 
 struct Options {
   std::string target;
@@ -38,6 +44,13 @@ struct Options {
 const char* Value(const char* arg, const char* name) {
   const size_t n = std::strlen(name);
   return std::strncmp(arg, name, n) == 0 && arg[n] == '=' ? arg + n + 1 : nullptr;
+}
+
+// The rotary_table_mode named `name`, or -1.
+int ModeIndex(const char* name) {
+  const auto found = std::find_if(std::begin(kModeNames), std::end(kModeNames),
+                                  [name](const char* m) { return !std::strcmp(name, m); });
+  return found == std::end(kModeNames) ? -1 : static_cast<int>(found - std::begin(kModeNames));
 }
 
 bool Parse(int argc, char** argv, Options* o) {
@@ -56,6 +69,8 @@ bool Parse(int argc, char** argv, Options* o) {
       o->config.pairing(v[0] == 'n' ? rotary::Pairing::kNeox : rotary::Pairing::kInterleaved);
     } else if ((v = Value(a, "--base"))) {
       o->config.base(std::atof(v));
+    } else if ((v = Value(a, "--table-mode")) && ModeIndex(v) >= 0) {
+      o->config.table_mode(static_cast<rotary::TableMode>(ModeIndex(v)));
     } else if ((v = Value(a, "--max-positions"))) {
       o->config.max_positions(std::atoll(v));
     } else if ((v = Value(a, "--position"))) {
@@ -92,6 +107,14 @@ void PrintTable(const char* when, const rotary::Rope& rope) {
               static_cast<long long>(rope.table_bytes()));
 }
 
+void PrintCache() {
+  const char* env = std::getenv("ROTARY_CACHE_BUDGET");
+  std::printf("\nprocess table cache: budget %lld bytes (%s), %d table%s, %lld bytes\n",
+              static_cast<long long>(rotary::cache_budget()),
+              env ? (std::string("ROTARY_CACHE_BUDGET=") + env).c_str() : "default", rotary::cache_tables(),
+              rotary::cache_tables() == 1 ? "" : "s", static_cast<long long>(rotary::cache_bytes()));
+}
+
 // Creates a rope from the options and reports its table cache after create,
 // after a first apply (which warms max_positions rows) and after an apply at a
 // far position (which builds only the rows around it).
@@ -102,6 +125,8 @@ int ReportTableCache(const Options& o) {
               static_cast<long long>(c.max_positions));
   try {
     rotary::Rope rope(o.config);
+    std::printf("  table mode: %s (asked: %s)\n", kModeNames[static_cast<int>(rope.table_mode())],
+                kModeNames[static_cast<int>(c.table_mode)]);
     PrintTable("after rotary_create:", rope);
     std::vector<float> row(static_cast<size_t>(c.head_dim), 1.0f);
     const rotary::Tensor x(row.data(), 1, 1, 1, c.head_dim);
@@ -110,6 +135,7 @@ int ReportTableCache(const Options& o) {
     rope.apply(x, o.position);
     const std::string far = "after an apply at position " + std::to_string(o.position) + ":";
     PrintTable(far.c_str(), rope);
+    PrintCache();
   } catch (const rotary::Error& e) {
     std::printf("  unavailable: %s\n", e.what());
     return 1;

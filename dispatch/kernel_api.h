@@ -22,18 +22,42 @@ enum class TableLayout {
   kPerComponent,
 };
 
+// Where a call's cos/sin rows come from (rotary_table_mode, resolved).
+enum class RowSource {
+  // A stored row per position (TableView::Row).
+  kFull,
+  // Position p = hi * K + lo (K = 2^compact_shift): rows of the K low positions
+  // (unscaled) and of the multiples of K (scaled), both kPerPair, combined per
+  // (b, s) by angle addition into a row of `layout`.
+  kCompact,
+  // No rows: cos/sin of p * inv_freq[i], reduced exactly mod 2 pi in double,
+  // evaluated in f32 per (b, s) into a row of `layout`.
+  kOnTheFly,
+};
+
 // Read-only view of a position table, stored in fixed-size chunks of
 // 2^chunk_shift rows so the table can grow without moving rows other threads read.
 struct TableView {
-  const std::atomic<const float*>* chunks;
+  const std::atomic<const float*>* chunks;  // kFull: the rows; kCompact: the high rows
   int chunk_shift;
-  int64_t row_floats;  // cos values then sin values: row_floats / 2 each
+  int64_t row_floats;  // cos values then sin values: row_floats / 2 each (in `layout`)
+
+  RowSource mode = RowSource::kFull;
+  TableLayout layout = TableLayout::kPerPair;  // of the rows the kernel reads
+  size_t pairs = 0;
+  int compact_shift = 0;          // kCompact: log2 K
+  const float* low_rows = nullptr;  // kCompact: K rows of 2 * pairs floats (cos, sin of lo * inv_freq)
+  const double* inv_freq = nullptr;  // kOnTheFly: pairs values
+  float scale = 1.0f;                // kOnTheFly: the attention factor
 
   const float* Row(int64_t position) const {
     const float* chunk = chunks[position >> chunk_shift].load(std::memory_order_acquire);
     return chunk + (position & ((int64_t{1} << chunk_shift) - 1)) * row_floats;
   }
 };
+
+// Floats of the largest row a kernel synthesizes (kPerComponent, head_dim 4096).
+constexpr size_t kMaxRowFloats = 4 * 2048;
 
 // One tensor of a call: heads read from `src` and written to `dst` (the same
 // memory when in place). Strides are in elements of each tensor's storage type.

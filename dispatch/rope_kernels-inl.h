@@ -24,15 +24,13 @@
 
 #include "dispatch/convert-inl.h"
 #include "dispatch/kernel_api.h"
+#include "dispatch/row_synthesis-inl.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace rotary {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
-
-// Largest vector of any target, in lanes: bounds the stack buffers of tails.
-constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
 
 // Two orders of visiting the heads of a row (RowJob::streaming picks one):
 // - cache-resident calls rotate kHeadGroup heads per cos/sin vector loaded, so
@@ -316,13 +314,16 @@ HWY_INLINE void RotateOperandRow(const Operand& op, int64_t b, int64_t s, const 
 }
 
 // Rows [row_begin, row_end) of a job; row = b * seq + s. The table row of each
-// (b, s) is looked up once and applied to all heads of every operand.
+// (b, s) is looked up (or, with row_buffer, synthesized into it) once and
+// applied to all heads of every operand. Not inlined, so the full-table and
+// synthesized paths share one copy.
 template <int kPairing, bool kInverse, class Src, class Dst, size_t kGroup>
-void RotateRowRange(const RowJob& job, int64_t row_begin, int64_t row_end) {
+HWY_NOINLINE void RotateRowRange(const RowJob& job, int64_t row_begin, int64_t row_end, float* row_buffer) {
   int64_t b = row_begin / job.seq;
   int64_t s = row_begin % job.seq;
   for (int64_t row = row_begin; row < row_end; ++row) {
-    const float* cos = job.table.Row(job.Position(b, s));
+    const float* cos = row_buffer ? SynthesizeRow(job.table, job.Position(b, s), row_buffer)
+                                  : job.table.Row(job.Position(b, s));
     const float* sin = cos + job.table.row_floats / 2;
     for (int o = 0; o < job.num_operands; ++o) {
       RotateOperandRow<kPairing, Src, Dst, kInverse, kGroup>(job.operands[o], b, s, cos, sin, job.pairs,
@@ -336,11 +337,23 @@ void RotateRowRange(const RowJob& job, int64_t row_begin, int64_t row_end) {
 }
 
 template <int kPairing, bool kInverse, class Src, class Dst>
-void RotateRows(const RowJob& job, int64_t row_begin, int64_t row_end) {
+HWY_NOINLINE void RotateSynthesizedRows(const RowJob& job, int64_t row_begin, int64_t row_end) {
+  HWY_ALIGN float row_buffer[kMaxRowFloats];
   if (job.streaming) {
-    RotateRowRange<kPairing, kInverse, Src, Dst, 1>(job, row_begin, row_end);
+    RotateRowRange<kPairing, kInverse, Src, Dst, 1>(job, row_begin, row_end, row_buffer);
   } else {
-    RotateRowRange<kPairing, kInverse, Src, Dst, kHeadGroup>(job, row_begin, row_end);
+    RotateRowRange<kPairing, kInverse, Src, Dst, kHeadGroup>(job, row_begin, row_end, row_buffer);
+  }
+}
+
+template <int kPairing, bool kInverse, class Src, class Dst>
+void RotateRows(const RowJob& job, int64_t row_begin, int64_t row_end) {
+  if (job.table.mode != RowSource::kFull) {
+    RotateSynthesizedRows<kPairing, kInverse, Src, Dst>(job, row_begin, row_end);
+  } else if (job.streaming) {
+    RotateRowRange<kPairing, kInverse, Src, Dst, 1>(job, row_begin, row_end, nullptr);
+  } else {
+    RotateRowRange<kPairing, kInverse, Src, Dst, kHeadGroup>(job, row_begin, row_end, nullptr);
   }
 }
 

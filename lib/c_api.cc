@@ -11,6 +11,7 @@
 #include "lib/error.h"
 #include "lib/frequency_plan.h"
 #include "lib/rope.h"
+#include "lib/table_cache.h"
 #include "rotary/rotary.h"
 
 namespace {
@@ -180,6 +181,34 @@ rotary_status rotary_set_target(const char* name) {
 int64_t rotary_table_bytes(const rotary_rope* rope) { return rope ? rope->table_bytes() : 0; }
 
 int32_t rotary_table_count(const rotary_rope* rope) { return rope ? rope->table_count() : 0; }
+
+rotary_table_mode rotary_table_mode_of(const rotary_rope* rope) {
+  if (rope == nullptr) return ROTARY_TABLE_FULL;
+  switch (rope->table_mode()) {
+    case rotary::RowSource::kCompact:
+      return ROTARY_TABLE_COMPACT;
+    case rotary::RowSource::kOnTheFly:
+      return ROTARY_TABLE_ON_THE_FLY;
+    case rotary::RowSource::kFull:
+      break;
+  }
+  return ROTARY_TABLE_FULL;
+}
+
+rotary_status rotary_cache_set_budget(int64_t bytes) {
+  return Guard([&] {
+    if (bytes < 0) rotary::Fail(rotary::Status::kInvalidArgument, "cache budget must be >= 0 bytes, got ", bytes);
+    rotary::TableCache::Instance().SetBudget(bytes);
+  });
+}
+
+int64_t rotary_cache_budget(void) { return rotary::TableCache::Instance().budget(); }
+
+int64_t rotary_cache_bytes(void) { return rotary::TableCache::Instance().bytes(); }
+
+int32_t rotary_cache_tables(void) { return rotary::TableCache::Instance().tables(); }
+
+int64_t rotary_cache_trim(void) { return rotary::TableCache::Instance().Trim(); }
 
 rotary_status rotary_plan(const rotary_config* config, int64_t seq_len, double* inv_freq_out, int32_t capacity,
                           double* attention_factor_out) {

@@ -24,6 +24,7 @@ void InitConfig(rotary_config* config) {
   config->truncate = 1;
   config->low_freq_factor = 1.0;
   config->high_freq_factor = 4.0;
+  config->table_mode = ROTARY_TABLE_AUTO;
 }
 
 void ValidateConfig(const rotary_config* c) {
@@ -51,6 +52,12 @@ void ValidateConfig(const rotary_config* c) {
   if (c->max_positions < 1 || c->max_positions > c->position_limit) {
     Fail(Status::kInvalidArgument, "config.max_positions must be in [1, position_limit = ", c->position_limit,
          "], got ", c->max_positions);
+  }
+  const int32_t table_mode = EnumValue(c->table_mode);
+  if (table_mode < ROTARY_TABLE_AUTO || table_mode > ROTARY_TABLE_ON_THE_FLY) {
+    Fail(Status::kInvalidArgument,
+         "config.table_mode must be ROTARY_TABLE_AUTO (0), FULL (1), COMPACT (2) or ON_THE_FLY (3), got ",
+         table_mode);
   }
   ResolveScheme(*c);  // checks the frequency scaling fields
 }

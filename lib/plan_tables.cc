@@ -2,21 +2,49 @@
 
 #include <algorithm>
 
+#include "lib/enum_value.h"
 #include "lib/frequency_plan.h"
 
 namespace rotary {
+namespace {
+
+TableLayout LayoutOf(const rotary_config& config) {
+  return config.pairing == ROTARY_NEOX ? TableLayout::kPerPair : TableLayout::kPerComponent;
+}
+
+}  // namespace
+
+RowSource ResolveTableMode(const rotary_config& config) {
+  switch (EnumValue(config.table_mode)) {
+    case ROTARY_TABLE_FULL:
+      return RowSource::kFull;
+    case ROTARY_TABLE_COMPACT:
+      return RowSource::kCompact;
+    case ROTARY_TABLE_ON_THE_FLY:
+      return RowSource::kOnTheFly;
+    default:
+      break;  // AUTO (validated)
+  }
+  const int64_t row_bytes =
+      (LayoutOf(config) == TableLayout::kPerPair ? 2 : 4) * int64_t{config.rotary_dim / 2} * int64_t{sizeof(float)};
+  const int64_t rows = (config.max_positions + RopeTable::kChunkRows - 1) / RopeTable::kChunkRows * RopeTable::kChunkRows;
+  return rows <= TableCache::Instance().budget() / row_bytes ? RowSource::kFull : RowSource::kCompact;
+}
 
 PlanTables::PlanTables(const rotary_config& config)
     : scheme_(ResolveScheme(config)),
-      layout_(config.pairing == ROTARY_NEOX ? TableLayout::kPerPair : TableLayout::kPerComponent),
+      layout_(LayoutOf(config)),
+      mode_(ResolveTableMode(config)),
+      compact_shift_(mode_ == RowSource::kCompact ? CompactShift(config.max_positions) : 0),
       permanent_key_{CanonicalLength(scheme_, 1), false},
       warm_positions_(std::min(config.max_positions, scheme_.position_limit)),
       permanent_(MakeTable(permanent_key_)) {}
 
-std::shared_ptr<const RopeTable> PlanTables::MakeTable(Key key) const {
+std::shared_ptr<const CachedTable> PlanTables::MakeTable(Key key) const {
   FrequencyPlan plan = MakeFrequencyPlan(scheme_, key.length);
   if (key.inverse) plan.scale = 1.0 / plan.scale;
-  return std::make_shared<const RopeTable>(std::move(plan), layout_, scheme_.position_limit);
+  return TableCache::Instance().Acquire(
+      TableSpec{std::move(plan), layout_, mode_, scheme_.position_limit, compact_shift_});
 }
 
 TableRef PlanTables::ForCall(int64_t seq_len, DirectionIndex direction) const {
@@ -26,11 +54,12 @@ TableRef PlanTables::ForCall(int64_t seq_len, DirectionIndex direction) const {
   const Key key{CanonicalLength(scheme_, seq_len), inverse};
   if (!(key == permanent_key_)) return Recent(key);
 
+  TableRef ref(permanent_.get(), nullptr);
   if (!warmed_.load(std::memory_order_acquire)) {
-    permanent_->EnsureRange(0, warm_positions_ - 1);
+    if (permanent_->EnsureRange(0, warm_positions_ - 1)) TableCache::Instance().NoteGrowth(*permanent_);
     warmed_.store(true, std::memory_order_release);
   }
-  return TableRef(permanent_.get(), nullptr);
+  return ref;
 }
 
 TableRef PlanTables::Recent(Key key) const {

@@ -1,12 +1,15 @@
-// The cos/sin tables of one rope object: one RopeTable per distinct plan used.
+// The cos/sin tables of one rope object: one CachedTable (lib/table_cache.h)
+// per distinct plan used, taken from the process-wide TableCache, so rope
+// objects with equal plans share them and all of them count against its budget.
 //
-// Most schemes have one plan, whose table is permanent and read without a lock.
-// Dynamic NTK and LongRoPE choose their plan from each call's length
-// L = max(position) + 1 (HF semantics): the plan of short lengths (L <= L0) is
-// the permanent table too, and each longer plan gets a table in a small
-// most-recently-used cache (kMaxRecentTables), so memory stays bounded however
-// many lengths a dynamic NTK model sees. A call holds its table through a
-// TableRef, so evicting a table never disturbs a call that is reading it.
+// Most schemes have one plan, whose table is permanent (held for the rope
+// object's life) and read without a lock. Dynamic NTK and LongRoPE choose their
+// plan from each call's length L = max(position) + 1 (HF semantics): the plan of
+// short lengths (L <= L0) is the permanent table too, and each longer plan gets
+// a table held in a small most-recently-used list (kMaxRecentTables), so the
+// tables one rope object holds stay few however many lengths a dynamic NTK
+// model sees. A call holds its table through a TableRef (pinned, and alive), so
+// neither the list nor the cache's eviction disturbs a call that is reading it.
 //
 // Plans with an attention factor m != 1 have a second table for apply_inverse,
 // scaled by 1/m, so that inverse(apply(x)) = x: the kernel's inverse rotation
@@ -18,7 +21,6 @@
 #ifndef ROTARY_LIB_PLAN_TABLES_H_
 #define ROTARY_LIB_PLAN_TABLES_H_
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -26,21 +28,14 @@
 
 #include "dispatch/kernel_api.h"
 #include "lib/frequency_scheme.h"
-#include "lib/rope_table.h"
+#include "lib/table_cache.h"
 #include "rotary/rotary.h"
 
 namespace rotary {
 
-// The table of one call, kept alive until the call ends.
-class TableRef {
- public:
-  TableRef(const RopeTable* table, std::shared_ptr<const RopeTable> owner) : table_(table), owner_(std::move(owner)) {}
-  const RopeTable* operator->() const { return table_; }
-
- private:
-  const RopeTable* table_;
-  std::shared_ptr<const RopeTable> owner_;  // empty for the permanent table
-};
+// The table mode of a validated config: AUTO is full when max_positions rows
+// of the full layout fit the cache budget (as it is now), else compact.
+RowSource ResolveTableMode(const rotary_config& config);
 
 class PlanTables {
  public:
@@ -55,8 +50,9 @@ class PlanTables {
   // Positions must be below this; position_limit_name() is how messages call it.
   int64_t position_limit() const { return scheme_.position_limit; }
   const char* position_limit_name() const { return scheme_.position_limit_name; }
+  RowSource mode() const { return mode_; }
 
-  // Bytes of every table held now.
+  // Bytes of every table held now (shared ones too).
   int64_t bytes() const;
   // Tables held now: the permanent one and the recent ones.
   int32_t count() const;
@@ -69,17 +65,19 @@ class PlanTables {
   };
   struct Entry {
     Key key;
-    std::shared_ptr<const RopeTable> table;
+    std::shared_ptr<const CachedTable> table;
   };
 
-  std::shared_ptr<const RopeTable> MakeTable(Key key) const;
+  std::shared_ptr<const CachedTable> MakeTable(Key key) const;
   TableRef Recent(Key key) const;
 
   const FrequencyScheme scheme_;
   const TableLayout layout_;  // the one the pairing's kernel reads
+  const RowSource mode_;
+  const int compact_shift_;
   const Key permanent_key_;  // forward, at the shortest lengths
   const int64_t warm_positions_;
-  const std::shared_ptr<const RopeTable> permanent_;
+  const std::shared_ptr<const CachedTable> permanent_;
   mutable std::atomic<bool> warmed_{false};  // the first warm_positions_ rows of permanent_ built
 
   mutable std::mutex recent_mutex_;

@@ -39,10 +39,13 @@ rotary::TableRef rotary_rope::PrepareTable(int64_t batch, int64_t seq, const int
   }
 
   rotary::TableRef table = tables_.ForCall(last + 1, direction);
-  if (positions == nullptr) {
-    table->EnsureRange(offset, last);
+  rotary::TableCache& cache = rotary::TableCache::Instance();
+  const bool grew = positions == nullptr ? table->EnsureRange(offset, last)
+                                         : table->EnsurePositions(positions, batch * seq, offset);
+  if (grew) {
+    cache.NoteGrowth(*table);  // may evict other tables, never this pinned one
   } else {
-    table->EnsurePositions(positions, batch * seq, offset);
+    cache.Touch(*table);
   }
   return table;
 }

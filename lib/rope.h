@@ -32,6 +32,7 @@ struct rotary_rope {
 
   int64_t table_bytes() const { return tables_.bytes(); }
   int32_t table_count() const { return tables_.count(); }
+  rotary::RowSource table_mode() const { return tables_.mode(); }
   const rotary_config& config() const { return config_; }
 
  private:

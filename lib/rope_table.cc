@@ -19,12 +19,13 @@ constexpr int64_t kBuildGrainRows = 64;
 
 }  // namespace
 
-RopeTable::RopeTable(FrequencyPlan plan, TableLayout layout, int64_t position_limit)
+RopeTable::RopeTable(FrequencyPlan plan, TableLayout layout, int64_t position_limit, int chunk_shift)
     : plan_(std::move(plan)),
       layout_(layout),
       position_limit_(position_limit),
+      chunk_shift_(std::max(chunk_shift, kMinChunkShift)),
       row_floats_((layout == TableLayout::kPerPair ? 2 : 4) * static_cast<int64_t>(plan_.inv_freq.size())),
-      num_chunks_((position_limit + kChunkRows - 1) >> kChunkShift),
+      num_chunks_((position_limit + chunk_rows() - 1) >> chunk_shift_),
       chunks_(new std::atomic<const float*>[num_chunks_]) {
   for (int64_t c = 0; c < num_chunks_; ++c) chunks_[c].store(nullptr, std::memory_order_relaxed);
   const size_t pairs = plan_.inv_freq.size();
@@ -45,24 +46,36 @@ RopeTable::~RopeTable() {
   }
 }
 
-void RopeTable::EnsureRange(int64_t first, int64_t last) const {
+bool RopeTable::EnsureRangeSlow(int64_t first, int64_t last) const {
   std::vector<int64_t> missing;
-  for (int64_t c = first >> kChunkShift; c <= (last >> kChunkShift); ++c) {
+  for (int64_t c = first >> chunk_shift_; c <= (last >> chunk_shift_); ++c) {
     if (!HasChunk(c)) missing.push_back(c);
   }
-  if (!missing.empty()) BuildChunks(std::move(missing));
+  if (missing.empty()) return false;
+  BuildChunks(std::move(missing));
+  return true;
 }
 
-void RopeTable::EnsurePositions(const int64_t* positions, int64_t count, int64_t offset) const {
+bool RopeTable::EnsurePositions(const int64_t* positions, int64_t count, int64_t offset, int shift) const {
   std::vector<int64_t> missing;
   for (int64_t i = 0; i < count; ++i) {
-    const int64_t c = (positions[i] + offset) >> kChunkShift;
+    const int64_t c = ((positions[i] + offset) >> shift) >> chunk_shift_;
     if (!HasChunk(c)) missing.push_back(c);
   }
-  if (missing.empty()) return;
+  if (missing.empty()) return false;
   std::sort(missing.begin(), missing.end());
   missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
   BuildChunks(std::move(missing));
+  return true;
+}
+
+int64_t RopeTable::Release() const {
+  std::lock_guard<std::mutex> lock(build_mutex_);
+  for (int64_t c = 0; c < num_chunks_; ++c) {
+    const float* chunk = chunks_[c].exchange(nullptr, std::memory_order_acq_rel);
+    if (chunk) ::operator delete(const_cast<float*>(chunk), kChunkAlignment);
+  }
+  return bytes_.exchange(0, std::memory_order_relaxed);
 }
 
 void RopeTable::BuildChunks(std::vector<int64_t> missing) const {
@@ -73,26 +86,26 @@ void RopeTable::BuildChunks(std::vector<int64_t> missing) const {
   if (missing.empty()) return;
 
   // Allocate everything first, so running out of memory leaves the table as it was.
-  const size_t chunk_bytes = static_cast<size_t>(kChunkRows * row_floats_) * sizeof(float);
+  const size_t chunk_bytes = static_cast<size_t>(chunk_rows() * row_floats_) * sizeof(float);
   std::vector<float*> fresh(missing.size(), nullptr);
   for (size_t k = 0; k < missing.size(); ++k) {
     fresh[k] = static_cast<float*>(::operator new(chunk_bytes, kChunkAlignment, std::nothrow));
     if (fresh[k] == nullptr) {
       for (size_t j = 0; j < k; ++j) ::operator delete(fresh[j], kChunkAlignment);
       Fail(Status::kOutOfMemory, "cannot allocate ", chunk_bytes * missing.size(),
-           " bytes of cos/sin table for ", missing.size() * kChunkRows, " positions");
+           " bytes of cos/sin table for ", missing.size() * chunk_rows(), " rows");
     }
   }
 
-  const int64_t rows = static_cast<int64_t>(missing.size()) * kChunkRows;
+  const int64_t rows = static_cast<int64_t>(missing.size()) * chunk_rows();
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows, kBuildGrainRows),
                     [&](const tbb::blocked_range<int64_t>& r) {
                       // A task's range may span two chunks: fill chunk by chunk.
                       for (int64_t row = r.begin(); row < r.end();) {
-                        const int64_t k = row >> kChunkShift;
-                        const int64_t in_chunk = row & (kChunkRows - 1);
-                        const int64_t end = std::min(r.end() - (row - in_chunk), kChunkRows);
-                        FillRows(fresh[k], missing[k] << kChunkShift, in_chunk, end);
+                        const int64_t k = row >> chunk_shift_;
+                        const int64_t in_chunk = row & (chunk_rows() - 1);
+                        const int64_t end = std::min(r.end() - (row - in_chunk), chunk_rows());
+                        FillRows(fresh[k], missing[k] << chunk_shift_, in_chunk, end);
                         row += end - in_chunk;
                       }
                     });

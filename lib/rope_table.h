@@ -3,13 +3,15 @@
 // Rows are positions; a row holds cos values then sin values in the layout of
 // the pairing's kernel (TableLayout), each computed in double from
 // p * inv_freq[i] and stored as f32. Rows live in
-// fixed chunks of kChunkRows positions, built on first need and never moved or
+// fixed chunks of 2^chunk_shift positions (kChunkRows by default), built on first need and never moved or
 // freed while the table lives, so:
 //   - growing to longer positions builds only the missing chunks (nothing is
 //     rebuilt, readers of existing rows are never disturbed);
 //   - readers take no lock: a chunk pointer is published with a release store
 //     after its rows are written, and read with an acquire load;
-//   - memory is what was touched, bounded by position_limit.
+//   - memory is what was touched, bounded by position_limit;
+//   - Release() gives all of it back (the table cache evicts this way, only
+//     when no call is reading: see CachedTable), and later calls rebuild rows.
 #ifndef ROTARY_LIB_ROPE_TABLE_H_
 #define ROTARY_LIB_ROPE_TABLE_H_
 
@@ -26,20 +28,34 @@ namespace rotary {
 
 class RopeTable {
  public:
-  static constexpr int kChunkShift = 10;
+  static constexpr int kChunkShift = 10;  // the default
   static constexpr int64_t kChunkRows = int64_t{1} << kChunkShift;
+  static constexpr int kMinChunkShift = 6;  // a chunk holds whole steps (kStepRows)
 
-  RopeTable(FrequencyPlan plan, TableLayout layout, int64_t position_limit);
+  // Rows of positions [0, position_limit), 2^chunk_shift rows a chunk.
+  RopeTable(FrequencyPlan plan, TableLayout layout, int64_t position_limit, int chunk_shift = kChunkShift);
   ~RopeTable();
   RopeTable(const RopeTable&) = delete;
   RopeTable& operator=(const RopeTable&) = delete;
 
   // Makes the rows of positions [first, last] readable (0 <= first <= last < limit).
-  void EnsureRange(int64_t first, int64_t last) const;
-  // Makes the rows of positions[i] + offset readable for i < count (all in range).
-  void EnsurePositions(const int64_t* positions, int64_t count, int64_t offset) const;
+  // Returns whether it built any (the table grew).
+  bool EnsureRange(int64_t first, int64_t last) const {
+    // The steady state (decode: one position, its chunk built) without a call.
+    if ((first >> chunk_shift_) == (last >> chunk_shift_) && HasChunk(first >> chunk_shift_)) return false;
+    return EnsureRangeSlow(first, last);
+  }
+  // Makes the rows (positions[i] + offset) >> shift readable for i < count (all in range).
+  bool EnsurePositions(const int64_t* positions, int64_t count, int64_t offset, int shift = 0) const;
+  // Frees every row. The caller guarantees that nobody reads the table meanwhile.
+  // Returns the bytes freed.
+  int64_t Release() const;
 
-  TableView View() const { return TableView{chunks_.get(), kChunkShift, row_floats_}; }
+  TableView View() const { return TableView{chunks_.get(), chunk_shift_, row_floats_}; }
+  // The first chunk (nullptr until built), for views that combine tables.
+  const float* FirstChunk() const { return chunks_[0].load(std::memory_order_acquire); }
+  const std::atomic<const float*>* chunks() const { return chunks_.get(); }
+  int chunk_shift() const { return chunk_shift_; }
   const FrequencyPlan& plan() const { return plan_; }
   int64_t position_limit() const { return position_limit_; }
   int64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
@@ -48,19 +64,22 @@ class RopeTable {
   bool HasChunk(int64_t chunk) const {
     return chunks_[chunk].load(std::memory_order_acquire) != nullptr;
   }
+  bool EnsureRangeSlow(int64_t first, int64_t last) const;
   void BuildChunks(std::vector<int64_t> missing) const;
+  int64_t chunk_rows() const { return int64_t{1} << chunk_shift_; }
   void FillRows(float* chunk, int64_t first_position, int64_t row_begin, int64_t row_end) const;
   void StoreRow(float* row, const double* cos_values, const double* sin_values) const;
 
   // Rows are built by angle addition from an exact base every kStepRows
   // positions: cos/sin(j * inv_freq[i]) for j < kStepRows, [j][i], in double.
   static constexpr int64_t kStepRows = 64;
-  static_assert(kChunkRows % kStepRows == 0, "chunks start at a base position");
+  static_assert((int64_t{1} << kMinChunkShift) % kStepRows == 0, "chunks start at a base position");
 
   const FrequencyPlan plan_;
   const TableLayout layout_;
   std::vector<double> step_cos_, step_sin_;
   const int64_t position_limit_;
+  const int chunk_shift_;
   const int64_t row_floats_;
   const int64_t num_chunks_;
   std::unique_ptr<std::atomic<const float*>[]> chunks_;

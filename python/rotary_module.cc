@@ -40,6 +40,16 @@ rotary_scaling ScalingFromName(const std::string& name) {
   Invalid("unknown scaling '" + name + "'; known: " + known);
 }
 
+// Table modes by name (rotary_table_mode order).
+const char* const kTableModes[] = {"auto", "full", "compact", "on_the_fly"};
+
+rotary_table_mode TableModeFromName(const std::string& name) {
+  for (int i = 0; i < 4; ++i) {
+    if (name == kTableModes[i]) return static_cast<rotary_table_mode>(i);
+  }
+  Invalid("table_mode must be 'auto', 'full', 'compact' or 'on_the_fly', got '" + name + "'");
+}
+
 // A rotary::Config built from keyword arguments, with the lists it points to.
 class ConfigArgs {
  public:
@@ -92,6 +102,8 @@ class ConfigArgs {
       c.scaling = ScalingFromName(value.cast<std::string>());
     } else if (key == "truncate") {
       c.truncate = value.cast<bool>() ? 1 : 0;
+    } else if (key == "table_mode") {
+      c.table_mode = TableModeFromName(value.cast<std::string>());
     } else if (!SetNumber(key, value) && !SetList(key, value)) {
       Invalid("unknown configuration key '" + key + "'");
     }
@@ -234,6 +246,7 @@ class PyRope {
   std::string pairing() const { return config_.pairing == ROTARY_NEOX ? "neox" : "interleaved"; }
   int64_t table_bytes() const { return rope_.table_bytes(); }
   int32_t table_count() const { return rope_.table_count(); }
+  std::string table_mode() const { return kTableModes[static_cast<int>(rope_.table_mode())]; }
 
   py::array Apply(const py::array& x, const py::object& positions, int64_t offset, bool inverse,
                   const py::object& out, const py::object& dtype, const py::object& out_dtype) const {
@@ -351,7 +364,8 @@ partial_rotary_factor, pairing ('neox' or 'interleaved'), base or rope_theta (10
 position_limit, scaling / rope_type ('default', 'linear', 'ntk', 'dynamic', 'yarn', 'llama3', 'longrope',
 'freq_factors', 'inv_freq', 'bounded'), factor, original_max_position_embeddings, max_position_embeddings,
 attention_factor, alpha, beta_fast, beta_slow, mscale, mscale_all_dim, truncate, low_freq_factor,
-high_freq_factor, short_factor, long_factor, freq_factors, inv_freq, n_max; and rope_scaling= a model
+high_freq_factor, short_factor, long_factor, freq_factors, inv_freq, n_max, table_mode ('auto', 'full',
+'compact', 'on_the_fly'); and rope_scaling= a model
 config's rope_scaling (or rope_parameters) dict, whose keys are read the same way. None means absent.
 )doc")
       .def(py::init<const py::kwargs&>())
@@ -360,6 +374,7 @@ config's rope_scaling (or rope_parameters) dict, whose keys are read the same wa
       .def_property_readonly("pairing", &PyRope::pairing)
       .def_property_readonly("table_bytes", &PyRope::table_bytes)
       .def_property_readonly("table_count", &PyRope::table_count)
+      .def_property_readonly("table_mode", &PyRope::table_mode)
       .def("apply", &PyRope::Apply, py::arg("x"), py::arg("positions") = py::none(), py::arg("offset") = 0,
            py::kw_only(), py::arg("inverse") = false, py::arg("out") = py::none(), py::arg("dtype") = py::none(),
            py::arg("out_dtype") = py::none(), R"doc(
@@ -394,6 +409,12 @@ Rotates, in place, the q and k heads of a C-contiguous packed QKV buffer
         "Why the active target is active: 'default', 'ROTARY_TARGET' or 'rotary_set_target'.");
   m.def("set_target", &rotary::set_target, py::arg("name"),
         "Forces a kernel target by name for the process ('auto': the best supported).");
+  m.def("cache_budget", &rotary::cache_budget, "The process-wide table cache's budget in bytes.");
+  m.def("set_cache_budget", &rotary::set_cache_budget, py::arg("bytes"),
+        "Sets the table cache's budget (bytes >= 0), evicting unused tables down to it.");
+  m.def("cache_bytes", &rotary::cache_bytes, "Bytes of table rows the cache holds now.");
+  m.def("cache_tables", &rotary::cache_tables, "Tables in the cache now.");
+  m.def("cache_trim", &rotary::cache_trim, "Frees the rows of every table no call is reading; returns bytes freed.");
   m.def(
       "compiled_targets",
       [] {

@@ -5,6 +5,7 @@
 // misaligned pointers and guard values around every head.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -20,6 +21,7 @@
 #include "hwy/tests/hwy_gtest.h"
 #include "lib/frequency_plan.h"
 #include "lib/rope_table.h"
+#include "lib/table_cache.h"
 #include "tests/reference.h"
 #include "tests/storage_reference.h"
 #include "tests/test_tensor.h"
@@ -174,6 +176,70 @@ void TestScaledRowKernelLongHeads() {
   }
 }
 
+// ---- rows synthesized by the compact and on-the-fly modes, against double ----
+
+// Largest |entry - scale * cos/sin(p * w)| / scale of the rows SynthesizeRow
+// makes for `positions`, in the layout's own order (kPerComponent: cos, cos, -sin, +sin).
+double SynthesisError(RowSource mode, TableLayout layout, size_t pairs, double scale,
+                      const std::vector<int64_t>& positions, int64_t limit) {
+  FrequencyPlan plan{rotary_test::ReferenceInvFreq(static_cast<int>(2 * pairs), 10000.0), scale};
+  if (pairs == 1) plan.inv_freq[0] = 1.0;
+  if (pairs == 3) plan.inv_freq[2] = 4096.0;  // angles past 2^32 turns: the on-the-fly mode's slow reduction
+  const CachedTable table(TableSpec{plan, layout, mode, limit, mode == RowSource::kCompact ? CompactShift(1 << 20) : 0});
+  const bool in_slot = table.Pin();
+  table.EnsurePositions(positions.data(), static_cast<int64_t>(positions.size()), 0);
+  const TableView view = table.View();
+  std::vector<float> row(kMaxRowFloats + 1, GuardValue());
+  double worst = 0, worst_at_scale_1 = 0;
+  for (int64_t p : positions) {
+    SynthesizeRow(view, p, row.data());
+    for (size_t i = 0; i < pairs; ++i) {
+      const double angle = static_cast<double>(p) * plan.inv_freq[i];
+      const double c = scale * std::cos(angle), sn = scale * std::sin(angle);
+      if (layout == TableLayout::kPerPair) {
+        worst = std::max({worst, std::fabs(row[i] - c), std::fabs(row[pairs + i] - sn)});
+      } else {
+        worst = std::max({worst, std::fabs(row[2 * i] - c), std::fabs(row[2 * i + 1] - c),
+                          std::fabs(row[2 * pairs + 2 * i] + sn), std::fabs(row[2 * pairs + 2 * i + 1] - sn)});
+      }
+      worst_at_scale_1 = std::max(worst_at_scale_1, worst / scale);
+    }
+    const size_t floats = (layout == TableLayout::kPerPair ? 2 : 4) * pairs;
+    EXPECT_EQ(rotary_test::FloatBits(row[floats]), rotary_test::FloatBits(GuardValue())) << "wrote past the row";
+  }
+  table.Unpin(in_slot);
+  return worst_at_scale_1;
+}
+
+// The bounds README "Table memory" states, relative to the attention factor, in
+// units of 2^-24 (one f32 ulp at 1; a stored row is within 0.5): compact <= 4
+// (two stored rows and three f32 roundings), on the fly <= 4 (Highway's f32
+// sin/cos, 3 ulp, and the reduction) -- measured on every target, printed for the README.
+void TestSynthesizedRowsMatchDouble() {
+  std::mt19937_64 rng(11);
+  std::vector<int64_t> positions = {0, 1, 63, 64, 1023, 1024, 4095, 131071, 999999, 1000000,
+                                    (int64_t{1} << 31) - 1, (int64_t{1} << 31) - 1024, int64_t{1} << 30};
+  for (int i = 0; i < 300; ++i) positions.push_back(static_cast<int64_t>(rng() % 1000001));
+  for (int i = 0; i < 100; ++i) positions.push_back(static_cast<int64_t>(rng() % (int64_t{1} << 31)));
+  const size_t N = hn::Lanes(DF());
+  const double ulp = std::ldexp(1.0, -24);
+  double worst_compact = 0, worst_fly = 0;
+  for (TableLayout layout : {TableLayout::kPerPair, TableLayout::kPerComponent}) {
+    for (size_t pairs : {size_t{1}, size_t{3}, N + 1, size_t{64}}) {
+      for (double scale : {1.0, 1.25}) {
+        worst_compact = std::max(worst_compact, SynthesisError(RowSource::kCompact, layout, pairs, scale, positions,
+                                                               int64_t{1} << 31));
+        worst_fly = std::max(worst_fly, SynthesisError(RowSource::kOnTheFly, layout, pairs, scale, positions,
+                                                       int64_t{1} << 31));
+      }
+    }
+  }
+  std::printf("[ %s ] max |cos/sin error|: compact %.2f, on the fly %.2f (units of 2^-24)\n",
+              hwy::TargetName(HWY_TARGET), worst_compact / ulp, worst_fly / ulp);
+  EXPECT_LE(worst_compact, 4 * ulp);
+  EXPECT_LE(worst_fly, 4 * ulp);
+}
+
 // ---- storage conversions: every f16 value, and f32 values around every rounding case ----
 
 // Converts `count` values through the target's LoadF32 / StoreF32, N at a time.
@@ -272,6 +338,7 @@ HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestNeoxHeadAllLengths);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestInterleavedHeadAllLengths);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestRowKernelAcrossChunks);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestScaledRowKernelLongHeads);
+HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestSynthesizedRowsMatchDouble);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestF16LoadsEveryValueAndStoresItBack);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestF32ToF16RoundsToNearestEven);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestF32ToBF16RoundsToNearestEven);

@@ -64,6 +64,19 @@ typedef enum {
   ROTARY_SCALING_BOUNDED = 9       /* He & Xu: pi / (2 n_max) * w_i, positions < n_max */
 } rotary_scaling;
 
+/* Where the cos/sin values of a position come from (README "Table memory").
+ * Every mode gives the same rotation; they trade memory for a little work per
+ * (batch, seq) row and, for ON_THE_FLY, a few f32 ulps of accuracy. */
+typedef enum {
+  ROTARY_TABLE_AUTO = 0,      /* FULL when max_positions rows of it fit the cache budget, else COMPACT */
+  ROTARY_TABLE_FULL = 1,      /* a row per position: 2 * rotary_dim floats (neox) or 4 * (interleaved);
+                                 131072 positions at head_dim 128 (neox) = 64 MiB */
+  ROTARY_TABLE_COMPACT = 2,   /* rows of the K low positions and of the multiples of K (K ~ sqrt(max_positions)),
+                                 combined by angle addition: 2K rows, 512 KiB for the example above */
+  ROTARY_TABLE_ON_THE_FLY = 3 /* no rows: cos/sin evaluated per row from inv_freq (exact argument
+                                 reduction in double, f32 sin/cos): 0 bytes, a few f32 ulps */
+} rotary_table_mode;
+
 /* A caller's array of `count` doubles. Read only during the call it is passed
  * to: rotary_create copies it, so it may be freed right after. */
 typedef struct {
@@ -111,6 +124,7 @@ typedef struct {
   rotary_array inv_freq;     /* INV_FREQ: the M frequencies to use, finite and >= 0. */
   int64_t n_max;          /* BOUNDED: the longest sequence, >= 1; positions >= n_max are
                              ROTARY_OUT_OF_RANGE. Default 0 (must be set). */
+  rotary_table_mode table_mode; /* how cos/sin are stored. Default ROTARY_TABLE_AUTO. */
 } rotary_config;
 
 /* A [batch, seq, heads, head_dim] tensor view. Strides are in elements; the
@@ -200,6 +214,23 @@ ROTARY_API int64_t rotary_table_bytes(const rotary_rope* rope);
  * more while it keeps tables of dynamic NTK or LongRoPE lengths past L0, or of
  * apply_inverse with an attention factor != 1 (a few at most, bounded). */
 ROTARY_API int32_t rotary_table_count(const rotary_rope* rope);
+
+/* The table mode this rope object uses (ROTARY_TABLE_AUTO resolved; FULL for NULL). */
+ROTARY_API rotary_table_mode rotary_table_mode_of(const rotary_rope* rope);
+
+/* The process-wide table cache. Rope objects with equal frequency plans (same
+ * frequencies, attention factor, pairing, table mode, position_limit) share one
+ * table. When the tables' rows exceed the budget, the rows of the least recently
+ * used tables that no call is reading are freed (rebuilt when needed again);
+ * tables being read are never freed, so the cache may exceed the budget while
+ * calls need more than it. A table leaves the cache with its last rope object.
+ * The budget starts at ROTARY_CACHE_BUDGET (bytes, optional K/M/G/T suffix,
+ * binary: "256M"; an invalid value is ignored) or 1 GiB. */
+ROTARY_API rotary_status rotary_cache_set_budget(int64_t bytes); /* >= 0; evicts down to it */
+ROTARY_API int64_t rotary_cache_budget(void);
+ROTARY_API int64_t rotary_cache_bytes(void);  /* bytes of table rows held now */
+ROTARY_API int32_t rotary_cache_tables(void); /* tables in the cache now */
+ROTARY_API int64_t rotary_cache_trim(void);   /* frees the rows of every table no call is reading; returns bytes freed */
 
 /* Why rotary_active_target() is what it is: "default" (the best target this
  * CPU supports), "ROTARY_TARGET" (the environment variable named one) or

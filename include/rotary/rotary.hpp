@@ -27,6 +27,14 @@ enum class Status : int {
 
 enum class Pairing : int { kNeox = ROTARY_NEOX, kInterleaved = ROTARY_INTERLEAVED };
 
+// Where cos/sin come from (rotary_table_mode).
+enum class TableMode : int {
+  kAuto = ROTARY_TABLE_AUTO,
+  kFull = ROTARY_TABLE_FULL,
+  kCompact = ROTARY_TABLE_COMPACT,
+  kOnTheFly = ROTARY_TABLE_ON_THE_FLY,
+};
+
 // Storage of a tensor; f16 and bf16 data are raw 16-bit patterns (uint16_t).
 enum class Dtype : int { kF32 = ROTARY_F32, kF16 = ROTARY_F16, kBF16 = ROTARY_BF16 };
 
@@ -61,6 +69,7 @@ struct Config {
   Config& base(double b) { c.base = b; return *this; }
   Config& max_positions(int64_t n) { c.max_positions = n; return *this; }
   Config& position_limit(int64_t n) { c.position_limit = n; return *this; }
+  Config& table_mode(TableMode m) { c.table_mode = static_cast<rotary_table_mode>(m); return *this; }
 
   // ---- Frequency schemes (ROPE_MATH.md §2, §3) ----
   Config& linear(double factor) { return scheme(ROTARY_SCALING_LINEAR).factor(factor); }
@@ -240,11 +249,23 @@ class Rope {
 
   int64_t table_bytes() const { return rotary_table_bytes(rope_); }
   int32_t table_count() const { return rotary_table_count(rope_); }
+  // The table mode in use (kAuto resolved).
+  TableMode table_mode() const { return static_cast<TableMode>(rotary_table_mode_of(rope_)); }
   const rotary_rope* handle() const noexcept { return rope_; }
 
  private:
   rotary_rope* rope_ = nullptr;
 };
+
+// ---- The process-wide table cache (rotary_cache_*) ----
+
+// Budget in bytes (>= 0); evicts down to it. Throws on a negative budget.
+inline void set_cache_budget(int64_t bytes) { detail::Check(rotary_cache_set_budget(bytes)); }
+inline int64_t cache_budget() { return rotary_cache_budget(); }
+inline int64_t cache_bytes() { return rotary_cache_bytes(); }
+inline int32_t cache_tables() { return rotary_cache_tables(); }
+// Frees the rows of every table no call is reading; returns the bytes freed.
+inline int64_t cache_trim() { return rotary_cache_trim(); }
 
 // ---- Kernel targets: list, force, report ----
 

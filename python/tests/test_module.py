@@ -311,3 +311,34 @@ def test_readme_python_example_runs():
     assert blocks, "README.md has no python block"
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
+
+
+def test_table_modes_and_cache():
+    x = np.random.default_rng(4).standard_normal((1, 3, 2, 64)).astype(np.float32)
+    out = {}
+    for mode in ("full", "compact", "on_the_fly"):
+        rope = rotary.Rope(head_dim=64, max_positions=131072, table_mode=mode)
+        assert rope.table_mode == mode
+        out[mode] = rope.apply(x.copy(), offset=999_000)
+        if mode == "on_the_fly":
+            assert rope.table_bytes == 0
+    np.testing.assert_allclose(out["compact"], out["full"], atol=2e-6)
+    np.testing.assert_allclose(out["on_the_fly"], out["full"], atol=2e-6)
+    assert rotary.Rope(head_dim=64).table_mode == "full"
+    with pytest.raises(rotary.Error):
+        rotary.Rope(head_dim=64, table_mode="tiny")
+
+    budget = rotary.cache_budget()
+    try:
+        a = rotary.Rope(head_dim=64, base=777.0, max_positions=1)
+        b = rotary.Rope(head_dim=64, base=777.0, max_positions=1)  # shares a's table
+        a.apply(x.copy())
+        assert b.table_bytes == a.table_bytes > 0
+        assert rotary.cache_tables() >= 1 and rotary.cache_bytes() >= a.table_bytes
+        rotary.set_cache_budget(0)
+        assert a.table_bytes == 0
+        assert rotary.cache_trim() == 0
+        with pytest.raises(rotary.Error):
+            rotary.set_cache_budget(-1)
+    finally:
+        rotary.set_cache_budget(budget)

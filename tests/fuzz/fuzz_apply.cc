@@ -211,7 +211,7 @@ void CheckResult(const rotary_config& c, const std::vector<Operand>& ops, const 
 // most inputs reach a real call and each rejection has a single cause.
 enum Broken {
   kNothing = 0, kHeadDim, kRotaryDim, kPairing, kBase, kMaxPositions, kPositionLimit, kScaling, kFactor,
-  kScheme, kArrays, kDtype, kShape, kStrides, kNullData, kOffset, kIds, kScale, kNumBroken
+  kScheme, kArrays, kDtype, kShape, kStrides, kNullData, kOffset, kIds, kScale, kTableMode, kNumBroken
 };
 
 template <typename T, size_t N, size_t M>
@@ -238,6 +238,9 @@ void PickConfig(Bytes& in, int broken, rotary_config& c, std::vector<std::vector
   const int64_t bad_limits[] = {0, int64_t{1} << 40, -1};
   c.position_limit = PickEither(in, broken == kPositionLimit, limits, bad_limits);
   c.scaling = static_cast<rotary_scaling>(broken == kScaling ? 10 + in.U8() % 4 : in.U8() % 10);
+  // Every table mode; a broken one as the raw int a C caller may store (outside the enum's range).
+  const int32_t table_mode = broken == kTableMode ? 4 + in.U8() % 3 : in.U8() % 4;
+  std::memcpy(&c.table_mode, &table_mode, sizeof(table_mode));
 
   // Parameters that make every scheme valid, then at most one made invalid.
   const double factors[] = {1.0, 2.0, 4.0, 8.0, 32.0};

@@ -1,0 +1,177 @@
+// Per-target synthesis of one cos/sin row for the table modes that store no
+// row per position (RowSource::kCompact, kOnTheFly). The kernel builds the row
+// of a (b, s) once, in the full layout its pairing reads (TableLayout), into a
+// stack buffer, then runs the same head loop as for a stored row: the cost per
+// head is the full table's, and the synthesis is shared by every head of q and k.
+//
+// Compact: p = hi * K + lo, and with the high row (scaled by m) and the low row
+// (unscaled), each exact in double and rounded to f32,
+//   cos(p w) = cos_hi cos_lo - sin_hi sin_lo,   sin(p w) = sin_hi cos_lo + cos_hi sin_lo.
+// On the fly: r = p * w reduced mod 2 pi in double (angle_reduction.h, N / 2
+// angles a vector where the target has f64 vectors), split
+// as r = rf + e with rf = f32(r); Highway's f32 Sin/Cos of rf (3 ulp, valid far
+// beyond |rf| <= pi), corrected to first order for e:
+//   cos r = cos rf - e sin rf,   sin r = sin rf + e cos rf.
+
+// Per-target include guard (Highway's convention for -inl.h files).
+#if defined(ROTARY_DISPATCH_ROW_SYNTHESIS_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef ROTARY_DISPATCH_ROW_SYNTHESIS_INL_H_
+#undef ROTARY_DISPATCH_ROW_SYNTHESIS_INL_H_
+#else
+#define ROTARY_DISPATCH_ROW_SYNTHESIS_INL_H_
+#endif
+
+#include <cstring>
+
+#include "dispatch/angle_reduction.h"
+#include "dispatch/convert-inl.h"
+#include "dispatch/kernel_api.h"
+#include "hwy/contrib/math/math-inl.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace rotary {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Largest vector of any target, in lanes: bounds the stack buffers of tails.
+constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
+
+// Loads `count` <= N floats (the rest zero), never reading past them.
+HWY_INLINE VF LoadPart(const float* from, size_t count) {
+  if (count == hn::Lanes(DF())) return hn::LoadU(DF(), from);
+  HWY_ALIGN float buffer[kMaxLanes] = {};
+  std::memcpy(buffer, from, count * sizeof(float));
+  return hn::Load(DF(), buffer);
+}
+
+// Stores the cos/sin of pairs [i, i + count) (count <= N) into `row`, laid out as
+// the kernel of the pairing reads it (see TableLayout).
+HWY_INLINE void StoreRowPart(const TableView& t, float* HWY_RESTRICT row, size_t i, size_t count, VF cs, VF sn) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  if (t.layout == TableLayout::kPerPair) {
+    float* cos_out = row + i;
+    float* sin_out = row + t.pairs + i;
+    if (count == N) {
+      hn::StoreU(cs, d, cos_out);
+      hn::StoreU(sn, d, sin_out);
+      return;
+    }
+    HWY_ALIGN float c[kMaxLanes], s[kMaxLanes];
+    hn::Store(cs, d, c);
+    hn::Store(sn, d, s);
+    std::memcpy(cos_out, c, count * sizeof(float));
+    std::memcpy(sin_out, s, count * sizeof(float));
+    return;
+  }
+  // kPerComponent: cos_dup[2i] = cos_dup[2i + 1] = cos, sin_alt[2i] = -sin, sin_alt[2i + 1] = +sin.
+  float* cos_dup = row + 2 * i;
+  float* sin_alt = row + 2 * t.pairs + 2 * i;
+  HWY_ALIGN float c[2 * kMaxLanes], s[2 * kMaxLanes];
+  hn::StoreInterleaved2(cs, cs, d, count == N ? cos_dup : c);
+  hn::StoreInterleaved2(hn::Neg(sn), sn, d, count == N ? sin_alt : s);
+  if (count == N) return;
+  std::memcpy(cos_dup, c, 2 * count * sizeof(float));
+  std::memcpy(sin_alt, s, 2 * count * sizeof(float));
+}
+
+HWY_INLINE void SynthesizeCompactRow(const TableView& t, int64_t position, float* HWY_RESTRICT row) {
+  const size_t pairs = t.pairs;
+  const int64_t hi = position >> t.compact_shift;
+  const int64_t lo = position & ((int64_t{1} << t.compact_shift) - 1);
+  const float* high = t.chunks[hi >> t.chunk_shift].load(std::memory_order_acquire) +
+                      (hi & ((int64_t{1} << t.chunk_shift) - 1)) * static_cast<int64_t>(2 * pairs);
+  const float* low = t.low_rows + lo * static_cast<int64_t>(2 * pairs);
+  const size_t N = hn::Lanes(DF());
+  for (size_t i = 0; i < pairs; i += N) {
+    const size_t count = pairs - i < N ? pairs - i : N;
+    const VF ch = LoadPart(high + i, count), sh = LoadPart(high + pairs + i, count);
+    const VF cl = LoadPart(low + i, count), sl = LoadPart(low + pairs + i, count);
+    StoreRowPart(t, row, i, count, hn::MulSub(ch, cl, hn::Mul(sh, sl)), hn::MulAdd(sh, cl, hn::Mul(ch, sl)));
+  }
+}
+
+// The f32 parts (rf, e) of the reduced angles p * inv_freq[i + j], j < count,
+// into `reduced` and `residual` (zero beyond count): one at a time in double.
+HWY_INLINE void ReduceAnglesScalar(double p, const double* inv_freq, size_t count, float* reduced, float* residual) {
+  for (size_t j = 0; j < hn::Lanes(DF()); ++j) {
+    const double r = j < count ? ReduceAngle(p * inv_freq[j]) : 0.0;
+    reduced[j] = static_cast<float>(r);
+    residual[j] = static_cast<float>(r - static_cast<double>(reduced[j]));
+  }
+}
+
+#if HWY_TARGET != HWY_SCALAR && HWY_HAVE_FLOAT64
+using DD = hn::RepartitionToWide<DF>;  // N / 2 doubles
+using DHalf = hn::Rebind<float, DD>;   // N / 2 floats: half of DF
+
+// The same as ReduceAngle for N / 2 angles, split into f32 parts; false if an
+// angle is too large for the fast reduction (then the caller goes scalar).
+HWY_INLINE bool ReduceHalf(hn::Vec<DD> a, hn::Vec<DHalf>& rf, hn::Vec<DHalf>& e) {
+  const DD dd;
+  const auto k = hn::Round(hn::Mul(a, hn::Set(dd, kInvTwoPi)));
+  if (!hn::AllTrue(dd, hn::Lt(hn::Abs(k), hn::Set(dd, kMaxTurns)))) return false;
+  const auto r = hn::NegMulAdd(k, hn::Set(dd, kTwoPi3),
+                               hn::NegMulAdd(k, hn::Set(dd, kTwoPi2), hn::NegMulAdd(k, hn::Set(dd, kTwoPi1), a)));
+  rf = hn::DemoteTo(DHalf(), r);
+  e = hn::DemoteTo(DHalf(), hn::Sub(r, hn::PromoteTo(dd, rf)));
+  return true;
+}
+
+// N reduced angles of pairs [i, i + N): false if any is too large.
+HWY_INLINE bool ReduceAnglesVector(double p, const double* inv_freq, VF& rf, VF& e) {
+  const DD dd;
+  const size_t half = hn::Lanes(dd);
+  const auto pv = hn::Set(dd, p);
+  hn::Vec<DHalf> rf_lo, rf_hi, e_lo, e_hi;
+  if (!ReduceHalf(hn::Mul(pv, hn::LoadU(dd, inv_freq)), rf_lo, e_lo) ||
+      !ReduceHalf(hn::Mul(pv, hn::LoadU(dd, inv_freq + half)), rf_hi, e_hi)) {
+    return false;
+  }
+  rf = hn::Combine(DF(), rf_hi, rf_lo);
+  e = hn::Combine(DF(), e_hi, e_lo);
+  return true;
+}
+#endif
+
+HWY_INLINE void SynthesizeOnTheFlyRow(const TableView& t, int64_t position, float* HWY_RESTRICT row) {
+  const DF d;
+  const size_t pairs = t.pairs;
+  const size_t N = hn::Lanes(d);
+  const double p = static_cast<double>(position);  // exact: positions < 2^31
+  const VF scale = hn::Set(d, t.scale);
+  HWY_ALIGN float reduced[kMaxLanes], residual[kMaxLanes];
+  for (size_t i = 0; i < pairs; i += N) {
+    const size_t count = pairs - i < N ? pairs - i : N;
+    VF rf, e;
+#if HWY_TARGET != HWY_SCALAR && HWY_HAVE_FLOAT64
+    if (count < N || !ReduceAnglesVector(p, t.inv_freq + i, rf, e))
+#endif
+    {
+      ReduceAnglesScalar(p, t.inv_freq + i, count, reduced, residual);
+      rf = hn::Load(d, reduced);
+      e = hn::Load(d, residual);
+    }
+    const VF c = hn::Cos(d, rf), s = hn::Sin(d, rf);
+    StoreRowPart(t, row, i, count, hn::Mul(hn::NegMulAdd(s, e, c), scale), hn::Mul(hn::MulAdd(c, e, s), scale));
+  }
+}
+
+// The row of `position` for a view whose mode is not kFull, written to `row`
+// (t.row_floats floats). Not inlined: one copy per target, off the full-table path.
+inline HWY_NOINLINE const float* SynthesizeRow(const TableView& t, int64_t position, float* HWY_RESTRICT row) {
+  if (t.mode == RowSource::kCompact) {
+    SynthesizeCompactRow(t, position, row);
+  } else {
+    SynthesizeOnTheFlyRow(t, position, row);
+  }
+  return row;
+}
+
+// NOLINTNEXTLINE(google-readability-namespace-comments)
+}  // namespace HWY_NAMESPACE
+}  // namespace rotary
+HWY_AFTER_NAMESPACE();
+
+#endif  // per-target include guard
