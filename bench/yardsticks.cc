@@ -63,12 +63,14 @@ HWY_EXPORT(ConvertRange);
 
 namespace {
 int64_t ElementBytes(rotary_dtype dtype) { return dtype == ROTARY_F32 ? 4 : 2; }
+// Scheduled as rotary schedules the same elements (lib/scheduler.h).
+int64_t ElementCost(rotary_dtype dtype) { return rotary::ElementCost(static_cast<rotary::DtypeIndex>(dtype)); }
 }  // namespace
 
 void StreamInPlace(void* x, rotary_dtype dtype, int64_t rows, int64_t elements_per_row, float a, float b) {
   char* base = static_cast<char*>(x);
   const int64_t row_bytes = elements_per_row * ElementBytes(dtype);
-  rotary::ForEachRowRange(rows, 2 * row_bytes, [&](int64_t begin, int64_t end) {
+  rotary::ForEachRowRange(rows, 2 * elements_per_row * ElementCost(dtype), [&](int64_t begin, int64_t end) {
     HWY_DYNAMIC_DISPATCH(StreamRange)(base + begin * row_bytes, dtype,
                                       static_cast<size_t>((end - begin) * elements_per_row), a, b);
   });
@@ -77,7 +79,8 @@ void StreamInPlace(void* x, rotary_dtype dtype, int64_t rows, int64_t elements_p
 void ConvertingCopy(const float* src, void* dst, rotary_dtype dst_dtype, int64_t rows, int64_t elements_per_row) {
   char* out = static_cast<char*>(dst);
   const int64_t out_row_bytes = elements_per_row * ElementBytes(dst_dtype);
-  rotary::ForEachRowRange(rows, elements_per_row * 4 + out_row_bytes, [&](int64_t begin, int64_t end) {
+  const int64_t cost_per_row = elements_per_row * (ElementCost(ROTARY_F32) + ElementCost(dst_dtype));
+  rotary::ForEachRowRange(rows, cost_per_row, [&](int64_t begin, int64_t end) {
     HWY_DYNAMIC_DISPATCH(ConvertRange)(src + begin * elements_per_row, out + begin * out_row_bytes, dst_dtype,
                                        static_cast<size_t>((end - begin) * elements_per_row));
   });

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "lib/error.h"
+#include "lib/scheduler.h"
 #include "lib/tensor_layout.h"
 
 namespace rotary {
@@ -80,6 +81,7 @@ CallOperands ValidateOperands(const TensorArgs* tensors, int count, int32_t head
     op.scale = tensors[i].scale;
     op.write_rest = !SameView(src[i], dst[i]) || tensors[i].scale != 1.0f;
     call.bytes_per_row += op.heads * head_dim * element_bytes;
+    call.cost_per_row += op.heads * head_dim * (ElementCost(call.src_dtype) + ElementCost(call.dst_dtype));
   }
   return call;
 }

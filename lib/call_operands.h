@@ -15,6 +15,7 @@ struct CallOperands {
   int64_t batch, seq;
   DtypeIndex src_dtype, dst_dtype;  // shared by all operands
   int64_t bytes_per_row;            // tensor bytes read + written per (b, s) row
+  int64_t cost_per_row;             // the same elements at their ElementCost (lib/scheduler.h)
 
   int64_t rows() const { return batch * seq; }
 };

@@ -69,6 +69,6 @@ void rotary_rope::Apply(const rotary::TensorArgs* tensors, int count, const int6
   job.streaming = call.rows() * call.bytes_per_row > rotary::LastLevelCacheBytes();
 
   const rotary::RowKernel kernel = kernels.rotate[config_.pairing][direction][call.src_dtype][call.dst_dtype];
-  rotary::ForEachRowRange(call.rows(), call.bytes_per_row,
+  rotary::ForEachRowRange(call.rows(), call.cost_per_row,
                           [&](int64_t begin, int64_t end) { kernel(job, begin, end); });
 }
