@@ -43,8 +43,8 @@ namespace hn = hwy::HWY_NAMESPACE;
 constexpr size_t kHeadGroup = 4;
 
 // GCC folds a loaded vector into each instruction that uses it (a * cos and
-// c * cos + a * sin both read `a` from memory), doubling the loads of the
-// tensor; on AMD Zen 4, whose L1 serves one 512-bit load per cycle, that cost
+// c * cos + a * sin both read `a` from memory; one head at a time, cos and
+// sin too), doubling the loads; on AMD Zen 4, whose L1 serves one 512-bit load per cycle, that cost
 // 20-35% of the bandwidth of L2- and L3-resident calls. An empty asm keeps the
 // loaded value in a register (x86 SIMD targets, where it was measured).
 HWY_INLINE VF InRegister(VF v) {
@@ -114,8 +114,8 @@ HWY_INLINE void RotateNeoxHeads(const typename Src::T* x, int64_t xs, typename D
   const size_t N = hn::Lanes(d);
   size_t i = 0;
   for (; i + N <= count; i += N) {
-    const VF cs = hn::LoadU(d, cos + i);
-    const VF sn = hn::LoadU(d, sin + i);
+    const VF cs = InRegister(hn::LoadU(d, cos + i));  // used twice per head
+    const VF sn = InRegister(hn::LoadU(d, sin + i));
     for (size_t h = 0; h < kHeads; ++h) {
       const typename Src::T* xh = x + static_cast<int64_t>(h) * xs;
       typename Dst::T* yh = y + static_cast<int64_t>(h) * ys;
