@@ -410,8 +410,6 @@ class Bench {
   }
   static constexpr int64_t kModeMaxPositions = 131072;
 
-  // Building the table for 4096 and 131072 positions (D = 128), and the first
-  // prefill4k call of a fresh rope, against one steady-state prefill4k apply.
   // A rope object whose table has no rows yet: rope objects with equal plans
   // share one table through the process-wide cache (`warm` among them), so the
   // previous one goes first and the cache frees the rows no call is reading.
@@ -421,6 +419,8 @@ class Bench {
     return std::make_unique<rotary::Rope>(config);
   }
 
+  // Building the table for 4096 and 131072 positions (D = 128), and the first
+  // prefill4k call of a fresh rope, against one steady-state prefill4k apply.
   void TableBuild() {
     const Shape& s = FindShape("prefill4k");
     const int64_t elements = s.batch * s.seq * s.heads * s.dim;

@@ -22,6 +22,11 @@ enum class TableLayout {
   kPerComponent,
 };
 
+// Floats of one row of `pairs` pairs in `layout`.
+constexpr int64_t RowFloats(TableLayout layout, size_t pairs) {
+  return (layout == TableLayout::kPerPair ? 2 : 4) * static_cast<int64_t>(pairs);
+}
+
 // Where a call's cos/sin rows come from (rotary_table_mode, resolved).
 enum class RowSource {
   // A stored row per position (TableView::Row).

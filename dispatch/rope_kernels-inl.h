@@ -78,11 +78,6 @@ struct TailBuffer {
   void Write(typename S::T* to, size_t count) const { std::memcpy(to, data, count * sizeof(data[0])); }
 };
 
-HWY_INLINE VF LoadTail(const float* from, size_t count) {
-  TailBuffer<F32Storage> buffer;
-  buffer.Read(from, count);
-  return hn::Load(DF(), buffer.data);
-}
 
 // ---- NeoX / half-split: pair i is (x[i], x[i + half]); table: cos t_i, then sin t_i ----
 // A head is rotated in chunks of pairs (see RotateOperandRow), so the chunk's
@@ -97,7 +92,7 @@ HWY_INLINE void RotateNeoxTail(const typename Src::T* x, typename Dst::T* y, con
   in_c.Read(x + half + i, rest);
   VF a = LoadF32(Src(), in_a.data);
   VF c = LoadF32(Src(), in_c.data);
-  RotatePairs<kInverse>(a, c, LoadTail(cos + i, rest), LoadTail(sin + i, rest));
+  RotatePairs<kInverse>(a, c, LoadPart(cos + i, rest), LoadPart(sin + i, rest));
   TailBuffer<Dst> out_a, out_c;
   StoreF32(Dst(), a, out_a.data);
   StoreF32(Dst(), c, out_c.data);
@@ -155,8 +150,8 @@ HWY_INLINE void RotateInterleavedTail(const typename Src::T* x, typename Dst::T*
   TailBuffer<Src> in;
   in.Read(x + k, rest);
   TailBuffer<Dst> out;
-  StoreF32(Dst(), RotateAdjacent<kInverse>(LoadF32(Src(), in.data), LoadTail(cos_dup + k, rest),
-                                           LoadTail(sin_alt + k, rest)),
+  StoreF32(Dst(), RotateAdjacent<kInverse>(LoadF32(Src(), in.data), LoadPart(cos_dup + k, rest),
+                                           LoadPart(sin_alt + k, rest)),
            out.data);
   out.Write(y + k, rest);
 }

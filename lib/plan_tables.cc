@@ -26,7 +26,7 @@ RowSource ResolveTableMode(const rotary_config& config) {
       break;  // AUTO (validated)
   }
   const int64_t row_bytes =
-      (LayoutOf(config) == TableLayout::kPerPair ? 2 : 4) * int64_t{config.rotary_dim / 2} * int64_t{sizeof(float)};
+      RowFloats(LayoutOf(config), static_cast<size_t>(config.rotary_dim / 2)) * int64_t{sizeof(float)};
   const int64_t rows = (config.max_positions + RopeTable::kChunkRows - 1) / RopeTable::kChunkRows * RopeTable::kChunkRows;
   return rows <= TableCache::Instance().budget() / row_bytes ? RowSource::kFull : RowSource::kCompact;
 }

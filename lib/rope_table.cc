@@ -24,7 +24,7 @@ RopeTable::RopeTable(FrequencyPlan plan, TableLayout layout, int64_t position_li
       layout_(layout),
       position_limit_(position_limit),
       chunk_shift_(std::max(chunk_shift, kMinChunkShift)),
-      row_floats_((layout == TableLayout::kPerPair ? 2 : 4) * static_cast<int64_t>(plan_.inv_freq.size())),
+      row_floats_(RowFloats(layout, plan_.inv_freq.size())),
       num_chunks_((position_limit + chunk_rows() - 1) >> chunk_shift_),
       chunks_(new std::atomic<const float*>[num_chunks_]) {
   for (int64_t c = 0; c < num_chunks_; ++c) chunks_[c].store(nullptr, std::memory_order_relaxed);
@@ -39,12 +39,7 @@ RopeTable::RopeTable(FrequencyPlan plan, TableLayout layout, int64_t position_li
   }
 }
 
-RopeTable::~RopeTable() {
-  for (int64_t c = 0; c < num_chunks_; ++c) {
-    const float* chunk = chunks_[c].load(std::memory_order_relaxed);
-    if (chunk) ::operator delete(const_cast<float*>(chunk), kChunkAlignment);
-  }
-}
+RopeTable::~RopeTable() { Release(); }
 
 bool RopeTable::EnsureRangeSlow(int64_t first, int64_t last) const {
   std::vector<int64_t> missing;

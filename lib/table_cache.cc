@@ -32,10 +32,6 @@ std::string KeyOf(const TableSpec& spec) {
   return key;
 }
 
-int64_t RowFloats(TableLayout layout, size_t pairs) {
-  return (layout == TableLayout::kPerPair ? 2 : 4) * static_cast<int64_t>(pairs);
-}
-
 int64_t BudgetFromEnvironment() {
   const char* text = std::getenv("ROTARY_CACHE_BUDGET");
   if (text == nullptr) return TableCache::kDefaultBudget;

@@ -204,7 +204,7 @@ double SynthesisError(RowSource mode, TableLayout layout, size_t pairs, double s
       }
       worst_at_scale_1 = std::max(worst_at_scale_1, worst / scale);
     }
-    const size_t floats = (layout == TableLayout::kPerPair ? 2 : 4) * pairs;
+    const size_t floats = static_cast<size_t>(RowFloats(layout, pairs));
     EXPECT_EQ(rotary_test::FloatBits(row[floats]), rotary_test::FloatBits(GuardValue())) << "wrote past the row";
   }
   table.Unpin(in_slot);
