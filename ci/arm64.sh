@@ -32,7 +32,7 @@ sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
 # install-deps.sh runs apt-get update whenever it installs, so the arm64
 # package lists arrive with the first install after this.
-dpkg --print-foreign-architectures | grep -qx arm64 || $sudo dpkg --add-architecture arm64
+grep -qx arm64 <<<"$(dpkg --print-foreign-architectures)" || $sudo dpkg --add-architecture arm64
 bash ci/install-deps.sh cmake make qemu-user g++-aarch64-linux-gnu \
   libhwy-dev:arm64 libtbb-dev:arm64 libgtest-dev:arm64
 

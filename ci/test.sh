@@ -47,21 +47,34 @@ done
 
 CI_COUNTS=$(mktemp)
 export CI_COUNTS
-trap 'rm -f "$CI_COUNTS"' EXIT
+stage_logs=$(mktemp -d)
+trap 'rm -rf "$CI_COUNTS" "$stage_logs"' EXIT
 summary=()
-failed=0
+failed_stages=()
 all_start=$SECONDS
 for stage in $stages; do
   echo "=== ci stage: $stage ==="
   start=$SECONDS
-  if "stage_$stage"; then
+  if "stage_$stage" 2>&1 | tee "$stage_logs/$stage"; then
     result=ok
   else
     result=FAILED
-    failed=$((failed + 1))
+    failed_stages+=("$stage")
   fi
   summary+=("$(printf '%-9s %-7s %5ds' "$stage" "$result" $((SECONDS - start)))")
   echo "=== ci stage: $stage: $result in $((SECONDS - start))s ==="
+done
+
+# Why a stage failed, repeated here: a CI log is often read from its end only.
+# The lines kept are the scripts' own messages, failed tests and sanitizer and
+# compiler errors.
+for stage in "${failed_stages[@]}"; do
+  echo
+  echo "=== why $stage failed (from its output above) ==="
+  grep -E '^ci(/[a-z0-9_-]+\.sh)?:|\*\*\*Failed|Failed +[0-9.]+ sec|\(Failed\)|Timeout|Not Run|Exception|error:|Error [0-9]|FATAL|ERROR: [A-Za-z]+Sanitizer|WARNING: ThreadSanitizer|not permitted|No tests were found' \
+    "$stage_logs/$stage" | tail -n 30 || echo "(no error line recognised)"
+  echo "--- the stage's last lines:"
+  tail -n 8 "$stage_logs/$stage"
 done
 
 echo
@@ -69,7 +82,7 @@ echo "=== ci summary ($(nproc) cores) ==="
 printf '%s\n' "${summary[@]}"
 printf '%-9s %-7s %5ds\n' total "" $((SECONDS - all_start))
 awk '{p += $1; f += $2} END {printf "tests: %d passed, %d failed\n", p, f}' "$CI_COUNTS"
-if [ "$failed" -ne 0 ]; then
-  echo "ci: $failed stage(s) FAILED"
+if [ ${#failed_stages[@]} -ne 0 ]; then
+  echo "ci: ${#failed_stages[@]} stage(s) FAILED: ${failed_stages[*]}"
   exit 1
 fi
