@@ -122,6 +122,42 @@ HWY_INLINE void F32ToF16(VF v, uint16_t* p) {
 #endif
 }  // namespace convert
 
+// bf16 two at a time: the two bf16 elements in each 32-bit lane become f32
+// lanes by bit operations (the even one shifted up, the odd one with its low
+// half masked off) and go back the same way, so nothing is widened, narrowed
+// or moved across lanes: half the work per element of LoadF32/StoreF32, whose
+// widening and rounding made bf16 loops compute-bound. 2N elements per call,
+// split into the even and odd elements. Not on SCALAR (one lane holds no pair).
+#if HWY_TARGET != HWY_SCALAR
+namespace bf16_lanes {
+using DU = hn::RebindToUnsigned<DF>;
+using D16 = hn::Repartition<uint16_t, DF>;  // two bf16 per f32 lane
+
+HWY_INLINE void Load(const uint16_t* p, VF& even, VF& odd) {
+  const DU du;
+  const auto raw = hn::BitCast(du, hn::LoadU(D16(), p));
+  even = hn::BitCast(DF(), hn::ShiftLeft<16>(raw));
+  odd = hn::BitCast(DF(), hn::And(raw, hn::Set(du, 0xFFFF0000u)));
+}
+
+// The bf16 of v in the upper half of each lane (the lower half is garbage),
+// rounded as convert::F32ToBF16 does: to nearest even, NaN made quiet.
+HWY_INLINE hn::Vec<DU> RoundedToUpperHalf(VF v) {
+  const DU du;
+  const auto bits = hn::BitCast(du, v);
+  const auto rounded = hn::Add(bits, hn::Add(hn::Set(du, 0x7FFFu), hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 1u))));
+  return hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(v)), hn::Or(bits, hn::Set(du, 0x00400000u)), rounded);
+}
+
+HWY_INLINE void Store(VF even, VF odd, uint16_t* p) {
+  const DU du;
+  const auto joined =
+      hn::Or(hn::ShiftRight<16>(RoundedToUpperHalf(even)), hn::And(RoundedToUpperHalf(odd), hn::Set(du, 0xFFFF0000u)));
+  hn::StoreU(hn::BitCast(D16(), joined), D16(), p);
+}
+}  // namespace bf16_lanes
+#endif
+
 // N elements of storage -> f32 lanes.
 HWY_INLINE VF LoadF32(F32Storage, const float* p) { return hn::LoadU(DF(), p); }
 HWY_INLINE VF LoadF32(F16Storage, const uint16_t* p) { return convert::F16ToF32(p); }

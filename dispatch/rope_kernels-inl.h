@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cstring>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include "dispatch/convert-inl.h"
@@ -232,10 +233,136 @@ HWY_INLINE void RotateHeads(const typename Src::T* x, int64_t xs, typename Dst::
   }
 }
 
+// ---- Table row held in registers ----
+// With 32 vector registers (AVX-512), a row chunk of up to kMaxRowVectors
+// vectors per half (cos, sin) fits in registers next to the data. It is then
+// loaded once per row instead of once per head or head group, and the heads
+// are rotated one after another, front to back: only the tensor is read from
+// memory, in address order, whatever the size of the call.
+#undef ROTARY_ROW_IN_REGISTERS
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+#define ROTARY_ROW_IN_REGISTERS 1
+constexpr size_t kMaxRowVectors = 8;  // 16 of the 32 registers hold the row
+
+// bf16 in and out (bf16_lanes: pairs of bf16 as even and odd f32 lanes, by
+// bit operations): the row is split into even and odd entries, once per row.
+template <int kPairing, bool kInverse, size_t kVectors>
+HWY_INLINE void RotateBF16HeadsWithRowInRegisters(const uint16_t* x, int64_t xs, uint16_t* y, int64_t ys,
+                                                  int64_t heads, const float* cos, const float* sin, size_t half) {
+  static_assert(kVectors % 2 == 0, "a u32 vector of bf16 spans two f32 vectors of the row");
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  constexpr size_t kData = kVectors / 2;  // bf16 vectors (2N elements) per half-row chunk
+  constexpr bool kNeox = kPairing == kNeoxPairs;
+  // Neox: element k of a half pairs with cos[k], so even and odd lanes take
+  // the even and odd entries. Interleaved: lane j holds pair j, whose cos is
+  // cos_dup[2j] and whose +sin is sin_alt[2j + 1].
+  VF cos_even[kData], cos_odd[kNeox ? kData : 1], sin_even[kNeox ? kData : 1], sin_odd[kData];
+  for (size_t u = 0; u < kData; ++u) {
+    const VF c_lo = hn::LoadU(d, cos + 2 * u * N), c_hi = hn::LoadU(d, cos + (2 * u + 1) * N);
+    const VF s_lo = hn::LoadU(d, sin + 2 * u * N), s_hi = hn::LoadU(d, sin + (2 * u + 1) * N);
+    cos_even[u] = InRegister(hn::ConcatEven(d, c_hi, c_lo));
+    sin_odd[u] = InRegister(hn::ConcatOdd(d, s_hi, s_lo));
+    if (kNeox) {
+      cos_odd[u] = InRegister(hn::ConcatOdd(d, c_hi, c_lo));
+      sin_even[u] = InRegister(hn::ConcatEven(d, s_hi, s_lo));
+    }
+  }
+  for (int64_t h = 0; h < heads; ++h, x += xs, y += ys) {
+    for (size_t u = 0; u < kData; ++u) {
+      const size_t at = u * 2 * N;
+      VF a_even, a_odd;
+      bf16_lanes::Load(x + at, a_even, a_odd);
+      if (kNeox) {
+        VF c_even, c_odd;
+        bf16_lanes::Load(x + half + at, c_even, c_odd);
+        RotatePairs<kInverse>(a_even, c_even, cos_even[u], sin_even[u]);
+        RotatePairs<kInverse>(a_odd, c_odd, cos_odd[u], sin_odd[u]);
+        bf16_lanes::Store(c_even, c_odd, y + half + at);
+      } else {
+        RotatePairs<kInverse>(a_even, a_odd, cos_even[u], sin_odd[u]);
+      }
+      bf16_lanes::Store(a_even, a_odd, y + at);
+    }
+  }
+}
+
+// Any storage: each vector is widened to f32 on load and narrowed on store.
+template <int kPairing, class Src, class Dst, bool kInverse, size_t kVectors>
+HWY_INLINE void RotateWidenedHeadsWithRowInRegisters(const typename Src::T* x, int64_t xs, typename Dst::T* y,
+                                                     int64_t ys, int64_t heads, const float* cos, const float* sin,
+                                                     size_t half) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  VF cs[kVectors], sn[kVectors];
+  for (size_t v = 0; v < kVectors; ++v) {
+    cs[v] = InRegister(hn::LoadU(d, cos + v * N));
+    sn[v] = InRegister(hn::LoadU(d, sin + v * N));
+  }
+  for (int64_t h = 0; h < heads; ++h, x += xs, y += ys) {
+    for (size_t v = 0; v < kVectors; ++v) {
+      if (kPairing == kNeoxPairs) {
+        VF a = InRegister(LoadF32(Src(), x + v * N));
+        VF c = InRegister(LoadF32(Src(), x + half + v * N));
+        RotatePairs<kInverse>(a, c, cs[v], sn[v]);
+        StoreF32(Dst(), a, y + v * N);
+        StoreF32(Dst(), c, y + half + v * N);
+      } else {
+        StoreF32(Dst(), RotateAdjacent<kInverse>(InRegister(LoadF32(Src(), x + v * N)), cs[v], sn[v]), y + v * N);
+      }
+    }
+  }
+}
+
+// All heads of a row chunk of kVectors vectors per half.
+template <int kPairing, class Src, class Dst, bool kInverse, size_t kVectors>
+HWY_NOINLINE void RotateHeadsWithRowInRegisters(const typename Src::T* x, int64_t xs, typename Dst::T* y,
+                                                int64_t ys, int64_t heads, const float* cos, const float* sin,
+                                                size_t half) {
+  if constexpr (std::is_same<Src, BF16Storage>::value && std::is_same<Dst, BF16Storage>::value) {
+    RotateBF16HeadsWithRowInRegisters<kPairing, kInverse, kVectors>(x, xs, y, ys, heads, cos, sin, half);
+  } else {
+    RotateWidenedHeadsWithRowInRegisters<kPairing, Src, Dst, kInverse, kVectors>(x, xs, y, ys, heads, cos, sin, half);
+  }
+}
+
+// Rotates the heads with the row in registers and returns true when the
+// chunk is 2, 4 or 8 whole vectors per half (head_dim 64 to 256 on AVX-512).
+template <int kPairing, class Src, class Dst, bool kInverse>
+HWY_INLINE bool RotateAllHeadsWithRowInRegisters(const typename Src::T* x, int64_t xs, typename Dst::T* y,
+                                                 int64_t ys, int64_t heads, const float* cos, const float* sin,
+                                                 size_t count, size_t half) {
+  const size_t N = hn::Lanes(DF());
+  const size_t floats = count * kFloatsPerPair<kPairing>;
+  if (floats % N != 0) return false;
+  switch (floats / N) {
+    case 2:
+      RotateHeadsWithRowInRegisters<kPairing, Src, Dst, kInverse, 2>(x, xs, y, ys, heads, cos, sin, half);
+      return true;
+    case 4:
+      RotateHeadsWithRowInRegisters<kPairing, Src, Dst, kInverse, 4>(x, xs, y, ys, heads, cos, sin, half);
+      return true;
+    case kMaxRowVectors:
+      RotateHeadsWithRowInRegisters<kPairing, Src, Dst, kInverse, kMaxRowVectors>(x, xs, y, ys, heads, cos, sin,
+                                                                                  half);
+      return true;
+    default:
+      return false;
+  }
+}
+#else
+#define ROTARY_ROW_IN_REGISTERS 0
+#endif
+
 // Pairs [0, count) of `heads` heads, kGroup at a time.
 template <int kPairing, class Src, class Dst, bool kInverse, size_t kGroup>
 HWY_INLINE void RotateAllHeads(const typename Src::T* x, int64_t xs, typename Dst::T* y, int64_t ys, int64_t heads,
                                const float* cos, const float* sin, size_t count, size_t half) {
+#if ROTARY_ROW_IN_REGISTERS
+  if (RotateAllHeadsWithRowInRegisters<kPairing, Src, Dst, kInverse>(x, xs, y, ys, heads, cos, sin, count, half)) {
+    return;
+  }
+#endif
   int64_t h = 0;
   for (; h + static_cast<int64_t>(kGroup) <= heads; h += kGroup) {
     RotateHeads<kPairing, Src, Dst, kInverse, kGroup>(x + h * xs, xs, y + h * ys, ys, cos, sin, count, half);

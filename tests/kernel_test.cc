@@ -176,6 +176,23 @@ void TestScaledRowKernelLongHeads() {
   }
 }
 
+// With 32 vector registers a whole table row (up to 8 vectors per half) is
+// held in registers and the heads go one after another: rotary_dim 32 to 256
+// take that path on AVX-512 (64 and 256 neox, 32 and 128 interleaved are its
+// smallest and largest), partial rotary_dim, and a scale (a scaled row copy).
+void TestRowKernelAtCommonHeadSizes() {
+  const std::vector<int64_t> positions = {0, 1, 4095, 40000, 65535};
+  const int dims[][2] = {{32, 32}, {64, 64}, {128, 128}, {256, 256}, {160, 128}, {96, 64}};
+  for (const int pairing : {kNeoxPairs, kInterleavedPairs}) {
+    for (const auto& dim : dims) {
+      for (const bool streaming : {false, true}) {
+        CheckRowKernel(pairing, dim[0], dim[1], 1.0f, positions, streaming);
+        CheckRowKernel(pairing, dim[0], dim[1], 0.25f, positions, streaming);
+      }
+    }
+  }
+}
+
 // ---- rows synthesized by the compact and on-the-fly modes, against double ----
 
 // Largest |entry - scale * cos/sin(p * w)| / scale of the rows SynthesizeRow
@@ -338,6 +355,7 @@ HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestNeoxHeadAllLengths);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestInterleavedHeadAllLengths);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestRowKernelAcrossChunks);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestScaledRowKernelLongHeads);
+HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestRowKernelAtCommonHeadSizes);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestSynthesizedRowsMatchDouble);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestF16LoadsEveryValueAndStoresItBack);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestF32ToF16RoundsToNearestEven);
