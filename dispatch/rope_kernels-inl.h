@@ -215,6 +215,73 @@ HWY_INLINE void ScaleCopy(const typename Src::T* x, typename Dst::T* y, VF scale
   out.Write(y + k, count - k);
 }
 
+// ---- bf16 in and out: two bf16 per 32-bit lane (bf16_lanes) ----
+// A vector of 2N bf16 elements is taken apart into its even and odd elements
+// as two f32 vectors by bit operations and joined back after rounding, with
+// no widening, narrowing or lane swap (half the work of LoadF32/StoreF32).
+// The table entries of those elements are split the same way, once per chunk
+// and head group. Not on SCALAR, where a lane cannot hold a pair.
+#if HWY_TARGET != HWY_SCALAR
+// The cos/sin of the 2N elements [at, at + 2N) of a head, split into the
+// entries of the even and the odd elements. Neox: element k of a half pairs
+// with cos[k] and sin[k]. Interleaved: lane j holds pair j, whose cos is
+// cos_dup[2j] and whose +sin is sin_alt[2j + 1]; even and odd lanes share them.
+// (Plain variables, not a struct: SVE vectors cannot be members.)
+template <int kPairing>
+HWY_INLINE void LoadBF16Table(const float* cos, const float* sin, size_t at, VF& cos_even, VF& cos_odd,
+                              VF& sin_even, VF& sin_odd) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  const VF c_lo = hn::LoadU(d, cos + at), c_hi = hn::LoadU(d, cos + at + N);
+  const VF s_lo = hn::LoadU(d, sin + at), s_hi = hn::LoadU(d, sin + at + N);
+  cos_even = InRegister(hn::ConcatEven(d, c_hi, c_lo));
+  sin_odd = InRegister(hn::ConcatOdd(d, s_hi, s_lo));
+  if (kPairing == kNeoxPairs) {
+    cos_odd = InRegister(hn::ConcatOdd(d, c_hi, c_lo));
+    sin_even = InRegister(hn::ConcatEven(d, s_hi, s_lo));
+  } else {
+    cos_odd = cos_even;
+    sin_even = sin_odd;
+  }
+}
+
+// Elements [at, at + 2N) of one head (and their neox partners `half` further).
+template <int kPairing, bool kInverse>
+HWY_INLINE void RotateBF16Elements(const uint16_t* x, uint16_t* y, size_t at, size_t half, VF cos_even, VF cos_odd,
+                                   VF sin_even, VF sin_odd) {
+  VF a_even, a_odd;
+  bf16_lanes::Load(x + at, a_even, a_odd);
+  if (kPairing == kNeoxPairs) {
+    VF c_even, c_odd;
+    bf16_lanes::Load(x + half + at, c_even, c_odd);
+    RotatePairs<kInverse>(a_even, c_even, cos_even, sin_even);
+    RotatePairs<kInverse>(a_odd, c_odd, cos_odd, sin_odd);
+    bf16_lanes::Store(c_even, c_odd, y + half + at);
+  } else {
+    RotatePairs<kInverse>(a_even, a_odd, cos_even, sin_odd);
+  }
+  bf16_lanes::Store(a_even, a_odd, y + at);
+}
+
+// The whole 2N-element chunks of `floats` elements per half (neox) or head
+// (interleaved) of kHeads heads; returns how many elements that covered.
+template <int kPairing, bool kInverse, size_t kHeads>
+HWY_INLINE size_t RotateBF16Chunks(const uint16_t* x, int64_t xs, uint16_t* y, int64_t ys, const float* cos,
+                                   const float* sin, size_t floats, size_t half) {
+  const size_t step = 2 * hn::Lanes(DF());
+  size_t at = 0;
+  for (; at + step <= floats; at += step) {
+    VF cos_even, cos_odd, sin_even, sin_odd;
+    LoadBF16Table<kPairing>(cos, sin, at, cos_even, cos_odd, sin_even, sin_odd);
+    for (size_t h = 0; h < kHeads; ++h) {
+      RotateBF16Elements<kPairing, kInverse>(x + static_cast<int64_t>(h) * xs, y + static_cast<int64_t>(h) * ys, at,
+                                             half, cos_even, cos_odd, sin_even, sin_odd);
+    }
+  }
+  return at;
+}
+#endif
+
 // ---- Heads ----
 
 // Elements of x, and floats of each half of a table row, per rotated pair.
@@ -226,6 +293,19 @@ constexpr size_t kFloatsPerPair = kPairing == kNeoxPairs ? 1 : 2;
 template <int kPairing, class Src, class Dst, bool kInverse, size_t kHeads>
 HWY_INLINE void RotateHeads(const typename Src::T* x, int64_t xs, typename Dst::T* y, int64_t ys, const float* cos,
                             const float* sin, size_t count, size_t half) {
+#if HWY_TARGET != HWY_SCALAR
+  if constexpr (std::is_same<Src, BF16Storage>::value && std::is_same<Dst, BF16Storage>::value) {
+    // bf16 pairs of lanes first; what is left (under 2N elements) is widened.
+    constexpr size_t kPer = kFloatsPerPair<kPairing>;
+    const size_t done = RotateBF16Chunks<kPairing, kInverse, kHeads>(x, xs, y, ys, cos, sin, count * kPer, half);
+    if (done == count * kPer) return;
+    x += done;
+    y += done;
+    cos += done;
+    sin += done;
+    count -= done / kPer;
+  }
+#endif
   if (kPairing == kNeoxPairs) {
     RotateNeoxHeads<Src, Dst, kInverse, kHeads>(x, xs, y, ys, cos, sin, count, half);
   } else {
@@ -243,49 +323,6 @@ HWY_INLINE void RotateHeads(const typename Src::T* x, int64_t xs, typename Dst::
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
 #define ROTARY_ROW_IN_REGISTERS 1
 constexpr size_t kMaxRowVectors = 8;  // 16 of the 32 registers hold the row
-
-// bf16 in and out (bf16_lanes: pairs of bf16 as even and odd f32 lanes, by
-// bit operations): the row is split into even and odd entries, once per row.
-template <int kPairing, bool kInverse, size_t kVectors>
-HWY_INLINE void RotateBF16HeadsWithRowInRegisters(const uint16_t* x, int64_t xs, uint16_t* y, int64_t ys,
-                                                  int64_t heads, const float* cos, const float* sin, size_t half) {
-  static_assert(kVectors % 2 == 0, "a u32 vector of bf16 spans two f32 vectors of the row");
-  const DF d;
-  const size_t N = hn::Lanes(d);
-  constexpr size_t kData = kVectors / 2;  // bf16 vectors (2N elements) per half-row chunk
-  constexpr bool kNeox = kPairing == kNeoxPairs;
-  // Neox: element k of a half pairs with cos[k], so even and odd lanes take
-  // the even and odd entries. Interleaved: lane j holds pair j, whose cos is
-  // cos_dup[2j] and whose +sin is sin_alt[2j + 1].
-  VF cos_even[kData], cos_odd[kNeox ? kData : 1], sin_even[kNeox ? kData : 1], sin_odd[kData];
-  for (size_t u = 0; u < kData; ++u) {
-    const VF c_lo = hn::LoadU(d, cos + 2 * u * N), c_hi = hn::LoadU(d, cos + (2 * u + 1) * N);
-    const VF s_lo = hn::LoadU(d, sin + 2 * u * N), s_hi = hn::LoadU(d, sin + (2 * u + 1) * N);
-    cos_even[u] = InRegister(hn::ConcatEven(d, c_hi, c_lo));
-    sin_odd[u] = InRegister(hn::ConcatOdd(d, s_hi, s_lo));
-    if (kNeox) {
-      cos_odd[u] = InRegister(hn::ConcatOdd(d, c_hi, c_lo));
-      sin_even[u] = InRegister(hn::ConcatEven(d, s_hi, s_lo));
-    }
-  }
-  for (int64_t h = 0; h < heads; ++h, x += xs, y += ys) {
-    for (size_t u = 0; u < kData; ++u) {
-      const size_t at = u * 2 * N;
-      VF a_even, a_odd;
-      bf16_lanes::Load(x + at, a_even, a_odd);
-      if (kNeox) {
-        VF c_even, c_odd;
-        bf16_lanes::Load(x + half + at, c_even, c_odd);
-        RotatePairs<kInverse>(a_even, c_even, cos_even[u], sin_even[u]);
-        RotatePairs<kInverse>(a_odd, c_odd, cos_odd[u], sin_odd[u]);
-        bf16_lanes::Store(c_even, c_odd, y + half + at);
-      } else {
-        RotatePairs<kInverse>(a_even, a_odd, cos_even[u], sin_odd[u]);
-      }
-      bf16_lanes::Store(a_even, a_odd, y + at);
-    }
-  }
-}
 
 // Any storage: each vector is widened to f32 on load and narrowed on store.
 template <int kPairing, class Src, class Dst, bool kInverse, size_t kVectors>
@@ -310,6 +347,24 @@ HWY_INLINE void RotateWidenedHeadsWithRowInRegisters(const typename Src::T* x, i
       } else {
         StoreF32(Dst(), RotateAdjacent<kInverse>(InRegister(LoadF32(Src(), x + v * N)), cs[v], sn[v]), y + v * N);
       }
+    }
+  }
+}
+
+// bf16 in and out: the row is split for bf16_lanes once per row.
+template <int kPairing, bool kInverse, size_t kVectors>
+HWY_INLINE void RotateBF16HeadsWithRowInRegisters(const uint16_t* x, int64_t xs, uint16_t* y, int64_t ys,
+                                                  int64_t heads, const float* cos, const float* sin, size_t half) {
+  static_assert(kVectors % 2 == 0, "a vector of bf16 spans two vectors of the row");
+  const size_t step = 2 * hn::Lanes(DF());
+  constexpr size_t kChunks = kVectors / 2;
+  VF cos_even[kChunks], cos_odd[kChunks], sin_even[kChunks], sin_odd[kChunks];
+  for (size_t u = 0; u < kChunks; ++u) {
+    LoadBF16Table<kPairing>(cos, sin, u * step, cos_even[u], cos_odd[u], sin_even[u], sin_odd[u]);
+  }
+  for (int64_t h = 0; h < heads; ++h, x += xs, y += ys) {
+    for (size_t u = 0; u < kChunks; ++u) {
+      RotateBF16Elements<kPairing, kInverse>(x, y, u * step, half, cos_even[u], cos_odd[u], sin_even[u], sin_odd[u]);
     }
   }
 }
