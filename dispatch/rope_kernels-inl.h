@@ -33,7 +33,10 @@ namespace rotary {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// Two orders of visiting the heads of a row (RowJob::streaming picks one):
+// Orders of visiting the heads of a row. With 32 vector registers (AVX-512)
+// and rotary_dim 32-256, the whole table row is held in registers and the
+// heads go front to back (see "Table row held in registers"). Otherwise
+// RowJob::streaming picks one of two:
 // - cache-resident calls rotate kHeadGroup heads per cos/sin vector loaded, so
 //   table loads do not compete with the data for the L1 ports (one table load
 //   per data load cost ~25% of L2 bandwidth on AMD Zen 4);
