@@ -41,7 +41,7 @@ void StreamTyped<BF16Storage>(uint16_t* HWY_RESTRICT x, size_t n, float a, float
   const size_t N = hn::Lanes(d);
   const auto va = hn::Set(d, a), vb = hn::Set(d, b);
   size_t i = 0;
-#if HWY_TARGET != HWY_SCALAR
+#if ROTARY_BF16_LANES
   for (; i + 2 * N <= n; i += 2 * N) {
     VF even, odd;
     rotary::HWY_NAMESPACE::bf16_lanes::Load(x + i, even, odd);

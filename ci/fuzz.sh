@@ -7,17 +7,16 @@
 # build/fuzz/crash-*: add it to tests/fuzz/corpus once fixed, so every build replays it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source ci/lib.sh
 
 bash ci/install-deps.sh
 bash ci/install-deps.sh clang libclang-rt-14-dev
 seconds=${ROTARY_FUZZ_SECONDS:-60}
 
-# One Highway target (AVX2 where the CPU has it, else the baseline): the fuzzer
-# hunts validation and bookkeeping bugs; every target's kernels are tested by
-# the per-target suites. Compiling all six under ASan+coverage takes >10 minutes.
-march=""
-grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && march="-march=haswell"
-flags="-fno-sanitize-recover=undefined $march"
+# One Highway target (ci_one_target_march): the fuzzer hunts validation and
+# bookkeeping bugs; every target's kernels are tested by the per-target suites.
+# Compiling all six under ASan+coverage takes >10 minutes.
+flags="-fno-sanitize-recover=undefined $(ci_one_target_march)"
 CC=clang CXX=clang++ cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROTARY_FUZZ=ON \
   -DROTARY_HWY_TARGETS=static -DROTARY_SANITIZE=address,undefined -DCMAKE_CXX_FLAGS="$flags" \
   -DCMAKE_C_FLAGS="$flags" -DROTARY_BUILD_BENCH=OFF >/dev/null

@@ -42,3 +42,21 @@ ci_targets_run() {
   sed -nE 's|^.*Test +#[0-9]+: RopeKernelTest[^ ]*/([A-Z0-9_]+) .* Passed .*$|\1|p' "$1" | awk '!seen[$0]++' |
     tr '\n' ' ' | sed 's/ $//'
 }
+
+# ci_one_target_march: the -march flag of the one Highway target that the
+# sanitizer and fuzz builds compile (six targets under ASan took over 17
+# minutes): AVX-512 (Highway's AVX3) where this CPU has it, so the kernels'
+# 32-register paths run under the sanitizers too; else AVX2; else the baseline.
+ci_one_target_march() {
+  local flags
+  flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)
+  local f has_avx3=1
+  for f in avx512f avx512vl avx512dq avx512bw; do
+    [[ " $flags " == *" $f "* ]] || has_avx3=0
+  done
+  if [ "$has_avx3" = 1 ]; then
+    echo "-march=skylake-avx512"
+  elif [[ " $flags " == *" avx2 "* && " $flags " == *" fma "* ]]; then
+    echo "-march=haswell"
+  fi
+}

@@ -31,13 +31,13 @@ TSAN_TESTS='Concurren|Thread|Stress'
 
 # The run functions are called where `set -e` does not apply (`|| rc=1`), so
 # every step that can fail returns explicitly.
-# Sanitizer builds compile one Highway target (AVX2 where the CPU has it, else
-# the baseline): under ASan+UBSan the six-target kernel and kernel-test files
-# took over 17 minutes to compile on 2 cores. The sanitizers look for memory,
-# UB and race bugs in the library's logic, which one target exercises; every
-# target's kernels are tested by the native, clang and arm64 stages.
-one_target_flags=""
-grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && one_target_flags="-march=haswell"
+# Sanitizer builds compile one Highway target (ci_one_target_march: AVX-512
+# where the CPU has it, else AVX2, else the baseline): under ASan+UBSan the
+# six-target kernel and kernel-test files took over 17 minutes to compile on 2
+# cores. The sanitizers look for memory, UB and race bugs in the library's
+# logic, which one target exercises; every target's kernels are tested by the
+# native, clang and arm64 stages.
+one_target_flags=$(ci_one_target_march)
 
 run_asan() {
   # Warnings are the native and clang stages' job: no -Werror here, so that a
@@ -110,7 +110,7 @@ run_tsan() {
   # whenever grep exits before ldd has finished writing (SIGPIPE).
   local loaded libs
   libs=$(ldd build/tsan/tests/apply_test) || return 1
-  loaded=$(sed -nE 's/^[[:space:]]*libtbb\.so[^ ]* => ([^ ]+) .*/\1/p' <<<"$libs")
+  loaded=$(sed -nE 's/^[[:space:]]*libtbb\.so[^ ]* => (not found|[^ ]+).*/\1/p' <<<"$libs")
   if [ -z "$loaded" ] || [[ "$(realpath "$loaded")" != "$(realpath "$tbb/install")"/* ]]; then
     echo "ci/sanitize.sh: build/tsan loads libtbb from '${loaded:-nowhere}', not the instrumented $tbb/install/lib" >&2
     return 1

@@ -47,7 +47,7 @@ done
 
 CI_COUNTS=$(mktemp)
 export CI_COUNTS
-stage_logs=$(mktemp -d)
+stage_logs=$(mktemp -d) || exit 2
 trap 'rm -rf "$CI_COUNTS" "$stage_logs"' EXIT
 summary=()
 failed_stages=()
@@ -66,13 +66,15 @@ for stage in $stages; do
 done
 
 # Why a stage failed, repeated here: a CI log is often read from its end only.
-# The lines kept are the scripts' own messages, failed tests and sanitizer and
-# compiler errors.
+# The lines kept are the scripts' own messages (not their progress lines),
+# failed tests, and sanitizer and compiler errors.
+why='^ci(/[a-z0-9_-]+\.sh)?:|\*\*\*Failed|Failed +[0-9.]+ sec|\(Failed\)|Timeout|Not Run|Exception|error:'
+why+='|Error [0-9]|FATAL|ERROR: [A-Za-z]+Sanitizer|WARNING: ThreadSanitizer|not permitted|No tests were found'
+progress='^ci: (built|targets tested|TSan-instrumented)'
 for stage in "${failed_stages[@]}"; do
   echo
   echo "=== why $stage failed (from its output above) ==="
-  grep -E '^ci(/[a-z0-9_-]+\.sh)?:|\*\*\*Failed|Failed +[0-9.]+ sec|\(Failed\)|Timeout|Not Run|Exception|error:|Error [0-9]|FATAL|ERROR: [A-Za-z]+Sanitizer|WARNING: ThreadSanitizer|not permitted|No tests were found' \
-    "$stage_logs/$stage" | tail -n 30 || echo "(no error line recognised)"
+  grep -vE "$progress" "$stage_logs/$stage" | grep -E "$why" | tail -n 30 || echo "(no error line recognised)"
   echo "--- the stage's last lines:"
   tail -n 8 "$stage_logs/$stage"
 done

@@ -127,8 +127,17 @@ HWY_INLINE void F32ToF16(VF v, uint16_t* p) {
 // half masked off) and go back the same way, so nothing is widened, narrowed
 // or moved across lanes: half the work per element of LoadF32/StoreF32, whose
 // widening and rounding made bf16 loops compute-bound. 2N elements per call,
-// split into the even and odd elements. Not on SCALAR (one lane holds no pair).
-#if HWY_TARGET != HWY_SCALAR
+// split into the even and odd elements. Not on SCALAR (one lane holds no
+// pair), and only on little-endian hosts, where the even element is the low
+// half of its 32-bit lane (Highway also builds for s390x and aarch64_be).
+#undef ROTARY_BF16_LANES
+#if HWY_TARGET != HWY_SCALAR && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define ROTARY_BF16_LANES 1
+#else
+#define ROTARY_BF16_LANES 0
+#endif
+
+#if ROTARY_BF16_LANES
 namespace bf16_lanes {
 using DU = hn::RebindToUnsigned<DF>;
 using D16 = hn::Repartition<uint16_t, DF>;  // two bf16 per f32 lane

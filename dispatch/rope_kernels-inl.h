@@ -33,10 +33,10 @@ namespace rotary {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// Orders of visiting the heads of a row. With 32 vector registers (AVX-512)
-// and rotary_dim 32-256, the whole table row is held in registers and the
-// heads go front to back (see "Table row held in registers"). Otherwise
-// RowJob::streaming picks one of two:
+// Orders of visiting the heads of a row. With 32 vector registers (AVX-512),
+// a table row (or scaled row chunk) of 2, 4 or 8 vectors per half is held in
+// registers and the heads go front to back (see "Table row held in
+// registers"). Otherwise RowJob::streaming picks one of two:
 // - cache-resident calls rotate kHeadGroup heads per cos/sin vector loaded, so
 //   table loads do not compete with the data for the L1 ports (one table load
 //   per data load cost ~25% of L2 bandwidth on AMD Zen 4);
@@ -224,7 +224,7 @@ HWY_INLINE void ScaleCopy(const typename Src::T* x, typename Dst::T* y, VF scale
 // no widening, narrowing or lane swap (half the work of LoadF32/StoreF32).
 // The table entries of those elements are split the same way, once per chunk
 // and head group. Not on SCALAR, where a lane cannot hold a pair.
-#if HWY_TARGET != HWY_SCALAR
+#if ROTARY_BF16_LANES
 // The cos/sin of the 2N elements [at, at + 2N) of a head, split into the
 // entries of the even and the odd elements. Neox: element k of a half pairs
 // with cos[k] and sin[k]. Interleaved: lane j holds pair j, whose cos is
@@ -296,7 +296,7 @@ constexpr size_t kFloatsPerPair = kPairing == kNeoxPairs ? 1 : 2;
 template <int kPairing, class Src, class Dst, bool kInverse, size_t kHeads>
 HWY_INLINE void RotateHeads(const typename Src::T* x, int64_t xs, typename Dst::T* y, int64_t ys, const float* cos,
                             const float* sin, size_t count, size_t half) {
-#if HWY_TARGET != HWY_SCALAR
+#if ROTARY_BF16_LANES
   if constexpr (std::is_same<Src, BF16Storage>::value && std::is_same<Dst, BF16Storage>::value) {
     // bf16 pairs of lanes first; what is left (under 2N elements) is widened.
     constexpr size_t kPer = kFloatsPerPair<kPairing>;
@@ -339,16 +339,18 @@ HWY_INLINE void RotateWidenedHeadsWithRowInRegisters(const typename Src::T* x, i
     cs[v] = InRegister(hn::LoadU(d, cos + v * N));
     sn[v] = InRegister(hn::LoadU(d, sin + v * N));
   }
-  for (int64_t h = 0; h < heads; ++h, x += xs, y += ys) {
+  for (int64_t h = 0; h < heads; ++h) {  // indexed: no pointer is formed past the last head
+    const typename Src::T* xh = x + h * xs;
+    typename Dst::T* yh = y + h * ys;
     for (size_t v = 0; v < kVectors; ++v) {
       if (kPairing == kNeoxPairs) {
-        VF a = InRegister(LoadF32(Src(), x + v * N));
-        VF c = InRegister(LoadF32(Src(), x + half + v * N));
+        VF a = InRegister(LoadF32(Src(), xh + v * N));
+        VF c = InRegister(LoadF32(Src(), xh + half + v * N));
         RotatePairs<kInverse>(a, c, cs[v], sn[v]);
-        StoreF32(Dst(), a, y + v * N);
-        StoreF32(Dst(), c, y + half + v * N);
+        StoreF32(Dst(), a, yh + v * N);
+        StoreF32(Dst(), c, yh + half + v * N);
       } else {
-        StoreF32(Dst(), RotateAdjacent<kInverse>(InRegister(LoadF32(Src(), x + v * N)), cs[v], sn[v]), y + v * N);
+        StoreF32(Dst(), RotateAdjacent<kInverse>(InRegister(LoadF32(Src(), xh + v * N)), cs[v], sn[v]), yh + v * N);
       }
     }
   }
@@ -365,9 +367,10 @@ HWY_INLINE void RotateBF16HeadsWithRowInRegisters(const uint16_t* x, int64_t xs,
   for (size_t u = 0; u < kChunks; ++u) {
     LoadBF16Table<kPairing>(cos, sin, u * step, cos_even[u], cos_odd[u], sin_even[u], sin_odd[u]);
   }
-  for (int64_t h = 0; h < heads; ++h, x += xs, y += ys) {
+  for (int64_t h = 0; h < heads; ++h) {
     for (size_t u = 0; u < kChunks; ++u) {
-      RotateBF16Elements<kPairing, kInverse>(x, y, u * step, half, cos_even[u], cos_odd[u], sin_even[u], sin_odd[u]);
+      RotateBF16Elements<kPairing, kInverse>(x + h * xs, y + h * ys, u * step, half, cos_even[u], cos_odd[u],
+                                             sin_even[u], sin_odd[u]);
     }
   }
 }
@@ -385,7 +388,8 @@ HWY_NOINLINE void RotateHeadsWithRowInRegisters(const typename Src::T* x, int64_
 }
 
 // Rotates the heads with the row in registers and returns true when the
-// chunk is 2, 4 or 8 whole vectors per half (head_dim 64 to 256 on AVX-512).
+// chunk is 2, 4 or 8 whole vectors per half: on AVX-512, rotary_dim 64, 128 or
+// 256 neox, 32, 64 or 128 interleaved (and scaled chunks of those sizes).
 template <int kPairing, class Src, class Dst, bool kInverse>
 HWY_INLINE bool RotateAllHeadsWithRowInRegisters(const typename Src::T* x, int64_t xs, typename Dst::T* y,
                                                  int64_t ys, int64_t heads, const float* cos, const float* sin,

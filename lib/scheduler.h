@@ -19,13 +19,13 @@ namespace rotary {
 // The cost of reading or writing one element, in bytes of f32 traffic that
 // take as long: f16 and bf16 elements are converted on the way, which makes
 // them about as slow per element as f32 (measured on AMD Zen 4, decode16: f32
-// 3.2 us a call, f16 4.7 us, bf16 9.6 us), not twice as fast as their bytes say.
+// 3.2 us a call, f16 4.6 us, bf16 7.0 us), not twice as fast as their bytes say.
 constexpr int64_t ElementCost(DtypeIndex dtype) { return dtype == kF32 ? 4 : 8; }
 
 // Up to this cost (about 12 us of one thread's work), the call runs on the
 // caller's thread. On AMD Zen 4: decode16 in f32 (cost 512 KiB, 3.2 us) gained
 // nothing from a second thread and q + k fused (640 KiB, 3.8 us) lost 15%.
-// decode16 in f16 and bf16 (cost 1 MiB, 5-7 us) gained 25-60% on a quiet
+// decode16 in f16 and bf16 (cost 1 MiB, 4.6-7 us) gained 15-60% on a quiet
 // machine, but on a busy VM, where the worker's vCPU can be preempted, the
 // same calls ran at half the one-thread speed in whole runs: a call that
 // short cannot absorb a late worker, so it stays inline.

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -68,13 +69,18 @@ TEST_P(DtypeTest, EveryStoragePairMatchesReferenceOutOfPlace) {
 }
 
 // A half-precision result is its f32 result rounded once, whichever kernel
-// path computes it: bf16 -> bf16 and f16 -> f16 must equal, bit for bit, the
-// rounding of the same call made bf16 -> f32 (f16 -> f32). The head sizes
-// cover the paths that hold a whole table row in registers (rotary_dim 32 to
-// 256 on AVX-512, where bf16 pairs are split by bit operations) and one that
-// does not; forward, inverse and a q scale.
+// path computes it: bf16 -> bf16 and f16 -> f16, in place and out of place,
+// must equal bit for bit the rounding of the same call made bf16 -> f32
+// (f16 -> f32), and leave the padding between heads alone. Forward, inverse
+// and a q scale, at head sizes that cover: the table row held in registers
+// (AVX-512: rotary_dim 64-256 neox, 32-128 interleaved, and scaled chunks of
+// 1088 neox and 544 interleaved); bf16 split into even and odd lanes, 2N
+// elements at a time, with a remainder of N..2N-1 elements for the widening
+// loop on 4, 8 and 16 lanes (neox 120 and 122, interleaved 62); and sizes
+// where every path has a tail (80/68).
 TEST_P(DtypeTest, HalfPrecisionIsTheF32ResultRoundedOnce) {
-  const int dims[][2] = {{32, 32}, {64, 64}, {128, 128}, {256, 256}, {160, 128}, {80, 68}};
+  const int dims[][2] = {{32, 32},   {64, 64},  {128, 128}, {256, 256}, {160, 128},   {80, 68},
+                         {128, 120}, {124, 122}, {64, 62},   {96, 96},   {1088, 1088}, {544, 544}};
   for (const auto& dim : dims) {
     const int head_dim = dim[0], rotary_dim = dim[1];
     for (rotary_dtype type : {ROTARY_F16, ROTARY_BF16}) {
@@ -88,26 +94,37 @@ TEST_P(DtypeTest, HalfPrecisionIsTheF32ResultRoundedOnce) {
             TypedTensor k(type, 2, 3, 2, head_dim), k_wide(ROTARY_F32, 2, 3, 2, head_dim, 1);
             q.FillRandom(static_cast<uint32_t>(head_dim * 4 + type * 2 + interleaved));
             k.FillRandom(static_cast<uint32_t>(head_dim * 4 + type * 2 + interleaved + 1000));
+            TypedTensor q_out(type, 2, 3, 6, head_dim, 2), k_out(type, 2, 3, 2, head_dim, 2);
+            const TypedTensor q_before = q, k_before = k, q_out_before = q_out, k_out_before = k_out;
             const std::vector<int64_t> positions = {0, 1, 4095, 131071, 77, 999999};
-            rotary_tensor qs = q.raw(), qw = q_wide.raw(), ks = k.raw(), kw = k_wide.raw();
+            rotary_tensor qs = q.raw(), qw = q_wide.raw(), qo = q_out.raw();
+            rotary_tensor ks = k.raw(), kw = k_wide.raw(), ko = k_out.raw();
             if (q_scale != 1.0f) {
-              ASSERT_EQ(rotary_apply_qk_to(rope.handle(), &qs, &qw, &ks, &kw, positions.data(), 0, q_scale), ROTARY_OK)
-                  << rotary_last_error();
-              ASSERT_EQ(rotary_apply_qk_to(rope.handle(), &qs, &qs, &ks, &ks, positions.data(), 0, q_scale), ROTARY_OK)
-                  << rotary_last_error();
+              for (auto [q_dst, k_dst] : {std::pair{&qw, &kw}, std::pair{&qo, &ko}, std::pair{&qs, &ks}}) {
+                ASSERT_EQ(rotary_apply_qk_to(rope.handle(), &qs, q_dst, &ks, k_dst, positions.data(), 0, q_scale),
+                          ROTARY_OK)
+                    << rotary_last_error();
+              }
             } else {
               const auto apply = inverse ? rotary_apply_inverse_to : rotary_apply_to;
-              for (auto [x, wide] : {std::pair{&qs, &qw}, std::pair{&ks, &kw}}) {
+              for (auto [x, wide, out] : {std::tuple{&qs, &qw, &qo}, std::tuple{&ks, &kw, &ko}}) {
                 ASSERT_EQ(apply(rope.handle(), x, wide, positions.data(), 0), ROTARY_OK) << rotary_last_error();
+                ASSERT_EQ(apply(rope.handle(), x, out, positions.data(), 0), ROTARY_OK) << rotary_last_error();
                 ASSERT_EQ(apply(rope.handle(), x, x, positions.data(), 0), ROTARY_OK) << rotary_last_error();
               }
             }
-            for (auto [x, wide] : {std::pair{&q, &q_wide}, std::pair{&k, &k_wide}}) {
-              x->ForEach([&, x = x, wide = wide](int64_t b, int64_t s, int64_t h, int64_t c) {
-                ASSERT_EQ(x->Get(b, s, h, c), RoundTo(type, wide->Get(b, s, h, c)))
-                    << "head_dim " << head_dim << " rotary_dim " << rotary_dim << " interleaved " << interleaved
-                    << " inverse " << inverse << " q_scale " << q_scale << " at " << b << "," << s << "," << h << ","
-                    << c;
+            EXPECT_TRUE(q.OnlyHeadsChanged(q_before) && k.OnlyHeadsChanged(k_before));
+            EXPECT_TRUE(q_out.OnlyHeadsChanged(q_out_before) && k_out.OnlyHeadsChanged(k_out_before));
+            // Values and signs (a double == treats -0 and +0 as equal).
+            const auto same = [](double a, double b) { return a == b && std::signbit(a) == std::signbit(b); };
+            for (auto [x, out, wide] : {std::tuple{&q, &q_out, &q_wide}, std::tuple{&k, &k_out, &k_wide}}) {
+              x->ForEach([&, x = x, out = out, wide = wide](int64_t b, int64_t s, int64_t h, int64_t c) {
+                const double expected = RoundTo(type, wide->Get(b, s, h, c));
+                ASSERT_TRUE(same(x->Get(b, s, h, c), expected) && same(out->Get(b, s, h, c), expected))
+                    << "in place " << x->Get(b, s, h, c) << ", out of place " << out->Get(b, s, h, c) << ", expected "
+                    << expected << "; head_dim " << head_dim << " rotary_dim " << rotary_dim << " interleaved "
+                    << interleaved << " inverse " << inverse << " q_scale " << q_scale << " at " << b << "," << s
+                    << "," << h << "," << c;
               });
             }
           }

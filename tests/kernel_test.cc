@@ -176,13 +176,15 @@ void TestScaledRowKernelLongHeads() {
   }
 }
 
-// With 32 vector registers a whole table row (up to 8 vectors per half) is
-// held in registers and the heads go one after another: rotary_dim 32 to 256
-// take that path on AVX-512 (64 and 256 neox, 32 and 128 interleaved are its
-// smallest and largest), partial rotary_dim, and a scale (a scaled row copy).
+// With 32 vector registers a table row of 2, 4 or 8 vectors per half is held
+// in registers and the heads go one after another: on AVX-512, rotary_dim 64,
+// 128, 256 neox and 32, 64, 128 interleaved, partial rotary_dim, and a scale
+// (a scaled copy of the row, chunk by chunk: 1088 neox and 544 interleaved
+// end in a chunk of 32 floats per half, which takes that path with fewer
+// pairs than the partner distance).
 void TestRowKernelAtCommonHeadSizes() {
   const std::vector<int64_t> positions = {0, 1, 4095, 40000, 65535};
-  const int dims[][2] = {{32, 32}, {64, 64}, {128, 128}, {256, 256}, {160, 128}, {96, 64}};
+  const int dims[][2] = {{32, 32}, {64, 64}, {128, 128}, {256, 256}, {160, 128}, {96, 64}, {1088, 1088}, {544, 544}};
   for (const int pairing : {kNeoxPairs, kInterleavedPairs}) {
     for (const auto& dim : dims) {
       for (const bool streaming : {false, true}) {
