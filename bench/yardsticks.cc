@@ -24,8 +24,9 @@ using rotary::HWY_NAMESPACE::LoadF32;
 using rotary::HWY_NAMESPACE::StoreF32;
 using rotary::HWY_NAMESPACE::VF;
 
+// N elements at a time through LoadF32/StoreF32 (widened to f32 and back).
 template <class S>
-void StreamTyped(typename S::T* HWY_RESTRICT x, size_t n, float a, float b) {
+void StreamWidened(typename S::T* HWY_RESTRICT x, size_t n, float a, float b) {
   const DF d;
   const size_t N = hn::Lanes(d);
   const auto va = hn::Set(d, a), vb = hn::Set(d, b);
@@ -33,22 +34,27 @@ void StreamTyped(typename S::T* HWY_RESTRICT x, size_t n, float a, float b) {
   for (size_t i = 0; i + N <= n; i += N) StoreF32(S(), hn::MulAdd(va, LoadF32(S(), x + i), vb), x + i);
 }
 
+template <class S>
+void StreamTyped(typename S::T* HWY_RESTRICT x, size_t n, float a, float b) {
+  StreamWidened<S>(x, n, a, b);
+}
+
 // bf16 with the kernels' cheapest conversion (two bf16 per f32 lane, by bit
 // operations): the yardstick must be the memory limit, not a rounding loop.
 template <>
 void StreamTyped<BF16Storage>(uint16_t* HWY_RESTRICT x, size_t n, float a, float b) {
+  size_t i = 0;
+#if ROTARY_BF16_LANES
   const DF d;
   const size_t N = hn::Lanes(d);
   const auto va = hn::Set(d, a), vb = hn::Set(d, b);
-  size_t i = 0;
-#if ROTARY_BF16_LANES
   for (; i + 2 * N <= n; i += 2 * N) {
     VF even, odd;
     rotary::HWY_NAMESPACE::bf16_lanes::Load(x + i, even, odd);
     rotary::HWY_NAMESPACE::bf16_lanes::Store(hn::MulAdd(va, even, vb), hn::MulAdd(va, odd, vb), x + i);
   }
 #endif
-  for (; i + N <= n; i += N) StoreF32(BF16Storage(), hn::MulAdd(va, LoadF32(BF16Storage(), x + i), vb), x + i);
+  StreamWidened<BF16Storage>(x + i, n - i, a, b);  // what is left, and every element on SCALAR
 }
 
 void StreamRange(void* x, int dtype, size_t n, float a, float b) {

@@ -48,8 +48,8 @@ constexpr size_t kHeadGroup = 4;
 
 // GCC folds a loaded vector into each instruction that uses it (a * cos and
 // c * cos + a * sin both read `a` from memory; one head at a time, cos and
-// sin too), doubling the loads; on AMD Zen 4, whose L1 serves one 512-bit load per cycle, that cost
-// 20-35% of the bandwidth of L2- and L3-resident calls. An empty asm keeps the
+// sin too), doubling the loads; on AMD Zen 4, whose L1 serves one 512-bit
+// load per cycle, that cost 20-35% of the bandwidth of L2- and L3-resident calls. An empty asm keeps the
 // loaded value in a register (x86 SIMD targets, where it was measured).
 HWY_INLINE VF InRegister(VF v) {
 #if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
@@ -218,6 +218,10 @@ HWY_INLINE void ScaleCopy(const typename Src::T* x, typename Dst::T* y, VF scale
   out.Write(y + k, count - k);
 }
 
+// bf16 in and out: the kernels that take bf16 apart two per lane (bf16_lanes).
+template <class Src, class Dst>
+constexpr bool kBF16ToBF16 = std::is_same<Src, BF16Storage>::value && std::is_same<Dst, BF16Storage>::value;
+
 // ---- bf16 in and out: two bf16 per 32-bit lane (bf16_lanes) ----
 // A vector of 2N bf16 elements is taken apart into its even and odd elements
 // as two f32 vectors by bit operations and joined back after rounding, with
@@ -297,7 +301,7 @@ template <int kPairing, class Src, class Dst, bool kInverse, size_t kHeads>
 HWY_INLINE void RotateHeads(const typename Src::T* x, int64_t xs, typename Dst::T* y, int64_t ys, const float* cos,
                             const float* sin, size_t count, size_t half) {
 #if ROTARY_BF16_LANES
-  if constexpr (std::is_same<Src, BF16Storage>::value && std::is_same<Dst, BF16Storage>::value) {
+  if constexpr (kBF16ToBF16<Src, Dst>) {
     // bf16 pairs of lanes first; what is left (under 2N elements) is widened.
     constexpr size_t kPer = kFloatsPerPair<kPairing>;
     const size_t done = RotateBF16Chunks<kPairing, kInverse, kHeads>(x, xs, y, ys, cos, sin, count * kPer, half);
@@ -380,7 +384,7 @@ template <int kPairing, class Src, class Dst, bool kInverse, size_t kVectors>
 HWY_NOINLINE void RotateHeadsWithRowInRegisters(const typename Src::T* x, int64_t xs, typename Dst::T* y,
                                                 int64_t ys, int64_t heads, const float* cos, const float* sin,
                                                 size_t half) {
-  if constexpr (std::is_same<Src, BF16Storage>::value && std::is_same<Dst, BF16Storage>::value) {
+  if constexpr (kBF16ToBF16<Src, Dst>) {
     RotateBF16HeadsWithRowInRegisters<kPairing, kInverse, kVectors>(x, xs, y, ys, heads, cos, sin, half);
   } else {
     RotateWidenedHeadsWithRowInRegisters<kPairing, Src, Dst, kInverse, kVectors>(x, xs, y, ys, heads, cos, sin, half);
