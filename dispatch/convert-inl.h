@@ -59,15 +59,20 @@ HWY_INLINE void StoreU32AsU16(hn::Vec<DU32> v, uint16_t* p) {
 
 HWY_INLINE VF BF16ToF32(const uint16_t* p) { return hn::BitCast(DF(), hn::ShiftLeft<16>(LoadU16AsU32(p))); }
 
-HWY_INLINE void F32ToBF16(VF v, uint16_t* p) {
+// The bf16 of v in the upper half of each lane (the lower half is garbage),
+// rounded to nearest even: add 0x7FFF plus the lowest kept bit, then truncate.
+// A NaN is kept with its quiet bit set instead (the increment could carry
+// into its exponent). The float compare is deliberate: an integer-only NaN
+// test made bf16 loops 25% slower on AMD Zen 4, whose integer vector pipes
+// are the busier ones here.
+HWY_INLINE hn::Vec<DU32> RoundedToUpperHalf(VF v) {
   const DU32 du;
   const auto bits = hn::BitCast(du, v);
-  const auto upper = hn::ShiftRight<16>(bits);
-  // Round to nearest even: add 0x7FFF plus the lowest kept bit, then truncate.
-  const auto rounded = hn::ShiftRight<16>(hn::Add(bits, hn::Add(hn::Set(du, 0x7FFFu), hn::And(upper, hn::Set(du, 1u)))));
-  const auto quiet_nan = hn::Or(upper, hn::Set(du, 0x0040u));
-  StoreU32AsU16(hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(v)), quiet_nan, rounded), p);
+  const auto rounded = hn::Add(bits, hn::Add(hn::Set(du, 0x7FFFu), hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 1u))));
+  return hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(v)), hn::Or(bits, hn::Set(du, 0x00400000u)), rounded);
 }
+
+HWY_INLINE void F32ToBF16(VF v, uint16_t* p) { StoreU32AsU16(hn::ShiftRight<16>(RoundedToUpperHalf(v)), p); }
 
 #if ROTARY_NATIVE_F16
 using DH = hn::Rebind<hwy::float16_t, DF>;
@@ -149,19 +154,10 @@ HWY_INLINE void Load(const uint16_t* p, VF& even, VF& odd) {
   odd = hn::BitCast(DF(), hn::And(raw, hn::Set(du, 0xFFFF0000u)));
 }
 
-// The bf16 of v in the upper half of each lane (the lower half is garbage),
-// rounded as convert::F32ToBF16 does: to nearest even, NaN made quiet.
-HWY_INLINE hn::Vec<DU> RoundedToUpperHalf(VF v) {
-  const DU du;
-  const auto bits = hn::BitCast(du, v);
-  const auto rounded = hn::Add(bits, hn::Add(hn::Set(du, 0x7FFFu), hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 1u))));
-  return hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(v)), hn::Or(bits, hn::Set(du, 0x00400000u)), rounded);
-}
-
 HWY_INLINE void Store(VF even, VF odd, uint16_t* p) {
   const DU du;
-  const auto joined =
-      hn::Or(hn::ShiftRight<16>(RoundedToUpperHalf(even)), hn::And(RoundedToUpperHalf(odd), hn::Set(du, 0xFFFF0000u)));
+  const auto joined = hn::Or(hn::ShiftRight<16>(convert::RoundedToUpperHalf(even)),
+                             hn::And(convert::RoundedToUpperHalf(odd), hn::Set(du, 0xFFFF0000u)));
   hn::StoreU(hn::BitCast(D16(), joined), D16(), p);
 }
 }  // namespace bf16_lanes
