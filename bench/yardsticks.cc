@@ -22,6 +22,7 @@ using rotary::HWY_NAMESPACE::F16Storage;
 using rotary::HWY_NAMESPACE::F32Storage;
 using rotary::HWY_NAMESPACE::LoadF32;
 using rotary::HWY_NAMESPACE::StoreF32;
+using rotary::HWY_NAMESPACE::StoreF32Pair;
 using rotary::HWY_NAMESPACE::VF;
 
 // N elements at a time through LoadF32/StoreF32 (widened to f32 and back).
@@ -66,7 +67,10 @@ void StreamRange(void* x, int dtype, size_t n, float a, float b) {
 template <class S>
 void ConvertTyped(const float* HWY_RESTRICT src, typename S::T* HWY_RESTRICT dst, size_t n) {
   const size_t N = hn::Lanes(DF());
-  for (size_t i = 0; i + N <= n; i += N) StoreF32(S(), LoadF32(F32Storage(), src + i), dst + i);
+  // Two vectors at a time, as rotary's kernels store them (StoreF32Pair).
+  for (size_t i = 0; i + 2 * N <= n; i += 2 * N) {
+    StoreF32Pair(S(), LoadF32(F32Storage(), src + i), LoadF32(F32Storage(), src + i + N), dst + i);
+  }
 }
 
 void ConvertRange(const float* src, void* dst, int dtype, size_t n) {

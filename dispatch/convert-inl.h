@@ -173,6 +173,24 @@ HWY_INLINE void StoreF32(F32Storage, VF v, float* p) { hn::StoreU(v, DF(), p); }
 HWY_INLINE void StoreF32(F16Storage, VF v, uint16_t* p) { convert::F32ToF16(v, p); }
 HWY_INLINE void StoreF32(BF16Storage, VF v, uint16_t* p) { convert::F32ToBF16(v, p); }
 
+// 2N consecutive elements from two f32 vectors, lo then hi. For bf16 (where
+// lanes can hold pairs) the rounded upper halves of both are gathered by one
+// permute, instead of shifting and narrowing each vector: the KV-cache write
+// (f32 -> bf16) is bound by this conversion.
+template <class S>
+HWY_INLINE void StoreF32Pair(S, VF lo, VF hi, typename S::T* p) {
+  StoreF32(S(), lo, p);
+  StoreF32(S(), hi, p + hn::Lanes(DF()));
+}
+#if ROTARY_BF16_LANES
+HWY_INLINE void StoreF32Pair(BF16Storage, VF lo, VF hi, uint16_t* p) {
+  const bf16_lanes::D16 d16;
+  const auto upper_lo = hn::BitCast(d16, convert::RoundedToUpperHalf(lo));
+  const auto upper_hi = hn::BitCast(d16, convert::RoundedToUpperHalf(hi));
+  hn::StoreU(hn::ConcatOdd(d16, upper_hi, upper_lo), d16, p);  // little-endian: the odd u16 is the upper half
+}
+#endif
+
 // NOLINTNEXTLINE(google-readability-namespace-comments)
 }  // namespace HWY_NAMESPACE
 }  // namespace rotary

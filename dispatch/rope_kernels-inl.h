@@ -402,18 +402,22 @@ HWY_INLINE void RotateWidenedHeadsWithRowInRegisters(const typename Src::T* x, i
     cs[v] = InRegister(hn::LoadU(d, cos + v * N));
     sn[v] = InRegister(hn::LoadU(d, sin + v * N));
   }
+  static_assert(kVectors % 2 == 0, "stored two vectors at a time (StoreF32Pair)");
   for (int64_t h = 0; h < heads; ++h) {  // indexed: no pointer is formed past the last head
     const typename Src::T* xh = x + h * xs;
     typename Dst::T* yh = y + h * ys;
-    for (size_t v = 0; v < kVectors; ++v) {
+    for (size_t v = 0; v < kVectors; v += 2) {
       if (kPairing == kNeoxPairs) {
-        VF a = InRegister(LoadF32(Src(), xh + v * N));
-        VF c = InRegister(LoadF32(Src(), xh + half + v * N));
-        RotatePairs<kInverse>(a, c, cs[v], sn[v]);
-        StoreF32(Dst(), a, yh + v * N);
-        StoreF32(Dst(), c, yh + half + v * N);
+        VF a0 = InRegister(LoadF32(Src(), xh + v * N)), a1 = InRegister(LoadF32(Src(), xh + (v + 1) * N));
+        VF c0 = InRegister(LoadF32(Src(), xh + half + v * N)), c1 = InRegister(LoadF32(Src(), xh + half + (v + 1) * N));
+        RotatePairs<kInverse>(a0, c0, cs[v], sn[v]);
+        RotatePairs<kInverse>(a1, c1, cs[v + 1], sn[v + 1]);
+        StoreF32Pair(Dst(), a0, a1, yh + v * N);
+        StoreF32Pair(Dst(), c0, c1, yh + half + v * N);
       } else {
-        StoreF32(Dst(), RotateAdjacent<kInverse>(InRegister(LoadF32(Src(), xh + v * N)), cs[v], sn[v]), yh + v * N);
+        StoreF32Pair(Dst(), RotateAdjacent<kInverse>(InRegister(LoadF32(Src(), xh + v * N)), cs[v], sn[v]),
+                     RotateAdjacent<kInverse>(InRegister(LoadF32(Src(), xh + (v + 1) * N)), cs[v + 1], sn[v + 1]),
+                     yh + v * N);
       }
     }
   }

@@ -134,6 +134,47 @@ TEST_P(DtypeTest, HalfPrecisionIsTheF32ResultRoundedOnce) {
   }
 }
 
+// f32 -> f16 / bf16 out of place (the KV-cache write) is the f32 -> f32 result
+// rounded once, bit for bit, at the head sizes whose table row is held in
+// registers on AVX-512 (stored two vectors at a time) and at sizes with tails;
+// a NaN and an Inf in the source come out as NaN and Inf of the same pairs.
+TEST_P(DtypeTest, F32ToHalfIsTheF32ResultRoundedOnce) {
+  const int dims[][2] = {{64, 64}, {128, 128}, {256, 256}, {128, 64}, {80, 68}, {1088, 1088}};
+  for (const auto& dim : dims) {
+    const int head_dim = dim[0], rotary_dim = dim[1];
+    for (rotary_dtype type : {ROTARY_F16, ROTARY_BF16}) {
+      for (bool interleaved : {false, true}) {
+        rotary::Rope rope(rotary::Config().head_dim(head_dim).rotary_dim(rotary_dim).pairing(
+            interleaved ? rotary::Pairing::kInterleaved : rotary::Pairing::kNeox));
+        TypedTensor src(ROTARY_F32, 2, 3, 4, head_dim), wide(ROTARY_F32, 2, 3, 4, head_dim, 1);
+        TypedTensor out(type, 2, 3, 4, head_dim, 2);
+        src.FillRandom(static_cast<uint32_t>(head_dim * 8 + type * 2 + interleaved));
+        src.Set(1, 2, 3, 5, std::numeric_limits<double>::quiet_NaN());
+        src.Set(0, 1, 1, 2, std::numeric_limits<double>::infinity());
+        const TypedTensor out_before = out;
+        const std::vector<int64_t> positions = {0, 1, 4095, 131071, 77, 999999};
+        rotary_tensor s = src.raw(), w = wide.raw(), o = out.raw();
+        ASSERT_EQ(rotary_apply_to(rope.handle(), &s, &w, positions.data(), 0), ROTARY_OK) << rotary_last_error();
+        ASSERT_EQ(rotary_apply_to(rope.handle(), &s, &o, positions.data(), 0), ROTARY_OK) << rotary_last_error();
+        EXPECT_TRUE(out.OnlyHeadsChanged(out_before));
+        int nans = 0;
+        out.ForEach([&](int64_t b, int64_t q, int64_t h, int64_t c) {
+          const double expected = RoundTo(type, wide.Get(b, q, h, c)), got = out.Get(b, q, h, c);
+          if (std::isnan(expected)) {
+            ++nans;
+            ASSERT_TRUE(std::isnan(got)) << "at " << b << "," << q << "," << h << "," << c;
+            return;
+          }
+          ASSERT_TRUE(got == expected && std::signbit(got) == std::signbit(expected))
+              << got << ", expected " << expected << "; head_dim " << head_dim << " rotary_dim " << rotary_dim
+              << " interleaved " << interleaved << " at " << b << "," << q << "," << h << "," << c;
+        });
+        EXPECT_EQ(nans, 2) << "the NaN reaches its own pair only (the Inf pair is checked as values)";
+      }
+    }
+  }
+}
+
 TEST_P(DtypeTest, HalfPrecisionInPlaceMatchesReferenceAndInverts) {
   for (rotary_dtype type : {ROTARY_F16, ROTARY_BF16}) {
     for (bool interleaved : {false, true}) {
