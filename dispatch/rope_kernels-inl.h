@@ -49,8 +49,9 @@ constexpr size_t kHeadGroup = 4;
 // GCC folds a loaded vector into each instruction that uses it (a * cos and
 // c * cos + a * sin both read `a` from memory; one head at a time, cos and
 // sin too), doubling the loads; on AMD Zen 4, whose L1 serves one 512-bit
-// load per cycle, that cost 20-35% of the bandwidth of L2- and L3-resident calls. An empty asm keeps the
-// loaded value in a register (x86 SIMD targets, where it was measured).
+// load per cycle, that cost 20-35% of the bandwidth of L2- and L3-resident
+// calls. An empty asm keeps the loaded value in a register (x86 SIMD targets,
+// where it was measured).
 HWY_INLINE VF InRegister(VF v) {
 #if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
   asm("" : "+v"(v.raw));

@@ -68,6 +68,9 @@ TEST_P(DtypeTest, EveryStoragePairMatchesReferenceOutOfPlace) {
   }
 }
 
+// Equal values with equal signs (a double == treats -0 and +0 as equal).
+bool SameValueAndSign(double a, double b) { return a == b && std::signbit(a) == std::signbit(b); }
+
 // A half-precision result is its f32 result rounded once, whichever kernel
 // path computes it: bf16 -> bf16 and f16 -> f16, in place and out of place,
 // must equal bit for bit the rounding of the same call made bf16 -> f32
@@ -115,12 +118,11 @@ TEST_P(DtypeTest, HalfPrecisionIsTheF32ResultRoundedOnce) {
             }
             EXPECT_TRUE(q.OnlyHeadsChanged(q_before) && k.OnlyHeadsChanged(k_before));
             EXPECT_TRUE(q_out.OnlyHeadsChanged(q_out_before) && k_out.OnlyHeadsChanged(k_out_before));
-            // Values and signs (a double == treats -0 and +0 as equal).
-            const auto same = [](double a, double b) { return a == b && std::signbit(a) == std::signbit(b); };
             for (auto [x, out, wide] : {std::tuple{&q, &q_out, &q_wide}, std::tuple{&k, &k_out, &k_wide}}) {
               x->ForEach([&, x = x, out = out, wide = wide](int64_t b, int64_t s, int64_t h, int64_t c) {
                 const double expected = RoundTo(type, wide->Get(b, s, h, c));
-                ASSERT_TRUE(same(x->Get(b, s, h, c), expected) && same(out->Get(b, s, h, c), expected))
+                ASSERT_TRUE(SameValueAndSign(x->Get(b, s, h, c), expected) &&
+                            SameValueAndSign(out->Get(b, s, h, c), expected))
                     << "in place " << x->Get(b, s, h, c) << ", out of place " << out->Get(b, s, h, c) << ", expected "
                     << expected << "; head_dim " << head_dim << " rotary_dim " << rotary_dim << " interleaved "
                     << interleaved << " inverse " << inverse << " q_scale " << q_scale << " at " << b << "," << s
@@ -165,7 +167,7 @@ TEST_P(DtypeTest, F32ToHalfIsTheF32ResultRoundedOnce) {
             ASSERT_TRUE(std::isnan(got)) << "at " << b << "," << q << "," << h << "," << c;
             return;
           }
-          ASSERT_TRUE(got == expected && std::signbit(got) == std::signbit(expected))
+          ASSERT_TRUE(SameValueAndSign(got, expected))
               << got << ", expected " << expected << "; head_dim " << head_dim << " rotary_dim " << rotary_dim
               << " interleaved " << interleaved << " at " << b << "," << q << "," << h << "," << c;
         });
