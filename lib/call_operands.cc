@@ -31,18 +31,23 @@ void CheckDisjoint(const TensorLayout& a, const char* a_name, const TensorLayout
 }  // namespace
 
 CallOperands ValidateOperands(const TensorArgs* tensors, int count, int32_t head_dim) {
-  CallOperands call{};
-  TensorLayout src[2] = {}, dst[2] = {};
+  // Nothing here is zero-filled first: every field read is assigned, and a
+  // decode call spends a good part of its fixed cost in this function.
+  TensorLayout src[2], dst[2];
+  bool in_place[2];  // the same view read and written
   for (int i = 0; i < count; ++i) {
     const TensorArgs& t = tensors[i];
     src[i] = ValidateTensor(t.src, head_dim, t.src_name);
-    dst[i] = t.dst == t.src ? src[i] : ValidateTensor(t.dst, head_dim, t.dst_name);
+    in_place[i] = t.dst == t.src;
+    dst[i] = in_place[i] ? src[i] : ValidateTensor(t.dst, head_dim, t.dst_name);
     if (!std::isfinite(t.scale)) Fail(Status::kInvalidArgument, "the scale of ", t.src_name, " is ", t.scale);
+    if (in_place[i]) continue;
     if (dst[i].batch != src[i].batch || dst[i].seq != src[i].seq || dst[i].heads != src[i].heads) {
       Fail(Status::kInvalidArgument, t.dst_name, " is [", dst[i].batch, ", ", dst[i].seq, ", ", dst[i].heads,
            "] but ", t.src_name, " is [", src[i].batch, ", ", src[i].seq, ", ", src[i].heads, "] (batch, seq, heads)");
     }
-    if (!SameView(src[i], dst[i])) CheckDisjoint(src[i], t.src_name, dst[i], t.dst_name, head_dim);
+    in_place[i] = SameView(src[i], dst[i]);  // two descriptors of one view
+    if (!in_place[i]) CheckDisjoint(src[i], t.src_name, dst[i], t.dst_name, head_dim);
   }
   if (count == 2) {
     const TensorArgs& q = tensors[0];
@@ -62,11 +67,14 @@ CallOperands ValidateOperands(const TensorArgs* tensors, int count, int32_t head
     CheckDisjoint(dst[1], k.dst_name, src[0], q.src_name, head_dim);
   }
 
+  CallOperands call;
   call.batch = src[0].batch;
   call.seq = src[0].seq;
   call.src_dtype = static_cast<DtypeIndex>(src[0].dtype);
   call.dst_dtype = static_cast<DtypeIndex>(dst[0].dtype);
   const int64_t element_bytes = static_cast<int64_t>(DtypeBytes(src[0].dtype) + DtypeBytes(dst[0].dtype));
+  call.bytes_per_row = 0;
+  call.cost_per_row = 0;
   for (int i = 0; i < count; ++i) {
     Operand& op = call.operands[i];
     op.src = src[i].data;
@@ -79,7 +87,7 @@ CallOperands ValidateOperands(const TensorArgs* tensors, int count, int32_t head
     op.dst_stride_head = dst[i].stride_head;
     op.heads = src[i].heads;
     op.scale = tensors[i].scale;
-    op.write_rest = !SameView(src[i], dst[i]) || tensors[i].scale != 1.0f;
+    op.write_rest = !in_place[i] || tensors[i].scale != 1.0f;
     call.bytes_per_row += op.heads * head_dim * element_bytes;
     call.cost_per_row += op.heads * head_dim * (ElementCost(call.src_dtype) + ElementCost(call.dst_dtype));
   }

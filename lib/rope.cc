@@ -56,7 +56,7 @@ void rotary_rope::Apply(const rotary::TensorArgs* tensors, int count, const int6
   const rotary::CallOperands call = rotary::ValidateOperands(tensors, count, config_.head_dim);
   const rotary::TableRef table = PrepareTable(call.batch, call.seq, positions, offset, direction);
 
-  rotary::RowJob job{};
+  rotary::RowJob job;  // every field the kernels read is set below (no zero fill: decode pays for each store)
   for (int i = 0; i < count; ++i) job.operands[i] = call.operands[i];
   job.num_operands = count;
   job.seq = call.seq;

@@ -24,8 +24,6 @@ bool MulAdd(int64_t a, int64_t b, int64_t c, int64_t* out) {
 
 }  // namespace
 
-size_t DtypeBytes(rotary_dtype dtype) { return dtype == ROTARY_F32 ? 4 : 2; }
-
 bool SameView(const TensorLayout& a, const TensorLayout& b) {
   auto stride = [](int64_t size, int64_t s) { return size > 1 ? s : 0; };  // unused dims don't matter
   return a.data == b.data && a.dtype == b.dtype && a.batch == b.batch && a.seq == b.seq && a.heads == b.heads &&

@@ -32,7 +32,7 @@ bool SameView(const TensorLayout& a, const TensorLayout& b);
 // buffer (q, k and v of a fused QKV projection); conservative otherwise.
 bool MayOverlap(const TensorLayout& a, const TensorLayout& b, int32_t head_dim);
 
-size_t DtypeBytes(rotary_dtype dtype);
+inline size_t DtypeBytes(rotary_dtype dtype) { return dtype == ROTARY_F32 ? 4 : 2; }
 
 }  // namespace rotary
 
