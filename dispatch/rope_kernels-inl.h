@@ -18,13 +18,13 @@
 #endif
 
 #include <algorithm>
-#include <cstring>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 
 #include "dispatch/convert-inl.h"
 #include "dispatch/kernel_api.h"
+#include "dispatch/partial_vectors-inl.h"
 #include "dispatch/row_synthesis-inl.h"
 #include "hwy/highway.h"
 
@@ -73,17 +73,6 @@ HWY_INLINE void RotatePairs(VF& a, VF& c, VF cs, VF sn) {
   }
 }
 
-// Up to N elements through stack buffers, so that no lane outside the head is
-// read or written (the caller's memory may end right there).
-template <class S>
-struct TailBuffer {
-  HWY_ALIGN typename S::T data[kMaxLanes] = {};
-
-  void Read(const typename S::T* from, size_t count) { std::memcpy(data, from, count * sizeof(data[0])); }
-  void Write(typename S::T* to, size_t count) const { std::memcpy(to, data, count * sizeof(data[0])); }
-};
-
-
 // ---- NeoX / half-split: pair i is (x[i], x[i + half]); table: cos t_i, then sin t_i ----
 // A head is rotated in chunks of pairs (see RotateOperandRow), so the chunk's
 // first pair is x[0] and its partner sits `half` (= rotary_dim / 2) further.
@@ -92,17 +81,11 @@ template <class Src, class Dst, bool kInverse>
 HWY_INLINE void RotateNeoxTail(const typename Src::T* x, typename Dst::T* y, const float* HWY_RESTRICT cos,
                                const float* HWY_RESTRICT sin, size_t i, size_t count, size_t half) {
   const size_t rest = count - i;
-  TailBuffer<Src> in_a, in_c;
-  in_a.Read(x + i, rest);
-  in_c.Read(x + half + i, rest);
-  VF a = LoadF32(Src(), in_a.data);
-  VF c = LoadF32(Src(), in_c.data);
-  RotatePairs<kInverse>(a, c, LoadPart(cos + i, rest), LoadPart(sin + i, rest));
-  TailBuffer<Dst> out_a, out_c;
-  StoreF32(Dst(), a, out_a.data);
-  StoreF32(Dst(), c, out_c.data);
-  out_a.Write(y + i, rest);
-  out_c.Write(y + half + i, rest);
+  VF a = LoadTailF32<Src>(x + i, rest, i);
+  VF c = LoadTailF32<Src>(x + half + i, rest, half + i);
+  RotatePairs<kInverse>(a, c, LoadPart(cos + i, rest, i), LoadPart(sin + i, rest, i));
+  StoreTailF32<Dst>(a, y + i, rest);
+  StoreTailF32<Dst>(c, y + half + i, rest);
 }
 
 // Pairs [0, count) of kHeads heads, `xs` / `ys` elements apart; x == y when in place.
@@ -152,13 +135,9 @@ template <class Src, class Dst, bool kInverse>
 HWY_INLINE void RotateInterleavedTail(const typename Src::T* x, typename Dst::T* y, const float* HWY_RESTRICT cos_dup,
                                       const float* HWY_RESTRICT sin_alt, size_t k, size_t n) {
   const size_t rest = n - k;  // even, below N
-  TailBuffer<Src> in;
-  in.Read(x + k, rest);
-  TailBuffer<Dst> out;
-  StoreF32(Dst(), RotateAdjacent<kInverse>(LoadF32(Src(), in.data), LoadPart(cos_dup + k, rest),
-                                           LoadPart(sin_alt + k, rest)),
-           out.data);
-  out.Write(y + k, rest);
+  const VF rotated = RotateAdjacent<kInverse>(LoadTailF32<Src>(x + k, rest, k), LoadPart(cos_dup + k, rest, k),
+                                              LoadPart(sin_alt + k, rest, k));
+  StoreTailF32<Dst>(rotated, y + k, rest);
 }
 #endif
 
@@ -212,11 +191,7 @@ HWY_INLINE void ScaleCopy(const typename Src::T* x, typename Dst::T* y, VF scale
   size_t k = 0;
   for (; k + N <= count; k += N) StoreF32(Dst(), hn::Mul(LoadF32(Src(), x + k), scale), y + k);
   if (k == count) return;
-  TailBuffer<Src> in;
-  in.Read(x + k, count - k);
-  TailBuffer<Dst> out;
-  StoreF32(Dst(), hn::Mul(LoadF32(Src(), in.data), scale), out.data);
-  out.Write(y + k, count - k);
+  StoreTailF32<Dst>(hn::Mul(LoadTailF32<Src>(x + k, count - k, k), scale), y + k, count - k);
 }
 
 // bf16 in and out: the kernels that take bf16 apart two per lane (bf16_lanes).

@@ -21,11 +21,10 @@
 #define ROTARY_DISPATCH_ROW_SYNTHESIS_INL_H_
 #endif
 
-#include <cstring>
-
 #include "dispatch/angle_reduction.h"
 #include "dispatch/convert-inl.h"
 #include "dispatch/kernel_api.h"
+#include "dispatch/partial_vectors-inl.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
 
@@ -33,17 +32,6 @@ HWY_BEFORE_NAMESPACE();
 namespace rotary {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
-
-// Largest vector of any target, in lanes: bounds the stack buffers of tails.
-constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
-
-// Loads `count` <= N floats (the rest zero), never reading past them.
-HWY_INLINE VF LoadPart(const float* from, size_t count) {
-  if (count == hn::Lanes(DF())) return hn::LoadU(DF(), from);
-  HWY_ALIGN float buffer[kMaxLanes] = {};
-  std::memcpy(buffer, from, count * sizeof(float));
-  return hn::Load(DF(), buffer);
-}
 
 // Stores the cos/sin of pairs [i, i + count) (count <= N) into `row`, laid out as
 // the kernel of the pairing reads it (see TableLayout).
@@ -61,8 +49,8 @@ HWY_INLINE void StoreRowPart(const TableView& t, float* HWY_RESTRICT row, size_t
     HWY_ALIGN float c[kMaxLanes], s[kMaxLanes];
     hn::Store(cs, d, c);
     hn::Store(sn, d, s);
-    std::memcpy(cos_out, c, count * sizeof(float));
-    std::memcpy(sin_out, s, count * sizeof(float));
+    CopyFewBytes<kVectorBytes>(cos_out, c, count * sizeof(float));
+    CopyFewBytes<kVectorBytes>(sin_out, s, count * sizeof(float));
     return;
   }
   // kPerComponent: cos_dup[2i] = cos_dup[2i + 1] = cos, sin_alt[2i] = -sin, sin_alt[2i + 1] = +sin.
@@ -72,8 +60,8 @@ HWY_INLINE void StoreRowPart(const TableView& t, float* HWY_RESTRICT row, size_t
   hn::StoreInterleaved2(cs, cs, d, count == N ? cos_dup : c);
   hn::StoreInterleaved2(hn::Neg(sn), sn, d, count == N ? sin_alt : s);
   if (count == N) return;
-  std::memcpy(cos_dup, c, 2 * count * sizeof(float));
-  std::memcpy(sin_alt, s, 2 * count * sizeof(float));
+  CopyFewBytes<2 * kVectorBytes>(cos_dup, c, 2 * count * sizeof(float));
+  CopyFewBytes<2 * kVectorBytes>(sin_alt, s, 2 * count * sizeof(float));
 }
 
 HWY_INLINE void SynthesizeCompactRow(const TableView& t, int64_t position, float* HWY_RESTRICT row) {
@@ -86,8 +74,8 @@ HWY_INLINE void SynthesizeCompactRow(const TableView& t, int64_t position, float
   const size_t N = hn::Lanes(DF());
   for (size_t i = 0; i < pairs; i += N) {
     const size_t count = pairs - i < N ? pairs - i : N;
-    const VF ch = LoadPart(high + i, count), sh = LoadPart(high + pairs + i, count);
-    const VF cl = LoadPart(low + i, count), sl = LoadPart(low + pairs + i, count);
+    const VF ch = LoadPart(high + i, count, i), sh = LoadPart(high + pairs + i, count, pairs + i);
+    const VF cl = LoadPart(low + i, count, i), sl = LoadPart(low + pairs + i, count, pairs + i);
     StoreRowPart(t, row, i, count, hn::MulSub(ch, cl, hn::Mul(sh, sl)), hn::MulAdd(sh, cl, hn::Mul(ch, sl)));
   }
 }
