@@ -8,7 +8,7 @@
 // (zero-filled stack buffers, memcpy calls, then a whole-vector load of what
 // was copied in piece by piece, which stalls on store forwarding) made such
 // calls 5-8x slower than at rotary_dim 32 (AMD Zen 4, 32 heads in place:
-// 930-1200 ns on every x86 target against 110-140 ns).
+// 930-1200 ns on every x86 target against 110-140 ns; now 190-270 ns).
 //
 // Included inside rotary::HWY_NAMESPACE users (row_synthesis-inl.h, rope_kernels-inl.h).
 

@@ -77,9 +77,14 @@ HWY_INLINE void RotatePairs(VF& a, VF& c, VF cs, VF sn) {
 // A head is rotated in chunks of pairs (see RotateOperandRow), so the chunk's
 // first pair is x[0] and its partner sits `half` (= rotary_dim / 2) further.
 
+// The last partial vector of each half of one head. Not inlined: inlined into
+// every head loop it made the kernels' translation unit compile 40% longer
+// (83 -> 116 s) for 4-20% of a partial-rotary call's time (AVX3_DL, 32 heads
+// of rotary_dim 20 of 80: 144 ns inlined, 193 ns not; 1192 ns before
+// partial_vectors-inl.h).
 template <class Src, class Dst, bool kInverse>
-HWY_INLINE void RotateNeoxTail(const typename Src::T* x, typename Dst::T* y, const float* HWY_RESTRICT cos,
-                               const float* HWY_RESTRICT sin, size_t i, size_t count, size_t half) {
+HWY_NOINLINE void RotateNeoxTail(const typename Src::T* x, typename Dst::T* y, const float* HWY_RESTRICT cos,
+                                 const float* HWY_RESTRICT sin, size_t i, size_t count, size_t half) {
   const size_t rest = count - i;
   VF a = LoadTailF32<Src>(x + i, rest, i);
   VF c = LoadTailF32<Src>(x + half + i, rest, half + i);
@@ -131,9 +136,11 @@ HWY_INLINE VF RotateAdjacent(VF v, VF cos_dup, VF sin_alt) {
                   : hn::MulAdd(swapped, sin_alt, hn::Mul(v, cos_dup));
 }
 
+// The last partial vector of one head (not inlined, as RotateNeoxTail).
 template <class Src, class Dst, bool kInverse>
-HWY_INLINE void RotateInterleavedTail(const typename Src::T* x, typename Dst::T* y, const float* HWY_RESTRICT cos_dup,
-                                      const float* HWY_RESTRICT sin_alt, size_t k, size_t n) {
+HWY_NOINLINE void RotateInterleavedTail(const typename Src::T* x, typename Dst::T* y,
+                                        const float* HWY_RESTRICT cos_dup, const float* HWY_RESTRICT sin_alt, size_t k,
+                                        size_t n) {
   const size_t rest = n - k;  // even, below N
   const VF rotated = RotateAdjacent<kInverse>(LoadTailF32<Src>(x + k, rest, k), LoadPart(cos_dup + k, rest, k),
                                               LoadPart(sin_alt + k, rest, k));
