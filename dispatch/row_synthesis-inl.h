@@ -46,11 +46,8 @@ HWY_INLINE void StoreRowPart(const TableView& t, float* HWY_RESTRICT row, size_t
       hn::StoreU(sn, d, sin_out);
       return;
     }
-    HWY_ALIGN float c[kMaxLanes], s[kMaxLanes];
-    hn::Store(cs, d, c);
-    hn::Store(sn, d, s);
-    CopyFewBytes<kVectorBytes>(cos_out, c, count * sizeof(float));
-    CopyFewBytes<kVectorBytes>(sin_out, s, count * sizeof(float));
+    StoreTailF32<F32Storage>(cs, cos_out, count);
+    StoreTailF32<F32Storage>(sn, sin_out, count);
     return;
   }
   // kPerComponent: cos_dup[2i] = cos_dup[2i + 1] = cos, sin_alt[2i] = -sin, sin_alt[2i + 1] = +sin.
