@@ -12,8 +12,6 @@
 namespace rotary {
 namespace {
 
-constexpr std::align_val_t kChunkAlignment{64};
-
 // Rows per parallel task when building: enough sin/cos work to pay for a task.
 constexpr int64_t kBuildGrainRows = 64;
 
@@ -67,9 +65,9 @@ bool RopeTable::EnsurePositions(const int64_t* positions, int64_t count, int64_t
 int64_t RopeTable::Release() const {
   std::lock_guard<std::mutex> lock(build_mutex_);
   for (int64_t c = 0; c < num_chunks_; ++c) {
-    const float* chunk = chunks_[c].exchange(nullptr, std::memory_order_acq_rel);
-    if (chunk) ::operator delete(const_cast<float*>(chunk), kChunkAlignment);
+    chunks_[c].store(nullptr, std::memory_order_relaxed);
   }
+  blocks_.clear();
   return bytes_.exchange(0, std::memory_order_relaxed);
 }
 
@@ -80,17 +78,18 @@ void RopeTable::BuildChunks(std::vector<int64_t> missing) const {
                 missing.end());
   if (missing.empty()) return;
 
-  // Allocate everything first, so running out of memory leaves the table as it was.
-  const size_t chunk_bytes = static_cast<size_t>(chunk_rows() * row_floats_) * sizeof(float);
-  std::vector<float*> fresh(missing.size(), nullptr);
-  for (size_t k = 0; k < missing.size(); ++k) {
-    fresh[k] = static_cast<float*>(::operator new(chunk_bytes, kChunkAlignment, std::nothrow));
-    if (fresh[k] == nullptr) {
-      for (size_t j = 0; j < k; ++j) ::operator delete(fresh[j], kChunkAlignment);
-      Fail(Status::kOutOfMemory, "cannot allocate ", chunk_bytes * missing.size(),
-           " bytes of cos/sin table for ", missing.size() * chunk_rows(), " rows");
-    }
+  // One block for all of them (a long table's build gets huge pages), allocated
+  // first, and its slot reserved, so that running out of memory leaves the
+  // table as it was.
+  const int64_t chunk_floats = chunk_rows() * row_floats_;
+  const size_t bytes = static_cast<size_t>(chunk_floats) * sizeof(float) * missing.size();
+  TableMemory block = TableMemory::Allocate(bytes);
+  if (block.data() == nullptr) {
+    Fail(Status::kOutOfMemory, "cannot allocate ", bytes, " bytes of cos/sin table for ",
+         missing.size() * chunk_rows(), " rows");
   }
+  blocks_.reserve(blocks_.size() + 1);
+  float* const base = block.data();
 
   const int64_t rows = static_cast<int64_t>(missing.size()) * chunk_rows();
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows, kBuildGrainRows),
@@ -100,15 +99,16 @@ void RopeTable::BuildChunks(std::vector<int64_t> missing) const {
                         const int64_t k = row >> chunk_shift_;
                         const int64_t in_chunk = row & (chunk_rows() - 1);
                         const int64_t end = std::min(r.end() - (row - in_chunk), chunk_rows());
-                        FillRows(fresh[k], missing[k] << chunk_shift_, in_chunk, end);
+                        FillRows(base + k * chunk_floats, missing[k] << chunk_shift_, in_chunk, end);
                         row += end - in_chunk;
                       }
                     });
 
   for (size_t k = 0; k < missing.size(); ++k) {
-    chunks_[missing[k]].store(fresh[k], std::memory_order_release);
+    chunks_[missing[k]].store(base + k * chunk_floats, std::memory_order_release);
   }
-  bytes_.fetch_add(static_cast<int64_t>(chunk_bytes * missing.size()), std::memory_order_relaxed);
+  blocks_.push_back(std::move(block));  // cannot throw: reserved
+  bytes_.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
 }
 
 // Row of position p0 + j from the exact base angle p0 * w (double sin/cos,

@@ -4,7 +4,7 @@
 // the pairing's kernel (TableLayout), each computed in double from
 // p * inv_freq[i] and stored as f32. Rows live in
 // fixed chunks of 2^chunk_shift positions (kChunkRows by default), built on first need and never moved or
-// freed while the table lives, so:
+// freed while the table lives (the chunks of one build share one TableMemory block), so:
 //   - growing to longer positions builds only the missing chunks (nothing is
 //     rebuilt, readers of existing rows are never disturbed);
 //   - readers take no lock: a chunk pointer is published with a release store
@@ -23,6 +23,7 @@
 
 #include "dispatch/kernel_api.h"
 #include "lib/frequency_plan.h"
+#include "lib/table_memory.h"
 
 namespace rotary {
 
@@ -84,6 +85,7 @@ class RopeTable {
   const int64_t num_chunks_;
   std::unique_ptr<std::atomic<const float*>[]> chunks_;
   mutable std::mutex build_mutex_;  // serializes builders only; readers never take it
+  mutable std::vector<TableMemory> blocks_;  // the memory of every built chunk (under build_mutex_)
   mutable std::atomic<int64_t> bytes_{0};
 };
 

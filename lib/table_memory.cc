@@ -1,0 +1,103 @@
+#include "lib/table_memory.h"
+
+#include <cstdint>
+#include <fstream>
+#include <new>
+#include <utility>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
+namespace rotary {
+namespace {
+
+constexpr std::align_val_t kAlignment{64};  // a cache line: rows are read by whole vectors
+
+#if defined(__linux__)
+// The transparent huge page size (2 MiB on x86-64 and on arm64 with 4 KiB
+// pages), or 0 when the kernel has none.
+size_t HugePageBytes() {
+  static const size_t bytes = [] {
+    std::ifstream file("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size");
+    size_t value = 0;
+    if (!(file >> value)) return size_t{0};
+    return value;
+  }();
+  return bytes;
+}
+
+// `bytes` mapped at a huge page boundary, so that every whole huge page of the
+// block can be one; nullptr if the system refuses the mapping.
+void* MapHugePageAligned(size_t bytes, size_t huge) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const size_t length = (bytes + page - 1) / page * page;
+  // Over-map by one huge page, then unmap what lies before and after the
+  // aligned block.
+  void* raw = mmap(nullptr, length + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (start + huge - 1) / huge * huge;
+  if (aligned > start) munmap(raw, aligned - start);
+  const size_t after = start + huge - aligned;  // over-mapped bytes past the block
+  if (after > 0) munmap(reinterpret_cast<void*>(aligned + length), after);
+  void* block = reinterpret_cast<void*>(aligned);
+  // Advice only: where THP is off or unsupported the block keeps small pages.
+  madvise(block, length, MADV_HUGEPAGE);
+  return block;
+}
+#endif
+
+}  // namespace
+
+TableMemory TableMemory::Allocate(size_t bytes) {
+  TableMemory memory;
+#if defined(__linux__)
+  const size_t huge = HugePageBytes();
+  if (huge != 0 && bytes >= huge) {
+    memory.data_ = MapHugePageAligned(bytes, huge);
+    if (memory.data_ != nullptr) {
+      memory.bytes_ = bytes;
+      memory.mapped_ = true;
+    }
+    return memory;
+  }
+#endif
+  memory.data_ = ::operator new(bytes, kAlignment, std::nothrow);
+  if (memory.data_ != nullptr) memory.bytes_ = bytes;
+  return memory;
+}
+
+TableMemory::TableMemory(TableMemory&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)),
+      bytes_(std::exchange(other.bytes_, 0)),
+      mapped_(std::exchange(other.mapped_, false)) {}
+
+TableMemory& TableMemory::operator=(TableMemory&& other) noexcept {
+  if (this != &other) {
+    Free();
+    data_ = std::exchange(other.data_, nullptr);
+    bytes_ = std::exchange(other.bytes_, 0);
+    mapped_ = std::exchange(other.mapped_, false);
+  }
+  return *this;
+}
+
+TableMemory::~TableMemory() { Free(); }
+
+void TableMemory::Free() {
+  if (data_ == nullptr) return;
+#if defined(__linux__)
+  if (mapped_) {
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    munmap(data_, (bytes_ + page - 1) / page * page);
+    data_ = nullptr;
+    return;
+  }
+#endif
+  ::operator delete(data_, kAlignment);
+  data_ = nullptr;
+}
+
+}  // namespace rotary
