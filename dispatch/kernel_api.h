@@ -102,9 +102,28 @@ enum DirectionIndex { kForward = 0, kInverse = 1, kNumDirections = 2 };
 // Storage index: the same values as rotary_dtype.
 enum DtypeIndex { kF32 = 0, kF16 = 1, kBF16 = 2, kNumDtypes = 3 };
 
-// The kernels of one Highway target, by pairing, direction, source and destination storage.
+// Rows of a full table that share one base position: cos/sin of the base
+// angles and of the step angles j * inv_freq[i], exact in double (see
+// dispatch/table_build-inl.h).
+struct RowBuild {
+  const double* base_cos;  // pairs values
+  const double* base_sin;
+  const double* step_cos;  // [j][pairs]
+  const double* step_sin;
+  size_t pairs;
+  double scale;  // the attention factor
+  TableLayout layout;
+  int64_t row_floats;  // RowFloats(layout, pairs)
+};
+
+// Writes the rows of steps [step_begin, step_end), the first at `row`.
+using RowBuildKernel = void (*)(const RowBuild& build, int64_t step_begin, int64_t step_end, float* row);
+
+// The kernels of one Highway target: rotation by pairing, direction, source and
+// destination storage; and the table build.
 struct KernelTable {
   RowKernel rotate[kNumPairings][kNumDirections][kNumDtypes][kNumDtypes];
+  RowBuildKernel build_rows;
 };
 
 }  // namespace rotary

@@ -26,6 +26,7 @@
 #include "dispatch/kernel_api.h"
 #include "dispatch/partial_vectors-inl.h"
 #include "dispatch/row_synthesis-inl.h"
+#include "dispatch/table_build-inl.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -624,6 +625,7 @@ constexpr KernelTable MakeKernelTable() {
   FillStoragePairs<kNeoxPairs, kInverse>(table, kAllPairs);
   FillStoragePairs<kInterleavedPairs, kForward>(table, kAllPairs);
   FillStoragePairs<kInterleavedPairs, kInverse>(table, kAllPairs);
+  table.build_rows = &BuildTableRows;
   return table;
 }
 

@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <new>
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
+#include "dispatch/target_registry.h"
 #include "lib/error.h"
 
 namespace rotary {
@@ -111,14 +111,18 @@ void RopeTable::BuildChunks(std::vector<int64_t> missing) const {
   bytes_.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
 }
 
-// Row of position p0 + j from the exact base angle p0 * w (double sin/cos,
-// which reduce the argument exactly) and the exact step j * w, by
-//   cos(a + b) = cos a cos b - sin a sin b,   sin(a + b) = sin a cos b + cos a sin b
-// in double: a few ulps of 1e-16, far below the f32 rounding of the result,
-// and 64 times fewer sin/cos calls than evaluating every entry.
+// Rows of positions first_position + [row_begin, row_end) from an exact base
+// angle every kStepRows positions (double sin/cos, which reduce the argument
+// exactly) and the exact steps j * w, combined by angle addition in double in
+// the active target's kernel (dispatch/table_build-inl.h): a few ulps of 1e-16,
+// far below the f32 rounding of the result, and 64 times fewer sin/cos calls
+// than evaluating every entry.
 void RopeTable::FillRows(float* chunk, int64_t first_position, int64_t row_begin, int64_t row_end) const {
   const size_t pairs = plan_.inv_freq.size();
-  std::vector<double> base_cos(pairs), base_sin(pairs), cos_values(pairs), sin_values(pairs);
+  std::vector<double> base_cos(pairs), base_sin(pairs);
+  RowBuild build{base_cos.data(), base_sin.data(), step_cos_.data(), step_sin_.data(), pairs, plan_.scale,
+                 layout_,         row_floats_};
+  const RowBuildKernel build_rows = ActiveKernels().build_rows;
   // Bases sit at multiples of kStepRows (first_position is one), whatever range
   // this task was given: a row's value depends on its position alone, so every
   // way of splitting the build gives the same table, bit for bit.
@@ -129,37 +133,8 @@ void RopeTable::FillRows(float* chunk, int64_t first_position, int64_t row_begin
       base_cos[i] = std::cos(base_position * plan_.inv_freq[i]);
       base_sin[i] = std::sin(base_position * plan_.inv_freq[i]);
     }
-    for (int64_t row = std::max(block, row_begin); row < std::min(row_end, block + kStepRows); ++row) {
-      const double* step_cos = &step_cos_[(row - block) * pairs];
-      const double* step_sin = &step_sin_[(row - block) * pairs];
-      for (size_t i = 0; i < pairs; ++i) {
-        cos_values[i] = base_cos[i] * step_cos[i] - base_sin[i] * step_sin[i];
-        sin_values[i] = base_sin[i] * step_cos[i] + base_cos[i] * step_sin[i];
-      }
-      StoreRow(chunk + row * row_floats_, cos_values.data(), sin_values.data());
-    }
-  }
-}
-
-// One row in the layout of the pairing's kernel, scaled, rounded to f32.
-void RopeTable::StoreRow(float* row, const double* cos_values, const double* sin_values) const {
-  const size_t pairs = plan_.inv_freq.size();
-  float* cos_out = row;
-  float* sin_out = row + row_floats_ / 2;
-  const double scale = plan_.scale;
-  if (layout_ == TableLayout::kPerPair) {
-    for (size_t i = 0; i < pairs; ++i) {
-      cos_out[i] = static_cast<float>(scale * cos_values[i]);
-      sin_out[i] = static_cast<float>(scale * sin_values[i]);
-    }
-  } else {
-    for (size_t i = 0; i < pairs; ++i) {
-      const float c = static_cast<float>(scale * cos_values[i]);
-      const float s = static_cast<float>(scale * sin_values[i]);
-      cos_out[2 * i] = cos_out[2 * i + 1] = c;
-      sin_out[2 * i] = -s;
-      sin_out[2 * i + 1] = s;
-    }
+    const int64_t first = std::max(block, row_begin);
+    build_rows(build, first - block, std::min(row_end, block + kStepRows) - block, chunk + first * row_floats_);
   }
 }
 

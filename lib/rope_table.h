@@ -69,7 +69,6 @@ class RopeTable {
   void BuildChunks(std::vector<int64_t> missing) const;
   int64_t chunk_rows() const { return int64_t{1} << chunk_shift_; }
   void FillRows(float* chunk, int64_t first_position, int64_t row_begin, int64_t row_end) const;
-  void StoreRow(float* row, const double* cos_values, const double* sin_values) const;
 
   // Rows are built by angle addition from an exact base every kStepRows
   // positions: cos/sin(j * inv_freq[i]) for j < kStepRows, [j][i], in double.

@@ -352,6 +352,60 @@ void TestF32ToBF16RoundsToNearestEven() {
   for (size_t i = 0; i < all.size(); ++i) ASSERT_EQ(rotary_test::FloatBits(widened[i]), i << 16);
 }
 
+// ---- the table build: every target writes the same rows, bit for bit ----
+
+// This target's BuildTableRows against the scalar formula of RowBuild, bit for
+// bit, for row lengths around the vector size, both layouts, with and without
+// an attention factor, on a step range that starts past step 0, with guards
+// around it. (The scalar remainder of a row is this formula itself; the vector
+// part must round the same double values the same way.)
+void TestTableRowsAreTheScalarFormula() {
+  std::mt19937_64 rng(99);
+  std::uniform_real_distribution<double> unit(-1.0, 1.0);
+  constexpr int64_t kSteps = 5;
+  for (size_t pairs : PairCounts()) {
+    std::vector<double> base_cos(pairs), base_sin(pairs), step_cos(kSteps * pairs), step_sin(kSteps * pairs);
+    for (auto* values : {&base_cos, &base_sin, &step_cos, &step_sin}) {
+      for (double& v : *values) v = unit(rng);
+    }
+    for (const TableLayout layout : {TableLayout::kPerPair, TableLayout::kPerComponent}) {
+      for (const double scale : {1.0, 1.0 + 1.0 / 3.0}) {
+        const int64_t row_floats = RowFloats(layout, pairs);
+        const RowBuild build{base_cos.data(), base_sin.data(), step_cos.data(), step_sin.data(),
+                             pairs,           scale,           layout,          row_floats};
+        // Steps [1, 4): a range that starts past step 0, as a task's may; guards around it.
+        std::vector<float> rows(5 * row_floats, GuardValue());
+        BuildTableRows(build, 1, 4, rows.data() + row_floats);
+        for (int64_t j = 0; j < 5; ++j) {
+          const float* row = rows.data() + j * row_floats;
+          for (size_t i = 0; i < pairs; ++i) {
+            float c = GuardValue(), s = GuardValue(), cos_entries[2], sin_entries[2];
+            if (j >= 1 && j < 4) {
+              c = static_cast<float>(scale * (base_cos[i] * step_cos[j * pairs + i] - base_sin[i] * step_sin[j * pairs + i]));
+              s = static_cast<float>(scale * (base_sin[i] * step_cos[j * pairs + i] + base_cos[i] * step_sin[j * pairs + i]));
+            }
+            const bool guard = j < 1 || j >= 4;
+            if (layout == TableLayout::kPerPair) {
+              ASSERT_EQ(rotary_test::FloatBits(row[i]), rotary_test::FloatBits(c)) << "cos pairs " << pairs << " j " << j << " i " << i;
+              ASSERT_EQ(rotary_test::FloatBits(row[pairs + i]), rotary_test::FloatBits(s)) << "sin pairs " << pairs << " j " << j << " i " << i;
+              continue;
+            }
+            cos_entries[0] = cos_entries[1] = c;
+            sin_entries[0] = guard ? s : -s;
+            sin_entries[1] = s;
+            for (int k = 0; k < 2; ++k) {
+              ASSERT_EQ(rotary_test::FloatBits(row[2 * i + k]), rotary_test::FloatBits(cos_entries[k]))
+                  << "cos pairs " << pairs << " j " << j << " i " << i << " k " << k;
+              ASSERT_EQ(rotary_test::FloatBits(row[2 * pairs + 2 * i + k]), rotary_test::FloatBits(sin_entries[k]))
+                  << "sin pairs " << pairs << " j " << j << " i " << i << " k " << k;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 // NOLINTNEXTLINE(google-readability-namespace-comments)
 }  // namespace HWY_NAMESPACE
 }  // namespace rotary
@@ -369,6 +423,7 @@ HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestSynthesizedRowsMatchDouble);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestF16LoadsEveryValueAndStoresItBack);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestF32ToF16RoundsToNearestEven);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestF32ToBF16RoundsToNearestEven);
+HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestTableRowsAreTheScalarFormula);
 }  // namespace rotary
 #endif
 
