@@ -10,12 +10,19 @@
 
 #include "dispatch/convert-inl.h"
 
+namespace rotary_bench {
+// Whether the CPU rounds bf16 in hardware (rotary's AVX3_ZEN4 target is
+// supported): then the yardsticks round bf16 that way too.
+bool CpuRoundsBF16();
+}  // namespace rotary_bench
+
 HWY_BEFORE_NAMESPACE();
 namespace rotary_bench {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 // rotary's own loads/stores: the yardsticks convert f16/bf16 exactly as rotary
 // does (rounded to nearest even), so they do the same work per element.
+using rotary::HWY_NAMESPACE::BF16NativeStorage;
 using rotary::HWY_NAMESPACE::BF16Storage;
 using rotary::HWY_NAMESPACE::DF;
 using rotary::HWY_NAMESPACE::F16Storage;
@@ -35,15 +42,11 @@ void StreamWidened(typename S::T* HWY_RESTRICT x, size_t n, float a, float b) {
   for (size_t i = 0; i + N <= n; i += N) StoreF32(S(), hn::MulAdd(va, LoadF32(S(), x + i), vb), x + i);
 }
 
-template <class S>
-void StreamTyped(typename S::T* HWY_RESTRICT x, size_t n, float a, float b) {
-  StreamWidened<S>(x, n, a, b);
-}
-
 // bf16 with the kernels' cheapest conversion (two bf16 per f32 lane, by bit
-// operations): the yardstick must be the memory limit, not a rounding loop.
-template <>
-void StreamTyped<BF16Storage>(uint16_t* HWY_RESTRICT x, size_t n, float a, float b) {
+// operations; rounded by the CPU where it can): the yardstick must be the
+// memory limit, not a rounding loop. Out = BF16Storage or BF16NativeStorage.
+template <class Out>
+void StreamBF16(uint16_t* HWY_RESTRICT x, size_t n, float a, float b) {
   size_t i = 0;
 #if ROTARY_BF16_LANES
   const DF d;
@@ -52,16 +55,20 @@ void StreamTyped<BF16Storage>(uint16_t* HWY_RESTRICT x, size_t n, float a, float
   for (; i + 2 * N <= n; i += 2 * N) {
     VF even, odd;
     rotary::HWY_NAMESPACE::bf16_lanes::Load(x + i, even, odd);
-    rotary::HWY_NAMESPACE::bf16_lanes::Store(hn::MulAdd(va, even, vb), hn::MulAdd(va, odd, vb), x + i);
+    rotary::HWY_NAMESPACE::bf16_lanes::Store(Out(), hn::MulAdd(va, even, vb), hn::MulAdd(va, odd, vb), x + i);
   }
 #endif
   StreamWidened<BF16Storage>(x + i, n - i, a, b);  // what is left, and every element on SCALAR
 }
 
 void StreamRange(void* x, int dtype, size_t n, float a, float b) {
-  if (dtype == ROTARY_F32) StreamTyped<F32Storage>(static_cast<float*>(x), n, a, b);
-  if (dtype == ROTARY_F16) StreamTyped<F16Storage>(static_cast<uint16_t*>(x), n, a, b);
-  if (dtype == ROTARY_BF16) StreamTyped<BF16Storage>(static_cast<uint16_t*>(x), n, a, b);
+  if (dtype == ROTARY_F32) StreamWidened<F32Storage>(static_cast<float*>(x), n, a, b);
+  if (dtype == ROTARY_F16) StreamWidened<F16Storage>(static_cast<uint16_t*>(x), n, a, b);
+  if (dtype != ROTARY_BF16) return;
+#if ROTARY_NATIVE_BF16
+  if (CpuRoundsBF16()) return StreamBF16<BF16NativeStorage>(static_cast<uint16_t*>(x), n, a, b);
+#endif
+  StreamBF16<BF16Storage>(static_cast<uint16_t*>(x), n, a, b);
 }
 
 template <class S>
@@ -76,7 +83,11 @@ void ConvertTyped(const float* HWY_RESTRICT src, typename S::T* HWY_RESTRICT dst
 
 void ConvertRange(const float* src, void* dst, int dtype, size_t n) {
   if (dtype == ROTARY_F16) ConvertTyped<F16Storage>(src, static_cast<uint16_t*>(dst), n);
-  if (dtype == ROTARY_BF16) ConvertTyped<BF16Storage>(src, static_cast<uint16_t*>(dst), n);
+  if (dtype != ROTARY_BF16) return;
+#if ROTARY_NATIVE_BF16
+  if (CpuRoundsBF16()) return ConvertTyped<BF16NativeStorage>(src, static_cast<uint16_t*>(dst), n);
+#endif
+  ConvertTyped<BF16Storage>(src, static_cast<uint16_t*>(dst), n);
 }
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)
@@ -85,10 +96,23 @@ void ConvertRange(const float* src, void* dst, int dtype, size_t n) {
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
+#include <string>
+
 #include "lib/scheduler.h"
+#include "rotary/rotary.hpp"
 
 namespace rotary_bench {
 HWY_EXPORT(StreamRange);
+
+bool CpuRoundsBF16() {
+  static const bool supported = [] {
+    for (const std::string& name : rotary::supported_targets()) {
+      if (name == "AVX3_ZEN4") return true;
+    }
+    return false;
+  }();
+  return supported;
+}
 HWY_EXPORT(ConvertRange);
 
 namespace {

@@ -9,10 +9,17 @@
 
 namespace rotary {
 
+// CPU features a target needs beyond those of its Highway target (which
+// Highway checks), as bits.
+enum ExtraCpuFeature : uint32_t {
+  kAvx512Bf16 = 1,  // VCVTNE2PS2BF16 (AVX3_ZEN4: AVX3_DL kernels rounding bf16 in hardware)
+};
+
 struct CompiledTarget {
   int64_t hwy_target;  // Highway's bit for the target (HWY_AVX2, HWY_NEON, ...)
-  const char* name;    // Highway's name for it ("AVX2", "NEON", ...)
+  const char* name;    // Highway's name for it ("AVX2", "NEON", ...), or ours (AVX3_ZEN4)
   KernelTable kernels;
+  uint32_t extra_features;  // ExtraCpuFeature bits
 };
 
 // Best target first.

@@ -44,6 +44,10 @@ struct F16Storage {
 struct BF16Storage {
   using T = uint16_t;
 };
+// bf16 output rounded by the CPU (AVX512_BF16): see "bf16 rounding in hardware" below.
+struct BF16NativeStorage {
+  using T = uint16_t;
+};
 
 namespace convert {
 using DU32 = hn::RebindToUnsigned<DF>;
@@ -189,6 +193,84 @@ HWY_INLINE void StoreF32Pair(BF16Storage, VF lo, VF hi, uint16_t* p) {
   const auto upper_hi = hn::BitCast(d16, convert::RoundedToUpperHalf(hi));
   hn::StoreU(hn::ConcatOdd(d16, upper_hi, upper_lo), d16, p);  // little-endian: the odd u16 is the upper half
 }
+#endif
+
+// ---- bf16 rounding in hardware: AVX512_BF16 (AMD Zen 4, Intel Sapphire Rapids and later) ----
+// VCVTNE2PS2BF16 rounds two f32 vectors to bf16, to nearest even, in one
+// instruction, where RoundedToUpperHalf takes six operations a vector (and
+// the pair a permute): bf16 loops were bound by that rounding. NaNs come out
+// quiet with their upper bits, as from RoundedToUpperHalf, but the instruction
+// reads denormal inputs as zero: a vector (pair) holding a denormal is rounded
+// the software way instead, so the result is the same, bit for bit.
+// Highway 1.0.3 has no op for it and its AVX3_DL target does not require the
+// feature, so the instruction is written in inline assembly (which needs no
+// compiler target flag), BF16NativeStorage has loads and stores only when
+// compiling for AVX3_DL, and the kernels built with it are registered as their own target,
+// AVX3_ZEN4, which the registry offers only where CPUID reports AVX512_BF16
+// (dispatch/target_registry.cc).
+#undef ROTARY_NATIVE_BF16
+#if HWY_TARGET == HWY_AVX3_DL
+#define ROTARY_NATIVE_BF16 1
+namespace native_bf16 {
+using D16 = hn::Repartition<uint16_t, DF>;  // 2N lanes
+using DHalf16 = hn::Rebind<uint16_t, DF>;   // N lanes
+
+constexpr int kDenormalClass = 0x20;  // VFPCLASSPS: denormal
+
+HWY_INLINE bool HasDenormal(VF v) { return _mm512_fpclass_ps_mask(v.raw, kDenormalClass) != 0; }
+HWY_INLINE bool HasDenormal(VF a, VF b) {
+  return (_mm512_fpclass_ps_mask(a.raw, kDenormalClass) | _mm512_fpclass_ps_mask(b.raw, kDenormalClass)) != 0;
+}
+
+// bf16(lo[0..N)), then bf16(hi[0..N)).
+HWY_INLINE hn::Vec<D16> RoundPair(VF lo, VF hi) {
+  __m512i out;
+  // AT&T order: the first source is the one that fills the lower half.
+  asm("vcvtne2ps2bf16 %2, %1, %0" : "=v"(out) : "v"(hi.raw), "v"(lo.raw));
+  return hn::Vec<D16>{out};
+}
+
+HWY_INLINE hn::Vec<DHalf16> Round(VF v) {
+  __m256i out;
+  asm("vcvtneps2bf16 %1, %0" : "=v"(out) : "v"(v.raw));
+  return hn::Vec<DHalf16>{out};
+}
+}  // namespace native_bf16
+
+HWY_INLINE VF LoadF32(BF16NativeStorage, const uint16_t* p) { return convert::BF16ToF32(p); }
+
+HWY_INLINE void StoreF32(BF16NativeStorage, VF v, uint16_t* p) {
+  if (HWY_UNLIKELY(native_bf16::HasDenormal(v))) return convert::F32ToBF16(v, p);
+  hn::StoreU(native_bf16::Round(v), native_bf16::DHalf16(), p);
+}
+
+HWY_INLINE void StoreF32Pair(BF16NativeStorage, VF lo, VF hi, uint16_t* p) {
+  if (HWY_UNLIKELY(native_bf16::HasDenormal(lo, hi))) return StoreF32Pair(BF16Storage(), lo, hi, p);
+  hn::StoreU(native_bf16::RoundPair(lo, hi), native_bf16::D16(), p);
+}
+
+namespace bf16_lanes {
+// The even and odd elements rounded together, then put back in element order
+// with one permute: word 2j of the output is word j (even j), 2j + 1 is word N + j.
+HWY_INLINE void Store(BF16NativeStorage, VF even, VF odd, uint16_t* p) {
+  if (HWY_UNLIKELY(native_bf16::HasDenormal(even, odd))) return Store(even, odd, p);
+  alignas(64) static constexpr uint16_t kElementOrder[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,
+                                                             21, 6, 22, 7, 23, 8,  24, 9,  25, 10, 26,
+                                                             11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i order = _mm512_load_si512(kElementOrder);
+  const __m512i rounded = native_bf16::RoundPair(even, odd).raw;
+  _mm512_storeu_si512(p, _mm512_permutexvar_epi16(order, rounded));
+}
+}  // namespace bf16_lanes
+#else
+#define ROTARY_NATIVE_BF16 0
+#endif
+
+#if ROTARY_BF16_LANES
+namespace bf16_lanes {
+// Overloads by destination storage, for the kernels templated on it.
+HWY_INLINE void Store(BF16Storage, VF even, VF odd, uint16_t* p) { Store(even, odd, p); }
+}  // namespace bf16_lanes
 #endif
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)

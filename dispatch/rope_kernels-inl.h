@@ -203,8 +203,10 @@ HWY_INLINE void ScaleCopy(const typename Src::T* x, typename Dst::T* y, VF scale
 }
 
 // bf16 in and out: the kernels that take bf16 apart two per lane (bf16_lanes).
+// Dst is BF16Storage or, on AVX3_ZEN4, BF16NativeStorage (rounded by the CPU).
 template <class Src, class Dst>
-constexpr bool kBF16ToBF16 = std::is_same<Src, BF16Storage>::value && std::is_same<Dst, BF16Storage>::value;
+constexpr bool kBF16ToBF16 = std::is_same<Src, BF16Storage>::value &&
+                             (std::is_same<Dst, BF16Storage>::value || std::is_same<Dst, BF16NativeStorage>::value);
 
 // ---- bf16 in and out: two bf16 per 32-bit lane (bf16_lanes) ----
 // A vector of 2N bf16 elements is taken apart into its even and odd elements
@@ -239,7 +241,7 @@ HWY_INLINE void LoadBF16Table(const float* cos, const float* sin, size_t at, VF&
 }
 
 // Elements [at, at + 2N) of one head (and their neox partners `half` further).
-template <int kPairing, bool kInverse>
+template <int kPairing, bool kInverse, class Dst>
 HWY_INLINE void RotateBF16Elements(const uint16_t* x, uint16_t* y, size_t at, size_t half, VF cos_even, VF cos_odd,
                                    VF sin_even, VF sin_odd) {
   VF a_even, a_odd;
@@ -249,11 +251,11 @@ HWY_INLINE void RotateBF16Elements(const uint16_t* x, uint16_t* y, size_t at, si
     bf16_lanes::Load(x + half + at, c_even, c_odd);
     RotatePairs<kInverse>(a_even, c_even, cos_even, sin_even);
     RotatePairs<kInverse>(a_odd, c_odd, cos_odd, sin_odd);
-    bf16_lanes::Store(c_even, c_odd, y + half + at);
+    bf16_lanes::Store(Dst(), c_even, c_odd, y + half + at);
   } else {
     RotatePairs<kInverse>(a_even, a_odd, cos_even, sin_odd);
   }
-  bf16_lanes::Store(a_even, a_odd, y + at);
+  bf16_lanes::Store(Dst(), a_even, a_odd, y + at);
 }
 
 // The table entries of a row chunk split for bf16_lanes once per row chunk,
@@ -307,7 +309,7 @@ struct BF16SplitRowChunk {
 
 // Elements [first, first + chunks * 2N) of kHeads heads, `xs` / `ys` elements
 // apart, with the split table of those elements.
-template <int kPairing, bool kInverse, size_t kHeads>
+template <int kPairing, bool kInverse, class Dst, size_t kHeads>
 HWY_INLINE void RotateBF16SplitChunks(const uint16_t* x, int64_t xs, uint16_t* y, int64_t ys,
                                       const BF16SplitRowChunk& split, size_t first, size_t chunks, size_t half) {
   const size_t step = 2 * hn::Lanes(DF());
@@ -315,7 +317,7 @@ HWY_INLINE void RotateBF16SplitChunks(const uint16_t* x, int64_t xs, uint16_t* y
     VF cos_even, cos_odd, sin_even, sin_odd;
     split.Load<kPairing>(u, cos_even, cos_odd, sin_even, sin_odd);
     for (size_t h = 0; h < kHeads; ++h) {
-      RotateBF16Elements<kPairing, kInverse>(x + static_cast<int64_t>(h) * xs, y + static_cast<int64_t>(h) * ys,
+      RotateBF16Elements<kPairing, kInverse, Dst>(x + static_cast<int64_t>(h) * xs, y + static_cast<int64_t>(h) * ys,
                                              first + u * step, half, cos_even, cos_odd, sin_even, sin_odd);
     }
   }
@@ -324,7 +326,7 @@ HWY_INLINE void RotateBF16SplitChunks(const uint16_t* x, int64_t xs, uint16_t* y
 // The whole 2N-element chunks of `floats` elements per half (neox) or head
 // (interleaved) of all heads, kGroup heads at a time, with the table split
 // once per row chunk; returns how many elements per half (head) that covered.
-template <int kPairing, bool kInverse, size_t kGroup>
+template <int kPairing, bool kInverse, class Dst, size_t kGroup>
 HWY_INLINE size_t RotateAllBF16Chunks(const uint16_t* x, int64_t xs, uint16_t* y, int64_t ys, int64_t heads,
                                       const float* cos, const float* sin, size_t floats, size_t half) {
   const size_t step = 2 * hn::Lanes(DF());
@@ -335,10 +337,10 @@ HWY_INLINE size_t RotateAllBF16Chunks(const uint16_t* x, int64_t xs, uint16_t* y
     split.Fill<kPairing>(cos + first, sin + first, chunks * step);
     int64_t h = 0;
     for (; h + static_cast<int64_t>(kGroup) <= heads; h += kGroup) {
-      RotateBF16SplitChunks<kPairing, kInverse, kGroup>(x + h * xs, xs, y + h * ys, ys, split, first, chunks, half);
+      RotateBF16SplitChunks<kPairing, kInverse, Dst, kGroup>(x + h * xs, xs, y + h * ys, ys, split, first, chunks, half);
     }
     for (; h < heads; ++h) {
-      RotateBF16SplitChunks<kPairing, kInverse, 1>(x + h * xs, xs, y + h * ys, ys, split, first, chunks, half);
+      RotateBF16SplitChunks<kPairing, kInverse, Dst, 1>(x + h * xs, xs, y + h * ys, ys, split, first, chunks, half);
     }
   }
   return whole;
@@ -408,7 +410,7 @@ HWY_INLINE void RotateWidenedHeadsWithRowInRegisters(const typename Src::T* x, i
 }
 
 // bf16 in and out: the row is split for bf16_lanes once per row.
-template <int kPairing, bool kInverse, size_t kVectors>
+template <int kPairing, bool kInverse, class Dst, size_t kVectors>
 HWY_INLINE void RotateBF16HeadsWithRowInRegisters(const uint16_t* x, int64_t xs, uint16_t* y, int64_t ys,
                                                   int64_t heads, const float* cos, const float* sin, size_t half) {
   static_assert(kVectors % 2 == 0, "a vector of bf16 spans two vectors of the row");
@@ -420,7 +422,7 @@ HWY_INLINE void RotateBF16HeadsWithRowInRegisters(const uint16_t* x, int64_t xs,
   }
   for (int64_t h = 0; h < heads; ++h) {
     for (size_t u = 0; u < kChunks; ++u) {
-      RotateBF16Elements<kPairing, kInverse>(x + h * xs, y + h * ys, u * step, half, cos_even[u], cos_odd[u],
+      RotateBF16Elements<kPairing, kInverse, Dst>(x + h * xs, y + h * ys, u * step, half, cos_even[u], cos_odd[u],
                                              sin_even[u], sin_odd[u]);
     }
   }
@@ -432,7 +434,7 @@ HWY_NOINLINE void RotateHeadsWithRowInRegisters(const typename Src::T* x, int64_
                                                 int64_t ys, int64_t heads, const float* cos, const float* sin,
                                                 size_t half) {
   if constexpr (kBF16ToBF16<Src, Dst>) {
-    RotateBF16HeadsWithRowInRegisters<kPairing, kInverse, kVectors>(x, xs, y, ys, heads, cos, sin, half);
+    RotateBF16HeadsWithRowInRegisters<kPairing, kInverse, Dst, kVectors>(x, xs, y, ys, heads, cos, sin, half);
   } else {
     RotateWidenedHeadsWithRowInRegisters<kPairing, Src, Dst, kInverse, kVectors>(x, xs, y, ys, heads, cos, sin, half);
   }
@@ -480,7 +482,7 @@ HWY_INLINE void RotateAllHeads(const typename Src::T* x, int64_t xs, typename Ds
   if constexpr (kBF16ToBF16<Src, Dst>) {
     // bf16 pairs of lanes first; what is left (under 2N elements) is widened.
     constexpr size_t kPer = kFloatsPerPair<kPairing>;
-    const size_t done = RotateAllBF16Chunks<kPairing, kInverse, kGroup>(x, xs, y, ys, heads, cos, sin, count * kPer,
+    const size_t done = RotateAllBF16Chunks<kPairing, kInverse, Dst, kGroup>(x, xs, y, ys, heads, cos, sin, count * kPer,
                                                                         half);
     if (done == count * kPer) return;
     x += done;
@@ -608,23 +610,28 @@ void RotateRows(const RowJob& job, int64_t row_begin, int64_t row_end) {
 
 // ---- This target's entry in the kernel registry ----
 
-using StorageTypes = std::tuple<F32Storage, F16Storage, BF16Storage>;  // in DtypeIndex order
+// Sources and destinations in DtypeIndex order; the bf16 destination is
+// BF16Storage, or BF16NativeStorage for the AVX3_ZEN4 table.
+using SourceTypes = std::tuple<F32Storage, F16Storage, BF16Storage>;
+template <class BF16Out>
+using DestinationTypes = std::tuple<F32Storage, F16Storage, BF16Out>;
 
-template <int kPairing, int kDirection, size_t... kPair>
+template <class BF16Out, int kPairing, int kDirection, size_t... kPair>
 constexpr void FillStoragePairs(KernelTable& table, std::index_sequence<kPair...>) {
   ((table.rotate[kPairing][kDirection][kPair / kNumDtypes][kPair % kNumDtypes] =
-        &RotateRows<kPairing, kDirection == kInverse, std::tuple_element_t<kPair / kNumDtypes, StorageTypes>,
-                    std::tuple_element_t<kPair % kNumDtypes, StorageTypes>>),
+        &RotateRows<kPairing, kDirection == kInverse, std::tuple_element_t<kPair / kNumDtypes, SourceTypes>,
+                    std::tuple_element_t<kPair % kNumDtypes, DestinationTypes<BF16Out>>>),
    ...);
 }
 
+template <class BF16Out = BF16Storage>
 constexpr KernelTable MakeKernelTable() {
   KernelTable table{};
   constexpr auto kAllPairs = std::make_index_sequence<kNumDtypes * kNumDtypes>();
-  FillStoragePairs<kNeoxPairs, kForward>(table, kAllPairs);
-  FillStoragePairs<kNeoxPairs, kInverse>(table, kAllPairs);
-  FillStoragePairs<kInterleavedPairs, kForward>(table, kAllPairs);
-  FillStoragePairs<kInterleavedPairs, kInverse>(table, kAllPairs);
+  FillStoragePairs<BF16Out, kNeoxPairs, kForward>(table, kAllPairs);
+  FillStoragePairs<BF16Out, kNeoxPairs, kInverse>(table, kAllPairs);
+  FillStoragePairs<BF16Out, kInterleavedPairs, kForward>(table, kAllPairs);
+  FillStoragePairs<BF16Out, kInterleavedPairs, kInverse>(table, kAllPairs);
   table.build_rows = &BuildTableRows;
   return table;
 }

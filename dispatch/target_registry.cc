@@ -8,6 +8,10 @@
 #include "hwy/targets.h"
 #include "lib/error.h"
 
+#if HWY_ARCH_X86 && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
+
 namespace rotary {
 namespace {
 
@@ -93,10 +97,26 @@ class Registry {
   std::string env_error_;
 };
 
+// The ExtraCpuFeature bits of this CPU, read once.
+uint32_t ExtraCpuFeatures() {
+  static const uint32_t features = [] {
+    uint32_t bits = 0;
+#if HWY_ARCH_X86 && (defined(__GNUC__) || defined(__clang__))
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    // CPUID leaf 7, subleaf 1: EAX bit 5 is AVX512_BF16. (The OS saving the
+    // AVX-512 registers is checked by Highway for the AVX3 targets it needs.)
+    if (__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 5)) != 0) bits |= kAvx512Bf16;
+#endif
+    return bits;
+  }();
+  return features;
+}
+
 }  // namespace
 
 bool CpuSupports(const CompiledTarget& target) {
-  return (hwy::SupportedTargets() & target.hwy_target) != 0;
+  return (hwy::SupportedTargets() & target.hwy_target) != 0 &&
+         (target.extra_features & ~ExtraCpuFeatures()) == 0;
 }
 
 const KernelTable& ActiveKernels() {

@@ -17,6 +17,7 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 
 #include "dispatch/rope_kernels-inl.h"
+#include "dispatch/target_registry.h"
 #include "hwy/highway.h"
 #include "hwy/tests/hwy_gtest.h"
 #include "lib/frequency_plan.h"
@@ -329,27 +330,65 @@ void TestF32ToF16RoundsToNearestEven() {
   }
 }
 
-void TestF32ToBF16RoundsToNearestEven() {
-  const std::vector<float> in = RoundingCases(false);
-  std::vector<uint16_t> out(in.size()), out_pairs(in.size());
-  ConvertAll<F32Storage, BF16Storage>(in.data(), out.data(), in.size());
-  // Two vectors per store, as the kernels that hold a table row in registers write bf16.
-  const size_t N = hn::Lanes(DF());
+// The three bf16 stores of storage S (per vector, per pair of vectors, and
+// the even/odd elements of bf16_lanes) against the exact rounding of `in`.
+template <class S>
+void CheckBF16Stores(const std::vector<float>& in) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  std::vector<uint16_t> out(in.size()), out_pairs(in.size()), out_lanes(in.size());
+  ConvertAll<F32Storage, S>(in.data(), out.data(), in.size());
   for (size_t i = 0; i < in.size(); i += 2 * N) {
-    StoreF32Pair(BF16Storage(), LoadF32(F32Storage(), in.data() + i), LoadF32(F32Storage(), in.data() + i + N),
+    StoreF32Pair(S(), LoadF32(F32Storage(), in.data() + i), LoadF32(F32Storage(), in.data() + i + N),
                  out_pairs.data() + i);
+#if ROTARY_BF16_LANES
+    HWY_ALIGN float even[kMaxLanes], odd[kMaxLanes];
+    for (size_t j = 0; j < N; ++j) {
+      even[j] = in[i + 2 * j];
+      odd[j] = in[i + 2 * j + 1];
+    }
+    bf16_lanes::Store(S(), hn::Load(d, even), hn::Load(d, odd), out_lanes.data() + i);
+#endif
   }
   for (size_t i = 0; i < in.size(); ++i) {
-    ASSERT_EQ(out[i], rotary_test::FloatToBFloat16(in[i]))
-        << in[i] << " (bits " << std::hex << rotary_test::FloatBits(in[i]) << ")";
-    ASSERT_EQ(out_pairs[i], out[i]) << "StoreF32Pair at " << i;
+    const uint16_t expected = rotary_test::FloatToBFloat16(in[i]);
+    ASSERT_EQ(out[i], expected) << in[i] << " (bits " << std::hex << rotary_test::FloatBits(in[i]) << ")";
+    ASSERT_EQ(out_pairs[i], expected) << "StoreF32Pair at " << i;
+#if ROTARY_BF16_LANES
+    ASSERT_EQ(out_lanes[i], expected) << "bf16_lanes::Store at " << i;
+#endif
   }
+}
+
+void TestF32ToBF16RoundsToNearestEven() {
+  CheckBF16Stores<BF16Storage>(RoundingCases(false));
   // bf16 -> f32 is exact: every value.
   std::vector<uint16_t> all(65536);
   std::vector<float> widened(65536);
   for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<uint16_t>(i);
   ConvertAll<BF16Storage, F32Storage>(all.data(), widened.data(), all.size());
   for (size_t i = 0; i < all.size(); ++i) ASSERT_EQ(rotary_test::FloatBits(widened[i]), i << 16);
+}
+
+// AVX3_ZEN4's bf16 output (AVX512_BF16, compiled with the AVX3_DL kernels),
+// on CPUs that have it: the same bits as the software rounding, including
+// denormal inputs (which the instruction reads as zero: those vectors take
+// the software way), NaN and Inf. Elsewhere the test has nothing to run.
+void TestNativeBF16RoundsLikeSoftware() {
+#if ROTARY_NATIVE_BF16
+  bool supported = false;
+  for (size_t i = 0; i < kNumCompiledTargets; ++i) {
+    if (kCompiledTargets[i].extra_features == kAvx512Bf16) supported = CpuSupports(kCompiledTargets[i]);
+  }
+  if (!supported) return;
+  std::vector<float> in = RoundingCases(false);
+  CheckBF16Stores<BF16NativeStorage>(in);
+  // Every pair of vectors free of denormals, so the instruction rounds them all.
+  for (float& v : in) {
+    if (std::fpclassify(v) == FP_SUBNORMAL) v = 1.0f;
+  }
+  CheckBF16Stores<BF16NativeStorage>(in);
+#endif
 }
 
 // ---- the table build: every target writes the same rows, bit for bit ----
@@ -424,21 +463,36 @@ HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestF16LoadsEveryValueAndStoresItBack);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestF32ToF16RoundsToNearestEven);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestF32ToBF16RoundsToNearestEven);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestTableRowsAreTheScalarFormula);
+HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestNativeBF16RoundsLikeSoftware);
 }  // namespace rotary
 #endif
 
 #if HWY_ONCE
+#include <fstream>
 #include <set>
 #include <string>
 
 #include "rotary/rotary.hpp"
 
+// Whether the kernel reports AVX512_BF16 (Linux /proc/cpuinfo: an oracle
+// independent of the registry's CPUID check); false where it cannot tell.
+bool CpuInfoHasAvx512Bf16() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string word;
+  while (cpuinfo >> word) {
+    if (word == "avx512_bf16") return true;
+  }
+  return false;
+}
+
 // The library's registry must offer exactly the targets Highway builds and this
-// CPU runs: a target missing from the registry would silently go untested.
+// CPU runs, plus AVX3_ZEN4 (AVX3_DL rounding bf16 in hardware) where the CPU has
+// AVX512_BF16: a target missing from the registry would silently go untested.
 TEST(TargetRegistry, OffersEveryTargetHighwayBuildsHere) {
-  std::set<std::string> from_highway;
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) from_highway.insert(hwy::TargetName(target));
+  std::set<std::string> expected;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) expected.insert(hwy::TargetName(target));
+  if (expected.count("AVX3_DL") != 0 && CpuInfoHasAvx512Bf16()) expected.insert("AVX3_ZEN4");
   const std::vector<std::string> supported = rotary::supported_targets();
-  EXPECT_EQ(from_highway, std::set<std::string>(supported.begin(), supported.end()));
+  EXPECT_EQ(expected, std::set<std::string>(supported.begin(), supported.end()));
 }
 #endif
