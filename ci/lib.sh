@@ -36,11 +36,13 @@ ci_ctest() {
   return "$rc"
 }
 
-# ci_targets_run LOG: the Highway targets whose kernel tests passed in LOG (a
-# ctest output), on one line, in the order ctest reported them.
+# ci_targets_run LOG: the kernel targets whose tests passed in LOG (a ctest
+# output): Highway's, from the per-target kernel tests, and the registry's own
+# (AVX3_ZEN4), from the end-to-end tests run per target; on one line, in the
+# order ctest reported them.
 ci_targets_run() {
-  sed -nE 's|^.*Test +#[0-9]+: RopeKernelTest[^ ]*/([A-Z0-9_]+) .* Passed .*$|\1|p' "$1" | awk '!seen[$0]++' |
-    tr '\n' ' ' | sed 's/ $//'
+  sed -nE 's#^.*Test +\#[0-9]+: (RopeKernelTest|EveryTarget/)[^ ]*/([A-Z0-9_]+) .* Passed .*$#\2#p' "$1" |
+    awk '!seen[$0]++' | tr '\n' ' ' | sed 's/ $//'
 }
 
 # ci_one_target_march: the -march flag of the one Highway target that the
