@@ -103,6 +103,7 @@ HWY_AFTER_NAMESPACE();
 
 namespace rotary_bench {
 HWY_EXPORT(StreamRange);
+HWY_EXPORT(ConvertRange);
 
 bool CpuRoundsBF16() {
   static const bool supported = [] {
@@ -113,7 +114,6 @@ bool CpuRoundsBF16() {
   }();
   return supported;
 }
-HWY_EXPORT(ConvertRange);
 
 namespace {
 int64_t ElementBytes(rotary_dtype dtype) { return dtype == ROTARY_F32 ? 4 : 2; }

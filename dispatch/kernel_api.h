@@ -103,8 +103,8 @@ enum DirectionIndex { kForward = 0, kInverse = 1, kNumDirections = 2 };
 enum DtypeIndex { kF32 = 0, kF16 = 1, kBF16 = 2, kNumDtypes = 3 };
 
 // Rows of a full table that share one base position: cos/sin of the base
-// angles and of the step angles j * inv_freq[i], exact in double (see
-// dispatch/table_build-inl.h).
+// angles and of the step angles j * inv_freq[i] (exact angles; their cos/sin
+// from libm in double), see dispatch/table_build-inl.h.
 struct RowBuild {
   const double* base_cos;  // pairs values
   const double* base_sin;

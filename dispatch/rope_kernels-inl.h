@@ -317,8 +317,9 @@ HWY_INLINE void RotateBF16SplitChunks(const uint16_t* x, int64_t xs, uint16_t* y
     VF cos_even, cos_odd, sin_even, sin_odd;
     split.Load<kPairing>(u, cos_even, cos_odd, sin_even, sin_odd);
     for (size_t h = 0; h < kHeads; ++h) {
-      RotateBF16Elements<kPairing, kInverse, Dst>(x + static_cast<int64_t>(h) * xs, y + static_cast<int64_t>(h) * ys,
-                                             first + u * step, half, cos_even, cos_odd, sin_even, sin_odd);
+      RotateBF16Elements<kPairing, kInverse, Dst>(x + static_cast<int64_t>(h) * xs,
+                                                  y + static_cast<int64_t>(h) * ys, first + u * step, half, cos_even,
+                                                  cos_odd, sin_even, sin_odd);
     }
   }
 }
@@ -337,7 +338,8 @@ HWY_INLINE size_t RotateAllBF16Chunks(const uint16_t* x, int64_t xs, uint16_t* y
     split.Fill<kPairing>(cos + first, sin + first, chunks * step);
     int64_t h = 0;
     for (; h + static_cast<int64_t>(kGroup) <= heads; h += kGroup) {
-      RotateBF16SplitChunks<kPairing, kInverse, Dst, kGroup>(x + h * xs, xs, y + h * ys, ys, split, first, chunks, half);
+      RotateBF16SplitChunks<kPairing, kInverse, Dst, kGroup>(x + h * xs, xs, y + h * ys, ys, split, first, chunks,
+                                                             half);
     }
     for (; h < heads; ++h) {
       RotateBF16SplitChunks<kPairing, kInverse, Dst, 1>(x + h * xs, xs, y + h * ys, ys, split, first, chunks, half);
@@ -423,7 +425,7 @@ HWY_INLINE void RotateBF16HeadsWithRowInRegisters(const uint16_t* x, int64_t xs,
   for (int64_t h = 0; h < heads; ++h) {
     for (size_t u = 0; u < kChunks; ++u) {
       RotateBF16Elements<kPairing, kInverse, Dst>(x + h * xs, y + h * ys, u * step, half, cos_even[u], cos_odd[u],
-                                             sin_even[u], sin_odd[u]);
+                                                  sin_even[u], sin_odd[u]);
     }
   }
 }
@@ -482,8 +484,8 @@ HWY_INLINE void RotateAllHeads(const typename Src::T* x, int64_t xs, typename Ds
   if constexpr (kBF16ToBF16<Src, Dst>) {
     // bf16 pairs of lanes first; what is left (under 2N elements) is widened.
     constexpr size_t kPer = kFloatsPerPair<kPairing>;
-    const size_t done = RotateAllBF16Chunks<kPairing, kInverse, Dst, kGroup>(x, xs, y, ys, heads, cos, sin, count * kPer,
-                                                                        half);
+    const size_t done =
+        RotateAllBF16Chunks<kPairing, kInverse, Dst, kGroup>(x, xs, y, ys, heads, cos, sin, count * kPer, half);
     if (done == count * kPer) return;
     x += done;
     y += done;

@@ -103,9 +103,13 @@ uint32_t ExtraCpuFeatures() {
     uint32_t bits = 0;
 #if HWY_ARCH_X86 && (defined(__GNUC__) || defined(__clang__))
     unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-    // CPUID leaf 7, subleaf 1: EAX bit 5 is AVX512_BF16. (The OS saving the
-    // AVX-512 registers is checked by Highway for the AVX3 targets it needs.)
-    if (__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 5)) != 0) bits |= kAvx512Bf16;
+    // CPUID leaf 7, subleaf 1 (if leaf 7 has it): EAX bit 5 is AVX512_BF16.
+    // (The OS saving the AVX-512 registers is checked by Highway for the AVX3
+    // targets it needs.)
+    const bool has_subleaf_1 = __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && eax >= 1;
+    if (has_subleaf_1 && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 5)) != 0) {
+      bits |= kAvx512Bf16;
+    }
 #endif
     return bits;
   }();

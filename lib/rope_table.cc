@@ -88,7 +88,7 @@ void RopeTable::BuildChunks(std::vector<int64_t> missing) const {
     Fail(Status::kOutOfMemory, "cannot allocate ", bytes, " bytes of cos/sin table for ",
          missing.size() * chunk_rows(), " rows");
   }
-  blocks_.reserve(blocks_.size() + 1);
+  if (blocks_.size() == blocks_.capacity()) blocks_.reserve(2 * blocks_.size() + 1);
   float* const base = block.data();
 
   const int64_t rows = static_cast<int64_t>(missing.size()) * chunk_rows();
