@@ -28,11 +28,9 @@ size_t HugePageBytes() {
   return bytes;
 }
 
-// `bytes` mapped at a huge page boundary, so that every whole huge page of the
-// block can be one; nullptr if the system refuses the mapping.
-void* MapHugePageAligned(size_t bytes, size_t huge) {
-  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  const size_t length = (bytes + page - 1) / page * page;
+// `length` bytes (whole pages) mapped at a huge page boundary, so that every
+// whole huge page of the block can be one; nullptr if the system refuses.
+void* MapHugePageAligned(size_t length, size_t huge) {
   // Over-map by one huge page, then unmap what lies before and after the
   // aligned block.
   void* raw = mmap(nullptr, length + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -56,10 +54,12 @@ TableMemory TableMemory::Allocate(size_t bytes) {
 #if defined(__linux__)
   const size_t huge = HugePageBytes();
   if (huge != 0 && bytes >= huge) {
-    memory.data_ = MapHugePageAligned(bytes, huge);
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    const size_t length = (bytes + page - 1) / page * page;
+    memory.data_ = MapHugePageAligned(length, huge);
     if (memory.data_ != nullptr) {
       memory.bytes_ = bytes;
-      memory.mapped_ = true;
+      memory.mapped_bytes_ = length;
     }
     return memory;
   }
@@ -72,14 +72,14 @@ TableMemory TableMemory::Allocate(size_t bytes) {
 TableMemory::TableMemory(TableMemory&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)),
       bytes_(std::exchange(other.bytes_, 0)),
-      mapped_(std::exchange(other.mapped_, false)) {}
+      mapped_bytes_(std::exchange(other.mapped_bytes_, 0)) {}
 
 TableMemory& TableMemory::operator=(TableMemory&& other) noexcept {
   if (this != &other) {
     Free();
     data_ = std::exchange(other.data_, nullptr);
     bytes_ = std::exchange(other.bytes_, 0);
-    mapped_ = std::exchange(other.mapped_, false);
+    mapped_bytes_ = std::exchange(other.mapped_bytes_, 0);
   }
   return *this;
 }
@@ -89,9 +89,8 @@ TableMemory::~TableMemory() { Free(); }
 void TableMemory::Free() {
   if (data_ == nullptr) return;
 #if defined(__linux__)
-  if (mapped_) {
-    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    munmap(data_, (bytes_ + page - 1) / page * page);
+  if (mapped_bytes_ != 0) {
+    munmap(data_, mapped_bytes_);
     data_ = nullptr;
     return;
   }

@@ -36,7 +36,7 @@ class TableMemory {
 
   void* data_ = nullptr;
   size_t bytes_ = 0;
-  bool mapped_ = false;  // from mmap (else operator new)
+  size_t mapped_bytes_ = 0;  // the length mmap'd (whole pages), or 0: from operator new
 };
 
 }  // namespace rotary
