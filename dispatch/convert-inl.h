@@ -225,8 +225,6 @@ HWY_INLINE __mmask16 DenormalLanes(VF v) {
   return _mm512_mask_test_epi32_mask(_mm512_testn_epi32_mask(bits, _mm512_set1_epi32(0x7F800000)), bits,
                                      _mm512_set1_epi32(0x007FFFFF));
 }
-HWY_INLINE bool HasDenormal(VF v) { return DenormalLanes(v) != 0; }
-HWY_INLINE bool HasDenormal(VF a, VF b) { return (DenormalLanes(a) | DenormalLanes(b)) != 0; }
 
 // Whether some lane of a rounded result is +-0: only then can an input have
 // been a denormal.
@@ -235,6 +233,16 @@ HWY_INLINE bool HasZero(hn::Vec512<uint16_t> rounded) {
 }
 HWY_INLINE bool HasZero(hn::Vec256<uint16_t> rounded) {
   return _mm256_testn_epi16_mask(rounded.raw, _mm256_set1_epi16(0x7FFF)) != 0;
+}
+
+// Whether `rounded` (the instruction's bf16 of `lo`, then `hi` if given) may
+// differ from the software rounding: the instruction reads denormal inputs as
+// zero. The zero test comes first: it is one instruction, and almost never true.
+HWY_INLINE bool NeedsSoftwareRounding(hn::Vec<DHalf16> rounded, VF lo) {
+  return HasZero(rounded) && DenormalLanes(lo) != 0;
+}
+HWY_INLINE bool NeedsSoftwareRounding(hn::Vec<D16> rounded, VF lo, VF hi) {
+  return HasZero(rounded) && (DenormalLanes(lo) | DenormalLanes(hi)) != 0;
 }
 
 // bf16(lo[0..N)), then bf16(hi[0..N)).
@@ -256,13 +264,13 @@ HWY_INLINE VF LoadF32(BF16NativeStorage, const uint16_t* p) { return convert::BF
 
 HWY_INLINE void StoreF32(BF16NativeStorage, VF v, uint16_t* p) {
   const auto rounded = native_bf16::Round(v);
-  if (HWY_UNLIKELY(native_bf16::HasZero(rounded) && native_bf16::HasDenormal(v))) return convert::F32ToBF16(v, p);
+  if (HWY_UNLIKELY(native_bf16::NeedsSoftwareRounding(rounded, v))) return convert::F32ToBF16(v, p);
   hn::StoreU(rounded, native_bf16::DHalf16(), p);
 }
 
 HWY_INLINE void StoreF32Pair(BF16NativeStorage, VF lo, VF hi, uint16_t* p) {
   const auto rounded = native_bf16::RoundPair(lo, hi);
-  if (HWY_UNLIKELY(native_bf16::HasZero(rounded) && native_bf16::HasDenormal(lo, hi))) {
+  if (HWY_UNLIKELY(native_bf16::NeedsSoftwareRounding(rounded, lo, hi))) {
     return StoreF32Pair(BF16Storage(), lo, hi, p);
   }
   hn::StoreU(rounded, native_bf16::D16(), p);
@@ -274,7 +282,7 @@ namespace bf16_lanes {
 // 2j + 1 is word N + j (from `odd`).
 HWY_INLINE void Store(BF16NativeStorage, VF even, VF odd, uint16_t* p) {
   const auto rounded = native_bf16::RoundPair(even, odd);
-  if (HWY_UNLIKELY(native_bf16::HasZero(rounded) && native_bf16::HasDenormal(even, odd))) {
+  if (HWY_UNLIKELY(native_bf16::NeedsSoftwareRounding(rounded, even, odd))) {
     return Store(even, odd, p);
   }
   alignas(64) static constexpr uint16_t kElementOrder[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,

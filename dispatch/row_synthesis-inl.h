@@ -25,6 +25,7 @@
 #include "dispatch/convert-inl.h"
 #include "dispatch/kernel_api.h"
 #include "dispatch/partial_vectors-inl.h"
+#include "dispatch/row_layout-inl.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
 
@@ -32,34 +33,6 @@ HWY_BEFORE_NAMESPACE();
 namespace rotary {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
-
-// Stores the cos/sin of pairs [i, i + count) (count <= N) into `row`, laid out as
-// the kernel of the pairing reads it (see TableLayout).
-HWY_INLINE void StoreRowPart(const TableView& t, float* HWY_RESTRICT row, size_t i, size_t count, VF cs, VF sn) {
-  const DF d;
-  const size_t N = hn::Lanes(d);
-  if (t.layout == TableLayout::kPerPair) {
-    float* cos_out = row + i;
-    float* sin_out = row + t.pairs + i;
-    if (count == N) {
-      hn::StoreU(cs, d, cos_out);
-      hn::StoreU(sn, d, sin_out);
-      return;
-    }
-    StoreTailF32<F32Storage>(cs, cos_out, count);
-    StoreTailF32<F32Storage>(sn, sin_out, count);
-    return;
-  }
-  // kPerComponent: cos_dup[2i] = cos_dup[2i + 1] = cos, sin_alt[2i] = -sin, sin_alt[2i + 1] = +sin.
-  float* cos_dup = row + 2 * i;
-  float* sin_alt = row + 2 * t.pairs + 2 * i;
-  HWY_ALIGN float c[2 * kMaxLanes], s[2 * kMaxLanes];
-  hn::StoreInterleaved2(cs, cs, d, count == N ? cos_dup : c);
-  hn::StoreInterleaved2(hn::Neg(sn), sn, d, count == N ? sin_alt : s);
-  if (count == N) return;
-  CopyFewBytes<2 * kVectorBytes>(cos_dup, c, 2 * count * sizeof(float));
-  CopyFewBytes<2 * kVectorBytes>(sin_alt, s, 2 * count * sizeof(float));
-}
 
 HWY_INLINE void SynthesizeCompactRow(const TableView& t, int64_t position, float* HWY_RESTRICT row) {
   const size_t pairs = t.pairs;
@@ -73,7 +46,7 @@ HWY_INLINE void SynthesizeCompactRow(const TableView& t, int64_t position, float
     const size_t count = pairs - i < N ? pairs - i : N;
     const VF ch = LoadPart(high + i, count, i), sh = LoadPart(high + pairs + i, count, pairs + i);
     const VF cl = LoadPart(low + i, count, i), sl = LoadPart(low + pairs + i, count, pairs + i);
-    StoreRowPart(t, row, i, count, hn::MulSub(ch, cl, hn::Mul(sh, sl)), hn::MulAdd(sh, cl, hn::Mul(ch, sl)));
+    StoreRowPart(t.layout, t.pairs, row, i, count, hn::MulSub(ch, cl, hn::Mul(sh, sl)), hn::MulAdd(sh, cl, hn::Mul(ch, sl)));
   }
 }
 
@@ -139,7 +112,7 @@ HWY_INLINE void SynthesizeOnTheFlyRow(const TableView& t, int64_t position, floa
       e = hn::Load(d, residual);
     }
     const VF c = hn::Cos(d, rf), s = hn::Sin(d, rf);
-    StoreRowPart(t, row, i, count, hn::Mul(hn::NegMulAdd(s, e, c), scale), hn::Mul(hn::MulAdd(c, e, s), scale));
+    StoreRowPart(t.layout, t.pairs, row, i, count, hn::Mul(hn::NegMulAdd(s, e, c), scale), hn::Mul(hn::MulAdd(c, e, s), scale));
   }
 }
 

@@ -6,7 +6,8 @@
 // in double, times the attention factor, rounded once to f32. Every target does
 // the same IEEE operations in the same order (a multiply and a subtract, never
 // a fused multiply-add; the remainder of a row in scalar code), so every target
-// builds the same table, bit for bit (tests/kernel_test.cc checks it).
+// builds the same table, bit for bit (tests/kernel_test.cc checks it). Rows
+// are written by StoreRowPart (row_layout-inl.h), as synthesized rows are.
 //
 // Why vectors: a 131072-position table is 8.4 M pairs; in scalar code their
 // arithmetic and stores were 125 M instructions, 80% of the build.
@@ -22,7 +23,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "dispatch/convert-inl.h"
 #include "dispatch/kernel_api.h"
+#include "dispatch/row_layout-inl.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -30,53 +33,67 @@ namespace rotary {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// Pair i of one row: the scalar form of the vector loop below, and its remainder.
-HWY_INLINE void BuildPairScalar(const RowBuild& b, const double* step_cos, const double* step_sin, size_t i,
-                                float* HWY_RESTRICT row) {
-  const float c = static_cast<float>(b.scale * (b.base_cos[i] * step_cos[i] - b.base_sin[i] * step_sin[i]));
-  const float s = static_cast<float>(b.scale * (b.base_sin[i] * step_cos[i] + b.base_cos[i] * step_sin[i]));
-  if (b.layout == TableLayout::kPerPair) {
-    row[i] = c;
-    row[b.pairs + i] = s;
-  } else {
-    row[2 * i] = row[2 * i + 1] = c;
-    row[2 * b.pairs + 2 * i] = -s;
-    row[2 * b.pairs + 2 * i + 1] = s;
+// cos and sin of pairs [i, i + count) of one row (count <= N), one pair at a
+// time: the scalar form of VectorPairs, for the remainder of a row and for
+// targets without f64 vectors. Lanes from count on are zero.
+HWY_INLINE void ScalarPairs(const RowBuild& b, const double* step_cos, const double* step_sin, size_t i, size_t count,
+                            VF& c, VF& s) {
+  HWY_ALIGN float cos_part[kMaxLanes], sin_part[kMaxLanes];
+  for (size_t j = 0; j < hn::Lanes(DF()); ++j) {
+    const size_t k = i + j;
+    cos_part[j] = j < count ? static_cast<float>(b.scale * (b.base_cos[k] * step_cos[k] - b.base_sin[k] * step_sin[k]))
+                            : 0.0f;
+    sin_part[j] = j < count ? static_cast<float>(b.scale * (b.base_sin[k] * step_cos[k] + b.base_cos[k] * step_sin[k]))
+                            : 0.0f;
   }
+  c = hn::Load(DF(), cos_part);
+  s = hn::Load(DF(), sin_part);
 }
+
+#if HWY_TARGET != HWY_SCALAR && HWY_HAVE_FLOAT64
+// cos and sin of pairs [i, i + N) of one row, in two halves of N / 2 doubles.
+HWY_INLINE void VectorPairs(const RowBuild& b, const double* step_cos, const double* step_sin, size_t i, VF& c,
+                            VF& s) {
+  using DD = hn::RepartitionToWide<DF>;  // N / 2 doubles
+  const DD dd;
+  const hn::Rebind<float, DD> dh;  // N / 2 floats: half of DF
+  const size_t half = hn::Lanes(dd);
+  const auto scale = hn::Set(dd, b.scale);
+  hn::Vec<decltype(dh)> c_half[2], s_half[2];
+  for (size_t h = 0; h < 2; ++h) {
+    const size_t k = i + h * half;
+    const auto base_cos = hn::LoadU(dd, b.base_cos + k), base_sin = hn::LoadU(dd, b.base_sin + k);
+    const auto cos_step = hn::LoadU(dd, step_cos + k), sin_step = hn::LoadU(dd, step_sin + k);
+    c_half[h] = hn::DemoteTo(dh, hn::Mul(scale, hn::Sub(hn::Mul(base_cos, cos_step), hn::Mul(base_sin, sin_step))));
+    s_half[h] = hn::DemoteTo(dh, hn::Mul(scale, hn::Add(hn::Mul(base_sin, cos_step), hn::Mul(base_cos, sin_step))));
+  }
+  c = hn::Combine(DF(), c_half[1], c_half[0]);
+  s = hn::Combine(DF(), s_half[1], s_half[0]);
+}
+#endif
 
 // Rows of steps [step_begin, step_end) of one base, the first at `row`, one
 // every b.row_floats floats. Not inlined: called once per task, off the apply path.
 inline HWY_NOINLINE void BuildTableRows(const RowBuild& b, int64_t step_begin, int64_t step_end,
                                         float* HWY_RESTRICT row) {
   const size_t pairs = b.pairs;
+  const size_t N = hn::Lanes(DF());
   for (int64_t j = step_begin; j < step_end; ++j, row += b.row_floats) {
     const double* step_cos = b.step_cos + static_cast<size_t>(j) * pairs;
     const double* step_sin = b.step_sin + static_cast<size_t>(j) * pairs;
-    size_t i = 0;
+    for (size_t i = 0; i < pairs; i += N) {
+      const size_t count = pairs - i < N ? pairs - i : N;
+      VF c, s;
 #if HWY_TARGET != HWY_SCALAR && HWY_HAVE_FLOAT64
-    using D64 = hn::ScalableTag<double>;
-    const D64 dd;
-    const hn::Rebind<float, D64> df;  // as many floats: half a vector
-    const size_t N = hn::Lanes(dd);
-    const auto scale = hn::Set(dd, b.scale);
-    for (; i + N <= pairs; i += N) {
-      const auto base_cos = hn::LoadU(dd, b.base_cos + i), base_sin = hn::LoadU(dd, b.base_sin + i);
-      const auto cos_step = hn::LoadU(dd, step_cos + i), sin_step = hn::LoadU(dd, step_sin + i);
-      const auto c = hn::DemoteTo(
-          df, hn::Mul(scale, hn::Sub(hn::Mul(base_cos, cos_step), hn::Mul(base_sin, sin_step))));
-      const auto s = hn::DemoteTo(
-          df, hn::Mul(scale, hn::Add(hn::Mul(base_sin, cos_step), hn::Mul(base_cos, sin_step))));
-      if (b.layout == TableLayout::kPerPair) {
-        hn::StoreU(c, df, row + i);
-        hn::StoreU(s, df, row + pairs + i);
-      } else {
-        hn::StoreInterleaved2(c, c, df, row + 2 * i);
-        hn::StoreInterleaved2(hn::Neg(s), s, df, row + 2 * pairs + 2 * i);
-      }
-    }
+      if (count == N) {
+        VectorPairs(b, step_cos, step_sin, i, c, s);
+      } else
 #endif
-    for (; i < pairs; ++i) BuildPairScalar(b, step_cos, step_sin, i, row);
+      {
+        ScalarPairs(b, step_cos, step_sin, i, count, c, s);
+      }
+      StoreRowPart(b.layout, pairs, row, i, count, c, s);
+    }
   }
 }
 
