@@ -2,12 +2,19 @@
 // to 1,000,000 that force table growth while others read: every result must be
 // bit-identical to the same call made alone on a fresh rope. ThreadSanitizer
 // runs this in CI (ci/sanitize.sh picks tests named *Stress*).
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <future>
 #include <random>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <tbb/global_control.h>
+#include <tbb/task_arena.h>
+#include <tbb/task_group.h>
 #include "rotary/rotary.hpp"
 
 namespace {
@@ -79,6 +86,57 @@ TEST(StressTest, EightThreadsOnSharedRopesMatchSingleThreaded) {
   }
   for (std::thread& th : threads) th.join();
   for (int t = 0; t < kThreads; ++t) EXPECT_EQ(mismatches[t], 0) << "thread " << t;
+}
+
+// A caller's oneTBB tasks that apply one rope at positions whose rows are not
+// built yet, while the caller's own thread builds rows: the build's
+// parallel_for must not let that thread run the caller's waiting tasks (they
+// would take the table's build lock a second time on the same thread). A
+// deadlock here fails the test after a minute instead of hanging CI.
+TEST(StressTest, TableGrowthInsideCallersTbbTasksDoesNotDeadlock) {
+#ifdef ROTARY_TESTS_EMULATED
+  constexpr int kTrials = 3;
+#else
+  constexpr int kTrials = 30;
+#endif
+  constexpr int kTasks = 12;            // each applies in a chunk of its own
+  constexpr int64_t kChunkRows = 1024;  // the table's chunk (README: rows are built in chunks of 1024)
+  constexpr int64_t kHeadDim = 512;     // 2 MiB chunks: builds long enough for threads to steal from each other
+  auto run = std::async(std::launch::async, [&] {
+    rotary::Rope rope(rotary::Config().head_dim(kHeadDim).max_positions(1).position_limit(int64_t{1} << 24));
+    tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, 4);
+    tbb::task_arena arena(4);
+    int64_t next_chunk = 1;
+    for (int trial = 0; trial < kTrials; ++trial) {
+      arena.execute([&] {
+        const int64_t first = next_chunk;
+        next_chunk += kTasks + 1;
+        auto apply_at = [&](int64_t chunk) {
+          std::vector<float> x(kHeadDim, 1.0f);
+          rope.apply(rotary::Tensor(x.data(), 1, 1, 1, kHeadDim), chunk * kChunkRows);
+        };
+        std::atomic<bool> spawned{false}, release{false};
+        tbb::task_group outer;
+        outer.run([&] {
+          tbb::task_group inner;
+          for (int i = 1; i <= kTasks; ++i) inner.run([&, i] { apply_at(first + i); });
+          spawned = true;
+          while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          inner.wait();
+        });
+        while (!spawned) std::this_thread::sleep_for(std::chrono::microseconds(100));
+        apply_at(first);  // builds a chunk while the caller's tasks wait
+        release = true;
+        outer.wait();
+      });
+      rotary::cache_trim();  // no call reads the rows now: free them
+    }
+  });
+  if (run.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    ADD_FAILURE() << "table growth inside the caller's TBB tasks deadlocked";
+    std::_Exit(1);  // the deadlocked threads cannot be joined
+  }
+  run.get();
 }
 
 }  // namespace
