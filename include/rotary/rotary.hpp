@@ -156,6 +156,10 @@ inline double softmax_scale_factor(const Config& config) {
 // A strided [batch, seq, heads, head_dim] view (strides in elements).
 struct Tensor {
   rotary_tensor t;
+  // The head_dim given to a contiguous constructor, checked against the rope's
+  // (a mismatch would make the rope rotate past the end of each head); 0 when
+  // the view is built from strides, which do not say it.
+  int64_t head_dim = 0;
 
   // f32, contiguous.
   Tensor(float* data, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim)
@@ -166,7 +170,9 @@ struct Tensor {
       : Tensor(data, Dtype::kF32, batch, seq, heads, stride_batch, stride_seq, stride_head) {}
   // Any storage type, contiguous.
   Tensor(void* data, Dtype dtype, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim)
-      : Tensor(data, dtype, batch, seq, heads, seq * heads * head_dim, heads * head_dim, head_dim) {}
+      : Tensor(data, dtype, batch, seq, heads, seq * heads * head_dim, heads * head_dim, head_dim) {
+    this->head_dim = head_dim;
+  }
   // Any storage type, explicit element strides.
   Tensor(void* data, Dtype dtype, int64_t batch, int64_t seq, int64_t heads, int64_t stride_batch,
          int64_t stride_seq, int64_t stride_head)
@@ -183,7 +189,9 @@ struct PackedQkv {
     rotary_tensor q, k, v;
     detail::Check(rotary_packed_qkv_views(data, static_cast<rotary_dtype>(dtype), batch, seq, q_heads,
                                           kv_heads, head_dim, &q, &k, &v));
-    return PackedQkv{Tensor(q), Tensor(k), Tensor(v)};
+    PackedQkv views{Tensor(q), Tensor(k), Tensor(v)};
+    views.q.head_dim = views.k.head_dim = views.v.head_dim = head_dim;
+    return views;
   }
 };
 
@@ -191,23 +199,29 @@ struct PackedQkv {
 struct Positions {
   const int64_t* ids = nullptr;
   int64_t offset = 0;
+  // The number of ids when they come from a vector: it must be batch * seq of
+  // the call's tensors (checked). -1 for a bare pointer, which the caller vouches for.
+  int64_t count = -1;
 
   Positions() = default;
   /*implicit*/ Positions(int64_t start) : offset(start) {}
   /*implicit*/ Positions(const std::vector<int64_t>& explicit_ids, int64_t add = 0)
-      : ids(explicit_ids.data()), offset(add) {}
+      : ids(explicit_ids.data()), offset(add), count(static_cast<int64_t>(explicit_ids.size())) {}
   Positions(const int64_t* explicit_ids, int64_t add) : ids(explicit_ids), offset(add) {}
 };
 
 class Rope {
  public:
-  explicit Rope(const Config& config = Config()) { detail::Check(rotary_create(&config.c, &rope_)); }
+  explicit Rope(const Config& config = Config()) : head_dim_(config.c.head_dim) {
+    detail::Check(rotary_create(&config.c, &rope_));
+  }
   ~Rope() { rotary_destroy(rope_); }
-  Rope(Rope&& other) noexcept : rope_(std::exchange(other.rope_, nullptr)) {}
+  Rope(Rope&& other) noexcept : rope_(std::exchange(other.rope_, nullptr)), head_dim_(other.head_dim_) {}
   Rope& operator=(Rope&& other) noexcept {
     if (this != &other) {
       rotary_destroy(rope_);
       rope_ = std::exchange(other.rope_, nullptr);
+      head_dim_ = other.head_dim_;
     }
     return *this;
   }
@@ -216,26 +230,38 @@ class Rope {
 
   // In place. Thread-safe: many threads may apply one Rope at once.
   void apply(const Tensor& x, Positions positions = Positions()) const {
+    CheckView(x, "x", positions);
     detail::Check(rotary_apply(rope_, &x.t, positions.ids, positions.offset));
   }
   void apply_inverse(const Tensor& x, Positions positions = Positions()) const {
+    CheckView(x, "x", positions);
     detail::Check(rotary_apply_inverse(rope_, &x.t, positions.ids, positions.offset));
   }
 
   // Out of place: src -> dst, each with its own storage type and strides.
   void apply_to(const Tensor& src, const Tensor& dst, Positions positions = Positions()) const {
+    CheckView(src, "src", positions);
+    CheckView(dst, "dst", positions);
     detail::Check(rotary_apply_to(rope_, &src.t, &dst.t, positions.ids, positions.offset));
   }
   void apply_inverse_to(const Tensor& src, const Tensor& dst, Positions positions = Positions()) const {
+    CheckView(src, "src", positions);
+    CheckView(dst, "dst", positions);
     detail::Check(rotary_apply_inverse_to(rope_, &src.t, &dst.t, positions.ids, positions.offset));
   }
 
   // q and k (any head counts) in one pass, in place; q_scale multiplies all of q.
   void apply_qk(const Tensor& q, const Tensor& k, Positions positions = Positions(), float q_scale = 1.0f) const {
+    CheckView(q, "q", positions);
+    CheckView(k, "k", positions);
     detail::Check(rotary_apply_qk(rope_, &q.t, &k.t, positions.ids, positions.offset, q_scale));
   }
   void apply_qk_to(const Tensor& q_src, const Tensor& q_dst, const Tensor& k_src, const Tensor& k_dst,
                    Positions positions = Positions(), float q_scale = 1.0f) const {
+    CheckView(q_src, "q_src", positions);
+    CheckView(q_dst, "q_dst", positions);
+    CheckView(k_src, "k_src", positions);
+    CheckView(k_dst, "k_dst", positions);
     detail::Check(rotary_apply_qk_to(rope_, &q_src.t, &q_dst.t, &k_src.t, &k_dst.t, positions.ids,
                                      positions.offset, q_scale));
   }
@@ -243,6 +269,7 @@ class Rope {
   // The q and k heads of a packed QKV buffer, in place; v untouched.
   void apply_packed_qkv(void* data, Dtype dtype, int64_t batch, int64_t seq, int64_t q_heads,
                         int64_t kv_heads, Positions positions = Positions(), float q_scale = 1.0f) const {
+    CheckPositions(positions, batch, seq);
     detail::Check(rotary_apply_packed_qkv(rope_, data, static_cast<rotary_dtype>(dtype), batch, seq, q_heads,
                                           kv_heads, positions.ids, positions.offset, q_scale));
   }
@@ -254,7 +281,28 @@ class Rope {
   const rotary_rope* handle() const noexcept { return rope_; }
 
  private:
+  // What the C ABI cannot see: the head_dim a contiguous Tensor was made with,
+  // and the length of a positions vector.
+  void CheckView(const Tensor& x, const char* name, const Positions& positions) const {
+    if (x.head_dim != 0 && x.head_dim != head_dim_) {
+      throw Error(Status::kInvalidArgument, std::string(name) + ": a tensor of head_dim " +
+                                                std::to_string(x.head_dim) + " for a rope of head_dim " +
+                                                std::to_string(head_dim_));
+    }
+    CheckPositions(positions, x.t.batch, x.t.seq);
+  }
+  static void CheckPositions(const Positions& positions, int64_t batch, int64_t seq) {
+    if (positions.count < 0 || batch < 0 || seq < 0) return;  // no vector, or a shape the library rejects
+    if (seq != 0 && batch > INT64_MAX / seq) return;            // likewise
+    if (positions.count != batch * seq) {
+      throw Error(Status::kInvalidArgument, "positions: " + std::to_string(positions.count) +
+                                                " ids for batch * seq = " + std::to_string(batch) + " * " +
+                                                std::to_string(seq) + " rows");
+    }
+  }
+
   rotary_rope* rope_ = nullptr;
+  int64_t head_dim_ = 0;
 };
 
 // ---- The process-wide table cache (rotary_cache_*) ----
