@@ -1,12 +1,42 @@
 #include "lib/config.h"
 
+#include <cfloat>
 #include <cmath>
 
 #include "lib/enum_value.h"
 #include "lib/error.h"
+#include "lib/frequency_plan.h"
 #include "lib/frequency_scheme.h"
 
 namespace rotary {
+namespace {
+
+// Fields that pass one by one can still make a plan f32 cannot use: LINEAR
+// with factor 1e-310 gives an infinite inv_freq, a tiny NTK alpha a zero base,
+// an attention factor of 1e-40 an inverse of 1e40. Checked on the plans of
+// the shortest and the longest length (dynamic NTK and LongRoPE choose the
+// plan by length; in between the frequencies lie between those).
+void CheckPlanRange(const FrequencyScheme& s) {
+  const double m = s.attention_factor;
+  if (!(m >= FLT_MIN && m <= 1.0 / FLT_MIN)) {
+    Fail(Status::kInvalidArgument, "the attention factor (config.attention_factor, or the scheme's own) must be in ",
+         "[2^-126, 2^126], so that it and its inverse are normal f32 values, got ", m);
+  }
+  const double last = static_cast<double>(s.position_limit - 1);
+  for (int64_t length : {CanonicalLength(s, 1), CanonicalLength(s, s.position_limit)}) {
+    const FrequencyPlan plan = MakeFrequencyPlan(s, length);
+    for (size_t i = 0; i < plan.inv_freq.size(); ++i) {
+      const double w = plan.inv_freq[i];
+      if (!std::isfinite(w) || !std::isfinite(w * last)) {
+        Fail(Status::kInvalidArgument, "config.base and the scaling fields give inv_freq[", i, "] = ", w,
+             ", and inv_freq times the last position (", s.position_limit_name, " - 1 = ", last,
+             ") must be finite");
+      }
+    }
+  }
+}
+
+}  // namespace
 
 void InitConfig(rotary_config* config) {
   if (config == nullptr) return;
@@ -59,7 +89,7 @@ void ValidateConfig(const rotary_config* c) {
          "config.table_mode must be ROTARY_TABLE_AUTO (0), FULL (1), COMPACT (2) or ON_THE_FLY (3), got ",
          table_mode);
   }
-  ResolveScheme(*c);  // checks the frequency scaling fields
+  CheckPlanRange(ResolveScheme(*c));  // ResolveScheme checks the frequency scaling fields
 }
 
 }  // namespace rotary

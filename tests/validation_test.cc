@@ -70,7 +70,32 @@ INSTANTIATE_TEST_SUITE_P(
         ConfigCase{"ZeroPositionLimit", [](rotary_config& c) { c.position_limit = 0; }, ROTARY_INVALID_ARGUMENT,
                    "position_limit"},
         ConfigCase{"AbsurdPositionLimit", [](rotary_config& c) { c.position_limit = kI64Max; },
-                   ROTARY_INVALID_ARGUMENT, "position_limit"}),
+                   ROTARY_INVALID_ARGUMENT, "position_limit"},
+        // Each field valid alone, the plan unusable in f32 (inf or NaN outputs with ROTARY_OK before).
+        ConfigCase{"LinearFactorMakesInvFreqInfinite",
+                   [](rotary_config& c) {
+                     c.scaling = ROTARY_SCALING_LINEAR;
+                     c.factor = 1e-310;
+                   },
+                   ROTARY_INVALID_ARGUMENT, "inv_freq[0] = inf"},
+        ConfigCase{"NtkAlphaMakesBaseZero",
+                   [](rotary_config& c) {
+                     c.scaling = ROTARY_SCALING_NTK;
+                     c.alpha = 1e-200;
+                     c.rotary_dim = 4;
+                   },
+                   ROTARY_INVALID_ARGUMENT, "inv_freq[1]"},
+        ConfigCase{"InvFreqTimesLastPositionOverflows",
+                   [](rotary_config& c) {
+                     static const std::vector<double> kHuge(64, 1e308);  // one per pair of rotary_dim 128
+                     c.scaling = ROTARY_SCALING_INV_FREQ;
+                     c.inv_freq = rotary_array{kHuge.data(), 64};
+                   },
+                   ROTARY_INVALID_ARGUMENT, "position_limit - 1"},
+        ConfigCase{"AttentionFactorWithoutF32Inverse", [](rotary_config& c) { c.attention_factor = 1e-40; },
+                   ROTARY_INVALID_ARGUMENT, "attention factor"},
+        ConfigCase{"AttentionFactorBeyondF32", [](rotary_config& c) { c.attention_factor = 1e39; },
+                   ROTARY_INVALID_ARGUMENT, "attention factor"}),
     [](const ::testing::TestParamInfo<ConfigCase>& info) { return info.param.name; });
 
 TEST(CApi, CreateRejectsNullPointers) {
