@@ -308,6 +308,7 @@ std::shared_ptr<const CachedTable> TableCache::Acquire(TableSpec spec) {
     TableCache::Instance().Forget(key, table);
     delete table;
   };
+  eviction_order_.reserve(entries_.size() + 1);  // here, where failing to allocate fails only this call
   std::shared_ptr<const CachedTable> table(new CachedTable(std::move(spec)), deleter);
   Touch(*table);
   entries_[std::move(key)] = Entry{table, table.get()};
@@ -356,11 +357,8 @@ int64_t TableCache::BytesLocked() const {
 }
 
 int64_t TableCache::EvictLocked(int64_t limit) {
-  struct Candidate {
-    uint64_t last_used;
-    const CachedTable* table;
-  };
-  std::vector<Candidate> candidates;
+  std::vector<Candidate>& candidates = eviction_order_;  // capacity >= entries_.size(): no allocation
+  candidates.clear();
   int64_t total = 0;
   for (const auto& e : entries_) {
     const int64_t bytes = e.second.raw->bytes();

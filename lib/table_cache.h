@@ -31,6 +31,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "dispatch/kernel_api.h"
 #include "lib/frequency_plan.h"
@@ -175,12 +176,20 @@ class TableCache {
   };
   void Forget(const std::string& key, const CachedTable* table);
   // Frees rows of unpinned tables, least recently used first, until the total
-  // is within `limit`. Caller holds mutex_. Returns the bytes freed.
+  // is within `limit`. Caller holds mutex_. Returns the bytes freed. Never
+  // allocates (see eviction_order_), so trimming works when memory is short.
   int64_t EvictLocked(int64_t limit);
   int64_t BytesLocked() const;
 
+  struct Candidate {
+    uint64_t last_used;
+    const CachedTable* table;
+  };
+
   mutable std::mutex mutex_;
   std::map<std::string, Entry> entries_;
+  // EvictLocked's scratch, reserved for every entry when a table enters the cache.
+  std::vector<Candidate> eviction_order_;
   std::atomic<int64_t> budget_;
   std::atomic<uint64_t> clock_{1};
 };
