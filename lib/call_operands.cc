@@ -24,7 +24,8 @@ void CheckDisjoint(const TensorLayout& a, const char* a_name, const TensorLayout
                    int32_t head_dim) {
   if (MayOverlap(a, b, head_dim)) {
     Fail(Status::kInvalidArgument, a_name, " and ", b_name,
-         " overlap: out-of-place tensors must be separate memory or exactly the same view (in place)");
+         " may overlap: out-of-place tensors must be separate memory, side by side in the rows of one buffer, ",
+         "or exactly the same view (in place)");
   }
 }
 

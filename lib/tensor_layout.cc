@@ -51,10 +51,18 @@ bool MayOverlap(const TensorLayout& a, const TensorLayout& b, int32_t head_dim) 
   const int64_t gap = static_cast<int64_t>(gap_bytes / DtypeBytes(a.dtype));
   auto row_span = [&](const TensorLayout& t) { return (t.heads - 1) * t.stride_head + head_dim; };
   if (gap < row_span(first)) return true;
-  // Both fit in one row slot, so rows of the pair never reach the next row.
-  const int64_t slot = gap + row_span(second);
-  if (a.seq > 1 && slot > a.stride_seq) return true;
-  if (a.batch > 1 && (a.seq - 1) * (a.seq > 1 ? a.stride_seq : 0) + slot > a.stride_batch) return true;
+  // The pair's heads of one (b, s) fill a slot; the slots are disjoint if,
+  // taking batch and seq from the smaller stride up (either may be outer:
+  // sequence-first buffers are [S, B, ...]), each stride is at least the span
+  // of everything inside it, as ValidateTensor checks for one tensor.
+  Dim rows[2] = {{"seq", "stride_seq", a.seq, a.stride_seq}, {"batch", "stride_batch", a.batch, a.stride_batch}};
+  if (rows[1].stride < rows[0].stride) std::swap(rows[0], rows[1]);
+  int64_t span = 0;
+  if (!MulAdd(1, gap, row_span(second), &span)) return true;
+  for (const Dim& d : rows) {
+    if (d.size == 1) continue;
+    if (d.stride < span || !MulAdd(d.stride, d.size - 1, span, &span)) return true;
+  }
   return false;
 }
 

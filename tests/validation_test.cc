@@ -306,6 +306,34 @@ TEST_F(TwoTensorCalls, QkRejectsMismatchesOverlapAndBadScale) {
   ExpectRejected(rotary_apply_qk_to(rope_, &q, nullptr, &k, &k, nullptr, 0, 1.0f), ROTARY_INVALID_ARGUMENT, "q_dst");
 }
 
+// Sequence-first packed buffers ([S, B, (Hq + 2 Hkv) D], Megatron's layout):
+// q and k side by side in each row, with stride_seq > stride_batch. Accepted,
+// and the same as two calls; a k that reaches into the next row's q is not.
+TEST_F(TwoTensorCalls, QkSideBySideInASequenceFirstBufferIsAccepted) {
+  constexpr int64_t kBatch = 2, kSeq = 3, kQHeads = 2, kRow = (kQHeads + 2) * 16;  // one k head, one v head
+  auto view = [&](std::vector<float>& data, int64_t at, int64_t heads) {
+    return rotary_tensor{data.data() + at, ROTARY_F32, kBatch, kSeq, heads, kRow, kBatch * kRow, 16};
+  };
+  std::vector<float> fused(kSeq * kBatch * kRow);
+  for (size_t i = 0; i < fused.size(); ++i) fused[i] = 0.001f * static_cast<float>(i % 997) - 0.5f;
+  std::vector<float> separate = fused;
+  rotary_tensor q = view(fused, 0, kQHeads), k = view(fused, kQHeads * 16, 1);
+  ASSERT_EQ(rotary_apply_qk(rope_, &q, &k, nullptr, 7, 1.0f), ROTARY_OK) << rotary_last_error();
+  rotary_tensor q_alone = view(separate, 0, kQHeads), k_alone = view(separate, kQHeads * 16, 1);
+  ASSERT_EQ(rotary_apply(rope_, &q_alone, nullptr, 7), ROTARY_OK);
+  ASSERT_EQ(rotary_apply(rope_, &k_alone, nullptr, 7), ROTARY_OK);
+  EXPECT_EQ(fused, separate);
+
+  // k two heads wide from the last q head on: past the row into the next one.
+  rotary_tensor q_here = View(0, kQHeads), k_too_wide = View(kQHeads * 16, 3);
+  q_here.stride_batch = k_too_wide.stride_batch = kRow;
+  q_here.stride_seq = k_too_wide.stride_seq = kBatch * kRow;
+  q_here.batch = k_too_wide.batch = kBatch;
+  q_here.seq = k_too_wide.seq = kSeq;
+  ExpectRejected(rotary_apply_qk(rope_, &q_here, &k_too_wide, nullptr, 0, 1.0f), ROTARY_INVALID_ARGUMENT,
+                 "may overlap");
+}
+
 TEST_F(TwoTensorCalls, PackedQkvRejectsBadShapes) {
   rotary_tensor q, k, v;
   ExpectRejected(rotary_packed_qkv_views(nullptr, ROTARY_F32, 1, 1, 4, 2, 16, &q, &k, &v), ROTARY_INVALID_ARGUMENT,
