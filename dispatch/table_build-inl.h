@@ -51,24 +51,27 @@ HWY_INLINE void ScalarPairs(const RowBuild& b, const double* step_cos, const dou
 }
 
 #if HWY_TARGET != HWY_SCALAR && HWY_HAVE_FLOAT64
-// cos and sin of pairs [i, i + N) of one row, in two halves of N / 2 doubles.
+// cos and sin of pairs [k, k + Lanes(dh)) of one row, in double, rounded to f32.
+template <class DH>
+HWY_INLINE void HalfVectorPairs(DH dh, const RowBuild& b, const double* step_cos, const double* step_sin, size_t k,
+                                hn::Vec<DH>& c, hn::Vec<DH>& s) {
+  const hn::Rebind<double, DH> dd;
+  const auto scale = hn::Set(dd, b.scale);
+  const auto base_cos = hn::LoadU(dd, b.base_cos + k), base_sin = hn::LoadU(dd, b.base_sin + k);
+  const auto cos_step = hn::LoadU(dd, step_cos + k), sin_step = hn::LoadU(dd, step_sin + k);
+  c = hn::DemoteTo(dh, hn::Mul(scale, hn::Sub(hn::Mul(base_cos, cos_step), hn::Mul(base_sin, sin_step))));
+  s = hn::DemoteTo(dh, hn::Mul(scale, hn::Add(hn::Mul(base_sin, cos_step), hn::Mul(base_cos, sin_step))));
+}
+
+// cos and sin of pairs [i, i + N) of one row: two halves of N / 2 doubles.
 HWY_INLINE void VectorPairs(const RowBuild& b, const double* step_cos, const double* step_sin, size_t i, VF& c,
                             VF& s) {
-  using DD = hn::RepartitionToWide<DF>;  // N / 2 doubles
-  const DD dd;
-  const hn::Rebind<float, DD> dh;  // N / 2 floats: half of DF
-  const size_t half = hn::Lanes(dd);
-  const auto scale = hn::Set(dd, b.scale);
-  hn::Vec<decltype(dh)> c_half[2], s_half[2];
-  for (size_t h = 0; h < 2; ++h) {
-    const size_t k = i + h * half;
-    const auto base_cos = hn::LoadU(dd, b.base_cos + k), base_sin = hn::LoadU(dd, b.base_sin + k);
-    const auto cos_step = hn::LoadU(dd, step_cos + k), sin_step = hn::LoadU(dd, step_sin + k);
-    c_half[h] = hn::DemoteTo(dh, hn::Mul(scale, hn::Sub(hn::Mul(base_cos, cos_step), hn::Mul(base_sin, sin_step))));
-    s_half[h] = hn::DemoteTo(dh, hn::Mul(scale, hn::Add(hn::Mul(base_sin, cos_step), hn::Mul(base_cos, sin_step))));
-  }
-  c = hn::Combine(DF(), c_half[1], c_half[0]);
-  s = hn::Combine(DF(), s_half[1], s_half[0]);
+  const hn::Rebind<float, hn::RepartitionToWide<DF>> dh;  // N / 2 floats: half of DF
+  hn::Vec<decltype(dh)> c_lo, s_lo, c_hi, s_hi;
+  HalfVectorPairs(dh, b, step_cos, step_sin, i, c_lo, s_lo);
+  HalfVectorPairs(dh, b, step_cos, step_sin, i + hn::Lanes(dh), c_hi, s_hi);
+  c = hn::Combine(DF(), c_hi, c_lo);
+  s = hn::Combine(DF(), s_hi, s_lo);
 }
 #endif
 
