@@ -16,6 +16,15 @@ namespace {
 // Rows per parallel task when building: enough sin/cos work to pay for a task.
 constexpr int64_t kBuildGrainRows = 64;
 
+TableMemory AllocateDirectory(int64_t chunks) {
+  const size_t bytes = static_cast<size_t>(chunks) * sizeof(std::atomic<const float*>);
+  TableMemory directory = TableMemory::AllocateZeroed(bytes);
+  if (directory.raw() == nullptr) {
+    Fail(Status::kOutOfMemory, "cannot allocate the ", bytes, "-byte chunk directory of a cos/sin table");
+  }
+  return directory;
+}
+
 }  // namespace
 
 RopeTable::RopeTable(FrequencyPlan plan, TableLayout layout, int64_t position_limit, int chunk_shift)
@@ -24,9 +33,11 @@ RopeTable::RopeTable(FrequencyPlan plan, TableLayout layout, int64_t position_li
       position_limit_(position_limit),
       chunk_shift_(std::max(chunk_shift, kMinChunkShift)),
       row_floats_(RowFloats(layout, plan_.inv_freq.size())),
-      num_chunks_((position_limit + chunk_rows() - 1) >> chunk_shift_),
-      chunks_(new std::atomic<const float*>[num_chunks_]) {
-  for (int64_t c = 0; c < num_chunks_; ++c) chunks_[c].store(nullptr, std::memory_order_relaxed);
+      directory_(AllocateDirectory((position_limit + chunk_rows() - 1) >> chunk_shift_)),
+      // Zero bytes are null pointers in the atomics (lock-free, as the
+      // platform's pointers): every entry starts unbuilt.
+      chunks_(static_cast<std::atomic<const float*>*>(directory_.raw())) {
+  static_assert(std::atomic<const float*>::is_always_lock_free, "directory entries are plain pointers");
   const size_t pairs = plan_.inv_freq.size();
   step_cos_.resize(kStepRows * pairs);
   step_sin_.resize(kStepRows * pairs);
@@ -65,8 +76,8 @@ bool RopeTable::EnsurePositions(const int64_t* positions, int64_t count, int64_t
 
 int64_t RopeTable::Release() const {
   std::lock_guard<std::mutex> lock(build_mutex_);
-  for (int64_t c = 0; c < num_chunks_; ++c) {
-    chunks_[c].store(nullptr, std::memory_order_relaxed);
+  for (const Block& block : blocks_) {
+    for (int64_t c : block.chunks) chunks_[c].store(nullptr, std::memory_order_relaxed);
   }
   blocks_.clear();
   return bytes_.exchange(0, std::memory_order_relaxed);
@@ -114,7 +125,7 @@ void RopeTable::BuildChunks(std::vector<int64_t> missing) const {
   for (size_t k = 0; k < missing.size(); ++k) {
     chunks_[missing[k]].store(base + k * chunk_floats, std::memory_order_release);
   }
-  blocks_.push_back(std::move(block));  // cannot throw: reserved
+  blocks_.push_back(Block{std::move(block), std::move(missing)});  // cannot throw: reserved, moved
   bytes_.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
 }
 

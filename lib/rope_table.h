@@ -52,10 +52,10 @@ class RopeTable {
   // Returns the bytes freed.
   int64_t Release() const;
 
-  TableView View() const { return TableView{chunks_.get(), chunk_shift_, row_floats_}; }
+  TableView View() const { return TableView{chunks_, chunk_shift_, row_floats_}; }
   // The first chunk (nullptr until built), for views that combine tables.
   const float* FirstChunk() const { return chunks_[0].load(std::memory_order_acquire); }
-  const std::atomic<const float*>* chunks() const { return chunks_.get(); }
+  const std::atomic<const float*>* chunks() const { return chunks_; }
   int chunk_shift() const { return chunk_shift_; }
   const FrequencyPlan& plan() const { return plan_; }
   int64_t position_limit() const { return position_limit_; }
@@ -81,10 +81,18 @@ class RopeTable {
   const int64_t position_limit_;
   const int chunk_shift_;
   const int64_t row_floats_;
-  const int64_t num_chunks_;
-  std::unique_ptr<std::atomic<const float*>[]> chunks_;
+  // The chunk directory: an entry per chunk up to the position limit, in
+  // lazily zeroed memory, so that unused entries cost no resident memory.
+  const TableMemory directory_;
+  std::atomic<const float*>* const chunks_;
   mutable std::mutex build_mutex_;  // serializes builders only; readers never take it
-  mutable std::vector<TableMemory> blocks_;  // the memory of every built chunk (under build_mutex_)
+  // The memory of every build and the chunks it holds (under build_mutex_):
+  // Release() clears those entries only, never the whole directory.
+  struct Block {
+    TableMemory memory;
+    std::vector<int64_t> chunks;
+  };
+  mutable std::vector<Block> blocks_;
   mutable std::atomic<int64_t> bytes_{0};
 };
 

@@ -1,6 +1,7 @@
 #include "lib/table_memory.h"
 
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <new>
 #include <utility>
@@ -66,6 +67,28 @@ TableMemory TableMemory::Allocate(size_t bytes) {
 #endif
   memory.data_ = ::operator new(bytes, kAlignment, std::nothrow);
   if (memory.data_ != nullptr) memory.bytes_ = bytes;
+  return memory;
+}
+
+TableMemory TableMemory::AllocateZeroed(size_t bytes) {
+  TableMemory memory;
+#if defined(__linux__)
+  constexpr size_t kLazyBytes = size_t{1} << 20;  // below, mmap + munmap cost more than zeroing
+  if (bytes >= kLazyBytes) {
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    const size_t length = (bytes + page - 1) / page * page;
+    void* block = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (block == MAP_FAILED) return memory;
+    // Sparse by design: one written entry should cost a small page, not a huge one.
+    madvise(block, length, MADV_NOHUGEPAGE);
+    memory.data_ = block;
+    memory.bytes_ = bytes;
+    memory.mapped_bytes_ = length;
+    return memory;
+  }
+#endif
+  memory = Allocate(bytes);
+  if (memory.data_ != nullptr) std::memset(memory.data_, 0, bytes);
   return memory;
 }
 

@@ -20,6 +20,11 @@ class TableMemory {
   // `bytes` of 64-byte aligned memory, or an empty block (data() == nullptr)
   // when the system has none to give.
   static TableMemory Allocate(size_t bytes);
+  // `bytes` of zeroed, 64-byte aligned memory that costs only the pages written:
+  // from 1 MiB up it is mapped, and untouched pages stay virtual. For a
+  // table's chunk directory, which has an entry for every chunk up to the
+  // position limit (16 MiB at 2^31 positions) and few of them set.
+  static TableMemory AllocateZeroed(size_t bytes);
 
   TableMemory() = default;
   TableMemory(TableMemory&& other) noexcept;
@@ -29,6 +34,7 @@ class TableMemory {
   ~TableMemory();
 
   float* data() const { return static_cast<float*>(data_); }
+  void* raw() const { return data_; }
   size_t bytes() const { return bytes_; }
 
  private:

@@ -1,9 +1,11 @@
 // Table memory: blocks below and above a huge page are 64-byte aligned and
 // writable over their whole length, and move like unique owners; a long table
 // built in one block (huge pages) holds the same rows, bit for bit, as one
-// grown a chunk at a time.
+// grown a chunk at a time. Zeroed blocks (chunk directories) are zero and,
+// where mapped, cost resident memory only for the pages written.
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <utility>
 #include <vector>
 
@@ -29,6 +31,36 @@ TEST(TableMemory, BlocksAreAlignedAndWritable) {
     std::memset(block.data(), 0x5a, bytes);
     EXPECT_EQ(reinterpret_cast<unsigned char*>(block.data())[bytes - 1], 0x5a);
   }
+}
+
+// Resident bytes of this process (Linux), or -1.
+int64_t ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t size = 0, resident = -1;
+  if (!(statm >> size >> resident)) return -1;
+  return resident * 4096;  // pages of 4 KiB on the machines that run this (x86-64, arm64 Linux)
+}
+
+TEST(TableMemory, ZeroedBlocksAreZeroAndLargeOnesCostOnlyWrittenPages) {
+  for (const size_t bytes : {size_t{64}, size_t{4096} + 8, size_t{1} << 20, size_t{16} << 20}) {
+    TableMemory block = TableMemory::AllocateZeroed(bytes);
+    ASSERT_NE(block.raw(), nullptr) << bytes;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(block.raw()) % 64, 0u) << bytes;
+    const unsigned char* p = static_cast<const unsigned char*>(block.raw());
+    EXPECT_EQ(p[0], 0) << bytes;
+    EXPECT_EQ(p[bytes / 2], 0) << bytes;
+    EXPECT_EQ(p[bytes - 1], 0) << bytes;
+  }
+  // A 2^31-position table's directory: 16 MiB, of which a table writes a few entries.
+  const int64_t before = ResidentBytes();
+  if (before < 0) GTEST_SKIP() << "no /proc/self/statm";
+  std::vector<TableMemory> directories;
+  for (int i = 0; i < 8; ++i) {
+    directories.push_back(TableMemory::AllocateZeroed(size_t{16} << 20));
+    ASSERT_NE(directories.back().raw(), nullptr);
+    static_cast<char*>(directories.back().raw())[i * 4096] = 1;
+  }
+  EXPECT_LT(ResidentBytes() - before, int64_t{8} << 20) << "8 x 16 MiB directories should stay mostly virtual";
 }
 
 TEST(TableMemory, MovesOwnership) {
