@@ -60,8 +60,13 @@ class ConfigArgs {
       const std::string key = py::str(item.first);
       if (key != "head_dim") Set(key, py::reinterpret_borrow<py::object>(item.second));
     }
-    if (partial_rotary_factor_ > 0) {
-      config_.rotary_dim(static_cast<int32_t>(config_.c.head_dim * partial_rotary_factor_));
+    if (partial_rotary_factor_ > 0) {  // validated in (0, 1]: the product fits head_dim's type
+      const int32_t from_factor = static_cast<int32_t>(config_.c.head_dim * partial_rotary_factor_);
+      if (rotary_dim_given_ && config_.c.rotary_dim != from_factor) {
+        Invalid("rotary_dim = " + std::to_string(config_.c.rotary_dim) + " and partial_rotary_factor (head_dim * " +
+                "factor = " + std::to_string(from_factor) + ") disagree; give one of them");
+      }
+      config_.rotary_dim(from_factor);
     }
     Point(&config_.c.short_factor, short_factor_);
     Point(&config_.c.long_factor, long_factor_);
@@ -78,11 +83,23 @@ class ConfigArgs {
     if (!values.empty()) *array = rotary_array{values.data(), static_cast<int64_t>(values.size())};
   }
 
+  // One key; a value of the wrong type or range is a rotary.Error naming the key.
   void Set(const std::string& key, const py::object& value) {
+    try {
+      SetChecked(key, value);
+    } catch (const py::cast_error&) {
+      Invalid(key + ": " + std::string(py::str(py::repr(value))) + " is not a valid value (wrong type, or out of range)");
+    } catch (const py::type_error&) {
+      Invalid(key + ": " + std::string(py::str(py::repr(value))) + " is not a valid value (wrong type)");
+    }
+  }
+
+  void SetChecked(const std::string& key, const py::object& value) {
     if (value.is_none()) return;  // absent, as in a HF rope_scaling block
     rotary_config& c = config_.c;
     if (key == "rope_scaling" || key == "rope_parameters") {
       // A model config's block, e.g. {"rope_type": "llama3", "factor": 8.0, ...}.
+      if (!py::isinstance<py::dict>(value)) throw py::type_error();
       for (const auto& item : value.cast<py::dict>()) {
         Set(py::str(item.first), py::reinterpret_borrow<py::object>(item.second));
       }
@@ -90,8 +107,12 @@ class ConfigArgs {
       config_.head_dim(value.cast<int32_t>());
     } else if (key == "rotary_dim") {
       c.rotary_dim = value.cast<int32_t>();
+      rotary_dim_given_ = true;
     } else if (key == "partial_rotary_factor") {
       partial_rotary_factor_ = value.cast<double>();
+      if (!(partial_rotary_factor_ > 0 && partial_rotary_factor_ <= 1)) {
+        Invalid("partial_rotary_factor must be in (0, 1], got " + std::string(py::str(py::repr(value))));
+      }
     } else if (key == "pairing") {
       const std::string p = value.cast<std::string>();
       if (p != "neox" && p != "interleaved") Invalid("pairing must be 'neox' or 'interleaved', got '" + p + "'");
@@ -149,12 +170,22 @@ class ConfigArgs {
 
   rotary::Config config_;
   double partial_rotary_factor_ = 0;
+  bool rotary_dim_given_ = false;
   std::vector<double> short_factor_, long_factor_, freq_factors_, inv_freq_;
 };
 
 // ---- numpy arrays as rotary tensors ----
 
 rotary::Dtype DtypeOf(const py::array& a, const py::object& declared, const char* name) {
+  if (!declared.is_none() && !py::isinstance<py::str>(declared)) {
+    Invalid(std::string(name) + ": dtype must be 'f32', 'f16' or 'bf16', got " + std::string(py::str(py::repr(declared))));
+  }
+  // The kernels read the machine's byte order: a byte-swapped array ('>f4' on
+  // x86) would be rotated as garbage.
+  if (!a.dtype().attr("isnative").cast<bool>()) {
+    Invalid(std::string(name) + ": the array's byte order (" + std::string(py::str(a.dtype())) +
+            ") is not this machine's; convert it first, e.g. with .astype(dtype.newbyteorder('='))");
+  }
   std::string want = declared.is_none() ? "" : declared.cast<std::string>();
   if (want == "float32") want = "f32";
   if (want == "float16") want = "f16";
@@ -185,6 +216,7 @@ rotary::Tensor ToTensor(const py::array& a, const py::object& dtype, int32_t hea
     Invalid(who + ": expected shape [batch, seq, heads, head_dim] or [seq, heads, head_dim], got " +
             std::to_string(nd) + " dimensions");
   }
+  if (a.size() == 0) Invalid(who + " is empty: every axis must be at least 1");
   if (a.shape(nd - 1) != head_dim) {
     Invalid(who + ": the last axis must be head_dim = " + std::to_string(head_dim) + ", got " +
             std::to_string(a.shape(nd - 1)));
@@ -210,27 +242,37 @@ rotary::Tensor ToTensor(const py::array& a, const py::object& dtype, int32_t hea
                         strides[2]);
 }
 
-// Positions as the C API wants them: none, or one int64 per (batch, seq) row.
+// Positions as the C API wants them: none, or one int64 per (batch, seq) row,
+// copied while the GIL is held. The library checks the positions and then
+// reads them again; with the GIL released another Python thread could change
+// the caller's array in between and send the kernel to a row never checked.
 class PositionIds {
  public:
   PositionIds(const py::object& positions, int64_t offset, const rotary::Tensor& like) : offset_(offset) {
     if (positions.is_none()) return;
     const py::array raw = py::array::ensure(positions);
     if (!raw || (raw.dtype().kind() != 'i' && raw.dtype().kind() != 'u')) Invalid("positions must be integers");
-    ids_ = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(raw);
-    given_ = true;
-    const int64_t rows = like.t.batch * like.t.seq;
-    if (ids_.size() != rows) {
-      Invalid("positions has " + std::to_string(ids_.size()) + " entries; expected batch * seq = " +
-              std::to_string(rows) + " (shape [batch, seq] or [seq])");
+    const int64_t batch = like.t.batch, seq = like.t.seq;
+    // [batch, seq], or [seq] for one sequence: any other shape of as many
+    // entries ([seq, batch] from a sequence-first model) would be misread.
+    const bool shaped = (raw.ndim() == 2 && raw.shape(0) == batch && raw.shape(1) == seq) ||
+                        (raw.ndim() == 1 && batch == 1 && raw.shape(0) == seq);
+    if (!shaped) {
+      std::string shape;
+      for (py::ssize_t i = 0; i < raw.ndim(); ++i) shape += (i ? ", " : "") + std::to_string(raw.shape(i));
+      Invalid("positions has shape [" + shape + "]; expected [batch, seq] = [" + std::to_string(batch) + ", " +
+              std::to_string(seq) + "]" + (batch == 1 ? " or [seq]" : "") + ", batch * seq = " +
+              std::to_string(batch * seq) + " entries");
     }
+    const auto ids = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(raw);
+    if (!ids) Invalid("positions could not be converted to int64");
+    ids_.assign(ids.data(), ids.data() + ids.size());
+    given_ = true;
   }
-  rotary::Positions get() const {
-    return given_ ? rotary::Positions(ids_.data(), offset_) : rotary::Positions(offset_);
-  }
+  rotary::Positions get() const { return given_ ? rotary::Positions(ids_, offset_) : rotary::Positions(offset_); }
 
  private:
-  py::array_t<int64_t, py::array::c_style | py::array::forcecast> ids_;  // empty unless given
+  std::vector<int64_t> ids_;  // the caller's positions, copied; empty unless given
   bool given_ = false;
   int64_t offset_;
 };

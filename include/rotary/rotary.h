@@ -143,7 +143,8 @@ ROTARY_API rotary_status rotary_create(const rotary_config* config, rotary_rope*
 ROTARY_API void rotary_destroy(rotary_rope* rope); /* NULL is a no-op */
 
 /* In place. positions == NULL: (b, s) is at position offset + s.
- * Otherwise (b, s) is at positions[b * seq + s] + offset (int64). */
+ * Otherwise (b, s) is at positions[b * seq + s] + offset (int64). They are
+ * checked, then read again: they must not change until the call returns. */
 ROTARY_API rotary_status rotary_apply(const rotary_rope* rope, const rotary_tensor* x,
                                       const int64_t* positions, int64_t offset);
 /* Undoes rotary_apply for the same positions. */

@@ -49,8 +49,12 @@ def test_explicit_positions_equal_offsets_and_add_the_offset(rng):
     np.testing.assert_array_equal(rope.apply(x.copy(), ids, 10), by_offset)
     np.testing.assert_array_equal(rope.apply(x.copy(), (ids + 10).astype(np.int32)), by_offset)  # any integer type
     np.testing.assert_array_equal(rope.apply(x[:1].copy(), [10, 11, 12, 13]), by_offset[:1])  # [seq] for batch 1
-    with pytest.raises(rotary.Error, match="expected batch \\* seq = 8"):
+    with pytest.raises(rotary.Error, match="expected \\[batch, seq\\] = \\[2, 4\\]"):
         rope.apply(x.copy(), np.arange(4))
+    with pytest.raises(rotary.Error, match="shape \\[8\\]"):  # as many entries, but which is which?
+        rope.apply(x.copy(), np.arange(8))
+    with pytest.raises(rotary.Error, match="shape \\[4, 2\\]"):  # [seq, batch]
+        rope.apply(x.copy(), ids.T.copy())
     with pytest.raises(rotary.Error, match="integers"):
         rope.apply(x.copy(), ids.astype(np.float64))
 
@@ -135,6 +139,14 @@ def test_bad_layouts_are_errors_with_messages(rng):
     readonly.flags.writeable = False
     with pytest.raises(rotary.Error, match="read-only"):
         rope.apply(readonly)
+    with pytest.raises(rotary.Error, match="byte order"):  # big-endian data would be rotated as garbage
+        rope.apply(np.zeros((1, 1, 1, 16), ">f4"))
+    with pytest.raises(rotary.Error, match="byte order"):
+        rope.apply(np.zeros((1, 1, 1, 16), np.float32), out=np.zeros((1, 1, 1, 16), ">f2"))
+    with pytest.raises(rotary.Error, match="empty"):
+        rope.apply(np.zeros((0, 1, 16), np.float32))
+    with pytest.raises(rotary.Error, match="dtype must be"):
+        rope.apply(np.zeros((1, 1, 1, 16), np.float32), dtype=5)
     # The library's own validation: status and message, nothing written.
     y = x[..., :16].copy()
     with pytest.raises(rotary.Error) as info:
@@ -219,6 +231,21 @@ def test_configuration_keywords_and_rope_scaling_blocks():
         rotary.Rope(pairing="gptj")
     with pytest.raises(rotary.Error, match="rotary_dim"):
         rotary.Rope(head_dim=64, rotary_dim=65)
+    # Values of the wrong type or range name their key.
+    with pytest.raises(rotary.Error, match="head_dim: 128.0"):
+        rotary.Rope(head_dim=128.0)
+    with pytest.raises(rotary.Error, match="head_dim: 1099511627776"):
+        rotary.Rope(head_dim=2**40)
+    with pytest.raises(rotary.Error, match="factor: '2'"):
+        rotary.Rope(scaling="linear", factor="2")
+    with pytest.raises(rotary.Error, match="rope_scaling: \\[1\\]"):
+        rotary.Rope(rope_scaling=[1])
+    for factor in (0, -0.5, float("nan"), 1e10):
+        with pytest.raises(rotary.Error, match="partial_rotary_factor must be in"):
+            rotary.Rope(head_dim=64, partial_rotary_factor=factor)
+    with pytest.raises(rotary.Error, match="disagree"):
+        rotary.Rope(head_dim=64, rotary_dim=32, partial_rotary_factor=0.75)
+    assert rotary.Rope(head_dim=64, rotary_dim=32, partial_rotary_factor=0.5).rotary_dim == 32
 
     rope = rotary.Rope(head_dim=64, rotary_dim=32, pairing="interleaved", max_positions=16)
     assert (rope.head_dim, rope.rotary_dim, rope.pairing) == (64, 32, "interleaved")
