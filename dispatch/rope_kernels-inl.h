@@ -589,9 +589,21 @@ HWY_NOINLINE void RotateRowRange(const RowJob& job, int64_t row_begin, int64_t r
   }
 }
 
+// The synthesized row lives on the stack, sized for this call's row (1 KiB at
+// head_dim 128 interleaved) instead of the largest one (kMaxRowFloats: 32 KiB),
+// because the caller's thread may have a small stack (musl's default is
+// 128 KiB). A vector of slack past the row, as a full table's chunk has.
 template <int kPairing, bool kInverse, class Src, class Dst>
 HWY_NOINLINE void RotateSynthesizedRows(const RowJob& job, int64_t row_begin, int64_t row_end) {
+#if defined(__GNUC__)
+  constexpr size_t kAlign = 64;
+  const size_t floats = static_cast<size_t>(job.table.row_floats) + kMaxLanes;
+  void* const raw = __builtin_alloca(floats * sizeof(float) + kAlign);
+  float* const row_buffer =
+      reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(raw) + kAlign - 1) & ~uintptr_t{kAlign - 1});
+#else
   HWY_ALIGN float row_buffer[kMaxRowFloats];
+#endif
   if (job.streaming) {
     RotateRowRange<kPairing, kInverse, Src, Dst, 1>(job, row_begin, row_end, row_buffer);
   } else {
