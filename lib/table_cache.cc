@@ -298,20 +298,31 @@ int64_t TableCache::ParseBudget(const char* text) {
 
 std::shared_ptr<const CachedTable> TableCache::Acquire(TableSpec spec) {
   std::string key = KeyOf(spec);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto found = entries_.find(key);
+    if (found != entries_.end()) {
+      if (std::shared_ptr<const CachedTable> shared = found->second.table.lock()) return shared;
+    }
+  }
+  // A new table, made without the lock: its deleter (run when the last rope
+  // object or call lets go, or by shared_ptr itself if allocating its control
+  // block fails) locks mutex_ to forget it. Declared before the lock below, it
+  // is destroyed after the lock is released if anything there throws or
+  // another thread's table for this key won meanwhile.
+  auto deleter = [key](const CachedTable* table) {
+    TableCache::Instance().Forget(key, table);
+    delete table;
+  };
+  std::shared_ptr<const CachedTable> table(new CachedTable(std::move(spec)), deleter);
   std::lock_guard<std::mutex> lock(mutex_);
   auto found = entries_.find(key);
   if (found != entries_.end()) {
     if (std::shared_ptr<const CachedTable> shared = found->second.table.lock()) return shared;
   }
-  // The deleter runs when the last rope object (or call) lets go.
-  auto deleter = [key](const CachedTable* table) {
-    TableCache::Instance().Forget(key, table);
-    delete table;
-  };
   eviction_order_.reserve(entries_.size() + 1);  // here, where failing to allocate fails only this call
-  std::shared_ptr<const CachedTable> table(new CachedTable(std::move(spec)), deleter);
-  Touch(*table);
   entries_[std::move(key)] = Entry{table, table.get()};
+  Touch(*table);
   return table;
 }
 
