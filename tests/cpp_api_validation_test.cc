@@ -36,6 +36,8 @@ TEST(CppApi, TensorHeadDimMustMatchTheRopes) {
   ExpectInvalidArgument([&] { rope.apply_to(small, right, 5); }, "src");
   ExpectInvalidArgument([&] { rope.apply_to(right, small, 5); }, "dst");
   ExpectInvalidArgument([&] { rope.apply_qk(right, small, 5); }, "k");
+  // head_dim 0 is a head_dim too (its zero strides alone pass the C checks for one head).
+  ExpectInvalidArgument([&] { rope.apply(rotary::Tensor(buffer.data(), 1, 1, 1, 0), 5); }, "head_dim 0");
   EXPECT_EQ(buffer, before);
 
   // Strided views do not carry a head_dim; a matching contiguous one works.

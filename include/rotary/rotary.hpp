@@ -157,9 +157,9 @@ inline double softmax_scale_factor(const Config& config) {
 struct Tensor {
   rotary_tensor t;
   // The head_dim given to a contiguous constructor, checked against the rope's
-  // (a mismatch would make the rope rotate past the end of each head); 0 when
+  // (a mismatch would make the rope rotate past the end of each head); -1 when
   // the view is built from strides, which do not say it.
-  int64_t head_dim = 0;
+  int64_t head_dim = -1;
 
   // f32, contiguous.
   Tensor(float* data, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim)
@@ -284,7 +284,7 @@ class Rope {
   // What the C ABI cannot see: the head_dim a contiguous Tensor was made with,
   // and the length of a positions vector.
   void CheckView(const Tensor& x, const char* name, const Positions& positions) const {
-    if (x.head_dim != 0 && x.head_dim != head_dim_) {
+    if (x.head_dim >= 0 && x.head_dim != head_dim_) {
       throw Error(Status::kInvalidArgument, std::string(name) + ": a tensor of head_dim " +
                                                 std::to_string(x.head_dim) + " for a rope of head_dim " +
                                                 std::to_string(head_dim_));
