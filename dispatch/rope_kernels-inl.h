@@ -592,7 +592,8 @@ HWY_NOINLINE void RotateRowRange(const RowJob& job, int64_t row_begin, int64_t r
 // The synthesized row lives on the stack, sized for this call's row (1 KiB at
 // head_dim 128 interleaved) instead of the largest one (kMaxRowFloats: 32 KiB),
 // because the caller's thread may have a small stack (musl's default is
-// 128 KiB). A vector of slack past the row, as a full table's chunk has.
+// 128 KiB). Plus a vector of slack past the row: insurance only, the kernels'
+// tail loads stay inside it.
 template <int kPairing, bool kInverse, class Src, class Dst>
 HWY_NOINLINE void RotateSynthesizedRows(const RowJob& job, int64_t row_begin, int64_t row_end) {
 #if defined(__GNUC__)

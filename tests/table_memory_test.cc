@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "lib/frequency_plan.h"
 #include "lib/rope_table.h"
@@ -38,7 +39,7 @@ int64_t ResidentBytes() {
   std::ifstream statm("/proc/self/statm");
   int64_t size = 0, resident = -1;
   if (!(statm >> size >> resident)) return -1;
-  return resident * 4096;  // pages of 4 KiB on the machines that run this (x86-64, arm64 Linux)
+  return resident * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
 }
 
 TEST(TableMemory, ZeroedBlocksAreZeroAndLargeOnesCostOnlyWrittenPages) {
