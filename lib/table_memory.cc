@@ -17,6 +17,12 @@ namespace {
 constexpr std::align_val_t kAlignment{64};  // a cache line: rows are read by whole vectors
 
 #if defined(__linux__)
+// `bytes` rounded up to whole pages: the length to map.
+size_t WholePages(size_t bytes) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return (bytes + page - 1) / page * page;
+}
+
 // The transparent huge page size (2 MiB on x86-64 and on arm64 with 4 KiB
 // pages), or 0 when the kernel has none.
 size_t HugePageBytes() {
@@ -55,8 +61,7 @@ TableMemory TableMemory::Allocate(size_t bytes) {
 #if defined(__linux__)
   const size_t huge = HugePageBytes();
   if (huge != 0 && bytes >= huge) {
-    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    const size_t length = (bytes + page - 1) / page * page;
+    const size_t length = WholePages(bytes);
     memory.data_ = MapHugePageAligned(length, huge);
     if (memory.data_ != nullptr) {
       memory.bytes_ = bytes;
@@ -75,8 +80,7 @@ TableMemory TableMemory::AllocateZeroed(size_t bytes) {
 #if defined(__linux__)
   constexpr size_t kLazyBytes = size_t{1} << 20;  // below, mmap + munmap cost more than zeroing
   if (bytes >= kLazyBytes) {
-    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    const size_t length = (bytes + page - 1) / page * page;
+    const size_t length = WholePages(bytes);
     void* block = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (block == MAP_FAILED) return memory;
     // Sparse by design: one written entry should cost a small page, not a huge one.

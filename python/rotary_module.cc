@@ -22,6 +22,9 @@ namespace {
 
 [[noreturn]] void Invalid(const std::string& message) { throw rotary::Error(rotary::Status::kInvalidArgument, message); }
 
+// A value as Python prints it, for error messages.
+std::string Repr(const py::handle& value) { return py::str(py::repr(value)); }
+
 // ---- Configuration: keyword arguments under rotary_config's (HF's) names ----
 
 rotary_scaling ScalingFromName(const std::string& name) {
@@ -88,9 +91,7 @@ class ConfigArgs {
     try {
       SetChecked(key, value);
     } catch (const py::cast_error&) {
-      Invalid(key + ": " + std::string(py::str(py::repr(value))) + " is not a valid value (wrong type, or out of range)");
-    } catch (const py::type_error&) {
-      Invalid(key + ": " + std::string(py::str(py::repr(value))) + " is not a valid value (wrong type)");
+      Invalid(key + ": " + Repr(value) + " is not a valid value (wrong type, or out of range)");
     }
   }
 
@@ -99,7 +100,7 @@ class ConfigArgs {
     rotary_config& c = config_.c;
     if (key == "rope_scaling" || key == "rope_parameters") {
       // A model config's block, e.g. {"rope_type": "llama3", "factor": 8.0, ...}.
-      if (!py::isinstance<py::dict>(value)) throw py::type_error();
+      if (!py::isinstance<py::dict>(value)) throw py::cast_error();
       for (const auto& item : value.cast<py::dict>()) {
         Set(py::str(item.first), py::reinterpret_borrow<py::object>(item.second));
       }
@@ -111,7 +112,7 @@ class ConfigArgs {
     } else if (key == "partial_rotary_factor") {
       partial_rotary_factor_ = value.cast<double>();
       if (!(partial_rotary_factor_ > 0 && partial_rotary_factor_ <= 1)) {
-        Invalid("partial_rotary_factor must be in (0, 1], got " + std::string(py::str(py::repr(value))));
+        Invalid("partial_rotary_factor must be in (0, 1], got " + Repr(value));
       }
     } else if (key == "pairing") {
       const std::string p = value.cast<std::string>();
@@ -178,7 +179,7 @@ class ConfigArgs {
 
 rotary::Dtype DtypeOf(const py::array& a, const py::object& declared, const char* name) {
   if (!declared.is_none() && !py::isinstance<py::str>(declared)) {
-    Invalid(std::string(name) + ": dtype must be 'f32', 'f16' or 'bf16', got " + std::string(py::str(py::repr(declared))));
+    Invalid(std::string(name) + ": dtype must be 'f32', 'f16' or 'bf16', got " + Repr(declared));
   }
   // The kernels read the machine's byte order: a byte-swapped array ('>f4' on
   // x86) would be rotated as garbage.
