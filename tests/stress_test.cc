@@ -4,6 +4,7 @@
 // runs this in CI (ci/sanitize.sh picks tests named *Stress*).
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <future>
@@ -16,6 +17,7 @@
 #include <tbb/task_arena.h>
 #include <tbb/task_group.h>
 #include "rotary/rotary.hpp"
+#include "tests/slow_build.h"
 
 namespace {
 
@@ -40,7 +42,7 @@ TEST(StressTest, EightThreadsOnSharedRopesMatchSingleThreaded) {
 #ifdef ROTARY_TESTS_EMULATED
   constexpr int kCallsPerThread = 8;  // qemu runs cost ~50x: still 8 threads racing to grow the tables
 #else
-  constexpr int kCallsPerThread = 40;
+  constexpr int kCallsPerThread = 40;  // TSan included: the races it looks for need many calls
 #endif
   constexpr int kThreads = 8, kRopes = 3;
   std::mt19937_64 rng(42);
@@ -91,17 +93,22 @@ TEST(StressTest, EightThreadsOnSharedRopesMatchSingleThreaded) {
 // A caller's oneTBB tasks that apply one rope at positions whose rows are not
 // built yet, while the caller's own thread builds rows: the build's
 // parallel_for must not let that thread run the caller's waiting tasks (they
-// would take the table's build lock a second time on the same thread). A
-// deadlock here fails the test after a minute instead of hanging CI.
+// would take the table's build lock a second time on the same thread). Before
+// the fix it deadlocked in 2 of 3 runs of 30 trials with 2 MiB chunks.
+//
+// The watchdog only catches a real hang: slow builds (TSan instruments every
+// store of the table build; qemu) do a few trials of small chunks, and the
+// limit is tens of times their normal time. The time taken is printed, so a
+// slowdown shows long before the watchdog trips.
 TEST(StressTest, TableGrowthInsideCallersTbbTasksDoesNotDeadlock) {
-#ifdef ROTARY_TESTS_EMULATED
-  constexpr int kTrials = 3;
-#else
-  constexpr int kTrials = 30;
-#endif
+  constexpr bool kSlow = rotary_test::kSlowBuild;
+  constexpr int kTrials = kSlow ? 4 : 30;
   constexpr int kTasks = 12;            // each applies in a chunk of its own
-  constexpr int64_t kChunkRows = 1024;  // the table's chunk (README: rows are built in chunks of 1024)
-  constexpr int64_t kHeadDim = 512;     // 2 MiB chunks: builds long enough for threads to steal from each other
+  constexpr int64_t kChunkRows = 1024;  // the table's chunk (rows are built in chunks of 1024)
+  // Native: 2 MiB chunks, builds long enough for threads to steal from each other.
+  constexpr int64_t kHeadDim = kSlow ? 64 : 512;
+  constexpr auto kWatchdog = std::chrono::minutes(5);
+  const auto start = std::chrono::steady_clock::now();
   auto run = std::async(std::launch::async, [&] {
     rotary::Rope rope(rotary::Config().head_dim(kHeadDim).max_positions(1).position_limit(int64_t{1} << 24));
     tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, 4);
@@ -132,11 +139,17 @@ TEST(StressTest, TableGrowthInsideCallersTbbTasksDoesNotDeadlock) {
       rotary::cache_trim();  // no call reads the rows now: free them
     }
   });
-  if (run.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
-    ADD_FAILURE() << "table growth inside the caller's TBB tasks deadlocked";
+  if (run.wait_for(kWatchdog) != std::future_status::ready) {
+    ADD_FAILURE() << "table growth inside the caller's TBB tasks deadlocked: " << kTrials << " trials of "
+                  << kTasks + 1 << " chunks of " << kHeadDim * kChunkRows * 4 << " bytes did not finish in "
+                  << std::chrono::duration_cast<std::chrono::seconds>(kWatchdog).count() << " s";
     std::_Exit(1);  // the deadlocked threads cannot be joined
   }
   run.get();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("%d trials of %d chunks of %lld KiB took %.2f s (watchdog %lld s)\n", kTrials, kTasks + 1,
+              static_cast<long long>(kHeadDim * kChunkRows * 4 / 1024), seconds,
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(kWatchdog).count()));
 }
 
 }  // namespace
