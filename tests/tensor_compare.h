@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "tests/reference.h"
@@ -22,15 +23,31 @@ void ForEachHead(const Shape& s, const Fn& fn) {
       for (int64_t h = 0; h < s.heads; ++h) fn(b, q, h);
 }
 
+// |got - expected| as an error that std::max and `<=` cannot lose: a NaN, or
+// an infinity where the other is finite, is an infinite error (fabs(NaN) would
+// compare false with everything, so std::max would drop it and a tensor of
+// NaN would score 0). Equal values, infinities included, are no error.
+inline double AbsError(double got, double expected) {
+  if (got == expected) return 0;
+  const double e = std::fabs(got - expected);
+  return std::isnan(e) ? std::numeric_limits<double>::infinity() : e;
+}
+
+// Largest |x| over the heads; NaN if any head holds a NaN, so a bound made
+// from it fails every comparison instead of passing them.
 inline double MaxAbs(TestTensor& x) {
   double m = 0;
   ForEachHead(x.shape(), [&](int64_t b, int64_t q, int64_t h) {
-    for (int64_t k = 0; k < x.shape().head_dim; ++k) m = std::max(m, std::fabs(double(x.at(b, q, h, k))));
+    for (int64_t k = 0; k < x.shape().head_dim; ++k) {
+      const double v = std::fabs(double(x.at(b, q, h, k)));
+      m = std::isnan(v) || std::isnan(m) ? std::numeric_limits<double>::quiet_NaN() : std::max(m, v);
+    }
   });
   return m;
 }
 
-// Largest |got - reference(before)| over the tensor, for positions[b * seq + s].
+// Largest |got - reference(before)| over the tensor, for positions[b * seq + s]
+// (AbsError: NaN and unexpected Inf count as infinite).
 inline double MaxErrorVsReference(TestTensor& got, TestTensor& before, const RefRope& ref,
                                   const std::vector<int64_t>& positions, bool inverse = false) {
   const Shape& s = got.shape();
@@ -41,18 +58,18 @@ inline double MaxErrorVsReference(TestTensor& got, TestTensor& before, const Ref
     std::copy(in, in + s.head_dim, expected.begin());
     ReferenceRotateHead(ref, expected.data(), expected.data(), positions[b * s.seq + q], inverse);
     for (int64_t k = 0; k < s.head_dim; ++k) {
-      worst = std::max(worst, std::fabs(double(got.at(b, q, h, k)) - expected[k]));
+      worst = std::max(worst, AbsError(got.at(b, q, h, k), expected[k]));
     }
   });
   return worst;
 }
 
-// Largest |a - b| over the heads, e.g. inverse(apply(x)) against x.
+// Largest |a - b| over the heads, e.g. inverse(apply(x)) against x (AbsError).
 inline double MaxDifference(TestTensor& a, TestTensor& b) {
   double worst = 0;
   ForEachHead(a.shape(), [&](int64_t bi, int64_t q, int64_t h) {
     for (int64_t k = 0; k < a.shape().head_dim; ++k) {
-      worst = std::max(worst, std::fabs(double(a.at(bi, q, h, k)) - double(b.at(bi, q, h, k))));
+      worst = std::max(worst, AbsError(a.at(bi, q, h, k), b.at(bi, q, h, k)));
     }
   });
   return worst;
