@@ -8,7 +8,9 @@
 // (unscaled), each exact in double and rounded to f32,
 //   cos(p w) = cos_hi cos_lo - sin_hi sin_lo,   sin(p w) = sin_hi cos_lo + cos_hi sin_lo.
 // On the fly: r = p * w reduced mod 2 pi in double (angle_reduction.h, N / 2
-// angles a vector where the target has f64 vectors), split
+// angles a vector where the target has f64 vectors), with the rounding error
+// of the double product p * w added back (it is exact: a fused multiply-add,
+// or Dekker's product on targets without one), split
 // as r = rf + e with rf = f32(r); Highway's f32 Sin/Cos of rf (3 ulp, valid far
 // beyond |rf| <= pi), corrected to first order for e:
 //   cos r = cos rf - e sin rf,   sin r = sin rf + e cos rf.
@@ -54,7 +56,8 @@ HWY_INLINE void SynthesizeCompactRow(const TableView& t, int64_t position, float
 // into `reduced` and `residual` (zero beyond count): one at a time in double.
 HWY_INLINE void ReduceAnglesScalar(double p, const double* inv_freq, size_t count, float* reduced, float* residual) {
   for (size_t j = 0; j < hn::Lanes(DF()); ++j) {
-    const double r = j < count ? ReduceAngle(p * inv_freq[j]) : 0.0;
+    const double hi = j < count ? p * inv_freq[j] : 0.0;
+    const double r = j < count ? ReduceAngle(hi) + std::fma(p, inv_freq[j], -hi) : 0.0;
     reduced[j] = static_cast<float>(r);
     residual[j] = static_cast<float>(r - static_cast<double>(reduced[j]));
   }
@@ -64,14 +67,32 @@ HWY_INLINE void ReduceAnglesScalar(double p, const double* inv_freq, size_t coun
 using DD = hn::RepartitionToWide<DF>;  // N / 2 doubles
 using DHalf = hn::Rebind<float, DD>;   // N / 2 floats: half of DF
 
-// The same as ReduceAngle for N / 2 angles, split into f32 parts; false if an
-// angle is too large for the fast reduction (then the caller goes scalar).
-HWY_INLINE bool ReduceHalf(hn::Vec<DD> a, hn::Vec<DHalf>& rf, hn::Vec<DHalf>& e) {
+// p * w - a exactly, for a = p * w rounded: the rounding error of the product.
+HWY_INLINE hn::Vec<DD> ProductError(hn::Vec<DD> p, hn::Vec<DD> w, hn::Vec<DD> a) {
+#if HWY_NATIVE_FMA
+  return hn::MulSub(p, w, a);  // one rounding of an exact difference: exact
+#else
+  // Dekker: split each factor into halves of 26 bits, whose products are exact.
+  const DD dd;
+  const auto splitter = hn::Set(dd, 134217729.0);  // 2^27 + 1
+  const auto tp = hn::Mul(p, splitter), tw = hn::Mul(w, splitter);
+  const auto p_hi = hn::Sub(tp, hn::Sub(tp, p)), w_hi = hn::Sub(tw, hn::Sub(tw, w));
+  const auto p_lo = hn::Sub(p, p_hi), w_lo = hn::Sub(w, w_hi);
+  const auto err = hn::Add(hn::Add(hn::Sub(hn::Mul(p_hi, w_hi), a), hn::Mul(p_hi, w_lo)), hn::Mul(p_lo, w_hi));
+  return hn::Add(err, hn::Mul(p_lo, w_lo));
+#endif
+}
+
+// The same as ReduceAngle (plus the product's rounding error, `lo`) for N / 2
+// angles, split into f32 parts; false if an angle is too large for the fast
+// reduction (then the caller goes scalar).
+HWY_INLINE bool ReduceHalf(hn::Vec<DD> a, hn::Vec<DD> lo, hn::Vec<DHalf>& rf, hn::Vec<DHalf>& e) {
   const DD dd;
   const auto k = hn::Round(hn::Mul(a, hn::Set(dd, kInvTwoPi)));
   if (!hn::AllTrue(dd, hn::Lt(hn::Abs(k), hn::Set(dd, kMaxTurns)))) return false;
-  const auto r = hn::NegMulAdd(k, hn::Set(dd, kTwoPi3),
-                               hn::NegMulAdd(k, hn::Set(dd, kTwoPi2), hn::NegMulAdd(k, hn::Set(dd, kTwoPi1), a)));
+  const auto reduced = hn::NegMulAdd(k, hn::Set(dd, kTwoPi3),
+                                     hn::NegMulAdd(k, hn::Set(dd, kTwoPi2), hn::NegMulAdd(k, hn::Set(dd, kTwoPi1), a)));
+  const auto r = hn::Add(reduced, lo);
   rf = hn::DemoteTo(DHalf(), r);
   e = hn::DemoteTo(DHalf(), hn::Sub(r, hn::PromoteTo(dd, rf)));
   return true;
@@ -82,9 +103,11 @@ HWY_INLINE bool ReduceAnglesVector(double p, const double* inv_freq, VF& rf, VF&
   const DD dd;
   const size_t half = hn::Lanes(dd);
   const auto pv = hn::Set(dd, p);
+  const auto w_lo = hn::LoadU(dd, inv_freq), w_hi = hn::LoadU(dd, inv_freq + half);
+  const auto a_lo = hn::Mul(pv, w_lo), a_hi = hn::Mul(pv, w_hi);
   hn::Vec<DHalf> rf_lo, rf_hi, e_lo, e_hi;
-  if (!ReduceHalf(hn::Mul(pv, hn::LoadU(dd, inv_freq)), rf_lo, e_lo) ||
-      !ReduceHalf(hn::Mul(pv, hn::LoadU(dd, inv_freq + half)), rf_hi, e_hi)) {
+  if (!ReduceHalf(a_lo, ProductError(pv, w_lo, a_lo), rf_lo, e_lo) ||
+      !ReduceHalf(a_hi, ProductError(pv, w_hi, a_hi), rf_hi, e_hi)) {
     return false;
   }
   rf = hn::Combine(DF(), rf_hi, rf_lo);

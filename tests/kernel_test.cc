@@ -23,14 +23,17 @@
 #include "lib/frequency_plan.h"
 #include "lib/rope_table.h"
 #include "lib/table_cache.h"
+#include "tests/error_bounds.h"
 #include "tests/reference.h"
 #include "tests/storage_reference.h"
+#include "tests/tensor_compare.h"
 #include "tests/test_tensor.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace rotary {
 namespace HWY_NAMESPACE {
 
+using rotary_test::AbsError;
 using rotary_test::GuardValue;
 using rotary_test::RefRope;
 using rotary_test::ReferenceRotateHead;
@@ -89,7 +92,7 @@ void CheckHeadKernel(size_t pairs, size_t misalign, std::mt19937& rng) {
   RotateHead<kPairing, kInverse>(x, cos, sin, pairs);
 
   for (int k = 0; k < dim; ++k) {
-    ASSERT_NEAR(x[k], expected[k], 4e-6 * 2.0) << "pairs " << pairs << " misalign " << misalign << " k " << k;
+    ASSERT_NEAR(x[k], expected[k], rotary_test::F32Bound(2.0)) << "pairs " << pairs << " misalign " << misalign << " k " << k;
   }
   for (size_t g = 0; g < buffer.size(); ++g) {
     if (g >= kGuard + misalign && g < kGuard + misalign + dim) continue;
@@ -148,7 +151,8 @@ void CheckRowKernel(int pairing, int head_dim, int rotary_dim, float scale, cons
       std::vector<double> expected(before.head(0, s, h), before.head(0, s, h) + head_dim);
       ReferenceRotateHead(ref, expected.data(), expected.data(), positions[s]);
       for (int k = 0; k < head_dim; ++k) {
-        ASSERT_NEAR(x.at(0, s, h, k), scale * expected[k], 4e-6)
+        // Inputs in [-1, 1] (TestTensor).
+        ASSERT_NEAR(x.at(0, s, h, k), scale * expected[k], rotary_test::F32Bound(1.0, 1.0, scale))
             << "s " << s << " h " << h << " k " << k << " streaming " << streaming;
       }
     }
@@ -214,13 +218,15 @@ double SynthesisError(RowSource mode, TableLayout layout, size_t pairs, double s
   for (int64_t p : positions) {
     SynthesizeRow(view, p, row.data());
     for (size_t i = 0; i < pairs; ++i) {
-      const double angle = static_cast<double>(p) * plan.inv_freq[i];
-      const double c = scale * std::cos(angle), sn = scale * std::sin(angle);
+      double c, sn;
+      rotary_test::ExactCosSin(p, plan.inv_freq[i], &c, &sn);
+      c *= scale;
+      sn *= scale;
       if (layout == TableLayout::kPerPair) {
-        worst = std::max({worst, std::fabs(row[i] - c), std::fabs(row[pairs + i] - sn)});
+        worst = std::max({worst, AbsError(row[i], c), AbsError(row[pairs + i], sn)});
       } else {
-        worst = std::max({worst, std::fabs(row[2 * i] - c), std::fabs(row[2 * i + 1] - c),
-                          std::fabs(row[2 * pairs + 2 * i] + sn), std::fabs(row[2 * pairs + 2 * i + 1] - sn)});
+        worst = std::max({worst, AbsError(row[2 * i], c), AbsError(row[2 * i + 1], c),
+                          AbsError(row[2 * pairs + 2 * i], -sn), AbsError(row[2 * pairs + 2 * i + 1], sn)});
       }
       worst_at_scale_1 = std::max(worst_at_scale_1, worst / scale);
     }
@@ -508,6 +514,64 @@ bool CpuInfoHasAvx512Bf16() {
     if (word == "avx512_bf16") return true;
   }
   return false;
+}
+
+// Distance of a stored f32 entry from the exact value v, less `slack` (an
+// absolute error allowed before the rounding), in units of f32 ulp at v
+// (2^(e - 23) for |v| in [2^e, 2^(e+1)); the subnormal spacing below 2^-126).
+// NaN and Inf entries are infinitely far.
+double UlpsFrom(float entry, double v, double slack) {
+  if (!std::isfinite(entry)) return std::numeric_limits<double>::infinity();
+  const double magnitude = std::max(std::fabs(v), std::ldexp(1.0, -126));
+  const double ulp = std::ldexp(1.0, std::ilogb(magnitude) - 23);
+  return std::max(0.0, std::fabs(double(entry) - v) - slack) / ulp;
+}
+
+// A full table's entries are m cos / m sin of the exact angle p * w, computed
+// in double (exact base and step angles, angle addition: a few units of 2^-53
+// absolute) and rounded once to f32: within 0.5 ulp of the exact value once
+// the double part's 2^-50 m is allowed for (it matters only for entries near
+// 0, whose ulp is tiny). Both layouts, odd row lengths, an attention factor,
+// positions from 0 to 2^31 - 1 across chunk boundaries. Run once, on the
+// active target: every target's BuildTableRows is the same scalar formula bit
+// for bit (TestTableRowsAreTheScalarFormula), so this bound holds on all.
+TEST(FullTable, EntriesWithinHalfUlpOfExact) {
+  std::mt19937_64 rng(17);
+  std::vector<int64_t> positions = {0, 1, 1023, 1024, 4095, 131071, 999999, (int64_t{1} << 31) - 1};
+  for (int i = 0; i < 12; ++i) positions.push_back(static_cast<int64_t>(rng() % 1000001));
+  for (int i = 0; i < 4; ++i) positions.push_back(static_cast<int64_t>(rng() % (int64_t{1} << 31)));
+  double worst = 0;
+  for (rotary::TableLayout layout : {rotary::TableLayout::kPerPair, rotary::TableLayout::kPerComponent}) {
+    for (size_t pairs : {size_t{1}, size_t{3}, size_t{17}, size_t{64}}) {
+      for (double scale : {1.0, 1.25}) {
+        const rotary::FrequencyPlan plan{rotary_test::ReferenceInvFreq(static_cast<int>(2 * pairs), 10000.0), scale};
+        const double slack = std::ldexp(scale, -50);
+        const rotary::CachedTable table(rotary::TableSpec{plan, layout, rotary::RowSource::kFull, int64_t{1} << 31, 0});
+        const bool in_slot = table.Pin();
+        table.EnsurePositions(positions.data(), static_cast<int64_t>(positions.size()), 0);
+        const rotary::TableView view = table.View();
+        for (int64_t p : positions) {
+          const float* row = view.Row(p);
+          for (size_t i = 0; i < pairs; ++i) {
+            double c, sn;
+            rotary_test::ExactCosSin(p, plan.inv_freq[i], &c, &sn);
+            c *= scale;
+            sn *= scale;
+            if (layout == rotary::TableLayout::kPerPair) {
+              worst = std::max({worst, UlpsFrom(row[i], c, slack), UlpsFrom(row[pairs + i], sn, slack)});
+            } else {
+              worst = std::max({worst, UlpsFrom(row[2 * i], c, slack), UlpsFrom(row[2 * i + 1], c, slack),
+                                UlpsFrom(row[2 * pairs + 2 * i], -sn, slack),
+                                UlpsFrom(row[2 * pairs + 2 * i + 1], sn, slack)});
+            }
+          }
+        }
+        table.Unpin(in_slot);
+      }
+    }
+  }
+  std::printf("[ %s ] max full-table entry error: %.6f ulp\n", rotary::active_target().c_str(), worst);
+  EXPECT_LE(worst, 0.5);
 }
 
 // The library's registry must offer exactly the targets Highway builds and this

@@ -27,6 +27,21 @@ inline std::vector<double> ReferenceInvFreq(int rotary_dim, double base) {
   return w;
 }
 
+// cos and sin of the exact angle position * w. The double product p * w is
+// rounded: at position 2^31 and w = 1 by up to 2^-22 rad, which would put an
+// error of 4 f32 ulps into the oracle itself. Split the product exactly,
+// p * w = hi + lo (lo from a fused multiply-add, exact for integer p < 2^53),
+// and correct libm's cos/sin of hi (exactly reduced) to first order in lo
+// (|lo| <= 2^-53 |hi|: its square is below double precision).
+inline void ExactCosSin(int64_t position, double w, double* cos_out, double* sin_out) {
+  const double p = static_cast<double>(position);
+  const double hi = p * w;
+  const double lo = std::fma(p, w, -hi);
+  const double c = std::cos(hi), s = std::sin(hi);
+  *cos_out = c - s * lo;
+  *sin_out = s + c * lo;
+}
+
 // Rotates one head `in` (head_dim values) at `position`; `out` may equal `in`.
 // Forward is m R(t); inverse is its exact inverse (1/m) R(-t) (ROPE_MATH.md §1.5).
 inline void ReferenceRotateHead(const RefRope& r, const double* in, double* out, int64_t position,
@@ -38,10 +53,12 @@ inline void ReferenceRotateHead(const RefRope& r, const double* in, double* out,
   for (int i = 0; i < pairs; ++i) {
     const int first = r.interleaved ? 2 * i : i;
     const int second = r.interleaved ? 2 * i + 1 : i + pairs;
-    const double angle = (inverse ? -1.0 : 1.0) * static_cast<double>(position) * w[i];
+    double cos_t, sin_t;
+    ExactCosSin(position, w[i], &cos_t, &sin_t);
+    if (inverse) sin_t = -sin_t;
     const double a = in[first], c = in[second];
-    result[first] = m * (a * std::cos(angle) - c * std::sin(angle));
-    result[second] = m * (a * std::sin(angle) + c * std::cos(angle));
+    result[first] = m * (a * cos_t - c * sin_t);
+    result[second] = m * (a * sin_t + c * cos_t);
   }
   for (int k = 0; k < r.head_dim; ++k) out[k] = result[k];
 }

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "rotary/rotary.hpp"
+#include "tests/error_bounds.h"
 #include "tests/every_target.h"
 #include "tests/reference.h"
 #include "tests/reference_plans.h"
@@ -74,9 +75,9 @@ RefRope Reference(const RefPlan& plan, bool interleaved) {
   return RefRope{kHeadDim, kRotaryDim, interleaved, 10000.0, plan.inv_freq, plan.attention_factor};
 }
 
-// f32 tables and arithmetic against float64: 4e-6 of the largest value, times m.
+// f32 tables and arithmetic against float64 (tests/error_bounds.h).
 double Bound(TestTensor& before, double attention_factor) {
-  return 4e-6 * MaxAbs(before) * std::max(1.0, attention_factor);
+  return rotary_test::F32Bound(MaxAbs(before), attention_factor);
 }
 
 TEST_P(SchemeApplyTest, EverySchemeMatchesTheReferenceForwardAndInverse) {
@@ -100,7 +101,8 @@ TEST_P(SchemeApplyTest, EverySchemeMatchesTheReferenceForwardAndInverse) {
       rope.apply_inverse(x.view(), positions);
       EXPECT_LE(MaxErrorVsReference(x, rotated, ref, positions, true), Bound(rotated, 1.0 / ref.scale))
           << "inverse differs from the reference inverse";
-      EXPECT_LE(MaxDifference(x, before), 2 * Bound(before, 1.0)) << "inverse(apply(x)) != x";
+      EXPECT_LE(MaxDifference(x, before), Bound(before, 1.0) + Bound(rotated, 1.0 / ref.scale))
+          << "inverse(apply(x)) != x";
     }
   }
 }
@@ -146,7 +148,7 @@ TEST_P(SchemeApplyTest, DynamicNtkRotatesEachCallWithTheBaseOfItsLength) {
       rope.apply(x.view(), positions);
       EXPECT_LE(MaxErrorVsReference(x, before, ref, positions), Bound(before, 1.0));
       rope.apply_inverse(x.view(), positions);
-      EXPECT_LE(MaxDifference(x, before), 2 * Bound(before, 1.0));
+      EXPECT_LE(MaxDifference(x, before), rotary_test::RoundTripBound(MaxAbs(before)));
     }
   }
 }
@@ -226,7 +228,7 @@ TEST_P(SchemeApplyTest, LongropeSwitchesListsPerCall) {
       rope.apply(x.view(), positions);
       EXPECT_LE(MaxErrorVsReference(x, before, ref, positions), Bound(before, ref.scale));
       rope.apply_inverse(x.view(), positions);
-      EXPECT_LE(MaxDifference(x, before), 2 * Bound(before, 1.0));
+      EXPECT_LE(MaxDifference(x, before), rotary_test::RoundTripBound(MaxAbs(before)));
     }
   }
 }
@@ -256,7 +258,8 @@ TEST_P(SchemeApplyTest, ScaledAndLengthDependentPlansOnEveryEntryPoint) {
     EXPECT_EQ(0, std::memcmp(out_of_place.buffer().data(), in_place.buffer().data(),
                              in_place.buffer().size() * sizeof(float)));
     TestTensor original(Shape{2, 2, 2, 64}, 22);
-    EXPECT_LE(MaxDifference(out_of_place, original), 2 * Bound(original, 1.0)) << "inverse_to(apply(x)) != x";
+    EXPECT_LE(MaxDifference(out_of_place, original), rotary_test::RoundTripBound(MaxAbs(original)))
+        << "inverse_to(apply(x)) != x";
   }
 }
 

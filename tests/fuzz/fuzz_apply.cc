@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "rotary/rotary.h"
+#include "tests/error_bounds.h"
+#include "tests/reference.h"
 #include "tests/storage_reference.h"
 
 // tests/fuzz/c_caller.c: the entry points taking an enum by value, called from C.
@@ -152,7 +154,6 @@ void CheckResult(const rotary_config& c, const std::vector<Operand>& ops, const 
   std::vector<double> inv_freq(pairs);
   double m = 1;
   if (rotary_plan(&c, last + 1, inv_freq.data(), pairs, &m) != ROTARY_OK) Violation("rotary_plan fails for a valid call");
-  const double amplitude = 4.0 * std::max(m, 1.0 / m);
 
   for (size_t o = 0; o < ops.size(); ++o) {
     const Operand& op = ops[o];
@@ -160,8 +161,6 @@ void CheckResult(const rotary_config& c, const std::vector<Operand>& ops, const 
     Buffer& dst = *op.dst;
     const rotary_dtype sd = src.view.dtype, dd = dst.view.dtype;
     const bool in_place = op.src == op.dst;
-    const double tol = (8e-6 + (dd == ROTARY_F32 ? 0 : dd == ROTARY_F16 ? 1.0 / 2048 : 1.0 / 256)) * amplitude *
-                       std::max(1.0, std::fabs(op.scale)) * 1.5 + 1e-6;
     std::vector<char> written(dst.bytes.size(), 0);
     const uint8_t* src_base = before_src[o].data() + Buffer::kGuardBytes;
     for (int64_t b = 0; b < src.view.batch; ++b)
@@ -172,14 +171,23 @@ void CheckResult(const rotary_config& c, const std::vector<Operand>& ops, const 
           const int64_t src_index = b * src.view.stride_batch + s * src.view.stride_seq + h * src.view.stride_head;
           for (int k = 0; k < c.head_dim; ++k) x[k] = LoadStored(src_base + (src_index + k) * ElementBytes(sd), sd);
           y = x;
+          double max_abs_x = 0;
+          for (double v : x) max_abs_x = std::max(max_abs_x, std::fabs(v));
+          const double r = inverse ? 1.0 / m : m;
           for (int i = 0; i < pairs; ++i) {
             const int a = c.pairing == ROTARY_INTERLEAVED ? 2 * i : i;
             const int e = c.pairing == ROTARY_INTERLEAVED ? 2 * i + 1 : i + pairs;
-            const double angle = static_cast<double>(p) * inv_freq[i] * (inverse ? -1 : 1);
-            const double r = inverse ? 1.0 / m : m;
-            y[a] = r * (x[a] * std::cos(angle) - x[e] * std::sin(angle));
-            y[e] = r * (x[a] * std::sin(angle) + x[e] * std::cos(angle));
+            double cos_t, sin_t;
+            rotary_test::ExactCosSin(p, inv_freq[i], &cos_t, &sin_t);
+            if (inverse) sin_t = -sin_t;
+            y[a] = r * (x[a] * cos_t - x[e] * sin_t);
+            y[e] = r * (x[a] * sin_t + x[e] * cos_t);
           }
+          // Any table mode (the synthesized rows' bound covers the full
+          // table's), then one rounding to the output's storage: half its
+          // spacing at the value, relative 2^-11 (f16) or 2^-8 (bf16), and
+          // half of f16's smallest subnormal step, 2^-25, below its normals.
+          const double f32_tol = rotary_test::F32Bound(max_abs_x, r, op.scale, rotary_test::Rows::kSynthesized);
           for (int k = 0; k < c.head_dim; ++k) {
             uint8_t* out = dst.At(b, s, h, k);
             written[out - dst.bytes.data()] = 1;
@@ -191,6 +199,10 @@ void CheckResult(const rotary_config& c, const std::vector<Operand>& ops, const 
               continue;
             }
             const double expected = op.scale * y[k];
+            const double magnitude = std::fabs(expected) + f32_tol;
+            const double tol = f32_tol + (dd == ROTARY_F32 ? 0.0
+                                          : dd == ROTARY_F16 ? magnitude * 0x1p-11 + 0x1p-25
+                                                             : magnitude * 0x1p-8);
             if (!(std::fabs(got - expected) <= tol)) {
               std::fprintf(stderr, "component %d of head (%lld,%lld,%lld) at position %lld: got %.9g, expected %.9g\n", k,
                            static_cast<long long>(b), static_cast<long long>(s), static_cast<long long>(h),
