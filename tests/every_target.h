@@ -22,6 +22,23 @@ class EveryTargetTest : public ::testing::TestWithParam<std::string> {
   void TearDown() override { rotary::set_target("auto"); }
 };
 
+// Runs fn() once per target this CPU supports, forced through the public API
+// (each run's failures name the target), then restores the default: for
+// suites parameterized by something else, such as the bad-input cases.
+template <typename Fn>
+void ForEachSupportedTarget(const Fn& fn) {
+  for (const std::string& target : rotary::supported_targets()) {
+    SCOPED_TRACE("target " + target);
+    rotary::set_target(target);
+    if (rotary::active_target() != target) {
+      ADD_FAILURE() << "could not force " << target;
+      continue;
+    }
+    fn();
+  }
+  rotary::set_target("auto");
+}
+
 }  // namespace rotary_test
 
 // Instantiates `suite` (derived from EveryTargetTest) once per supported target.

@@ -1,5 +1,7 @@
 // Bad input through the C ABI: each case asserts the status, a message naming
-// the argument, and that the caller's memory was not touched.
+// the argument, and that the caller's memory was not touched. The calls that
+// reach a rope (bad tensors, positions, two-tensor calls) run on every target
+// this CPU supports; config validation and the target list run once.
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -11,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "rotary/rotary.h"
+#include "tests/every_target.h"
 #include "tests/test_tensor.h"
 
 namespace {
@@ -125,31 +128,33 @@ void PrintTo(const ApplyCase& c, std::ostream* os) { *os << c.name; }
 class BadApply : public ::testing::TestWithParam<ApplyCase> {};
 
 TEST_P(BadApply, IsRejectedAndWritesNothing) {
-  rotary_config config;
-  rotary_config_init(&config);
-  config.head_dim = config.rotary_dim = 16;
-  config.position_limit = 1 << 20;
-  rotary_rope* rope = nullptr;
-  ASSERT_EQ(rotary_create(&config, &rope), ROTARY_OK);
+  rotary_test::ForEachSupportedTarget([&] {
+    rotary_config config;
+    rotary_config_init(&config);
+    config.head_dim = config.rotary_dim = 16;
+    config.position_limit = 1 << 20;
+    rotary_rope* rope = nullptr;
+    ASSERT_EQ(rotary_create(&config, &rope), ROTARY_OK);
 
-  rotary_test::TestTensor x(rotary_test::Shape{2, 3, 4, 16}, 1);
-  const std::vector<float> before = x.buffer();
-  rotary_tensor t = x.raw();
-  std::vector<int64_t> ids = {0, 1, 2, 3, 4, 5};
-  bool use_ids = false;
-  int64_t offset = 0;
-  GetParam().breaks(t, ids, use_ids, offset);
+    rotary_test::TestTensor x(rotary_test::Shape{2, 3, 4, 16}, 1);
+    const std::vector<float> before = x.buffer();
+    rotary_tensor t = x.raw();
+    std::vector<int64_t> ids = {0, 1, 2, 3, 4, 5};
+    bool use_ids = false;
+    int64_t offset = 0;
+    GetParam().breaks(t, ids, use_ids, offset);
 
-  for (bool inverse : {false, true}) {
-    const rotary_status status = inverse ? rotary_apply_inverse(rope, &t, use_ids ? ids.data() : nullptr, offset)
-                                         : rotary_apply(rope, &t, use_ids ? ids.data() : nullptr, offset);
-    EXPECT_EQ(status, GetParam().status);
-    EXPECT_NE(std::string(rotary_last_error()).find(GetParam().message_mentions), std::string::npos)
-        << rotary_last_error();
-    EXPECT_EQ(0, std::memcmp(before.data(), x.buffer().data(), before.size() * sizeof(float)))
-        << "memory changed by a failed call";
-  }
-  rotary_destroy(rope);
+    for (bool inverse : {false, true}) {
+      const rotary_status status = inverse ? rotary_apply_inverse(rope, &t, use_ids ? ids.data() : nullptr, offset)
+                                           : rotary_apply(rope, &t, use_ids ? ids.data() : nullptr, offset);
+      EXPECT_EQ(status, GetParam().status);
+      EXPECT_NE(std::string(rotary_last_error()).find(GetParam().message_mentions), std::string::npos)
+          << rotary_last_error();
+      EXPECT_EQ(0, std::memcmp(before.data(), x.buffer().data(), before.size() * sizeof(float)))
+          << "memory changed by a failed call";
+    }
+    rotary_destroy(rope);
+  });
 }
 
 using Ids = std::vector<int64_t>;
@@ -257,8 +262,9 @@ class TwoTensorCalls : public ::testing::Test {
     rotary_config_init(&config);
     config.head_dim = config.rotary_dim = 16;
     ASSERT_EQ(rotary_create(&config, &rope_), ROTARY_OK);
-    buffer_.assign(4096, 0.25f);
+    Fill();
   }
+  void Fill() { buffer_.assign(4096, 0.25f); }
   void TearDown() override { rotary_destroy(rope_); }
 
   // A contiguous [1, 4, heads, 16] f32 view starting `at` floats into the buffer.
@@ -276,80 +282,92 @@ class TwoTensorCalls : public ::testing::Test {
 };
 
 TEST_F(TwoTensorCalls, OutOfPlaceRejectsOverlapNullAndShapeMismatch) {
-  rotary_tensor src = View(0), shifted = View(8), other = View(1024), taller = View(2048, 3);
-  ExpectRejected(rotary_apply_to(rope_, &src, &shifted, nullptr, 0), ROTARY_INVALID_ARGUMENT, "overlap");
-  ExpectRejected(rotary_apply_to(rope_, &src, nullptr, nullptr, 0), ROTARY_INVALID_ARGUMENT, "dst");
-  ExpectRejected(rotary_apply_to(rope_, nullptr, &other, nullptr, 0), ROTARY_INVALID_ARGUMENT, "src");
-  ExpectRejected(rotary_apply_to(rope_, &src, &taller, nullptr, 0), ROTARY_INVALID_ARGUMENT, "heads");
-  ExpectRejected(rotary_apply_inverse_to(rope_, &src, &shifted, nullptr, 0), ROTARY_INVALID_ARGUMENT, "overlap");
-  // Exactly the same view is in place, and allowed.
-  EXPECT_EQ(rotary_apply_to(rope_, &src, &src, nullptr, 0), ROTARY_OK);
+  rotary_test::ForEachSupportedTarget([&] {
+    Fill();  // each target starts from the same buffer
+    rotary_tensor src = View(0), shifted = View(8), other = View(1024), taller = View(2048, 3);
+    ExpectRejected(rotary_apply_to(rope_, &src, &shifted, nullptr, 0), ROTARY_INVALID_ARGUMENT, "overlap");
+    ExpectRejected(rotary_apply_to(rope_, &src, nullptr, nullptr, 0), ROTARY_INVALID_ARGUMENT, "dst");
+    ExpectRejected(rotary_apply_to(rope_, nullptr, &other, nullptr, 0), ROTARY_INVALID_ARGUMENT, "src");
+    ExpectRejected(rotary_apply_to(rope_, &src, &taller, nullptr, 0), ROTARY_INVALID_ARGUMENT, "heads");
+    ExpectRejected(rotary_apply_inverse_to(rope_, &src, &shifted, nullptr, 0), ROTARY_INVALID_ARGUMENT, "overlap");
+    // Exactly the same view is in place, and allowed.
+    EXPECT_EQ(rotary_apply_to(rope_, &src, &src, nullptr, 0), ROTARY_OK);
+  });
 }
 
 TEST_F(TwoTensorCalls, QkRejectsMismatchesOverlapAndBadScale) {
-  rotary_tensor q = View(0, 4), k = View(1024), k_short = View(2048);
-  k_short.seq = 3;
-  ExpectRejected(rotary_apply_qk(rope_, &q, &k_short, nullptr, 0, 1.0f), ROTARY_INVALID_ARGUMENT, "share positions");
-  rotary_tensor k_f16 = k;
-  k_f16.dtype = ROTARY_F16;
-  ExpectRejected(rotary_apply_qk(rope_, &q, &k_f16, nullptr, 0, 1.0f), ROTARY_UNSUPPORTED, "storage types");
-  rotary_tensor k_inside_q = View(16);
-  ExpectRejected(rotary_apply_qk(rope_, &q, &k_inside_q, nullptr, 0, 1.0f), ROTARY_INVALID_ARGUMENT, "overlap");
-  ExpectRejected(rotary_apply_qk(rope_, &q, &k, nullptr, 0, std::numeric_limits<float>::quiet_NaN()),
-                 ROTARY_INVALID_ARGUMENT, "scale");
-  ExpectRejected(rotary_apply_qk(rope_, &q, &k, nullptr, 0, std::numeric_limits<float>::infinity()),
-                 ROTARY_INVALID_ARGUMENT, "scale");
-  ExpectRejected(rotary_apply_qk(rope_, &q, nullptr, nullptr, 0, 1.0f), ROTARY_INVALID_ARGUMENT, "k");
-  rotary_tensor q_out = View(3000, 4), k_out_on_q = View(0);
-  ExpectRejected(rotary_apply_qk_to(rope_, &q, &q_out, &k, &k_out_on_q, nullptr, 0, 1.0f), ROTARY_INVALID_ARGUMENT,
-                 "overlap");
-  ExpectRejected(rotary_apply_qk_to(rope_, &q, nullptr, &k, &k, nullptr, 0, 1.0f), ROTARY_INVALID_ARGUMENT, "q_dst");
+  rotary_test::ForEachSupportedTarget([&] {
+    Fill();  // each target starts from the same buffer
+    rotary_tensor q = View(0, 4), k = View(1024), k_short = View(2048);
+    k_short.seq = 3;
+    ExpectRejected(rotary_apply_qk(rope_, &q, &k_short, nullptr, 0, 1.0f), ROTARY_INVALID_ARGUMENT, "share positions");
+    rotary_tensor k_f16 = k;
+    k_f16.dtype = ROTARY_F16;
+    ExpectRejected(rotary_apply_qk(rope_, &q, &k_f16, nullptr, 0, 1.0f), ROTARY_UNSUPPORTED, "storage types");
+    rotary_tensor k_inside_q = View(16);
+    ExpectRejected(rotary_apply_qk(rope_, &q, &k_inside_q, nullptr, 0, 1.0f), ROTARY_INVALID_ARGUMENT, "overlap");
+    ExpectRejected(rotary_apply_qk(rope_, &q, &k, nullptr, 0, std::numeric_limits<float>::quiet_NaN()),
+                   ROTARY_INVALID_ARGUMENT, "scale");
+    ExpectRejected(rotary_apply_qk(rope_, &q, &k, nullptr, 0, std::numeric_limits<float>::infinity()),
+                   ROTARY_INVALID_ARGUMENT, "scale");
+    ExpectRejected(rotary_apply_qk(rope_, &q, nullptr, nullptr, 0, 1.0f), ROTARY_INVALID_ARGUMENT, "k");
+    rotary_tensor q_out = View(3000, 4), k_out_on_q = View(0);
+    ExpectRejected(rotary_apply_qk_to(rope_, &q, &q_out, &k, &k_out_on_q, nullptr, 0, 1.0f), ROTARY_INVALID_ARGUMENT,
+                   "overlap");
+    ExpectRejected(rotary_apply_qk_to(rope_, &q, nullptr, &k, &k, nullptr, 0, 1.0f), ROTARY_INVALID_ARGUMENT, "q_dst");
+  });
 }
 
 // Sequence-first packed buffers ([S, B, (Hq + 2 Hkv) D], Megatron's layout):
 // q and k side by side in each row, with stride_seq > stride_batch. Accepted,
 // and the same as two calls; a k that reaches into the next row's q is not.
 TEST_F(TwoTensorCalls, QkSideBySideInASequenceFirstBufferIsAccepted) {
-  constexpr int64_t kBatch = 2, kSeq = 3, kQHeads = 2, kRow = (kQHeads + 2) * 16;  // one k head, one v head
-  auto view = [&](std::vector<float>& data, int64_t at, int64_t heads) {
-    return rotary_tensor{data.data() + at, ROTARY_F32, kBatch, kSeq, heads, kRow, kBatch * kRow, 16};
-  };
-  std::vector<float> fused(kSeq * kBatch * kRow);
-  for (size_t i = 0; i < fused.size(); ++i) fused[i] = 0.001f * static_cast<float>(i % 997) - 0.5f;
-  std::vector<float> separate = fused;
-  rotary_tensor q = view(fused, 0, kQHeads), k = view(fused, kQHeads * 16, 1);
-  ASSERT_EQ(rotary_apply_qk(rope_, &q, &k, nullptr, 7, 1.0f), ROTARY_OK) << rotary_last_error();
-  rotary_tensor q_alone = view(separate, 0, kQHeads), k_alone = view(separate, kQHeads * 16, 1);
-  ASSERT_EQ(rotary_apply(rope_, &q_alone, nullptr, 7), ROTARY_OK);
-  ASSERT_EQ(rotary_apply(rope_, &k_alone, nullptr, 7), ROTARY_OK);
-  EXPECT_EQ(fused, separate);
+  rotary_test::ForEachSupportedTarget([&] {
+    Fill();  // each target starts from the same buffer
+    constexpr int64_t kBatch = 2, kSeq = 3, kQHeads = 2, kRow = (kQHeads + 2) * 16;  // one k head, one v head
+    auto view = [&](std::vector<float>& data, int64_t at, int64_t heads) {
+      return rotary_tensor{data.data() + at, ROTARY_F32, kBatch, kSeq, heads, kRow, kBatch * kRow, 16};
+    };
+    std::vector<float> fused(kSeq * kBatch * kRow);
+    for (size_t i = 0; i < fused.size(); ++i) fused[i] = 0.001f * static_cast<float>(i % 997) - 0.5f;
+    std::vector<float> separate = fused;
+    rotary_tensor q = view(fused, 0, kQHeads), k = view(fused, kQHeads * 16, 1);
+    ASSERT_EQ(rotary_apply_qk(rope_, &q, &k, nullptr, 7, 1.0f), ROTARY_OK) << rotary_last_error();
+    rotary_tensor q_alone = view(separate, 0, kQHeads), k_alone = view(separate, kQHeads * 16, 1);
+    ASSERT_EQ(rotary_apply(rope_, &q_alone, nullptr, 7), ROTARY_OK);
+    ASSERT_EQ(rotary_apply(rope_, &k_alone, nullptr, 7), ROTARY_OK);
+    EXPECT_EQ(fused, separate);
 
-  // k two heads wide from the last q head on: past the row into the next one.
-  rotary_tensor q_here = View(0, kQHeads), k_too_wide = View(kQHeads * 16, 3);
-  q_here.stride_batch = k_too_wide.stride_batch = kRow;
-  q_here.stride_seq = k_too_wide.stride_seq = kBatch * kRow;
-  q_here.batch = k_too_wide.batch = kBatch;
-  q_here.seq = k_too_wide.seq = kSeq;
-  ExpectRejected(rotary_apply_qk(rope_, &q_here, &k_too_wide, nullptr, 0, 1.0f), ROTARY_INVALID_ARGUMENT,
-                 "may overlap");
+    // k two heads wide from the last q head on: past the row into the next one.
+    rotary_tensor q_here = View(0, kQHeads), k_too_wide = View(kQHeads * 16, 3);
+    q_here.stride_batch = k_too_wide.stride_batch = kRow;
+    q_here.stride_seq = k_too_wide.stride_seq = kBatch * kRow;
+    q_here.batch = k_too_wide.batch = kBatch;
+    q_here.seq = k_too_wide.seq = kSeq;
+    ExpectRejected(rotary_apply_qk(rope_, &q_here, &k_too_wide, nullptr, 0, 1.0f), ROTARY_INVALID_ARGUMENT,
+                   "may overlap");
+  });
 }
 
 TEST_F(TwoTensorCalls, PackedQkvRejectsBadShapes) {
-  rotary_tensor q, k, v;
-  ExpectRejected(rotary_packed_qkv_views(nullptr, ROTARY_F32, 1, 1, 4, 2, 16, &q, &k, &v), ROTARY_INVALID_ARGUMENT,
-                 "data");
-  ExpectRejected(rotary_packed_qkv_views(buffer_.data(), ROTARY_F32, 1, 1, 0, 2, 16, &q, &k, &v),
-                 ROTARY_INVALID_ARGUMENT, "q_heads");
-  ExpectRejected(rotary_packed_qkv_views(buffer_.data(), ROTARY_F32, 1, 1, 4, 2, 15, &q, &k, &v),
-                 ROTARY_INVALID_ARGUMENT, "head_dim");
-  ExpectRejected(rotary_packed_qkv_views(buffer_.data(), static_cast<rotary_dtype>(5), 1, 1, 4, 2, 16, &q, &k, &v),
-                 ROTARY_INVALID_ARGUMENT, "dtype");
-  ExpectRejected(rotary_packed_qkv_views(buffer_.data(), ROTARY_F32, 1, 1, int64_t{1} << 62, 2, 16, &q, &k, &v),
-                 ROTARY_INVALID_ARGUMENT, "overflows");
-  ExpectRejected(rotary_apply_packed_qkv(nullptr, buffer_.data(), ROTARY_F32, 1, 1, 4, 2, nullptr, 0, 1.0f),
-                 ROTARY_INVALID_ARGUMENT, "rope");
-  ExpectRejected(rotary_apply_packed_qkv(rope_, buffer_.data(), ROTARY_F32, 1, 1, 4, 2, nullptr, -1, 1.0f),
-                 ROTARY_OUT_OF_RANGE, "offset");
+  rotary_test::ForEachSupportedTarget([&] {
+    Fill();  // each target starts from the same buffer
+    rotary_tensor q, k, v;
+    ExpectRejected(rotary_packed_qkv_views(nullptr, ROTARY_F32, 1, 1, 4, 2, 16, &q, &k, &v), ROTARY_INVALID_ARGUMENT,
+                   "data");
+    ExpectRejected(rotary_packed_qkv_views(buffer_.data(), ROTARY_F32, 1, 1, 0, 2, 16, &q, &k, &v),
+                   ROTARY_INVALID_ARGUMENT, "q_heads");
+    ExpectRejected(rotary_packed_qkv_views(buffer_.data(), ROTARY_F32, 1, 1, 4, 2, 15, &q, &k, &v),
+                   ROTARY_INVALID_ARGUMENT, "head_dim");
+    ExpectRejected(rotary_packed_qkv_views(buffer_.data(), static_cast<rotary_dtype>(5), 1, 1, 4, 2, 16, &q, &k, &v),
+                   ROTARY_INVALID_ARGUMENT, "dtype");
+    ExpectRejected(rotary_packed_qkv_views(buffer_.data(), ROTARY_F32, 1, 1, int64_t{1} << 62, 2, 16, &q, &k, &v),
+                   ROTARY_INVALID_ARGUMENT, "overflows");
+    ExpectRejected(rotary_apply_packed_qkv(nullptr, buffer_.data(), ROTARY_F32, 1, 1, 4, 2, nullptr, 0, 1.0f),
+                   ROTARY_INVALID_ARGUMENT, "rope");
+    ExpectRejected(rotary_apply_packed_qkv(rope_, buffer_.data(), ROTARY_F32, 1, 1, 4, 2, nullptr, -1, 1.0f),
+                   ROTARY_OUT_OF_RANGE, "offset");
+  });
 }
 
 }  // namespace
