@@ -23,15 +23,18 @@ ci_build() {
 
 # ci_ctest DIR LOG CTEST_ARGS...: runs ctest in DIR on every core, printing its
 # output and keeping a copy in LOG. When CI_COUNTS names a file, appends
-# "passed failed" for this run to it (ci/test.sh sums them).
+# "passed failed skipped" for this run to it (ci/test.sh sums them; ctest
+# counts a skipped test as passed, so it is taken out of the passed ones).
 ci_ctest() {
   local dir=$1 log=$2
   shift 2
   local rc=0
   (cd "$dir" && ctest --output-on-failure --no-tests=error -j "$ci_jobs" "$@") 2>&1 | tee "$log" || rc=$?
   if [ -n "${CI_COUNTS:-}" ]; then
+    local skipped
+    skipped=$(grep -cE '^[[:space:]]*[0-9]+ - .* \(Skipped\)$' "$log" || true)
     sed -nE 's/^[0-9]+% tests passed, ([0-9]+) tests? failed out of ([0-9]+)$/\2 \1/p' "$log" |
-      awk '{print $1 - $2, $2}' >>"$CI_COUNTS"
+      awk -v skipped="$skipped" '{print $1 - $2 - skipped, $2, skipped}' >>"$CI_COUNTS"
   fi
   return "$rc"
 }

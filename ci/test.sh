@@ -83,7 +83,7 @@ echo
 echo "=== ci summary ($(nproc) cores) ==="
 printf '%s\n' "${summary[@]}"
 printf '%-9s %-7s %5ds\n' total "" $((SECONDS - all_start))
-awk '{p += $1; f += $2} END {printf "tests: %d passed, %d failed\n", p, f}' "$CI_COUNTS"
+awk '{p += $1; f += $2; s += $3} END {printf "tests: %d passed, %d failed, %d skipped\n", p, f, s}' "$CI_COUNTS"
 if [ ${#failed_stages[@]} -ne 0 ]; then
   echo "ci: ${#failed_stages[@]} stage(s) FAILED: ${failed_stages[*]}"
   exit 1
