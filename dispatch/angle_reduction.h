@@ -1,11 +1,12 @@
 // Exact argument reduction of a RoPE angle for the on-the-fly table mode
 // (RowSource::kOnTheFly): the double product a = p * w is reduced mod 2 pi in
 // double to r in about [-pi, pi], with an error of a few units of 2^-52, far
-// below the f32 sin/cos evaluated on it (the caller adds the product's own
-// rounding error, p * w - a, so the angle is exact as the stored tables' is). Plain C++ (no per-target code): Cody-Waite with 2 pi split in
-// three parts, the first two of 21 significant bits so that k * part is exact
-// for |k| < 2^32; larger angles (only from huge custom frequencies) fall back
-// to libm, which reduces exactly too.
+// below the f32 sin/cos evaluated on it. The caller adds the product's own
+// rounding error, p * w - a, so the angle is exact, as the stored tables' is.
+// Plain C++ (no per-target code): Cody-Waite with 2 pi split in three parts,
+// the first two of 21 significant bits so that k * part is exact for
+// |k| < 2^32; larger angles (only from huge custom frequencies) fall back to
+// libm, which reduces exactly too.
 #ifndef ROTARY_DISPATCH_ANGLE_REDUCTION_H_
 #define ROTARY_DISPATCH_ANGLE_REDUCTION_H_
 
