@@ -10,12 +10,6 @@
 
 #include "dispatch/convert-inl.h"
 
-namespace rotary_bench {
-// Whether the CPU rounds bf16 in hardware (rotary's AVX3_ZEN4 target is
-// supported): then the yardsticks round bf16 that way too.
-bool CpuRoundsBF16();
-}  // namespace rotary_bench
-
 HWY_BEFORE_NAMESPACE();
 namespace rotary_bench {
 namespace HWY_NAMESPACE {
@@ -61,13 +55,16 @@ void StreamBF16(uint16_t* HWY_RESTRICT x, size_t n, float a, float b) {
   StreamWidened<BF16Storage>(x + i, n - i, a, b);  // what is left, and every element on SCALAR
 }
 
-void StreamRange(void* x, int dtype, size_t n, float a, float b) {
+// native_bf16: the active target rounds bf16 in hardware (AVX3_ZEN4), so the
+// yardstick does too.
+void StreamRange(void* x, int dtype, size_t n, float a, float b, bool native_bf16) {
   if (dtype == ROTARY_F32) StreamWidened<F32Storage>(static_cast<float*>(x), n, a, b);
   if (dtype == ROTARY_F16) StreamWidened<F16Storage>(static_cast<uint16_t*>(x), n, a, b);
   if (dtype != ROTARY_BF16) return;
 #if ROTARY_NATIVE_BF16
-  if (CpuRoundsBF16()) return StreamBF16<BF16NativeStorage>(static_cast<uint16_t*>(x), n, a, b);
+  if (native_bf16) return StreamBF16<BF16NativeStorage>(static_cast<uint16_t*>(x), n, a, b);
 #endif
+  (void)native_bf16;
   StreamBF16<BF16Storage>(static_cast<uint16_t*>(x), n, a, b);
 }
 
@@ -81,13 +78,35 @@ void ConvertTyped(const float* HWY_RESTRICT src, typename S::T* HWY_RESTRICT dst
   }
 }
 
-void ConvertRange(const float* src, void* dst, int dtype, size_t n) {
+void ConvertRange(const float* src, void* dst, int dtype, size_t n, bool native_bf16) {
   if (dtype == ROTARY_F16) ConvertTyped<F16Storage>(src, static_cast<uint16_t*>(dst), n);
   if (dtype != ROTARY_BF16) return;
 #if ROTARY_NATIVE_BF16
-  if (CpuRoundsBF16()) return ConvertTyped<BF16NativeStorage>(src, static_cast<uint16_t*>(dst), n);
+  if (native_bf16) return ConvertTyped<BF16NativeStorage>(src, static_cast<uint16_t*>(dst), n);
 #endif
+  (void)native_bf16;
   ConvertTyped<BF16Storage>(src, static_cast<uint16_t*>(dst), n);
+}
+
+// The loop a user would write (NaiveRope::Apply), compiled for this target.
+void NaiveRows(float* HWY_RESTRICT x, const float* HWY_RESTRICT cos_table, const float* HWY_RESTRICT sin_table,
+               int half, int64_t rows, int64_t seq, int64_t heads, int64_t offset, bool interleaved) {
+  const int dim = 2 * half;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t position = offset + r % seq;
+    const float* c = cos_table + position * half;
+    const float* s = sin_table + position * half;
+    for (int64_t h = 0; h < heads; ++h) {
+      float* v = x + (r * heads + h) * dim;
+      for (int i = 0; i < half; ++i) {
+        const int first = interleaved ? 2 * i : i;
+        const int second = interleaved ? 2 * i + 1 : i + half;
+        const float a = v[first], b = v[second];
+        v[first] = a * c[i] - b * s[i];
+        v[second] = a * s[i] + b * c[i];
+      }
+    }
+  }
 }
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)
@@ -96,26 +115,41 @@ void ConvertRange(const float* src, void* dst, int dtype, size_t n) {
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
-#include <string>
+#include <cstring>
 
+#include "dispatch/target_registry.h"
 #include "lib/scheduler.h"
-#include "rotary/rotary.hpp"
 
 namespace rotary_bench {
 HWY_EXPORT(StreamRange);
 HWY_EXPORT(ConvertRange);
-
-bool CpuRoundsBF16() {
-  static const bool supported = [] {
-    for (const std::string& name : rotary::supported_targets()) {
-      if (name == "AVX3_ZEN4") return true;
-    }
-    return false;
-  }();
-  return supported;
-}
+HWY_EXPORT(NaiveRows);
 
 namespace {
+
+// The yardsticks' code for rotary's active target: the entry of Highway's
+// dispatch table that HWY_DYNAMIC_DISPATCH would take on a CPU whose best
+// target were that one (the same index computation as hwy::ChosenTarget), so
+// a case forced to AVX2 meets an AVX2 stream loop. `native_bf16`: the target
+// rounds bf16 in hardware (AVX3_ZEN4).
+struct ActiveYardstick {
+  size_t index;
+  bool native_bf16;
+};
+
+ActiveYardstick ForActiveTarget() {
+  const char* name = rotary::ActiveTargetName();
+  for (size_t i = 0; i < rotary::kNumCompiledTargets; ++i) {
+    const rotary::CompiledTarget& t = rotary::kCompiledTargets[i];
+    if (std::strcmp(t.name, name) != 0) continue;
+    const int64_t mask = HWY_CHOSEN_TARGET_SHIFT(t.hwy_target) | HWY_CHOSEN_TARGET_MASK_SCALAR;
+    return {hwy::Num0BitsBelowLS1Bit_Nonzero64(static_cast<uint64_t>(mask & HWY_CHOSEN_TARGET_MASK_TARGETS)),
+            (t.extra_features & rotary::kAvx512Bf16) != 0};
+  }
+  rotary::ActiveKernels();  // throws: ROTARY_TARGET named a target this build or CPU cannot run
+  return {0, false};
+}
+
 int64_t ElementBytes(rotary_dtype dtype) { return dtype == ROTARY_F32 ? 4 : 2; }
 // Scheduled as rotary schedules the same elements (lib/scheduler.h).
 int64_t ElementCost(rotary_dtype dtype) { return rotary::ElementCost(static_cast<rotary::DtypeIndex>(dtype)); }
@@ -124,9 +158,11 @@ int64_t ElementCost(rotary_dtype dtype) { return rotary::ElementCost(static_cast
 void StreamInPlace(void* x, rotary_dtype dtype, int64_t rows, int64_t elements_per_row, float a, float b) {
   char* base = static_cast<char*>(x);
   const int64_t row_bytes = elements_per_row * ElementBytes(dtype);
+  const ActiveYardstick target = ForActiveTarget();
+  const auto stream = HWY_DISPATCH_TABLE(StreamRange)[target.index];
   rotary::ForEachRowRange(rows, 2 * elements_per_row * ElementCost(dtype), [&](int64_t begin, int64_t end) {
-    HWY_DYNAMIC_DISPATCH(StreamRange)(base + begin * row_bytes, dtype,
-                                      static_cast<size_t>((end - begin) * elements_per_row), a, b);
+    stream(base + begin * row_bytes, dtype, static_cast<size_t>((end - begin) * elements_per_row), a, b,
+           target.native_bf16);
   });
 }
 
@@ -134,9 +170,11 @@ void ConvertingCopy(const float* src, void* dst, rotary_dtype dst_dtype, int64_t
   char* out = static_cast<char*>(dst);
   const int64_t out_row_bytes = elements_per_row * ElementBytes(dst_dtype);
   const int64_t cost_per_row = elements_per_row * (ElementCost(ROTARY_F32) + ElementCost(dst_dtype));
+  const ActiveYardstick target = ForActiveTarget();
+  const auto convert = HWY_DISPATCH_TABLE(ConvertRange)[target.index];
   rotary::ForEachRowRange(rows, cost_per_row, [&](int64_t begin, int64_t end) {
-    HWY_DYNAMIC_DISPATCH(ConvertRange)(src + begin * elements_per_row, out + begin * out_row_bytes, dst_dtype,
-                                       static_cast<size_t>((end - begin) * elements_per_row));
+    convert(src + begin * elements_per_row, out + begin * out_row_bytes, dst_dtype,
+            static_cast<size_t>((end - begin) * elements_per_row), target.native_bf16);
   });
 }
 
@@ -155,22 +193,8 @@ NaiveRope::NaiveRope(int d, int64_t max_positions, double base) : dim(d) {
 
 void NaiveRope::Apply(float* x, int64_t rows, int64_t seq, int64_t heads, int64_t offset,
                       bool interleaved) const {
-  const int half = dim / 2;
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t position = offset + r % seq;
-    const float* c = &cos_table[position * half];
-    const float* s = &sin_table[position * half];
-    for (int64_t h = 0; h < heads; ++h) {
-      float* v = x + (r * heads + h) * dim;
-      for (int i = 0; i < half; ++i) {
-        const int first = interleaved ? 2 * i : i;
-        const int second = interleaved ? 2 * i + 1 : i + half;
-        const float a = v[first], b = v[second];
-        v[first] = a * c[i] - b * s[i];
-        v[second] = a * s[i] + b * c[i];
-      }
-    }
-  }
+  HWY_DISPATCH_TABLE(NaiveRows)[ForActiveTarget().index](x, cos_table.data(), sin_table.data(), dim / 2, rows, seq,
+                                                          heads, offset, interleaved);
 }
 
 }  // namespace rotary_bench

@@ -1,11 +1,13 @@
 // What rotary is measured against, in the same run (BENCHMARKS.md):
 //  - stream: an in-place x = a*x + b over the same bytes and storage type,
-//    vectorized with the best Highway target, converting f16/bf16 exactly as
-//    rotary does: the memory limit for that size and storage type;
+//    vectorized for rotary's active target (the one the case is forced to),
+//    converting f16/bf16 exactly as that target's kernels do: the memory limit
+//    for that size, storage type and ISA;
 //  - converting copy: f32 -> f16/bf16 out of place, what a backend does anyway
-//    when it writes k into a KV cache;
+//    when it writes k into a KV cache (on the active target too);
 //  - naive: the obvious scalar RoPE loop a user would write, reading cos/sin
-//    from a precomputed table, compiled with the same flags.
+//    from a precomputed table, compiled for the active target as the compiler
+//    would for a user's build for that ISA (auto-vectorized where it can).
 #ifndef ROTARY_BENCH_YARDSTICKS_H_
 #define ROTARY_BENCH_YARDSTICKS_H_
 
