@@ -17,7 +17,7 @@
 //
 // Keys rotated by an older plan are not re-rotated when a call switches plans
 // (dynamic NTK's base grows, LongRoPE switches lists): like HF, rotary rotates
-// each call with the plan of that call's length. See README "Frequency scaling".
+// each call with the plan of that call's length. See docs/scaling.md.
 #ifndef ROTARY_LIB_PLAN_TABLES_H_
 #define ROTARY_LIB_PLAN_TABLES_H_
 

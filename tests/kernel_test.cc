@@ -237,10 +237,10 @@ double SynthesisError(RowSource mode, TableLayout layout, size_t pairs, double s
   return worst_at_scale_1;
 }
 
-// The bounds README "Table memory" states, relative to the attention factor, in
+// The bounds docs/table-memory.md states, relative to the attention factor, in
 // units of 2^-24 (one f32 ulp at 1; a stored row is within 0.5): compact <= 4
 // (two stored rows and three f32 roundings), on the fly <= 4 (Highway's f32
-// sin/cos, 3 ulp, and the reduction) -- measured on every target, printed for the README.
+// sin/cos, 3 ulp, and the reduction); measured on every target and printed.
 void TestSynthesizedRowsMatchDouble() {
   std::mt19937_64 rng(11);
   std::vector<int64_t> positions = {0, 1, 63, 64, 1023, 1024, 4095, 131071, 999999, 1000000,

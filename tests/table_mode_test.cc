@@ -1,8 +1,8 @@
 // The three table modes (full, compact, on the fly) against the float64
 // reference on every target: both pairings, every storage pair, in place, out
 // of place and q + k fused, positions up to 1,000,000 and near 2^31, with an
-// attention factor too. Compact must stay within 2x the full table's error;
-// on the fly within the bound README "Table memory" states.
+// attention factor too. Every mode within its bound (tests/error_bounds.h);
+// compact within 2x the full table's error.
 #include <algorithm>
 #include <climits>
 #include <cmath>

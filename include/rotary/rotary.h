@@ -64,7 +64,7 @@ typedef enum {
   ROTARY_SCALING_BOUNDED = 9       /* He & Xu: pi / (2 n_max) * w_i, positions < n_max */
 } rotary_scaling;
 
-/* Where the cos/sin values of a position come from (README "Table memory").
+/* Where the cos/sin values of a position come from (docs/table-memory.md).
  * Every mode gives the same rotation; they trade memory for a little work per
  * (batch, seq) row and, for ON_THE_FLY, a few f32 ulps of accuracy. */
 typedef enum {
