@@ -149,6 +149,30 @@ HWY_NOINLINE void RotateInterleavedTail(const typename Src::T* x, typename Dst::
 }
 #endif
 
+#if HWY_TARGET == HWY_NEON
+// 2N elements of f32 or f16 storage as their even and odd elements in f32
+// (ld2), and back (st2), converted as LoadF32 / StoreF32 convert.
+template <class S>
+constexpr bool kNeonPairLoads = std::is_same_v<S, F32Storage> || std::is_same_v<S, F16Storage>;
+using DU16Half = hn::Rebind<uint16_t, DF>;
+using DF16Half = hn::Rebind<hwy::float16_t, DF>;
+
+HWY_INLINE void LoadPairsF32(F32Storage, const float* p, VF& even, VF& odd) {
+  hn::LoadInterleaved2(DF(), p, even, odd);
+}
+HWY_INLINE void LoadPairsF32(F16Storage, const uint16_t* p, VF& even, VF& odd) {
+  hn::Vec<DU16Half> e, o;
+  hn::LoadInterleaved2(DU16Half(), p, e, o);
+  even = hn::PromoteTo(DF(), hn::BitCast(DF16Half(), e));
+  odd = hn::PromoteTo(DF(), hn::BitCast(DF16Half(), o));
+}
+HWY_INLINE void StorePairsF32(F32Storage, VF even, VF odd, float* p) { hn::StoreInterleaved2(even, odd, DF(), p); }
+HWY_INLINE void StorePairsF32(F16Storage, VF even, VF odd, uint16_t* p) {
+  hn::StoreInterleaved2(hn::BitCast(DU16Half(), hn::DemoteTo(DF16Half(), even)),
+                        hn::BitCast(DU16Half(), hn::DemoteTo(DF16Half(), odd)), DU16Half(), p);
+}
+#endif
+
 // Pairs [0, count) (components [0, 2 * count)) of kHeads heads, `xs` / `ys` elements apart.
 template <class Src, class Dst, bool kInverse, size_t kHeads>
 HWY_INLINE void RotateInterleavedHeads(const typename Src::T* x, int64_t xs, typename Dst::T* y, int64_t ys,
@@ -174,6 +198,34 @@ HWY_INLINE void RotateInterleavedHeads(const typename Src::T* x, int64_t xs, typ
 #else
   const size_t N = hn::Lanes(d);  // even on every target but SCALAR
   size_t k = 0;
+#if HWY_TARGET == HWY_NEON
+  // f32 and f16 on NEON: ld2/st2 split 2N components into their pairs' first
+  // and second elements, so the neox arithmetic rotates 2N components with one
+  // cos and one sin vector (from the cos_dup and sin_alt pairs) instead of
+  // loading two table vectors and swapping lanes for every N: the swap form ran
+  // well over the stream loop's instructions per element (docs/performance.md).
+  // The same conversions, multiplies and fused adds of the same values: the
+  // same bits.
+  if constexpr (kNeonPairLoads<Src> && kNeonPairLoads<Dst>) {
+    // Pointers that step, not indices: ld2/st2 take no register offset, and
+    // post-incremented addresses spare an add per stream and iteration.
+    const float* cp = cos_dup;
+    const float* sp = sin_alt;
+    const typename Src::T* xp = x;
+    typename Dst::T* yp = y;
+    for (; k + 2 * N <= n; k += 2 * N, cp += 2 * N, sp += 2 * N, xp += 2 * N, yp += 2 * N) {
+      VF cs, cs_again, minus_sn, sn;
+      hn::LoadInterleaved2(d, cp, cs, cs_again);
+      hn::LoadInterleaved2(d, sp, minus_sn, sn);
+      for (size_t h = 0; h < kHeads; ++h) {
+        VF a, c;
+        LoadPairsF32(Src(), xp + static_cast<int64_t>(h) * xs, a, c);
+        RotatePairs<kInverse>(a, c, cs, sn);
+        StorePairsF32(Dst(), a, c, yp + static_cast<int64_t>(h) * ys);
+      }
+    }
+  }
+#endif
   for (; k + N <= n; k += N) {
     const VF cs = hn::LoadU(d, cos_dup + k);
     const VF sn = hn::LoadU(d, sin_alt + k);
