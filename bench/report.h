@@ -1,5 +1,5 @@
 // Results of rotary-bench and the ways they are printed: the protocol lines of
-// BENCHMARKS.md, CSV, JSON, a readable summary, and a gnuplot bar chart.
+// docs/performance.md (Method), CSV, JSON, a readable summary, and a gnuplot bar chart.
 #ifndef ROTARY_BENCH_REPORT_H_
 #define ROTARY_BENCH_REPORT_H_
 

@@ -1,5 +1,5 @@
 // rotary-bench: how fast rotary is on this CPU, as ratios to yardsticks
-// measured in the same run (BENCHMARKS.md). Prints one protocol line per case
+// measured in the same run (docs/performance.md (Method)). Prints one protocol line per case
 // and a readable summary; --csv / --json for machines, --plot for a chart.
 #include <algorithm>
 #include <cmath>
@@ -33,7 +33,7 @@ struct Shape {
   int64_t offset;  // positions are offset + s
 };
 
-// BENCHMARKS.md; "tiny" is for smoke tests only.
+// docs/performance.md (Method); "tiny" is for smoke tests only.
 const Shape kShapes[] = {
     {"decode1", 1, 1, 32, 128, 1000},   {"decode16", 16, 1, 32, 128, 1000}, {"prefill512", 1, 512, 32, 128, 0},
     {"prefill4k", 1, 4096, 32, 128, 0}, {"tiny", 1, 3, 4, 128, 5},
@@ -270,7 +270,7 @@ class Bench {
       r.ns_per_call = ns[1];
       r.gbps = bytes / ns[1];
       r.of_stream = ns[0] / ns[1];
-      // BENCHMARKS.md's decode1 target: ns_per_call <= 1.3 x stream + a fixed cost below 150 ns.
+      // The decode1 target of docs/performance.md (Method): ns_per_call <= 1.3 x stream + a fixed cost below 150 ns.
       if (std::string(s.name) == "decode1") r.extra.push_back({"fixed_ns", ns[1] - 1.3 * ns[0]});
       Emit(r);
       if (fns.size() > 2) {

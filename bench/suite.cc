@@ -1,4 +1,4 @@
-// The Google Benchmark suite: every shape of BENCHMARKS.md x pairing x dtype x
+// The Google Benchmark suite: every shape of docs/performance.md (Method) x pairing x dtype x
 // threads x every target this CPU supports, with bytes-processed counters; the
 // table build for 4096 and 131072 positions; and the first call (build + apply).
 // For the ratios to the memory limit, see rotary-bench.

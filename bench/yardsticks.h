@@ -1,4 +1,4 @@
-// What rotary is measured against, in the same run (BENCHMARKS.md):
+// What rotary is measured against, in the same run (docs/performance.md (Method)):
 //  - stream: an in-place x = a*x + b over the same bytes and storage type,
 //    vectorized for rotary's active target (the one the case is forced to),
 //    converting f16/bf16 exactly as that target's kernels do: the memory limit

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: installs dependencies, builds rotary-bench in Release, runs it on
-# this CPU and prints the protocol lines of BENCHMARKS.md plus a summary table.
+# this CPU and prints the protocol lines of docs/performance.md (Method) plus a summary table.
 # Extra arguments go to rotary-bench (see `rotary-bench --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."

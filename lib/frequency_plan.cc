@@ -9,7 +9,7 @@ namespace {
 constexpr double kPi = 3.14159265358979323846;
 
 // w_i = base^(-2i / R). Each pair from its own pow(): a running product would
-// accumulate i ulps (ROPE_MATH.md §4).
+// accumulate i ulps (docs/math.md §4).
 std::vector<double> BaseInvFreq(double base, int rotary_dim) {
   std::vector<double> w(rotary_dim / 2);
   for (size_t i = 0; i < w.size(); ++i) w[i] = std::pow(base, -2.0 * static_cast<double>(i) / rotary_dim);
@@ -21,19 +21,19 @@ std::vector<double> DividedBy(std::vector<double> w, const std::vector<double>& 
   return w;
 }
 
-// NTK-aware base: the slowest pair is interpolated by exactly `stretch` (ROPE_MATH.md §2.2).
+// NTK-aware base: the slowest pair is interpolated by exactly `stretch` (docs/math.md §2.2).
 double NtkBase(double base, double stretch, int rotary_dim) {
   return base * std::pow(stretch, static_cast<double>(rotary_dim) / (rotary_dim - 2));
 }
 
-// ROPE_MATH.md §2.3: b'(L) = b * (s L / L0 - (s - 1))^(R / (R - 2)), with L clamped below at L0.
+// docs/math.md §2.3: b'(L) = b * (s L / L0 - (s - 1))^(R / (R - 2)), with L clamped below at L0.
 std::vector<double> DynamicNtkInvFreq(const FrequencyScheme& s, int64_t seq_len) {
   const double length = static_cast<double>(std::max(seq_len, s.original_length));
   const double stretch = s.factor * length / static_cast<double>(s.original_length) - (s.factor - 1);
   return BaseInvFreq(NtkBase(s.base, stretch, s.rotary_dim), s.rotary_dim);
 }
 
-// ROPE_MATH.md §2.4 as HF's _compute_yarn_parameters: a ramp over the pair
+// docs/math.md §2.4 as HF's _compute_yarn_parameters: a ramp over the pair
 // index between the pairs that turn beta_fast and beta_slow times over L0.
 std::vector<double> YarnInvFreq(const FrequencyScheme& s) {
   const double R = s.rotary_dim;
@@ -59,7 +59,7 @@ std::vector<double> YarnInvFreq(const FrequencyScheme& s) {
   return w;
 }
 
-// ROPE_MATH.md §2.5 (Llama 3.1 apply_scaling): by wavelength, keep the short
+// docs/math.md §2.5 (Llama 3.1 apply_scaling): by wavelength, keep the short
 // ones, divide the long ones by s and blend in between.
 std::vector<double> Llama3InvFreq(const FrequencyScheme& s) {
   const double original = static_cast<double>(s.original_length);
@@ -97,7 +97,7 @@ std::vector<double> InvFreq(const FrequencyScheme& s, int64_t seq_len) {
     case ROTARY_SCALING_FREQ_FACTORS: return DividedBy(BaseInvFreq(s.base, s.rotary_dim), s.freq_factors);
     case ROTARY_SCALING_INV_FREQ: return s.inv_freq;
     case ROTARY_SCALING_BOUNDED: {
-      // ROPE_MATH.md §3: every relative angle within n_max stays below pi / 2.
+      // docs/math.md §3: every relative angle within n_max stays below pi / 2.
       std::vector<double> w = BaseInvFreq(s.base, s.rotary_dim);
       for (double& wi : w) wi *= kPi / (2.0 * static_cast<double>(s.n_max));
       return w;

@@ -1,4 +1,4 @@
-// A frequency plan: what every RoPE scheme reduces to (ROPE_MATH.md §0):
+// A frequency plan: what every RoPE scheme reduces to (docs/math.md §0):
 // angle(p, i) = p * inv_freq[i], table entries scale * cos/sin(angle).
 // Computed in double; kernels and tables never know which scheme made it.
 //

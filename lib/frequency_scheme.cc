@@ -9,10 +9,10 @@
 namespace rotary {
 namespace {
 
-// Llama 3.1's published values (ROPE_MATH.md §2.5), used when a field is not given.
+// Llama 3.1's published values (docs/math.md §2.5), used when a field is not given.
 constexpr double kLlama3Factor = 8.0;
 constexpr int64_t kLlama3OriginalLength = 8192;
-// The YaRN paper's correction range (ROPE_MATH.md §2.4), as HF's `or 32` / `or 1`.
+// The YaRN paper's correction range (docs/math.md §2.4), as HF's `or 32` / `or 1`.
 constexpr double kYarnBetaFast = 32.0;
 constexpr double kYarnBetaSlow = 1.0;
 
@@ -147,7 +147,7 @@ void ResolveYarn(const rotary_config& c, FrequencyScheme& s) {
     Fail(Status::kInvalidArgument, "config.truncate must be 0 or 1, got ", c.truncate);
   }
   s.truncate = c.truncate == 1;
-  // ROPE_MATH.md §2.4.3-4: DeepSeek's ratio when both mscales are given, else g(s, 1).
+  // docs/math.md §2.4.3-4: DeepSeek's ratio when both mscales are given, else g(s, 1).
   s.attention_factor = (c.mscale != 0 && c.mscale_all_dim != 0)
                            ? YarnMscale(s.factor, c.mscale) / YarnMscale(s.factor, c.mscale_all_dim)
                            : YarnMscale(s.factor, 1.0);

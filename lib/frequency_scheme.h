@@ -43,7 +43,7 @@ struct FrequencyScheme {
 // Throws Error(kInvalidArgument) naming the first bad field and its value.
 FrequencyScheme ResolveScheme(const rotary_config& config);
 
-// YaRN's magnitude g(s, mu) = 0.1 * mu * ln(s) + 1 for s > 1, else 1 (ROPE_MATH.md §2.4.3).
+// YaRN's magnitude g(s, mu) = 0.1 * mu * ln(s) + 1 for s > 1, else 1 (docs/math.md §2.4.3).
 double YarnMscale(double factor, double mu);
 
 }  // namespace rotary

@@ -37,7 +37,7 @@ rotary::Config MakeConfig(int head_dim, int rotary_dim, bool interleaved) {
       .pairing(interleaved ? rotary::Pairing::kInterleaved : rotary::Pairing::kNeox);
 }
 
-// ROPE_MATH.md §5: R = D = 8, base 10000, p = 3, x = 1..8.
+// docs/math.md §5: R = D = 8, base 10000, p = 3, x = 1..8.
 TEST_P(ApplyTest, MatchesRopeMathTestVectors) {
   const double interleaved[8] = {-1.272232513, -1.838864985, 1.683928641, 4.707906576,
                                  4.817777168,  6.147277704,  6.975968536, 8.020963969};

@@ -1,6 +1,6 @@
 // Frequency plans (rotary_plan / rotary::plan) against the published formulas
 // computed independently in float64 (tests/reference_plans.h) and against the
-// numeric test vectors of ROPE_MATH.md; the properties the schemes exist for;
+// numeric test vectors of docs/math.md; the properties the schemes exist for;
 // and every invalid scheme parameter as a clear error.
 #include <cmath>
 #include <complex>
@@ -60,7 +60,7 @@ TEST(Plan, ConfigInitSetsTheScalingDefaults) {
   EXPECT_EQ(c.n_max, 0);
 }
 
-// ROPE_MATH.md §5: R = 8, b = 10000.
+// docs/math.md §5: R = 8, b = 10000.
 TEST(Plan, DefaultMatchesTestVectors) {
   const rotary::Plan p = rotary::plan(Dims(8, 10000));
   ExpectNearRelative(p.inv_freq, {1.0, 0.1, 0.01, 0.001}, 1e-15);
@@ -76,7 +76,7 @@ TEST(Plan, Linear) {
   }
 }
 
-// ROPE_MATH.md §2.2: R = 128, b = 1e4, s = 4 gives b' = 40889.94243.
+// docs/math.md §2.2: R = 128, b = 1e4, s = 4 gives b' = 40889.94243.
 TEST(Plan, NtkMatchesTestVectorAndInterpolatesTheSlowestPairByFactor) {
   const rotary::Plan p = rotary::plan(Dims(128, 10000).ntk(4));
   ExpectNearRelative(p.inv_freq, rotary_test::RefInvFreqOfBase(128, 40889.94243), 1e-9);
@@ -92,7 +92,7 @@ TEST(Plan, NtkAlphaIsTheBaseChangeWithAlpha) {
   ExpectPlan(Dims(96, 10000).ntk_alpha(1000).factor(1.0), want);  // as Hunyuan configs write it
 }
 
-// ROPE_MATH.md §2.3: R = 128, b = 1e4, L0 = 4096, s = 2.
+// docs/math.md §2.3: R = 128, b = 1e4, L0 = 4096, s = 2.
 TEST(Plan, DynamicNtkMatchesTestVectorsAndFollowsTheCallLength) {
   const rotary::Config config = Dims(128, 10000).dynamic_ntk(2, 4096);
   ExpectNearRelative(rotary::plan(config, 8192).inv_freq, rotary_test::RefInvFreqOfBase(128, 30527.73675), 1e-9);
@@ -115,7 +115,7 @@ TEST(Plan, DynamicNtkTakesItsLengthFromMaxPositionEmbeddingsFirst) {
              RefPlan{rotary_test::RefInvFreqOfBase(64, base)}, 9000);
 }
 
-// ROPE_MATH.md §2.4 example: R = 16, b = 1e4, L0 = 64, s = 4.
+// docs/math.md §2.4 example: R = 16, b = 1e4, L0 = 64, s = 4.
 TEST(Plan, YarnMatchesTestVector) {
   const rotary::Plan p = rotary::plan(Dims(16, 10000).yarn(4, 64));
   ExpectNearRelative(p.inv_freq,
@@ -133,7 +133,7 @@ TEST(Plan, YarnAttentionFactorMatchesTestVectors) {
   EXPECT_EQ(rotary::plan(Dims(128, 10000).yarn(4, 4096).attention_factor(0.75)).attention_factor, 0.75);
 }
 
-// ROPE_MATH.md §2.4: the correction bounds (lo, hi) for common shapes, seen in
+// docs/math.md §2.4: the correction bounds (lo, hi) for common shapes, seen in
 // the plan: pairs up to lo keep w_i, pairs from hi on are w_i / s, and the ones
 // just inside the ramp are neither.
 TEST(Plan, YarnCorrectionRangeMatchesTestVectors) {
@@ -181,7 +181,7 @@ TEST(Plan, YarnMatchesHfFormulaAcrossOptions) {
   }
 }
 
-// ROPE_MATH.md §2.4.4: DeepSeek-V3 puts m = 1 in the tables and x 1.873854207 on the softmax scale.
+// docs/math.md §2.4.4: DeepSeek-V3 puts m = 1 in the tables and x 1.873854207 on the softmax scale.
 TEST(Plan, YarnDeepSeekExposesTheSoftmaxScaleFactorSeparately) {
   const rotary::Config deepseek = Dims(64, 10000).yarn(40, 4096).mscale(1).mscale_all_dim(1);
   EXPECT_NEAR(rotary::plan(deepseek).attention_factor, 1.0, 1e-15);
@@ -190,7 +190,7 @@ TEST(Plan, YarnDeepSeekExposesTheSoftmaxScaleFactorSeparately) {
   EXPECT_EQ(rotary::softmax_scale_factor(Dims(64, 10000).linear(4)), 1.0);
 }
 
-// Newer HF rule (ROPE_MATH.md §2.4.6): factor as given; derived from the two lengths only when missing.
+// Newer HF rule (docs/math.md §2.4.6): factor as given; derived from the two lengths only when missing.
 TEST(Plan, YarnFactorIsDerivedOnlyWhenNotGiven) {
   const RefPlan derived = rotary_test::RefYarn({128, 10000, 40, 4096});
   ExpectPlan(Dims(128, 10000).yarn(0, 4096).max_position_embeddings(163840), derived);
@@ -200,7 +200,7 @@ TEST(Plan, YarnFactorIsDerivedOnlyWhenNotGiven) {
   ExpectPlan(Dims(128, 10000).yarn(4, 0).max_position_embeddings(2048), rotary_test::RefYarn({128, 10000, 4, 2048}));
 }
 
-// ROPE_MATH.md §2.5: R = 128, b = 5e5 with Llama 3.1's values.
+// docs/math.md §2.5: R = 128, b = 5e5 with Llama 3.1's values.
 TEST(Plan, Llama3MatchesTestVectors) {
   const std::vector<double> w = rotary_test::ReferenceInvFreq(128, 500000);
   const std::vector<double> got = rotary::plan(Dims(128, 500000).llama3()).inv_freq;
@@ -237,7 +237,7 @@ std::vector<double> Ramp(int count, double first, double step) {
   return v;
 }
 
-// ROPE_MATH.md §2.6 with Phi-3-mini-128k's shape: R = 96, L0 = 4096, no factor
+// docs/math.md §2.6 with Phi-3-mini-128k's shape: R = 96, L0 = 4096, no factor
 // given, s = 131072 / 4096 = 32, m = 1.190238071; the list switches past L0.
 TEST(Plan, LongropeSwitchesListsPastTheOriginalLength) {
   const std::vector<double> short_factor = Ramp(48, 1.0, 0.01), long_factor = Ramp(48, 1.0, 0.75);
@@ -258,7 +258,7 @@ TEST(Plan, FreqFactorsDivideTheBaseFrequencies) {
   ExpectPlan(Dims(80, 10000).freq_factors(divisors), rotary_test::RefFreqFactors(80, 10000, divisors));
 }
 
-// ROPE_MATH.md §2.7: llama.cpp loads Llama 3 as per-pair divisors ff_i = w_i / w'_i.
+// docs/math.md §2.7: llama.cpp loads Llama 3 as per-pair divisors ff_i = w_i / w'_i.
 TEST(Plan, Llama3AsGgmlFreqFactorsGivesTheLlama3Plan) {
   const std::vector<double> w = rotary_test::ReferenceInvFreq(128, 500000);
   const RefPlan llama3 = rotary_test::RefLlama3(128, 500000);
@@ -274,7 +274,7 @@ TEST(Plan, InvFreqIsUsedExactlyAsGiven) {
   EXPECT_EQ(p.attention_factor, 0.5);
 }
 
-// ROPE_MATH.md §3: R = 8, b = 1e4, n_max = 2048.
+// docs/math.md §3: R = 8, b = 1e4, n_max = 2048.
 TEST(Plan, BoundedMatchesTestVectors) {
   const rotary::Plan p = rotary::plan(Dims(8, 10000).bounded(2048));
   ExpectNearRelative(p.inv_freq, {7.669903939e-4, 7.669903939e-5, 7.669903939e-6, 7.669903939e-7}, 1e-9);
@@ -289,7 +289,7 @@ double RelativeAngle(double inv_freq, int64_t delta) {
   return std::fmod(static_cast<double>(delta) * inv_freq, 2 * kRefPi);
 }
 
-// ROPE_MATH.md §3, the property the bounded scheme exists for: for n_max = 2048,
+// docs/math.md §3, the property the bounded scheme exists for: for n_max = 2048,
 // d = 128, every pair's relative angle grows monotonically with |m - n| over
 // [0, n_max] and stays below pi / 2 before n_max (so cos, the pair's score
 // factor, falls monotonically). The default scheme wraps instead: at the first

@@ -1,5 +1,5 @@
 // The float64 oracle of every test: RoPE written for clarity, straight from
-// ROPE_MATH.md §1, sharing no code with the library.
+// docs/math.md §1, sharing no code with the library.
 #ifndef ROTARY_TESTS_REFERENCE_H_
 #define ROTARY_TESTS_REFERENCE_H_
 
@@ -43,7 +43,7 @@ inline void ExactCosSin(int64_t position, double w, double* cos_out, double* sin
 }
 
 // Rotates one head `in` (head_dim values) at `position`; `out` may equal `in`.
-// Forward is m R(t); inverse is its exact inverse (1/m) R(-t) (ROPE_MATH.md §1.5).
+// Forward is m R(t); inverse is its exact inverse (1/m) R(-t) (docs/math.md §1.5).
 inline void ReferenceRotateHead(const RefRope& r, const double* in, double* out, int64_t position,
                                 bool inverse = false) {
   const int pairs = r.rotary_dim / 2;

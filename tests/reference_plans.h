@@ -1,5 +1,5 @@
 // The float64 oracle of the frequency schemes: each plan written straight from
-// its published formula (ROPE_MATH.md §2-3, HF modeling_rope_utils.py, Meta's
+// its published formula (docs/math.md §2-3, HF modeling_rope_utils.py, Meta's
 // apply_scaling, He & Xu), in the sources' own variable names, sharing no code
 // with the library.
 #ifndef ROTARY_TESTS_REFERENCE_PLANS_H_

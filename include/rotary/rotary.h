@@ -48,7 +48,7 @@ typedef enum { ROTARY_NEOX = 0, ROTARY_INTERLEAVED = 1 } rotary_pairing;
 
 typedef enum { ROTARY_F32 = 0, ROTARY_F16 = 1, ROTARY_BF16 = 2 } rotary_dtype;
 
-/* How the per-pair frequencies are made (ROPE_MATH.md §2, §3; HF rope_scaling
+/* How the per-pair frequencies are made (docs/math.md §2, §3; HF rope_scaling
  * "rope_type" in parentheses). The fields each scheme reads are listed in
  * rotary_config; every other scaling field is ignored by it. */
 typedef enum {
@@ -251,7 +251,7 @@ ROTARY_API rotary_status rotary_plan(const rotary_config* config, int64_t seq_le
 
 /* The factor the model's attention softmax scale (1/sqrt(d_qk)) is multiplied by:
  * g(s, mscale_all_dim)^2 for YARN with mscale_all_dim != 0 (DeepSeek-V2/V3,
- * ROPE_MATH.md §2.4.4), else 1. rotary_apply never applies it: it belongs to the
+ * docs/math.md §2.4.4), else 1. rotary_apply never applies it: it belongs to the
  * caller's attention. */
 ROTARY_API rotary_status rotary_softmax_scale_factor(const rotary_config* config, double* factor_out);
 

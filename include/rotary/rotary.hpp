@@ -71,7 +71,7 @@ struct Config {
   Config& position_limit(int64_t n) { c.position_limit = n; return *this; }
   Config& table_mode(TableMode m) { c.table_mode = static_cast<rotary_table_mode>(m); return *this; }
 
-  // ---- Frequency schemes (ROPE_MATH.md §2, §3) ----
+  // ---- Frequency schemes (docs/math.md §2, §3) ----
   Config& linear(double factor) { return scheme(ROTARY_SCALING_LINEAR).factor(factor); }
   Config& ntk(double factor) { return scheme(ROTARY_SCALING_NTK).factor(factor); }
   Config& ntk_alpha(double alpha) { c.alpha = alpha; return scheme(ROTARY_SCALING_NTK); }

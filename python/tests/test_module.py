@@ -217,7 +217,7 @@ def test_configuration_keywords_and_rope_scaling_blocks():
     inv, m = rotary.plan(head_dim=16, rope_scaling={"rope_type": "yarn", "factor": 4.0,
                                                     "original_max_position_embeddings": 64, "beta_fast": None})
     np.testing.assert_allclose(inv, [1, 0.2371708245, 0.05, 0.00790569415, 0.0025, 0.000790569415, 0.00025,
-                                     7.90569415e-05], rtol=1e-9)  # ROPE_MATH.md 2.4 example
+                                     7.90569415e-05], rtol=1e-9)  # docs/math.md §2.4 example
     assert m == pytest.approx(1.138629436)
     assert rotary.softmax_scale_factor(head_dim=64, scaling="yarn", factor=40, original_max_position_embeddings=4096,
                                        mscale=1, mscale_all_dim=1) == pytest.approx(1.873854207)
