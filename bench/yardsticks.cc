@@ -117,7 +117,7 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 #include <cstring>
 
-#include "dispatch/target_registry.h"
+#include "lib/target_registry.h"
 #include "lib/scheduler.h"
 
 namespace rotary_bench {

@@ -1,10 +1,48 @@
-// Compiles rope_kernels-inl.h once per Highway target and lists the results.
-// Highway re-includes this file for every target in HWY_TARGETS.
+// Lists the kernels of every compiled Highway target (kCompiledTargets). The
+// kernels are only declared here (kernel_entry_points-inl.h) and compiled in
+// dispatch/instances/; Highway re-includes this file for every target in
+// HWY_TARGETS to make each target's KernelTable.
 #undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "dispatch/kernels_all_targets.cc"
+#define HWY_TARGET_INCLUDE "dispatch/compiled_targets.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 
-#include "dispatch/rope_kernels-inl.h"
+#include "dispatch/kernel_entry_points-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace rotary {
+namespace HWY_NAMESPACE {
+
+// The kernels of one pairing that read storage Src (at DtypeIndex `src`).
+template <int kPairing, class Src, class BF16Out>
+constexpr void ListKernelsFrom(KernelTable& table, DtypeIndex src) {
+  table.rotate[kPairing][src][kF32] = &RotateRows<kPairing, Src, F32Storage>;
+  table.rotate[kPairing][src][kF16] = &RotateRows<kPairing, Src, F16Storage>;
+  table.rotate[kPairing][src][kBF16] = &RotateRows<kPairing, Src, BF16Out>;
+}
+
+template <int kPairing, class BF16Out>
+constexpr void ListKernelsOf(KernelTable& table) {
+  ListKernelsFrom<kPairing, F32Storage, BF16Out>(table, kF32);
+  ListKernelsFrom<kPairing, F16Storage, BF16Out>(table, kF16);
+  ListKernelsFrom<kPairing, BF16Storage, BF16Out>(table, kBF16);
+}
+
+// This target's KernelTable; the bf16 destination is BF16Storage, or on
+// AVX3_ZEN4 BF16NativeStorage (rounded by AVX512_BF16).
+template <class BF16Out = BF16Storage>
+constexpr KernelTable MakeKernelTable() {
+  KernelTable table{};
+  ListKernelsOf<kNeoxPairs, BF16Out>(table);
+  ListKernelsOf<kInterleavedPairs, BF16Out>(table);
+  table.build_rows = &BuildTableRows;
+  table.synthesize_row = &SynthesizeRow;
+  return table;
+}
+
+// NOLINTNEXTLINE(google-readability-namespace-comments)
+}  // namespace HWY_NAMESPACE
+}  // namespace rotary
+HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 #include "dispatch/compiled_targets.h"

@@ -1,4 +1,4 @@
-// The kernel targets compiled into this build (filled in by kernels_all_targets.cc).
+// The kernel targets compiled into this build (listed by compiled_targets.cc).
 #ifndef ROTARY_DISPATCH_COMPILED_TARGETS_H_
 #define ROTARY_DISPATCH_COMPILED_TARGETS_H_
 

@@ -210,7 +210,7 @@ HWY_INLINE void StoreF32Pair(BF16Storage, VF lo, VF hi, uint16_t* p) {
 // compiler target flag), BF16NativeStorage has loads and stores only when
 // compiling for AVX3_DL, and the kernels built with it are registered as their own target,
 // AVX3_ZEN4, which the registry offers only where CPUID reports AVX512_BF16
-// (dispatch/target_registry.cc).
+// (lib/target_registry.cc).
 #undef ROTARY_NATIVE_BF16
 #if HWY_TARGET == HWY_AVX3_DL
 #define ROTARY_NATIVE_BF16 1

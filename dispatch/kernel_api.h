@@ -98,7 +98,6 @@ struct RowJob {
 using RowKernel = void (*)(const RowJob& job, int64_t row_begin, int64_t row_end);
 
 enum PairingIndex { kNeoxPairs = 0, kInterleavedPairs = 1, kNumPairings = 2 };
-enum DirectionIndex { kForward = 0, kInverse = 1, kNumDirections = 2 };
 // Storage index: the same values as rotary_dtype.
 enum DtypeIndex { kF32 = 0, kF16 = 1, kBF16 = 2, kNumDtypes = 3 };
 
@@ -119,11 +118,17 @@ struct RowBuild {
 // Writes the rows of steps [step_begin, step_end), the first at `row`.
 using RowBuildKernel = void (*)(const RowBuild& build, int64_t step_begin, int64_t step_end, float* row);
 
-// The kernels of one Highway target: rotation by pairing, direction, source and
-// destination storage; and the table build.
+// Writes the row of `position` of a view whose mode is not kFull to `row`
+// (view.row_floats floats) and returns it.
+using RowSynthesisKernel = const float* (*)(const TableView& view, int64_t position, float* row);
+
+// The kernels of one Highway target: rotation by pairing, source and
+// destination storage (one direction: the inverse reads a table of negated
+// angles); the table build; the row synthesis of the compact and on-the-fly modes.
 struct KernelTable {
-  RowKernel rotate[kNumPairings][kNumDirections][kNumDtypes][kNumDtypes];
+  RowKernel rotate[kNumPairings][kNumDtypes][kNumDtypes];
   RowBuildKernel build_rows;
+  RowSynthesisKernel synthesize_row;
 };
 
 }  // namespace rotary

@@ -1,10 +1,13 @@
-// Per-target RoPE kernels. Included once per Highway target through
+// Per-target RoPE kernels: the definition of RotateRows (declared in
+// kernel_entry_points-inl.h), instantiated per pairing and source storage by
+// the files in dispatch/instances/, once per Highway target through
 // hwy/foreach_target.h; everything here lives in rotary::HWY_NAMESPACE.
 //
-// Math (ROPE_MATH.md §1.2, §1.5): a pair (a, c) at angle t becomes
-//   forward: a' = a cos t - c sin t,   c' = a sin t + c cos t
-//   inverse: a' = a cos t + c sin t,   c' = c cos t - a sin t
+// Math (docs/math.md): a pair (a, c) at angle t becomes
+//   a' = a cos t - c sin t,   c' = a sin t + c cos t
 // computed in f32 whatever the storage (f32, f16, bf16), rounded once on store.
+// The inverse rotation is this one with the table of the negated angles
+// (lib/plan_tables.h): the kernels know one direction.
 // The table row of a position holds the cos values then the sin values, in the
 // layout of the pairing (see TableLayout). One row is read per (b, s) and
 // applied to every head of that row, of q and k alike.
@@ -18,15 +21,13 @@
 #endif
 
 #include <algorithm>
-#include <tuple>
 #include <type_traits>
 #include <utility>
 
 #include "dispatch/convert-inl.h"
 #include "dispatch/kernel_api.h"
+#include "dispatch/kernel_entry_points-inl.h"
 #include "dispatch/partial_vectors-inl.h"
-#include "dispatch/row_synthesis-inl.h"
-#include "dispatch/table_build-inl.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -61,17 +62,10 @@ HWY_INLINE VF InRegister(VF v) {
 }
 
 // Rotates lane-wise pairs (a[j], c[j]) by the angles whose cos/sin are (cs, sn).
-template <bool kInverse>
 HWY_INLINE void RotatePairs(VF& a, VF& c, VF cs, VF sn) {
-  if (kInverse) {
-    const VF a_new = hn::MulAdd(c, sn, hn::Mul(a, cs));
-    c = hn::NegMulAdd(a, sn, hn::Mul(c, cs));
-    a = a_new;
-  } else {
-    const VF a_new = hn::NegMulAdd(c, sn, hn::Mul(a, cs));
-    c = hn::MulAdd(a, sn, hn::Mul(c, cs));
-    a = a_new;
-  }
+  const VF a_new = hn::NegMulAdd(c, sn, hn::Mul(a, cs));
+  c = hn::MulAdd(a, sn, hn::Mul(c, cs));
+  a = a_new;
 }
 
 // ---- NeoX / half-split: pair i is (x[i], x[i + half]); table: cos t_i, then sin t_i ----
@@ -83,19 +77,19 @@ HWY_INLINE void RotatePairs(VF& a, VF& c, VF cs, VF sn) {
 // (83 -> 116 s) for 4-20% of a partial-rotary call's time (AVX3_DL, 32 heads
 // of rotary_dim 20 of 80: 144 ns inlined, 193 ns not; 1192 ns before
 // partial_vectors-inl.h).
-template <class Src, class Dst, bool kInverse>
+template <class Src, class Dst>
 HWY_NOINLINE void RotateNeoxTail(const typename Src::T* x, typename Dst::T* y, const float* HWY_RESTRICT cos,
                                  const float* HWY_RESTRICT sin, size_t i, size_t count, size_t half) {
   const size_t rest = count - i;
   VF a = LoadTailF32<Src>(x + i, rest, i);
   VF c = LoadTailF32<Src>(x + half + i, rest, half + i);
-  RotatePairs<kInverse>(a, c, LoadPart(cos + i, rest, i), LoadPart(sin + i, rest, i));
+  RotatePairs(a, c, LoadPart(cos + i, rest, i), LoadPart(sin + i, rest, i));
   StoreTailF32<Dst>(a, y + i, rest);
   StoreTailF32<Dst>(c, y + half + i, rest);
 }
 
 // Pairs [0, count) of kHeads heads, `xs` / `ys` elements apart; x == y when in place.
-template <class Src, class Dst, bool kInverse, size_t kHeads>
+template <class Src, class Dst, size_t kHeads>
 HWY_INLINE void RotateNeoxHeads(const typename Src::T* x, int64_t xs, typename Dst::T* y, int64_t ys,
                                 const float* HWY_RESTRICT cos, const float* HWY_RESTRICT sin, size_t count,
                                 size_t half) {
@@ -110,14 +104,14 @@ HWY_INLINE void RotateNeoxHeads(const typename Src::T* x, int64_t xs, typename D
       typename Dst::T* yh = y + static_cast<int64_t>(h) * ys;
       VF a = InRegister(LoadF32(Src(), xh + i));
       VF c = InRegister(LoadF32(Src(), xh + half + i));
-      RotatePairs<kInverse>(a, c, cs, sn);
+      RotatePairs(a, c, cs, sn);
       StoreF32(Dst(), a, yh + i);
       StoreF32(Dst(), c, yh + half + i);
     }
   }
   if (i == count) return;
   for (size_t h = 0; h < kHeads; ++h) {
-    RotateNeoxTail<Src, Dst, kInverse>(x + static_cast<int64_t>(h) * xs, y + static_cast<int64_t>(h) * ys, cos, sin,
+    RotateNeoxTail<Src, Dst>(x + static_cast<int64_t>(h) * xs, y + static_cast<int64_t>(h) * ys, cos, sin,
                                        i, count, half);
   }
 }
@@ -130,20 +124,17 @@ HWY_INLINE void RotateNeoxHeads(const typename Src::T* x, int64_t xs, typename D
 // costs one in-lane swap per vector instead of de- and re-interleaving.
 
 #if HWY_TARGET != HWY_SCALAR
-template <bool kInverse>
 HWY_INLINE VF RotateAdjacent(VF v, VF cos_dup, VF sin_alt) {
-  const VF swapped = hn::Reverse2(DF(), v);
-  return kInverse ? hn::NegMulAdd(swapped, sin_alt, hn::Mul(v, cos_dup))
-                  : hn::MulAdd(swapped, sin_alt, hn::Mul(v, cos_dup));
+  return hn::MulAdd(hn::Reverse2(DF(), v), sin_alt, hn::Mul(v, cos_dup));
 }
 
 // The last partial vector of one head (not inlined, as RotateNeoxTail).
-template <class Src, class Dst, bool kInverse>
+template <class Src, class Dst>
 HWY_NOINLINE void RotateInterleavedTail(const typename Src::T* x, typename Dst::T* y,
                                         const float* HWY_RESTRICT cos_dup, const float* HWY_RESTRICT sin_alt, size_t k,
                                         size_t n) {
   const size_t rest = n - k;  // even, below N
-  const VF rotated = RotateAdjacent<kInverse>(LoadTailF32<Src>(x + k, rest, k), LoadPart(cos_dup + k, rest, k),
+  const VF rotated = RotateAdjacent(LoadTailF32<Src>(x + k, rest, k), LoadPart(cos_dup + k, rest, k),
                                               LoadPart(sin_alt + k, rest, k));
   StoreTailF32<Dst>(rotated, y + k, rest);
 }
@@ -174,7 +165,7 @@ HWY_INLINE void StorePairsF32(F16Storage, VF even, VF odd, uint16_t* p) {
 #endif
 
 // Pairs [0, count) (components [0, 2 * count)) of kHeads heads, `xs` / `ys` elements apart.
-template <class Src, class Dst, bool kInverse, size_t kHeads>
+template <class Src, class Dst, size_t kHeads>
 HWY_INLINE void RotateInterleavedHeads(const typename Src::T* x, int64_t xs, typename Dst::T* y, int64_t ys,
                                        const float* HWY_RESTRICT cos_dup, const float* HWY_RESTRICT sin_alt,
                                        size_t count) {
@@ -190,7 +181,7 @@ HWY_INLINE void RotateInterleavedHeads(const typename Src::T* x, int64_t xs, typ
       typename Dst::T* yh = y + static_cast<int64_t>(h) * ys;
       VF a = LoadF32(Src(), xh + k);
       VF c = LoadF32(Src(), xh + k + 1);
-      RotatePairs<kInverse>(a, c, cs, sn);
+      RotatePairs(a, c, cs, sn);
       StoreF32(Dst(), a, yh + k);
       StoreF32(Dst(), c, yh + k + 1);
     }
@@ -220,7 +211,7 @@ HWY_INLINE void RotateInterleavedHeads(const typename Src::T* x, int64_t xs, typ
       for (size_t h = 0; h < kHeads; ++h) {
         VF a, c;
         LoadPairsF32(Src(), xp + static_cast<int64_t>(h) * xs, a, c);
-        RotatePairs<kInverse>(a, c, cs, sn);
+        RotatePairs(a, c, cs, sn);
         StorePairsF32(Dst(), a, c, yp + static_cast<int64_t>(h) * ys);
       }
     }
@@ -230,13 +221,13 @@ HWY_INLINE void RotateInterleavedHeads(const typename Src::T* x, int64_t xs, typ
     const VF cs = hn::LoadU(d, cos_dup + k);
     const VF sn = hn::LoadU(d, sin_alt + k);
     for (size_t h = 0; h < kHeads; ++h) {
-      StoreF32(Dst(), RotateAdjacent<kInverse>(InRegister(LoadF32(Src(), x + static_cast<int64_t>(h) * xs + k)), cs, sn),
+      StoreF32(Dst(), RotateAdjacent(InRegister(LoadF32(Src(), x + static_cast<int64_t>(h) * xs + k)), cs, sn),
                y + static_cast<int64_t>(h) * ys + k);
     }
   }
   if (k == n) return;
   for (size_t h = 0; h < kHeads; ++h) {
-    RotateInterleavedTail<Src, Dst, kInverse>(x + static_cast<int64_t>(h) * xs, y + static_cast<int64_t>(h) * ys,
+    RotateInterleavedTail<Src, Dst>(x + static_cast<int64_t>(h) * xs, y + static_cast<int64_t>(h) * ys,
                                               cos_dup, sin_alt, k, n);
   }
 #endif
@@ -293,7 +284,7 @@ HWY_INLINE void LoadBF16Table(const float* cos, const float* sin, size_t at, VF&
 }
 
 // Elements [at, at + 2N) of one head (and their neox partners `half` further).
-template <int kPairing, bool kInverse, class Dst>
+template <int kPairing, class Dst>
 HWY_INLINE void RotateBF16Elements(const uint16_t* x, uint16_t* y, size_t at, size_t half, VF cos_even, VF cos_odd,
                                    VF sin_even, VF sin_odd) {
   VF a_even, a_odd;
@@ -301,11 +292,11 @@ HWY_INLINE void RotateBF16Elements(const uint16_t* x, uint16_t* y, size_t at, si
   if (kPairing == kNeoxPairs) {
     VF c_even, c_odd;
     bf16_lanes::Load(x + half + at, c_even, c_odd);
-    RotatePairs<kInverse>(a_even, c_even, cos_even, sin_even);
-    RotatePairs<kInverse>(a_odd, c_odd, cos_odd, sin_odd);
+    RotatePairs(a_even, c_even, cos_even, sin_even);
+    RotatePairs(a_odd, c_odd, cos_odd, sin_odd);
     bf16_lanes::Store(Dst(), c_even, c_odd, y + half + at);
   } else {
-    RotatePairs<kInverse>(a_even, a_odd, cos_even, sin_odd);
+    RotatePairs(a_even, a_odd, cos_even, sin_odd);
   }
   bf16_lanes::Store(Dst(), a_even, a_odd, y + at);
 }
@@ -361,7 +352,7 @@ struct BF16SplitRowChunk {
 
 // Elements [first, first + chunks * 2N) of kHeads heads, `xs` / `ys` elements
 // apart, with the split table of those elements.
-template <int kPairing, bool kInverse, class Dst, size_t kHeads>
+template <int kPairing, class Dst, size_t kHeads>
 HWY_INLINE void RotateBF16SplitChunks(const uint16_t* x, int64_t xs, uint16_t* y, int64_t ys,
                                       const BF16SplitRowChunk& split, size_t first, size_t chunks, size_t half) {
   const size_t step = 2 * hn::Lanes(DF());
@@ -369,7 +360,7 @@ HWY_INLINE void RotateBF16SplitChunks(const uint16_t* x, int64_t xs, uint16_t* y
     VF cos_even, cos_odd, sin_even, sin_odd;
     split.Load<kPairing>(u, cos_even, cos_odd, sin_even, sin_odd);
     for (size_t h = 0; h < kHeads; ++h) {
-      RotateBF16Elements<kPairing, kInverse, Dst>(x + static_cast<int64_t>(h) * xs,
+      RotateBF16Elements<kPairing, Dst>(x + static_cast<int64_t>(h) * xs,
                                                   y + static_cast<int64_t>(h) * ys, first + u * step, half, cos_even,
                                                   cos_odd, sin_even, sin_odd);
     }
@@ -377,11 +368,13 @@ HWY_INLINE void RotateBF16SplitChunks(const uint16_t* x, int64_t xs, uint16_t* y
 }
 
 // The whole 2N-element chunks of `floats` elements per half (neox) or head
-// (interleaved) of all heads, kGroup heads at a time, with the table split
-// once per row chunk; returns how many elements per half (head) that covered.
-template <int kPairing, bool kInverse, class Dst, size_t kGroup>
+// (interleaved) of all heads, kHeadGroup heads at a time (one at a time if
+// one_at_a_time), with the table split once per row chunk; returns how many
+// elements per half (head) that covered.
+template <int kPairing, class Dst>
 HWY_INLINE size_t RotateAllBF16Chunks(const uint16_t* x, int64_t xs, uint16_t* y, int64_t ys, int64_t heads,
-                                      const float* cos, const float* sin, size_t floats, size_t half) {
+                                      const float* cos, const float* sin, size_t floats, size_t half,
+                                      bool one_at_a_time) {
   const size_t step = 2 * hn::Lanes(DF());
   const size_t whole = floats / step * step;
   BF16SplitRowChunk split;
@@ -389,12 +382,11 @@ HWY_INLINE size_t RotateAllBF16Chunks(const uint16_t* x, int64_t xs, uint16_t* y
     const size_t chunks = std::min(BF16SplitRowChunk::kFloats, whole - first) / step;
     split.Fill<kPairing>(cos + first, sin + first, chunks * step);
     int64_t h = 0;
-    for (; h + static_cast<int64_t>(kGroup) <= heads; h += kGroup) {
-      RotateBF16SplitChunks<kPairing, kInverse, Dst, kGroup>(x + h * xs, xs, y + h * ys, ys, split, first, chunks,
-                                                             half);
+    for (; !one_at_a_time && h + static_cast<int64_t>(kHeadGroup) <= heads; h += kHeadGroup) {
+      RotateBF16SplitChunks<kPairing, Dst, kHeadGroup>(x + h * xs, xs, y + h * ys, ys, split, first, chunks, half);
     }
     for (; h < heads; ++h) {
-      RotateBF16SplitChunks<kPairing, kInverse, Dst, 1>(x + h * xs, xs, y + h * ys, ys, split, first, chunks, half);
+      RotateBF16SplitChunks<kPairing, Dst, 1>(x + h * xs, xs, y + h * ys, ys, split, first, chunks, half);
     }
   }
   return whole;
@@ -409,13 +401,13 @@ constexpr size_t kFloatsPerPair = kPairing == kNeoxPairs ? 1 : 2;
 
 // Pairs [0, count) of kHeads heads, from the chunk of the table row at (cos,
 // sin); `half` is the neox partner distance (rotary_dim / 2).
-template <int kPairing, class Src, class Dst, bool kInverse, size_t kHeads>
+template <int kPairing, class Src, class Dst, size_t kHeads>
 HWY_INLINE void RotateHeads(const typename Src::T* x, int64_t xs, typename Dst::T* y, int64_t ys, const float* cos,
                             const float* sin, size_t count, size_t half) {
   if (kPairing == kNeoxPairs) {
-    RotateNeoxHeads<Src, Dst, kInverse, kHeads>(x, xs, y, ys, cos, sin, count, half);
+    RotateNeoxHeads<Src, Dst, kHeads>(x, xs, y, ys, cos, sin, count, half);
   } else {
-    RotateInterleavedHeads<Src, Dst, kInverse, kHeads>(x, xs, y, ys, cos, sin, count);
+    RotateInterleavedHeads<Src, Dst, kHeads>(x, xs, y, ys, cos, sin, count);
   }
 }
 
@@ -431,7 +423,7 @@ HWY_INLINE void RotateHeads(const typename Src::T* x, int64_t xs, typename Dst::
 constexpr size_t kMaxRowVectors = 8;  // 16 of the 32 registers hold the row
 
 // Any storage: each vector is widened to f32 on load and narrowed on store.
-template <int kPairing, class Src, class Dst, bool kInverse, size_t kVectors>
+template <int kPairing, class Src, class Dst, size_t kVectors>
 HWY_INLINE void RotateWidenedHeadsWithRowInRegisters(const typename Src::T* x, int64_t xs, typename Dst::T* y,
                                                      int64_t ys, int64_t heads, const float* cos, const float* sin,
                                                      size_t half) {
@@ -450,13 +442,13 @@ HWY_INLINE void RotateWidenedHeadsWithRowInRegisters(const typename Src::T* x, i
       if (kPairing == kNeoxPairs) {
         VF a0 = InRegister(LoadF32(Src(), xh + v * N)), a1 = InRegister(LoadF32(Src(), xh + (v + 1) * N));
         VF c0 = InRegister(LoadF32(Src(), xh + half + v * N)), c1 = InRegister(LoadF32(Src(), xh + half + (v + 1) * N));
-        RotatePairs<kInverse>(a0, c0, cs[v], sn[v]);
-        RotatePairs<kInverse>(a1, c1, cs[v + 1], sn[v + 1]);
+        RotatePairs(a0, c0, cs[v], sn[v]);
+        RotatePairs(a1, c1, cs[v + 1], sn[v + 1]);
         StoreF32Pair(Dst(), a0, a1, yh + v * N);
         StoreF32Pair(Dst(), c0, c1, yh + half + v * N);
       } else {
-        StoreF32Pair(Dst(), RotateAdjacent<kInverse>(InRegister(LoadF32(Src(), xh + v * N)), cs[v], sn[v]),
-                     RotateAdjacent<kInverse>(InRegister(LoadF32(Src(), xh + (v + 1) * N)), cs[v + 1], sn[v + 1]),
+        StoreF32Pair(Dst(), RotateAdjacent(InRegister(LoadF32(Src(), xh + v * N)), cs[v], sn[v]),
+                     RotateAdjacent(InRegister(LoadF32(Src(), xh + (v + 1) * N)), cs[v + 1], sn[v + 1]),
                      yh + v * N);
       }
     }
@@ -464,7 +456,7 @@ HWY_INLINE void RotateWidenedHeadsWithRowInRegisters(const typename Src::T* x, i
 }
 
 // bf16 in and out: the row is split for bf16_lanes once per row.
-template <int kPairing, bool kInverse, class Dst, size_t kVectors>
+template <int kPairing, class Dst, size_t kVectors>
 HWY_INLINE void RotateBF16HeadsWithRowInRegisters(const uint16_t* x, int64_t xs, uint16_t* y, int64_t ys,
                                                   int64_t heads, const float* cos, const float* sin, size_t half) {
   static_assert(kVectors % 2 == 0, "a vector of bf16 spans two vectors of the row");
@@ -476,28 +468,28 @@ HWY_INLINE void RotateBF16HeadsWithRowInRegisters(const uint16_t* x, int64_t xs,
   }
   for (int64_t h = 0; h < heads; ++h) {
     for (size_t u = 0; u < kChunks; ++u) {
-      RotateBF16Elements<kPairing, kInverse, Dst>(x + h * xs, y + h * ys, u * step, half, cos_even[u], cos_odd[u],
+      RotateBF16Elements<kPairing, Dst>(x + h * xs, y + h * ys, u * step, half, cos_even[u], cos_odd[u],
                                                   sin_even[u], sin_odd[u]);
     }
   }
 }
 
 // All heads of a row chunk of kVectors vectors per half.
-template <int kPairing, class Src, class Dst, bool kInverse, size_t kVectors>
+template <int kPairing, class Src, class Dst, size_t kVectors>
 HWY_NOINLINE void RotateHeadsWithRowInRegisters(const typename Src::T* x, int64_t xs, typename Dst::T* y,
                                                 int64_t ys, int64_t heads, const float* cos, const float* sin,
                                                 size_t half) {
   if constexpr (kBF16ToBF16<Src, Dst>) {
-    RotateBF16HeadsWithRowInRegisters<kPairing, kInverse, Dst, kVectors>(x, xs, y, ys, heads, cos, sin, half);
+    RotateBF16HeadsWithRowInRegisters<kPairing, Dst, kVectors>(x, xs, y, ys, heads, cos, sin, half);
   } else {
-    RotateWidenedHeadsWithRowInRegisters<kPairing, Src, Dst, kInverse, kVectors>(x, xs, y, ys, heads, cos, sin, half);
+    RotateWidenedHeadsWithRowInRegisters<kPairing, Src, Dst, kVectors>(x, xs, y, ys, heads, cos, sin, half);
   }
 }
 
 // Rotates the heads with the row in registers and returns true when the
 // chunk is 2, 4 or 8 whole vectors per half: on AVX-512, rotary_dim 64, 128 or
 // 256 neox, 32, 64 or 128 interleaved (and scaled chunks of those sizes).
-template <int kPairing, class Src, class Dst, bool kInverse>
+template <int kPairing, class Src, class Dst>
 HWY_INLINE bool RotateAllHeadsWithRowInRegisters(const typename Src::T* x, int64_t xs, typename Dst::T* y,
                                                  int64_t ys, int64_t heads, const float* cos, const float* sin,
                                                  size_t count, size_t half) {
@@ -506,13 +498,13 @@ HWY_INLINE bool RotateAllHeadsWithRowInRegisters(const typename Src::T* x, int64
   if (floats % N != 0) return false;
   switch (floats / N) {
     case 2:
-      RotateHeadsWithRowInRegisters<kPairing, Src, Dst, kInverse, 2>(x, xs, y, ys, heads, cos, sin, half);
+      RotateHeadsWithRowInRegisters<kPairing, Src, Dst, 2>(x, xs, y, ys, heads, cos, sin, half);
       return true;
     case 4:
-      RotateHeadsWithRowInRegisters<kPairing, Src, Dst, kInverse, 4>(x, xs, y, ys, heads, cos, sin, half);
+      RotateHeadsWithRowInRegisters<kPairing, Src, Dst, 4>(x, xs, y, ys, heads, cos, sin, half);
       return true;
     case kMaxRowVectors:
-      RotateHeadsWithRowInRegisters<kPairing, Src, Dst, kInverse, kMaxRowVectors>(x, xs, y, ys, heads, cos, sin,
+      RotateHeadsWithRowInRegisters<kPairing, Src, Dst, kMaxRowVectors>(x, xs, y, ys, heads, cos, sin,
                                                                                   half);
       return true;
     default:
@@ -523,12 +515,13 @@ HWY_INLINE bool RotateAllHeadsWithRowInRegisters(const typename Src::T* x, int64
 #define ROTARY_ROW_IN_REGISTERS 0
 #endif
 
-// Pairs [0, count) of `heads` heads, kGroup at a time.
-template <int kPairing, class Src, class Dst, bool kInverse, size_t kGroup>
+// Pairs [0, count) of `heads` heads, kHeadGroup at a time, or one at a time
+// (streaming from DRAM: see kHeadGroup).
+template <int kPairing, class Src, class Dst>
 HWY_INLINE void RotateAllHeads(const typename Src::T* x, int64_t xs, typename Dst::T* y, int64_t ys, int64_t heads,
-                               const float* cos, const float* sin, size_t count, size_t half) {
+                               const float* cos, const float* sin, size_t count, size_t half, bool one_at_a_time) {
 #if ROTARY_ROW_IN_REGISTERS
-  if (RotateAllHeadsWithRowInRegisters<kPairing, Src, Dst, kInverse>(x, xs, y, ys, heads, cos, sin, count, half)) {
+  if (RotateAllHeadsWithRowInRegisters<kPairing, Src, Dst>(x, xs, y, ys, heads, cos, sin, count, half)) {
     return;
   }
 #endif
@@ -537,7 +530,7 @@ HWY_INLINE void RotateAllHeads(const typename Src::T* x, int64_t xs, typename Ds
     // bf16 pairs of lanes first; what is left (under 2N elements) is widened.
     constexpr size_t kPer = kFloatsPerPair<kPairing>;
     const size_t done =
-        RotateAllBF16Chunks<kPairing, kInverse, Dst, kGroup>(x, xs, y, ys, heads, cos, sin, count * kPer, half);
+        RotateAllBF16Chunks<kPairing, Dst>(x, xs, y, ys, heads, cos, sin, count * kPer, half, one_at_a_time);
     if (done == count * kPer) return;
     x += done;
     y += done;
@@ -547,18 +540,12 @@ HWY_INLINE void RotateAllHeads(const typename Src::T* x, int64_t xs, typename Ds
   }
 #endif
   int64_t h = 0;
-  for (; h + static_cast<int64_t>(kGroup) <= heads; h += kGroup) {
-    RotateHeads<kPairing, Src, Dst, kInverse, kGroup>(x + h * xs, xs, y + h * ys, ys, cos, sin, count, half);
+  for (; !one_at_a_time && h + static_cast<int64_t>(kHeadGroup) <= heads; h += kHeadGroup) {
+    RotateHeads<kPairing, Src, Dst, kHeadGroup>(x + h * xs, xs, y + h * ys, ys, cos, sin, count, half);
   }
   for (; h < heads; ++h) {
-    RotateHeads<kPairing, Src, Dst, kInverse, 1>(x + h * xs, xs, y + h * ys, ys, cos, sin, count, half);
+    RotateHeads<kPairing, Src, Dst, 1>(x + h * xs, xs, y + h * ys, ys, cos, sin, count, half);
   }
-}
-
-// One f32 head in place, with a whole table row (what the kernel tests sweep).
-template <int kPairing, bool kInverse>
-HWY_INLINE void RotateHead(float* x, const float* cos, const float* sin, size_t pairs) {
-  RotateHeads<kPairing, F32Storage, F32Storage, kInverse, 1>(x, 0, x, 0, cos, sin, pairs, pairs);
 }
 
 // A chunk of a table row multiplied by an output scale, on the stack: the
@@ -586,29 +573,33 @@ struct ScaledRowChunk {
 
 // ---- Rows ----
 
-// All heads of one operand at row (b, s), with the table row (cos, sin),
-// kGroup heads at a time.
-template <int kPairing, class Src, class Dst, bool kInverse, size_t kGroup>
+// All heads of one operand at row (b, s), with the table row (cos, sin).
+template <int kPairing, class Src, class Dst>
 HWY_INLINE void RotateOperandRow(const Operand& op, int64_t b, int64_t s, const float* cos, const float* sin,
-                                 size_t pairs, size_t head_dim) {
+                                 size_t pairs, size_t head_dim, bool one_at_a_time) {
   const typename Src::T* x =
       static_cast<const typename Src::T*>(op.src) + b * op.src_stride_batch + s * op.src_stride_seq;
   typename Dst::T* y = static_cast<typename Dst::T*>(op.dst) + b * op.dst_stride_batch + s * op.dst_stride_seq;
   const int64_t xs = op.src_stride_head, ys = op.dst_stride_head;
-  if (op.scale == 1.0f) {
-    RotateAllHeads<kPairing, Src, Dst, kInverse, kGroup>(x, xs, y, ys, op.heads, cos, sin, pairs, pairs);
-  } else {
-    // Heads longer than a chunk are rotated chunk by chunk, all heads per chunk.
-    constexpr size_t kPer = kFloatsPerPair<kPairing>;
-    constexpr size_t kChunkPairs = ScaledRowChunk::kFloats / kPer;
-    ScaledRowChunk scaled;
-    for (size_t first = 0; first < pairs; first += kChunkPairs) {
-      const size_t count = std::min(kChunkPairs, pairs - first);
-      scaled.Fill(cos + first * kPer, sin + first * kPer, count * kPer, op.scale);
-      const size_t at = first * kPer;  // the chunk's first element in a head
-      RotateAllHeads<kPairing, Src, Dst, kInverse, kGroup>(x + at, xs, y + at, ys, op.heads, scaled.cos, scaled.sin,
-                                                           count, pairs);
+  // With a scale, the row is scaled a chunk at a time and heads longer than a
+  // chunk are rotated chunk by chunk, all heads per chunk; without, the whole
+  // row is one chunk. One call site: the head loops are compiled once.
+  constexpr size_t kPer = kFloatsPerPair<kPairing>;
+  const bool scaled_row = op.scale != 1.0f;
+  const size_t chunk_pairs = scaled_row ? ScaledRowChunk::kFloats / kPer : pairs;
+  ScaledRowChunk scaled;
+  for (size_t first = 0; first < pairs; first += chunk_pairs) {
+    const size_t count = std::min(chunk_pairs, pairs - first);
+    const size_t at = first * kPer;  // the chunk's first element in a head
+    const float* chunk_cos = cos + at;
+    const float* chunk_sin = sin + at;
+    if (scaled_row) {
+      scaled.Fill(chunk_cos, chunk_sin, count * kPer, op.scale);
+      chunk_cos = scaled.cos;
+      chunk_sin = scaled.sin;
     }
+    RotateAllHeads<kPairing, Src, Dst>(x + at, xs, y + at, ys, op.heads, chunk_cos, chunk_sin, count, pairs,
+                                       one_at_a_time);
   }
   if (op.write_rest && head_dim > 2 * pairs) {
     const VF scale = hn::Set(DF(), op.scale);
@@ -622,7 +613,7 @@ HWY_INLINE void RotateOperandRow(const Operand& op, int64_t b, int64_t s, const 
 // (b, s) is looked up (or, with row_buffer, synthesized into it) once and
 // applied to all heads of every operand. Not inlined, so the full-table and
 // synthesized paths share one copy.
-template <int kPairing, bool kInverse, class Src, class Dst, size_t kGroup>
+template <int kPairing, class Src, class Dst>
 HWY_NOINLINE void RotateRowRange(const RowJob& job, int64_t row_begin, int64_t row_end, float* row_buffer) {
   int64_t b = row_begin / job.seq;
   int64_t s = row_begin % job.seq;
@@ -631,8 +622,7 @@ HWY_NOINLINE void RotateRowRange(const RowJob& job, int64_t row_begin, int64_t r
                                   : job.table.Row(job.Position(b, s));
     const float* sin = cos + job.table.row_floats / 2;
     for (int o = 0; o < job.num_operands; ++o) {
-      RotateOperandRow<kPairing, Src, Dst, kInverse, kGroup>(job.operands[o], b, s, cos, sin, job.pairs,
-                                                             job.head_dim);
+      RotateOperandRow<kPairing, Src, Dst>(job.operands[o], b, s, cos, sin, job.pairs, job.head_dim, job.streaming);
     }
     if (++s == job.seq) {
       s = 0;
@@ -646,7 +636,7 @@ HWY_NOINLINE void RotateRowRange(const RowJob& job, int64_t row_begin, int64_t r
 // because the caller's thread may have a small stack (musl's default is
 // 128 KiB). Plus a vector of slack past the row: insurance only, the kernels'
 // tail loads stay inside it.
-template <int kPairing, bool kInverse, class Src, class Dst>
+template <int kPairing, class Src, class Dst>
 HWY_NOINLINE void RotateSynthesizedRows(const RowJob& job, int64_t row_begin, int64_t row_end) {
 #if defined(__GNUC__)
   constexpr size_t kAlign = 64;
@@ -657,50 +647,16 @@ HWY_NOINLINE void RotateSynthesizedRows(const RowJob& job, int64_t row_begin, in
 #else
   HWY_ALIGN float row_buffer[kMaxRowFloats];
 #endif
-  if (job.streaming) {
-    RotateRowRange<kPairing, kInverse, Src, Dst, 1>(job, row_begin, row_end, row_buffer);
-  } else {
-    RotateRowRange<kPairing, kInverse, Src, Dst, kHeadGroup>(job, row_begin, row_end, row_buffer);
-  }
+  RotateRowRange<kPairing, Src, Dst>(job, row_begin, row_end, row_buffer);
 }
 
-template <int kPairing, bool kInverse, class Src, class Dst>
+template <int kPairing, class Src, class Dst>
 void RotateRows(const RowJob& job, int64_t row_begin, int64_t row_end) {
   if (job.table.mode != RowSource::kFull) {
-    RotateSynthesizedRows<kPairing, kInverse, Src, Dst>(job, row_begin, row_end);
-  } else if (job.streaming) {
-    RotateRowRange<kPairing, kInverse, Src, Dst, 1>(job, row_begin, row_end, nullptr);
+    RotateSynthesizedRows<kPairing, Src, Dst>(job, row_begin, row_end);
   } else {
-    RotateRowRange<kPairing, kInverse, Src, Dst, kHeadGroup>(job, row_begin, row_end, nullptr);
+    RotateRowRange<kPairing, Src, Dst>(job, row_begin, row_end, nullptr);
   }
-}
-
-// ---- This target's entry in the kernel registry ----
-
-// Sources and destinations in DtypeIndex order; the bf16 destination is
-// BF16Storage, or BF16NativeStorage for the AVX3_ZEN4 table.
-using SourceTypes = std::tuple<F32Storage, F16Storage, BF16Storage>;
-template <class BF16Out>
-using DestinationTypes = std::tuple<F32Storage, F16Storage, BF16Out>;
-
-template <class BF16Out, int kPairing, int kDirection, size_t... kPair>
-constexpr void FillStoragePairs(KernelTable& table, std::index_sequence<kPair...>) {
-  ((table.rotate[kPairing][kDirection][kPair / kNumDtypes][kPair % kNumDtypes] =
-        &RotateRows<kPairing, kDirection == kInverse, std::tuple_element_t<kPair / kNumDtypes, SourceTypes>,
-                    std::tuple_element_t<kPair % kNumDtypes, DestinationTypes<BF16Out>>>),
-   ...);
-}
-
-template <class BF16Out = BF16Storage>
-constexpr KernelTable MakeKernelTable() {
-  KernelTable table{};
-  constexpr auto kAllPairs = std::make_index_sequence<kNumDtypes * kNumDtypes>();
-  FillStoragePairs<BF16Out, kNeoxPairs, kForward>(table, kAllPairs);
-  FillStoragePairs<BF16Out, kNeoxPairs, kInverse>(table, kAllPairs);
-  FillStoragePairs<BF16Out, kInterleavedPairs, kForward>(table, kAllPairs);
-  FillStoragePairs<BF16Out, kInterleavedPairs, kInverse>(table, kAllPairs);
-  table.build_rows = &BuildTableRows;
-  return table;
 }
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)

@@ -26,6 +26,7 @@
 #include "dispatch/angle_reduction.h"
 #include "dispatch/convert-inl.h"
 #include "dispatch/kernel_api.h"
+#include "dispatch/kernel_entry_points-inl.h"
 #include "dispatch/partial_vectors-inl.h"
 #include "dispatch/row_layout-inl.h"
 #include "hwy/contrib/math/math-inl.h"
@@ -140,8 +141,9 @@ HWY_INLINE void SynthesizeOnTheFlyRow(const TableView& t, int64_t position, floa
 }
 
 // The row of `position` for a view whose mode is not kFull, written to `row`
-// (t.row_floats floats). Not inlined: one copy per target, off the full-table path.
-inline HWY_NOINLINE const float* SynthesizeRow(const TableView& t, int64_t position, float* HWY_RESTRICT row) {
+// (t.row_floats floats). Not inline: compiled by dispatch/instances/table_rows.cc
+// only, one copy per target, off the full-table path.
+HWY_NOINLINE const float* SynthesizeRow(const TableView& t, int64_t position, float* HWY_RESTRICT row) {
   if (t.mode == RowSource::kCompact) {
     SynthesizeCompactRow(t, position, row);
   } else {

@@ -25,6 +25,7 @@
 
 #include "dispatch/convert-inl.h"
 #include "dispatch/kernel_api.h"
+#include "dispatch/kernel_entry_points-inl.h"
 #include "dispatch/row_layout-inl.h"
 #include "hwy/highway.h"
 
@@ -76,8 +77,9 @@ HWY_INLINE void VectorPairs(const RowBuild& b, const double* step_cos, const dou
 #endif
 
 // Rows of steps [step_begin, step_end) of one base, the first at `row`, one
-// every b.row_floats floats. Not inlined: called once per task, off the apply path.
-inline HWY_NOINLINE void BuildTableRows(const RowBuild& b, int64_t step_begin, int64_t step_end,
+// every b.row_floats floats. Not inlined: called once per task, off the apply
+// path. Not inline either: compiled by dispatch/instances/table_rows.cc only.
+HWY_NOINLINE void BuildTableRows(const RowBuild& b, int64_t step_begin, int64_t step_end,
                                         float* HWY_RESTRICT row) {
   const size_t pairs = b.pairs;
   const size_t N = hn::Lanes(DF());

@@ -5,7 +5,7 @@
 #include <new>
 
 #include "dispatch/compiled_targets.h"
-#include "dispatch/target_registry.h"
+#include "lib/target_registry.h"
 #include "lib/config.h"
 #include "lib/enum_value.h"
 #include "lib/error.h"
@@ -37,7 +37,7 @@ rotary_status Guard(Body&& body) {
 }
 
 rotary_status Run(const rotary_rope* rope, const rotary::TensorArgs* tensors, int count, const int64_t* positions,
-                  int64_t offset, rotary::DirectionIndex direction) {
+                  int64_t offset, rotary::Direction direction) {
   return Guard([&] {
     if (rope == nullptr) rotary::Fail(rotary::Status::kInvalidArgument, "rope is NULL");
     rope->Apply(tensors, count, positions, offset, direction);

@@ -42,16 +42,18 @@ PlanTables::PlanTables(const rotary_config& config)
 
 std::shared_ptr<const CachedTable> PlanTables::MakeTable(Key key) const {
   FrequencyPlan plan = MakeFrequencyPlan(scheme_, key.length);
-  if (key.inverse) plan.scale = 1.0 / plan.scale;
+  if (key.inverse) {
+    // R(-t) / m: the angles negated (cos t, -sin t, exactly: every step of the
+    // table build and of the row synthesis is odd in the angle), scaled by 1/m.
+    for (double& w : plan.inv_freq) w = -w;
+    plan.scale = 1.0 / plan.scale;
+  }
   return TableCache::Instance().Acquire(
       TableSpec{std::move(plan), layout_, mode_, scheme_.position_limit, compact_shift_});
 }
 
-TableRef PlanTables::ForCall(int64_t seq_len, DirectionIndex direction) const {
-  // With m = 1 the inverse reads the forward table (the kernel negates the
-  // angle); with m != 1 it needs the table scaled by 1/m instead of m.
-  const bool inverse = direction == kInverse && scheme_.attention_factor != 1.0;
-  const Key key{CanonicalLength(scheme_, seq_len), inverse};
+TableRef PlanTables::ForCall(int64_t seq_len, Direction direction) const {
+  const Key key{CanonicalLength(scheme_, seq_len), direction == kInverse};
   if (!(key == permanent_key_)) return Recent(key);
 
   TableRef ref(permanent_.get(), nullptr);

@@ -11,9 +11,11 @@
 // model sees. A call holds its table through a TableRef (pinned, and alive), so
 // neither the list nor the cache's eviction disturbs a call that is reading it.
 //
-// Plans with an attention factor m != 1 have a second table for apply_inverse,
-// scaled by 1/m, so that inverse(apply(x)) = x: the kernel's inverse rotation
-// R(-t) with entries (cos/m, sin/m) is exactly (1/m) R(-t) (ROPE_MATH.md §1.5).
+// apply_inverse reads a second table, of the plan with negated frequencies and
+// the attention factor 1/m: the kernels' one rotation with entries
+// (cos t / m, -sin t / m) is (1/m) R(-t), so inverse(apply(x)) = x
+// (docs/math.md). The kernels thus know a single direction, at the cost of a
+// second table for the rare caller of the inverse.
 //
 // Keys rotated by an older plan are not re-rotated when a call switches plans
 // (dynamic NTK's base grows, LongRoPE switches lists): like HF, rotary rotates
@@ -37,15 +39,18 @@ namespace rotary {
 // of the full layout fit the cache budget (as it is now), else compact.
 RowSource ResolveTableMode(const rotary_config& config);
 
+// Which way a call rotates: by the angles of its positions, or back.
+enum Direction { kForward = 0, kInverse = 1 };
+
 class PlanTables {
  public:
-  // Tables beside the permanent one, for longer plans and inverse directions.
+  // Tables beside the permanent one, for longer plans and the inverse.
   static constexpr size_t kMaxRecentTables = 4;
 
   explicit PlanTables(const rotary_config& config);  // config must be validated
 
   // The table of a call whose positions are all below seq_len (1 <= seq_len <= position_limit()).
-  TableRef ForCall(int64_t seq_len, DirectionIndex direction) const;
+  TableRef ForCall(int64_t seq_len, Direction direction) const;
 
   // Positions must be below this; position_limit_name() is how messages call it.
   int64_t position_limit() const { return scheme_.position_limit; }

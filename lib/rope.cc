@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "dispatch/target_registry.h"
+#include "lib/target_registry.h"
 #include "lib/cache_size.h"
 #include "lib/error.h"
 #include "lib/scheduler.h"
@@ -15,7 +15,7 @@ rotary_rope::rotary_rope(const rotary_config& config)
     : config_(config), tables_(config) {}
 
 rotary::TableRef rotary_rope::PrepareTable(int64_t batch, int64_t seq, const int64_t* positions, int64_t offset,
-                                           rotary::DirectionIndex direction) const {
+                                           rotary::Direction direction) const {
   const int64_t limit = tables_.position_limit();
   const char* limit_name = tables_.position_limit_name();
   int64_t last = 0;  // the call's largest position: its length picks the plan
@@ -51,7 +51,7 @@ rotary::TableRef rotary_rope::PrepareTable(int64_t batch, int64_t seq, const int
 }
 
 void rotary_rope::Apply(const rotary::TensorArgs* tensors, int count, const int64_t* positions, int64_t offset,
-                        rotary::DirectionIndex direction) const {
+                        rotary::Direction direction) const {
   const rotary::KernelTable& kernels = rotary::ActiveKernels();
   const rotary::CallOperands call = rotary::ValidateOperands(tensors, count, config_.head_dim);
   const rotary::TableRef table = PrepareTable(call.batch, call.seq, positions, offset, direction);
@@ -68,7 +68,7 @@ void rotary_rope::Apply(const rotary::TensorArgs* tensors, int count, const int6
   // Bytes read + written beyond the last-level cache: most come from DRAM.
   job.streaming = call.rows() * call.bytes_per_row > rotary::LastLevelCacheBytes();
 
-  const rotary::RowKernel kernel = kernels.rotate[config_.pairing][direction][call.src_dtype][call.dst_dtype];
+  const rotary::RowKernel kernel = kernels.rotate[config_.pairing][call.src_dtype][call.dst_dtype];
   rotary::ForEachRowRange(call.rows(), call.cost_per_row,
                           [&](int64_t begin, int64_t end) { kernel(job, begin, end); });
 }

@@ -28,7 +28,7 @@ struct rotary_rope {
   // Rotates one tensor, or q and k (count == 2) at the same positions in one
   // pass. Thread-safe. Throws rotary::Error, having written nothing.
   void Apply(const rotary::TensorArgs* tensors, int count, const int64_t* positions, int64_t offset,
-             rotary::DirectionIndex direction) const;
+             rotary::Direction direction) const;
 
   int64_t table_bytes() const { return tables_.bytes(); }
   int32_t table_count() const { return tables_.count(); }
@@ -39,7 +39,7 @@ struct rotary_rope {
   // Validates the positions of a [batch, seq] call, picks the table of its plan
   // and makes the rows of its positions readable.
   rotary::TableRef PrepareTable(int64_t batch, int64_t seq, const int64_t* positions, int64_t offset,
-                                rotary::DirectionIndex direction) const;
+                                rotary::Direction direction) const;
 
   const rotary_config config_;  // its rotary_array pointers are the caller's: only tables_ reads them, at create
   const rotary::PlanTables tables_;

@@ -3,12 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_for.h>
-#include <tbb/task_arena.h>
-
-#include "dispatch/target_registry.h"
+#include "lib/target_registry.h"
 #include "lib/error.h"
+#include "lib/scheduler.h"
 
 namespace rotary {
 namespace {
@@ -117,23 +114,23 @@ void RopeTable::BuildChunks(std::vector<int64_t> missing) const {
   float* const base = block.data();
 
   const int64_t rows = static_cast<int64_t>(missing.size()) * chunk_rows();
-  // Isolated: while it waits for the loop, this thread may only run the loop's
-  // own tasks. Otherwise oneTBB lets it take any waiting task, such as a
-  // caller's task that applies this table at an unbuilt position, which would
-  // lock build_mutex_ a second time on this thread: a deadlock.
-  tbb::this_task_arena::isolate([&] {
-    tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows, kBuildGrainRows),
-                      [&](const tbb::blocked_range<int64_t>& r) {
-                        // A task's range may span two chunks: fill chunk by chunk.
-                        for (int64_t row = r.begin(); row < r.end();) {
-                          const int64_t k = row >> chunk_shift_;
-                          const int64_t in_chunk = row & (chunk_rows() - 1);
-                          const int64_t end = std::min(r.end() - (row - in_chunk), chunk_rows());
-                          FillRows(base + k * chunk_floats, missing[k] << chunk_shift_, in_chunk, end);
-                          row += end - in_chunk;
-                        }
-                      });
-  });
+  // Own tasks only: otherwise oneTBB lets this thread, while it waits for the
+  // loop, take any waiting task, such as a caller's task that applies this
+  // table at an unbuilt position, which would lock build_mutex_ a second time
+  // on this thread: a deadlock.
+  ParallelFor(
+      rows, kBuildGrainRows,
+      [&](int64_t begin, int64_t end_row) {
+        // A task's range may span two chunks: fill chunk by chunk.
+        for (int64_t row = begin; row < end_row;) {
+          const int64_t k = row >> chunk_shift_;
+          const int64_t in_chunk = row & (chunk_rows() - 1);
+          const int64_t end = std::min(end_row - (row - in_chunk), chunk_rows());
+          FillRows(base + k * chunk_floats, missing[k] << chunk_shift_, in_chunk, end);
+          row += end - in_chunk;
+        }
+      },
+      Waiting::kOwnTasksOnly);
 
   for (size_t k = 0; k < missing.size(); ++k) {
     chunks_[missing[k]].store(base + k * chunk_floats, std::memory_order_release);

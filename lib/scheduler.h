@@ -1,20 +1,47 @@
-// Splits one call over its rows (one (b, s) index each): inline on the caller's
-// thread when the call is too small to gain from threads (decode: no pool
-// wake-up, no allocation, no lock), otherwise oneTBB parallel_for in the
-// caller's task arena (so task_arena / global_control limits are respected).
+// The one place rotary splits work over threads: a call over its rows (one
+// (b, s) index each), and a table build over its rows. A call runs inline on
+// the caller's thread when it is too small to gain from threads (decode: no
+// pool wake-up, no allocation, no lock); otherwise both run as a oneTBB
+// parallel_for in the caller's task arena (so task_arena / global_control
+// limits are respected). Only scheduler.cc includes oneTBB.
 #ifndef ROTARY_LIB_SCHEDULER_H_
 #define ROTARY_LIB_SCHEDULER_H_
 
 #include <algorithm>
 #include <cstdint>
 
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_for.h>
-#include <tbb/task_arena.h>
-
 #include "dispatch/kernel_api.h"
 
 namespace rotary {
+
+// A borrowed callable fn(begin, end): what the parallel loop calls per range,
+// without a template (or oneTBB) in every file that schedules work.
+class RangeFn {
+ public:
+  template <typename Fn>
+  RangeFn(const Fn& fn)  // NOLINT(google-explicit-constructor): a view, like std::string_view
+      : object_(&fn), call_([](const void* f, int64_t begin, int64_t end) { (*static_cast<const Fn*>(f))(begin, end); }) {}
+  void operator()(int64_t begin, int64_t end) const { call_(object_, begin, end); }
+
+ private:
+  const void* object_;
+  void (*call_)(const void*, int64_t, int64_t);
+};
+
+// Whether a parallel loop's waiting thread may run other tasks meanwhile.
+enum class Waiting {
+  kAnyTask,
+  // Only the loop's own: for a loop run under a lock that another task of
+  // the arena may want (the table build), which would deadlock otherwise.
+  kOwnTasksOnly,
+};
+
+// Calls fn over disjoint ranges covering [0, count), of about `grain` each,
+// in parallel (oneTBB parallel_for in the caller's arena).
+void ParallelFor(int64_t count, int64_t grain, RangeFn fn, Waiting waiting);
+
+// Whether the caller's task arena has more than one thread.
+bool ArenaHasThreads();
 
 // The cost of reading or writing one element, in bytes of f32 traffic that
 // take as long: f16 and bf16 elements are converted on the way, which makes
@@ -39,13 +66,12 @@ constexpr int64_t kGrainCost = int64_t{64} << 10;
 // are bit-identical for any number of threads.
 template <typename Fn>
 void ForEachRowRange(int64_t rows, int64_t cost_per_row, const Fn& fn) {
-  if (rows < 2 || rows * cost_per_row <= kParallelMinCost || tbb::this_task_arena::max_concurrency() < 2) {
+  if (rows < 2 || rows * cost_per_row <= kParallelMinCost || !ArenaHasThreads()) {
     fn(int64_t{0}, rows);
     return;
   }
   const int64_t grain = std::max<int64_t>(1, kGrainCost / std::max<int64_t>(1, cost_per_row));
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows, grain),
-                    [&fn](const tbb::blocked_range<int64_t>& r) { fn(r.begin(), r.end()); });
+  ParallelFor(rows, grain, fn, Waiting::kAnyTask);
 }
 
 }  // namespace rotary

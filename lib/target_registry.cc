@@ -1,4 +1,4 @@
-#include "dispatch/target_registry.h"
+#include "lib/target_registry.h"
 
 #include <algorithm>
 #include <atomic>

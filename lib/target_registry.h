@@ -1,7 +1,8 @@
-// Which kernel target runs: list what was compiled, what this CPU supports,
-// pick the best by default, let ROTARY_TARGET or a call force one, report it.
-#ifndef ROTARY_DISPATCH_TARGET_REGISTRY_H_
-#define ROTARY_DISPATCH_TARGET_REGISTRY_H_
+// Which kernel target runs (the kernels and the list of compiled targets are
+// dispatch/; choosing among them is the library's policy): what this CPU
+// supports, the best by default, ROTARY_TARGET or a call forcing one, and why.
+#ifndef ROTARY_LIB_TARGET_REGISTRY_H_
+#define ROTARY_LIB_TARGET_REGISTRY_H_
 
 #include <string>
 
@@ -29,4 +30,4 @@ void ForceTarget(const std::string& name);
 
 }  // namespace rotary
 
-#endif  // ROTARY_DISPATCH_TARGET_REGISTRY_H_
+#endif  // ROTARY_LIB_TARGET_REGISTRY_H_

@@ -43,11 +43,11 @@ TEST(InfoTest, TableCountAndBytes) {
   plain.apply(one_row, 0);
   const int64_t warm = plain.table_bytes();
   EXPECT_GT(warm, 0);
-  plain.apply_inverse(one_row, 0);  // m = 1: the inverse reads the forward table
-  EXPECT_EQ(plain.table_count(), 1);
   plain.apply(one_row, 1000000);  // a far position: more rows of the same table
   EXPECT_EQ(plain.table_count(), 1);
   EXPECT_GT(plain.table_bytes(), warm);
+  plain.apply_inverse(one_row, 0);  // the inverse reads a table of its own: the negated angles
+  EXPECT_EQ(plain.table_count(), 2);
 
   // Dynamic NTK: a call past L0 has a plan (and table) of its own.
   const rotary::Rope dynamic(rotary::Config().head_dim(64).dynamic_ntk(2, 256));
@@ -56,7 +56,7 @@ TEST(InfoTest, TableCountAndBytes) {
   dynamic.apply(one_row, 1000);
   EXPECT_EQ(dynamic.table_count(), 2);
 
-  // YaRN (m != 1): apply_inverse has its own table scaled by 1/m.
+  // YaRN (m != 1): apply_inverse has its own table, of the negated angles scaled by 1/m.
   const rotary::Rope yarn(rotary::Config().head_dim(64).yarn(4, 256));
   yarn.apply(one_row, 0);
   yarn.apply_inverse(one_row, 0);

@@ -4,6 +4,7 @@
 // Lengths sweep around the vector size (1, 3, 7, N/2, N, N+1, 3N, 8N+2) with
 // misaligned pointers and guard values around every head.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -16,8 +17,10 @@
 #define HWY_TARGET_INCLUDE "tests/kernel_test.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 
-#include "dispatch/rope_kernels-inl.h"
-#include "dispatch/target_registry.h"
+#include "dispatch/compiled_targets.h"
+#include "dispatch/convert-inl.h"
+#include "dispatch/partial_vectors-inl.h"
+#include "lib/target_registry.h"
 #include "hwy/highway.h"
 #include "hwy/tests/hwy_gtest.h"
 #include "lib/frequency_plan.h"
@@ -37,6 +40,17 @@ using rotary_test::AbsError;
 using rotary_test::GuardValue;
 using rotary_test::RefRope;
 using rotary_test::ReferenceRotateHead;
+
+// This target's kernels as the library compiled them (dispatch/instances/):
+// the tests call them through the registry, as the library does, and
+// instantiate none of them again.
+const KernelTable& Kernels() {
+  for (size_t i = 0; i < kNumCompiledTargets; ++i) {
+    const CompiledTarget& t = kCompiledTargets[i];
+    if (t.hwy_target == HWY_TARGET && t.extra_features == 0) return t.kernels;
+  }
+  HWY_ABORT("the registry lists no kernels of %s", hwy::TargetName(HWY_TARGET));
+}
 
 std::vector<size_t> PairCounts() {
   const size_t N = hn::Lanes(DF());
@@ -69,30 +83,48 @@ std::vector<float> TableRow(const std::vector<double>& w, int64_t position, size
   return row;
 }
 
-template <int kPairing, bool kInverse>
-void CheckHeadKernel(size_t pairs, size_t misalign, std::mt19937& rng) {
+// One head of `pairs` pairs rotated in place by the f32 row kernel, reading a
+// table row of one position (the inverse: of the negated angles, as the
+// library's inverse tables hold), against the float64 reference.
+template <int kPairing>
+void CheckHeadKernel(size_t pairs, size_t misalign, bool inverse, bool streaming, std::mt19937& rng) {
   constexpr size_t kGuard = 16;
   const int dim = static_cast<int>(2 * pairs);
   const RefRope ref{dim, dim, kPairing == kInterleavedPairs};
   const int64_t position = 12345;
 
   // cos/sin rounded to f32 from double angles, as the table stores them.
-  const std::vector<float> table =
-      TableRow<kPairing>(rotary_test::ReferenceInvFreq(dim, ref.base), position, misalign);
-  const float* cos = table.data() + misalign;
-  const float* sin = cos + (table.size() - misalign) / 2;
+  std::vector<double> w = rotary_test::ReferenceInvFreq(dim, ref.base);
+  if (inverse) {
+    for (double& v : w) v = -v;
+  }
+  const std::vector<float> table = TableRow<kPairing>(w, position, misalign);
+  const std::atomic<const float*> chunk{table.data() + misalign};
 
   std::vector<float> buffer(kGuard + misalign + dim + kGuard, GuardValue());
   std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
   float* x = buffer.data() + kGuard + misalign;
   std::vector<double> expected(dim);
   for (int k = 0; k < dim; ++k) expected[k] = x[k] = dist(rng);
-  ReferenceRotateHead(ref, expected.data(), expected.data(), position, kInverse);
+  ReferenceRotateHead(ref, expected.data(), expected.data(), position, inverse);
 
-  RotateHead<kPairing, kInverse>(x, cos, sin, pairs);
+  RowJob job{};
+  job.operands[0] = Operand{x, x, 0, 0, 0, 0, 0, 0, 1, 1.0f, false};
+  job.num_operands = 1;
+  job.seq = 1;
+  job.pairs = pairs;
+  job.head_dim = static_cast<size_t>(dim);
+  job.table.chunks = &chunk;  // the kernel reads the row of position 0 (no positions, offset 0): `table`
+  job.table.chunk_shift = 1;
+  job.table.row_floats = static_cast<int64_t>(table.size() - misalign);
+  job.table.layout = kPairing == kNeoxPairs ? TableLayout::kPerPair : TableLayout::kPerComponent;
+  job.table.pairs = pairs;
+  job.streaming = streaming;
+  Kernels().rotate[kPairing][kF32][kF32](job, 0, 1);
 
   for (int k = 0; k < dim; ++k) {
-    ASSERT_NEAR(x[k], expected[k], rotary_test::F32Bound(2.0)) << "pairs " << pairs << " misalign " << misalign << " k " << k;
+    ASSERT_NEAR(x[k], expected[k], rotary_test::F32Bound(2.0))
+        << "pairs " << pairs << " misalign " << misalign << " inverse " << inverse << " k " << k;
   }
   for (size_t g = 0; g < buffer.size(); ++g) {
     if (g >= kGuard + misalign && g < kGuard + misalign + dim) continue;
@@ -106,8 +138,9 @@ void SweepHeadKernel() {
   std::mt19937 rng(static_cast<uint32_t>(hn::Lanes(DF())) * 7919u + kPairing);
   for (size_t pairs : PairCounts()) {
     for (size_t misalign : {0, 1, 3}) {
-      CheckHeadKernel<kPairing, false>(pairs, misalign, rng);
-      CheckHeadKernel<kPairing, true>(pairs, misalign, rng);
+      for (const bool inverse : {false, true}) {
+        for (const bool streaming : {false, true}) CheckHeadKernel<kPairing>(pairs, misalign, inverse, streaming, rng);
+      }
     }
   }
 }
@@ -142,8 +175,7 @@ void CheckRowKernel(int pairing, int head_dim, int rotary_dim, float scale, cons
   job.positions = positions.data();
   job.table = table.View();
   job.streaming = streaming;
-  const KernelTable kernels = MakeKernelTable();
-  kernels.rotate[pairing][kForward][kF32][kF32](job, 0, shape.seq);
+  Kernels().rotate[pairing][kF32][kF32](job, 0, shape.seq);
 
   const RefRope ref{head_dim, rotary_dim, pairing == kInterleavedPairs};
   for (int64_t s = 0; s < shape.seq; ++s) {
@@ -216,7 +248,7 @@ double SynthesisError(RowSource mode, TableLayout layout, size_t pairs, double s
   std::vector<float> row(kMaxRowFloats + 1, GuardValue());
   double worst = 0, worst_at_scale_1 = 0;
   for (int64_t p : positions) {
-    SynthesizeRow(view, p, row.data());
+    Kernels().synthesize_row(view, p, row.data());
     for (size_t i = 0; i < pairs; ++i) {
       double c, sn;
       rotary_test::ExactCosSin(p, plan.inv_freq[i], &c, &sn);
@@ -429,7 +461,7 @@ void TestTableRowsAreTheScalarFormula() {
                              pairs,           scale,           layout,          row_floats};
         // Steps [1, 4): a range that starts past step 0, as a task's may; guards around it.
         std::vector<float> rows(5 * row_floats, GuardValue());
-        BuildTableRows(build, 1, 4, rows.data() + row_floats);
+        Kernels().build_rows(build, 1, 4, rows.data() + row_floats);
         for (int64_t j = 0; j < 5; ++j) {
           const float* row = rows.data() + j * row_floats;
           for (size_t i = 0; i < pairs; ++i) {

@@ -1,0 +1,57 @@
+// The per-target functions the kernel registry lists (compiled_targets.cc),
+// declared only: RotateRows is defined in rope_kernels-inl.h and instantiated
+// by dispatch/instances/rotate_<pairing>_<source>.cc; BuildTableRows and
+// SynthesizeRow are defined in table_build-inl.h and row_synthesis-inl.h and
+// compiled by dispatch/instances/table_rows.cc.
+// The heavy instantiations are thus spread over several translation units
+// that compile in parallel, and whoever lists or calls the kernels (the
+// registry, the tests) compiles none of them.
+
+// Per-target include guard (Highway's convention for -inl.h files).
+#if defined(ROTARY_DISPATCH_KERNEL_ENTRY_POINTS_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef ROTARY_DISPATCH_KERNEL_ENTRY_POINTS_INL_H_
+#undef ROTARY_DISPATCH_KERNEL_ENTRY_POINTS_INL_H_
+#else
+#define ROTARY_DISPATCH_KERNEL_ENTRY_POINTS_INL_H_
+#endif
+
+#include <cstdint>
+
+#include "dispatch/convert-inl.h"
+#include "dispatch/kernel_api.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace rotary {
+namespace HWY_NAMESPACE {
+
+// Rows [row_begin, row_end) of a job (a RowKernel) for one pairing (PairingIndex)
+// reading storage Src and writing storage Dst (F32Storage, F16Storage,
+// BF16Storage, or BF16NativeStorage where ROTARY_NATIVE_BF16).
+template <int kPairing, class Src, class Dst>
+void RotateRows(const RowJob& job, int64_t row_begin, int64_t row_end);
+
+// A RowBuildKernel.
+void BuildTableRows(const RowBuild& build, int64_t step_begin, int64_t step_end, float* HWY_RESTRICT row);
+
+// A RowSynthesisKernel (defined in row_synthesis-inl.h, compiled by
+// dispatch/instances/table_rows.cc), called by every RotateRows.
+const float* SynthesizeRow(const TableView& t, int64_t position, float* HWY_RESTRICT row);
+
+// Applies X(kPairing, Src, Dst) to every destination storage of this target:
+// what an instances/ file instantiates and the registry lists, one list.
+#undef ROTARY_FOR_EACH_DESTINATION
+#if ROTARY_NATIVE_BF16
+#define ROTARY_FOR_EACH_DESTINATION(X, PAIRING, SRC) \
+  X(PAIRING, SRC, F32Storage) X(PAIRING, SRC, F16Storage) X(PAIRING, SRC, BF16Storage) X(PAIRING, SRC, BF16NativeStorage)
+#else
+#define ROTARY_FOR_EACH_DESTINATION(X, PAIRING, SRC) \
+  X(PAIRING, SRC, F32Storage) X(PAIRING, SRC, F16Storage) X(PAIRING, SRC, BF16Storage)
+#endif
+
+// NOLINTNEXTLINE(google-readability-namespace-comments)
+}  // namespace HWY_NAMESPACE
+}  // namespace rotary
+HWY_AFTER_NAMESPACE();
+
+#endif  // per-target include guard
