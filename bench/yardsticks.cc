@@ -117,8 +117,8 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 #include <cstring>
 
-#include "lib/target_registry.h"
 #include "lib/scheduler.h"
+#include "lib/target_registry.h"
 
 namespace rotary_bench {
 HWY_EXPORT(StreamRange);

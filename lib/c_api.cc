@@ -3,15 +3,16 @@
 #include <algorithm>
 #include <cstdint>
 #include <new>
+#include <utility>
 
 #include "dispatch/compiled_targets.h"
-#include "lib/target_registry.h"
 #include "lib/config.h"
 #include "lib/enum_value.h"
 #include "lib/error.h"
 #include "lib/frequency_plan.h"
 #include "lib/rope.h"
 #include "lib/table_cache.h"
+#include "lib/target_registry.h"
 #include "rotary/rotary.h"
 
 namespace {
@@ -89,9 +90,9 @@ rotary_status rotary_create(const rotary_config* config, rotary_rope** out) {
   return Guard([&] {
     if (out == nullptr) rotary::Fail(rotary::Status::kInvalidArgument, "out is NULL");
     *out = nullptr;
-    rotary::ValidateConfig(config);
+    rotary::FrequencyScheme scheme = rotary::ValidateConfig(config);
     rotary::ActiveKernels();  // a bad ROTARY_TARGET is reported here, not on first apply
-    *out = new rotary_rope(*config);
+    *out = new rotary_rope(*config, std::move(scheme));
   });
 }
 
@@ -213,8 +214,7 @@ int64_t rotary_cache_trim(void) { return rotary::TableCache::Instance().Trim(); 
 rotary_status rotary_plan(const rotary_config* config, int64_t seq_len, double* inv_freq_out, int32_t capacity,
                           double* attention_factor_out) {
   return Guard([&] {
-    rotary::ValidateConfig(config);
-    const rotary::FrequencyScheme scheme = rotary::ResolveScheme(*config);
+    const rotary::FrequencyScheme scheme = rotary::ValidateConfig(config);
     if (seq_len < 1 || seq_len > scheme.position_limit) {
       rotary::Fail(rotary::Status::kInvalidArgument, "seq_len must be in [1, ", scheme.position_limit_name, " = ",
                    scheme.position_limit, "], got ", seq_len);
@@ -233,8 +233,7 @@ rotary_status rotary_plan(const rotary_config* config, int64_t seq_len, double* 
 rotary_status rotary_softmax_scale_factor(const rotary_config* config, double* factor_out) {
   return Guard([&] {
     if (factor_out == nullptr) rotary::Fail(rotary::Status::kInvalidArgument, "factor_out is NULL");
-    rotary::ValidateConfig(config);
-    *factor_out = rotary::ResolveScheme(*config).softmax_scale_factor;
+    *factor_out = rotary::ValidateConfig(config).softmax_scale_factor;
   });
 }
 

@@ -57,7 +57,7 @@ void InitConfig(rotary_config* config) {
   config->table_mode = ROTARY_TABLE_AUTO;
 }
 
-void ValidateConfig(const rotary_config* c) {
+FrequencyScheme ValidateConfig(const rotary_config* c) {
   if (c == nullptr) Fail(Status::kInvalidArgument, "config is NULL");
   if (c->head_dim < 2 || c->head_dim > ROTARY_MAX_HEAD_DIM || c->head_dim % 2 != 0) {
     Fail(Status::kInvalidArgument, "config.head_dim must be even and in [2, ", ROTARY_MAX_HEAD_DIM,
@@ -89,7 +89,9 @@ void ValidateConfig(const rotary_config* c) {
          "config.table_mode must be ROTARY_TABLE_AUTO (0), FULL (1), COMPACT (2) or ON_THE_FLY (3), got ",
          table_mode);
   }
-  CheckPlanRange(ResolveScheme(*c));  // ResolveScheme checks the frequency scaling fields
+  FrequencyScheme scheme = ResolveScheme(*c);  // checks the frequency scaling fields
+  CheckPlanRange(scheme);
+  return scheme;
 }
 
 }  // namespace rotary

@@ -2,6 +2,7 @@
 #ifndef ROTARY_LIB_CONFIG_H_
 #define ROTARY_LIB_CONFIG_H_
 
+#include "lib/frequency_scheme.h"
 #include "rotary/rotary.h"
 
 namespace rotary {
@@ -12,8 +13,10 @@ constexpr int64_t kMaxPositionLimit = int64_t{1} << 31;
 
 void InitConfig(rotary_config* config);
 
-// Throws Error naming the first bad field and its value.
-void ValidateConfig(const rotary_config* config);
+// Validates a config and resolves its frequency scheme, once: what a rope
+// object keeps (with the config) and plans from. Throws Error naming the
+// first bad field and its value.
+FrequencyScheme ValidateConfig(const rotary_config* config);
 
 }  // namespace rotary
 

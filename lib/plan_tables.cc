@@ -1,6 +1,7 @@
 #include "lib/plan_tables.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "lib/enum_value.h"
 #include "lib/frequency_plan.h"
@@ -31,8 +32,8 @@ RowSource ResolveTableMode(const rotary_config& config) {
   return rows <= TableCache::Instance().budget() / row_bytes ? RowSource::kFull : RowSource::kCompact;
 }
 
-PlanTables::PlanTables(const rotary_config& config)
-    : scheme_(ResolveScheme(config)),
+PlanTables::PlanTables(const rotary_config& config, FrequencyScheme scheme)
+    : scheme_(std::move(scheme)),
       layout_(LayoutOf(config)),
       mode_(ResolveTableMode(config)),
       compact_shift_(mode_ == RowSource::kCompact ? CompactShift(config.max_positions) : 0),
@@ -52,13 +53,28 @@ std::shared_ptr<const CachedTable> PlanTables::MakeTable(Key key) const {
       TableSpec{std::move(plan), layout_, mode_, scheme_.position_limit, compact_shift_});
 }
 
-TableRef PlanTables::ForCall(int64_t seq_len, Direction direction) const {
+TableRef PlanTables::ForCall(const CallPositions& call, Direction direction) const {
+  TableRef table = TableOf(call.last + 1, direction);
+  Account(*table, call.positions == nullptr ? table->EnsureRange(call.offset, call.last)
+                                            : table->EnsurePositions(call.positions, call.count, call.offset));
+  return table;
+}
+
+void PlanTables::Account(const CachedTable& table, bool grew) {
+  if (grew) {
+    TableCache::Instance().NoteGrowth(table);
+  } else {
+    TableCache::Instance().Touch(table);
+  }
+}
+
+TableRef PlanTables::TableOf(int64_t seq_len, Direction direction) const {
   const Key key{CanonicalLength(scheme_, seq_len), direction == kInverse};
   if (!(key == permanent_key_)) return Recent(key);
 
   TableRef ref(permanent_.get(), nullptr);
   if (!warmed_.load(std::memory_order_acquire)) {
-    if (permanent_->EnsureRange(0, warm_positions_ - 1)) TableCache::Instance().NoteGrowth(*permanent_);
+    Account(*permanent_, permanent_->EnsureRange(0, warm_positions_ - 1));
     warmed_.store(true, std::memory_order_release);
   }
   return ref;

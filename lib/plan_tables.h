@@ -47,10 +47,22 @@ class PlanTables {
   // Tables beside the permanent one, for longer plans and the inverse.
   static constexpr size_t kMaxRecentTables = 4;
 
-  explicit PlanTables(const rotary_config& config);  // config must be validated
+  // A validated config and its resolved scheme (ValidateConfig).
+  PlanTables(const rotary_config& config, FrequencyScheme scheme);
 
-  // The table of a call whose positions are all below seq_len (1 <= seq_len <= position_limit()).
-  TableRef ForCall(int64_t seq_len, Direction direction) const;
+  // The positions of a call: positions[i] + offset for i < count, or without
+  // positions offset + i; `last`, the largest, is below position_limit().
+  struct CallPositions {
+    const int64_t* positions;
+    int64_t count;
+    int64_t offset;
+    int64_t last;
+  };
+
+  // The table of the plan of a call's length (last + 1), with the rows of its
+  // positions readable. The one place tables grow: rows built here are
+  // accounted to the cache, which may then evict other tables (never a pinned one).
+  TableRef ForCall(const CallPositions& call, Direction direction) const;
 
   // Positions must be below this; position_limit_name() is how messages call it.
   int64_t position_limit() const { return scheme_.position_limit; }
@@ -74,7 +86,10 @@ class PlanTables {
   };
 
   std::shared_ptr<const CachedTable> MakeTable(Key key) const;
+  TableRef TableOf(int64_t seq_len, Direction direction) const;
   TableRef Recent(Key key) const;
+  // Tells the cache a table was used, and whether it grew (Ensure* returned true).
+  static void Account(const CachedTable& table, bool grew);
 
   const FrequencyScheme scheme_;
   const TableLayout layout_;  // the one the pairing's kernel reads

@@ -1,18 +1,19 @@
 #include "lib/rope.h"
 
 #include <algorithm>
+#include <utility>
 
-#include "lib/target_registry.h"
 #include "lib/cache_size.h"
+#include "lib/call_operands.h"
 #include "lib/error.h"
 #include "lib/scheduler.h"
-#include "lib/call_operands.h"
+#include "lib/target_registry.h"
 
 using rotary::Fail;
 using rotary::Status;
 
-rotary_rope::rotary_rope(const rotary_config& config)
-    : config_(config), tables_(config) {}
+rotary_rope::rotary_rope(const rotary_config& config, rotary::FrequencyScheme scheme)
+    : config_(config), tables_(config, std::move(scheme)) {}
 
 rotary::TableRef rotary_rope::PrepareTable(int64_t batch, int64_t seq, const int64_t* positions, int64_t offset,
                                            rotary::Direction direction) const {
@@ -38,16 +39,7 @@ rotary::TableRef rotary_rope::PrepareTable(int64_t batch, int64_t seq, const int
     }
   }
 
-  rotary::TableRef table = tables_.ForCall(last + 1, direction);
-  rotary::TableCache& cache = rotary::TableCache::Instance();
-  const bool grew = positions == nullptr ? table->EnsureRange(offset, last)
-                                         : table->EnsurePositions(positions, batch * seq, offset);
-  if (grew) {
-    cache.NoteGrowth(*table);  // may evict other tables, never this pinned one
-  } else {
-    cache.Touch(*table);
-  }
-  return table;
+  return tables_.ForCall({positions, batch * seq, offset, last}, direction);
 }
 
 void rotary_rope::Apply(const rotary::TensorArgs* tensors, int count, const int64_t* positions, int64_t offset,

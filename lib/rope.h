@@ -23,7 +23,8 @@ struct TensorArgs {
 
 struct rotary_rope {
  public:
-  explicit rotary_rope(const rotary_config& config);  // config must be validated
+  // A validated config and its resolved scheme (ValidateConfig).
+  rotary_rope(const rotary_config& config, rotary::FrequencyScheme scheme);
 
   // Rotates one tensor, or q and k (count == 2) at the same positions in one
   // pass. Thread-safe. Throws rotary::Error, having written nothing.

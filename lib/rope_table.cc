@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
-#include "lib/target_registry.h"
 #include "lib/error.h"
 #include "lib/scheduler.h"
+#include "lib/target_registry.h"
 
 namespace rotary {
 namespace {
