@@ -204,7 +204,7 @@ HWY_INLINE void StoreF32Pair(BF16Storage, VF lo, VF hi, uint16_t* p) {
 // the software way instead, so the result is the same, bit for bit. Only a
 // result with a zero lane is checked for them (a denormal becomes a zero, and
 // no normal input does): testing every input (with VFPCLASSPS) cost a third of
-// the speed on Zen 4 (the bf16 stream loop 124 -> 87 GB/s, rotary 74-81 -> 60).
+// the speed on Zen 4.
 // Highway 1.0.3 has no op for it and its AVX3_DL target does not require the
 // feature, so the instruction is written in inline assembly (which needs no
 // compiler target flag), BF16NativeStorage has loads and stores only when

@@ -4,11 +4,10 @@
 //
 // Every head of a model whose rotary_dim is not a multiple of the vector
 // (partial rotary: StableLM 25% of 80 = 20, GPT-NeoX-20B 25% of 96 = 24) takes
-// this path, so it must cost about what a whole vector does. The first version
-// (zero-filled stack buffers, memcpy calls, then a whole-vector load of what
-// was copied in piece by piece, which stalls on store forwarding) made such
-// calls 5-8x slower than at rotary_dim 32 (AMD Zen 4, 32 heads in place:
-// 930-1200 ns on every x86 target against 110-140 ns; now 190-270 ns).
+// this path, so it must cost about what a whole vector does: no zero-filled
+// buffers or memcpy calls, and never a whole-vector load of what was copied in
+// piece by piece, which stalls on store forwarding (that made such calls 5-8x
+// slower than at rotary_dim 32 on AMD Zen 4; docs/performance.md).
 //
 // Included inside rotary::HWY_NAMESPACE users (row_synthesis-inl.h, rope_kernels-inl.h).
 
@@ -59,8 +58,8 @@ constexpr bool kExactMaskedLoads =
 #endif
 
 // Whether BlendedStore is a native masked store that is also fast: AVX-512.
-// AVX2's vmaskmovps store is exact but slow on AMD (Zen 4, 32 heads with
-// tails: 350-550 ns a call with it, 190-230 ns with the copy below).
+// AVX2's vmaskmovps store is exact but slow on AMD: on Zen 4 it made calls
+// with tails about twice as slow as the copy below.
 constexpr bool kFastMaskedStores =
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
     true;

@@ -73,10 +73,8 @@ HWY_INLINE void RotatePairs(VF& a, VF& c, VF cs, VF sn) {
 // first pair is x[0] and its partner sits `half` (= rotary_dim / 2) further.
 
 // The last partial vector of each half of one head. Not inlined: inlined into
-// every head loop it made the kernels' translation unit compile 40% longer
-// (83 -> 116 s) for 4-20% of a partial-rotary call's time (AVX3_DL, 32 heads
-// of rotary_dim 20 of 80: 144 ns inlined, 193 ns not; 1192 ns before
-// partial_vectors-inl.h).
+// every head loop it made the kernels compile 40% longer and the library
+// larger, for a fifth at most of a partial-rotary call's time.
 template <class Src, class Dst>
 HWY_NOINLINE void RotateNeoxTail(const typename Src::T* x, typename Dst::T* y, const float* HWY_RESTRICT cos,
                                  const float* HWY_RESTRICT sin, size_t i, size_t count, size_t half) {
