@@ -117,7 +117,7 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 #include <cstring>
 
-#include "lib/scheduler.h"
+#include "lib/call/scheduler.h"
 #include "lib/target_registry.h"
 
 namespace rotary_bench {
@@ -151,7 +151,7 @@ ActiveYardstick ForActiveTarget() {
 }
 
 int64_t ElementBytes(rotary_dtype dtype) { return dtype == ROTARY_F32 ? 4 : 2; }
-// Scheduled as rotary schedules the same elements (lib/scheduler.h).
+// Scheduled as rotary schedules the same elements (lib/call/scheduler.h).
 int64_t ElementCost(rotary_dtype dtype) { return rotary::ElementCost(static_cast<rotary::DtypeIndex>(dtype)); }
 }  // namespace
 

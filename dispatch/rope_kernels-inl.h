@@ -7,7 +7,7 @@
 //   a' = a cos t - c sin t,   c' = a sin t + c cos t
 // computed in f32 whatever the storage (f32, f16, bf16), rounded once on store.
 // The inverse rotation is this one with the table of the negated angles
-// (lib/plan_tables.h): the kernels know one direction.
+// (lib/tables/plan_tables.h): the kernels know one direction.
 // The table row of a position holds the cos values then the sin values, in the
 // layout of the pairing (see TableLayout). One row is read per (b, s) and
 // applied to every head of that row, of q and k alike.

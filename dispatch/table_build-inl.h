@@ -1,4 +1,4 @@
-// Per-target arithmetic of a full table's rows; lib/rope_table.cc owns the
+// Per-target arithmetic of a full table's rows; lib/tables/rope_table.cc owns the
 // memory, the exact base angles (libm, once per kStepRows positions) and the
 // parallel split. The row of position base + j, from the exact cos/sin of the
 // base angle a and of the step angle b = j * w:

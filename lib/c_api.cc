@@ -6,12 +6,12 @@
 #include <utility>
 
 #include "dispatch/compiled_targets.h"
-#include "lib/config.h"
-#include "lib/enum_value.h"
+#include "lib/call/rope.h"
+#include "lib/config/config.h"
+#include "lib/config/enum_value.h"
 #include "lib/error.h"
-#include "lib/frequency_plan.h"
-#include "lib/rope.h"
-#include "lib/table_cache.h"
+#include "lib/plan/frequency_plan.h"
+#include "lib/tables/table_cache.h"
 #include "lib/target_registry.h"
 #include "rotary/rotary.h"
 
@@ -47,7 +47,7 @@ rotary_status Run(const rotary_rope* rope, const rotary::TensorArgs* tensors, in
 
 bool IsDtype(int32_t dtype) { return dtype == ROTARY_F32 || dtype == ROTARY_F16 || dtype == ROTARY_BF16; }
 
-// rotary_packed_qkv_views with the dtype as the caller's raw integer (see lib/enum_value.h).
+// rotary_packed_qkv_views with the dtype as the caller's raw integer (see lib/config/enum_value.h).
 void PackedQkvViews(void* data, int32_t dtype, int64_t batch, int64_t seq, int64_t q_heads, int64_t kv_heads,
                     int32_t head_dim, rotary_tensor* q, rotary_tensor* k, rotary_tensor* v) {
   using rotary::Fail;

@@ -10,7 +10,8 @@
 
 #include <gtest/gtest.h>
 
-#include "lib/table_cache.h"
+#include "lib/byte_size.h"
+#include "lib/tables/table_cache.h"
 #include "rotary/rotary.hpp"
 
 namespace {
@@ -185,21 +186,21 @@ TEST(TableCache, DynamicPlanTablesAreInTheCacheToo) {
 
 TEST(TableCache, BudgetSyntax) {
   using rotary::TableCache;
-  EXPECT_EQ(TableCache::ParseBudget("0"), 0);
-  EXPECT_EQ(TableCache::ParseBudget("1048576"), 1048576);
-  EXPECT_EQ(TableCache::ParseBudget("4K"), 4096);
-  EXPECT_EQ(TableCache::ParseBudget("4k"), 4096);
-  EXPECT_EQ(TableCache::ParseBudget("256M"), int64_t{256} << 20);
-  EXPECT_EQ(TableCache::ParseBudget("256MiB"), int64_t{256} << 20);
-  EXPECT_EQ(TableCache::ParseBudget("3MB"), int64_t{3} << 20);
-  EXPECT_EQ(TableCache::ParseBudget("2G"), int64_t{2} << 30);
-  EXPECT_EQ(TableCache::ParseBudget("1T"), int64_t{1} << 40);
-  EXPECT_EQ(TableCache::ParseBudget("100B"), 100);
+  EXPECT_EQ(rotary::ParseByteSize("0"), 0);
+  EXPECT_EQ(rotary::ParseByteSize("1048576"), 1048576);
+  EXPECT_EQ(rotary::ParseByteSize("4K"), 4096);
+  EXPECT_EQ(rotary::ParseByteSize("4k"), 4096);
+  EXPECT_EQ(rotary::ParseByteSize("256M"), int64_t{256} << 20);
+  EXPECT_EQ(rotary::ParseByteSize("256MiB"), int64_t{256} << 20);
+  EXPECT_EQ(rotary::ParseByteSize("3MB"), int64_t{3} << 20);
+  EXPECT_EQ(rotary::ParseByteSize("2G"), int64_t{2} << 30);
+  EXPECT_EQ(rotary::ParseByteSize("1T"), int64_t{1} << 40);
+  EXPECT_EQ(rotary::ParseByteSize("100B"), 100);
   for (const char* bad : {"", "G", "-5", "1.5G", "12X", "12 M", " 12", "9223372036854775808",
                           "99999999999T", "1GG", "0x10"}) {
-    EXPECT_EQ(TableCache::ParseBudget(bad), -1) << bad;
+    EXPECT_EQ(rotary::ParseByteSize(bad), -1) << bad;
   }
-  EXPECT_EQ(TableCache::ParseBudget(nullptr), -1);
+  EXPECT_EQ(rotary::ParseByteSize(nullptr), -1);
 }
 
 TEST(TableCache, CompactShiftIsAboutTheSquareRoot) {

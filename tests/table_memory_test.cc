@@ -12,9 +12,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include "lib/frequency_plan.h"
-#include "lib/rope_table.h"
-#include "lib/table_memory.h"
+#include "lib/plan/frequency_plan.h"
+#include "lib/tables/rope_table.h"
+#include "lib/tables/table_memory.h"
 #include "rotary/rotary.h"
 
 namespace {

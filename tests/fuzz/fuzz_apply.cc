@@ -315,7 +315,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ++g_fuzz_created;
   const int kind = in.U8() % 6;  // apply, inverse, apply_to, qk, qk_to, packed
   const bool inverse = kind == 1 || (kind == 2 && in.U8() % 2);
-  // Raw ints: a C caller may store any int in an enum field (see lib/enum_value.h).
+  // Raw ints: a C caller may store any int in an enum field (see lib/config/enum_value.h).
   const int32_t dtypes[] = {ROTARY_F32, ROTARY_F16, ROTARY_BF16, ROTARY_F32};
   const int32_t bad_dtypes[] = {3, -1};
   const int32_t src_type = PickEither(in, broken == kDtype && in.U8() % 2, dtypes, bad_dtypes);

@@ -1,10 +1,10 @@
-#include "lib/rope_table.h"
+#include "lib/tables/rope_table.h"
 
 #include <algorithm>
 #include <cmath>
 
+#include "lib/call/scheduler.h"
 #include "lib/error.h"
-#include "lib/scheduler.h"
 #include "lib/target_registry.h"
 
 namespace rotary {

@@ -1,7 +1,7 @@
 // The size of this CPU's last-level cache: calls whose bytes exceed it stream
 // from DRAM, and the kernels visit memory in the order that streams best.
-#ifndef ROTARY_LIB_CACHE_SIZE_H_
-#define ROTARY_LIB_CACHE_SIZE_H_
+#ifndef ROTARY_LIB_CALL_LAST_LEVEL_CACHE_H_
+#define ROTARY_LIB_CALL_LAST_LEVEL_CACHE_H_
 
 #include <cstdint>
 
@@ -13,4 +13,4 @@ int64_t LastLevelCacheBytes();
 
 }  // namespace rotary
 
-#endif  // ROTARY_LIB_CACHE_SIZE_H_
+#endif  // ROTARY_LIB_CALL_LAST_LEVEL_CACHE_H_

@@ -1,12 +1,12 @@
-#include "lib/config.h"
+#include "lib/config/config.h"
 
 #include <cfloat>
 #include <cmath>
 
-#include "lib/enum_value.h"
+#include "lib/config/enum_value.h"
+#include "lib/config/frequency_scheme.h"
 #include "lib/error.h"
-#include "lib/frequency_plan.h"
-#include "lib/frequency_scheme.h"
+#include "lib/plan/frequency_plan.h"
 
 namespace rotary {
 namespace {

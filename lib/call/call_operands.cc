@@ -1,10 +1,10 @@
-#include "lib/call_operands.h"
+#include "lib/call/call_operands.h"
 
 #include <cmath>
 
+#include "lib/call/scheduler.h"
+#include "lib/call/tensor_layout.h"
 #include "lib/error.h"
-#include "lib/scheduler.h"
-#include "lib/tensor_layout.h"
 
 namespace rotary {
 namespace {

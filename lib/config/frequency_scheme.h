@@ -2,8 +2,8 @@
 // fallbacks applied, "not given" (0) fields replaced, caller arrays copied.
 // Resolving is also where the scaling fields are validated, so everything
 // downstream (plans, tables) can compute without checks.
-#ifndef ROTARY_LIB_FREQUENCY_SCHEME_H_
-#define ROTARY_LIB_FREQUENCY_SCHEME_H_
+#ifndef ROTARY_LIB_CONFIG_FREQUENCY_SCHEME_H_
+#define ROTARY_LIB_CONFIG_FREQUENCY_SCHEME_H_
 
 #include <cstdint>
 #include <vector>
@@ -48,4 +48,4 @@ double YarnMscale(double factor, double mu);
 
 }  // namespace rotary
 
-#endif  // ROTARY_LIB_FREQUENCY_SCHEME_H_
+#endif  // ROTARY_LIB_CONFIG_FREQUENCY_SCHEME_H_

@@ -1,4 +1,4 @@
-#include "lib/table_memory.h"
+#include "lib/tables/table_memory.h"
 
 #include <cstdint>
 #include <cstring>

@@ -1,12 +1,12 @@
 // Checks the tensors of one call against each other (shapes, storage types,
 // in place or out of place, no overlap) and turns them into kernel operands.
-#ifndef ROTARY_LIB_CALL_OPERANDS_H_
-#define ROTARY_LIB_CALL_OPERANDS_H_
+#ifndef ROTARY_LIB_CALL_CALL_OPERANDS_H_
+#define ROTARY_LIB_CALL_CALL_OPERANDS_H_
 
 #include <cstdint>
 
 #include "dispatch/kernel_api.h"
-#include "lib/rope.h"
+#include "lib/call/rope.h"
 
 namespace rotary {
 
@@ -15,7 +15,7 @@ struct CallOperands {
   int64_t batch, seq;
   DtypeIndex src_dtype, dst_dtype;  // shared by all operands
   int64_t bytes_per_row;            // tensor bytes read + written per (b, s) row
-  int64_t cost_per_row;             // the same elements at their ElementCost (lib/scheduler.h)
+  int64_t cost_per_row;             // the same elements at their ElementCost (lib/call/scheduler.h)
 
   int64_t rows() const { return batch * seq; }
 };
@@ -25,4 +25,4 @@ CallOperands ValidateOperands(const TensorArgs* tensors, int count, int32_t head
 
 }  // namespace rotary
 
-#endif  // ROTARY_LIB_CALL_OPERANDS_H_
+#endif  // ROTARY_LIB_CALL_CALL_OPERANDS_H_

@@ -1,4 +1,4 @@
-#include "lib/frequency_plan.h"
+#include "lib/plan/frequency_plan.h"
 
 #include <algorithm>
 #include <cmath>

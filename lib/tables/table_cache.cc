@@ -1,4 +1,4 @@
-#include "lib/table_cache.h"
+#include "lib/tables/table_cache.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +11,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
+
+#include "lib/byte_size.h"
 
 namespace rotary {
 namespace {
@@ -35,7 +37,7 @@ std::string KeyOf(const TableSpec& spec) {
 int64_t BudgetFromEnvironment() {
   const char* text = std::getenv("ROTARY_CACHE_BUDGET");
   if (text == nullptr) return TableCache::kDefaultBudget;
-  const int64_t parsed = TableCache::ParseBudget(text);
+  const int64_t parsed = ParseByteSize(text);
   return parsed < 0 ? TableCache::kDefaultBudget : parsed;  // not a size: ignored
 }
 
@@ -272,28 +274,6 @@ TableCache::TableCache() : budget_(BudgetFromEnvironment()) {
 TableCache& TableCache::Instance() {
   static TableCache* const cache = new TableCache();  // never destroyed: see the header
   return *cache;
-}
-
-int64_t TableCache::ParseBudget(const char* text) {
-  if (text == nullptr || *text < '0' || *text > '9') return -1;
-  int64_t value = 0;
-  const char* c = text;
-  for (; *c >= '0' && *c <= '9'; ++c) {
-    if (__builtin_mul_overflow(value, 10, &value) || __builtin_add_overflow(value, *c - '0', &value)) return -1;
-  }
-  int shift = 0;
-  switch (*c) {
-    case 'k': case 'K': shift = 10; ++c; break;
-    case 'm': case 'M': shift = 20; ++c; break;
-    case 'g': case 'G': shift = 30; ++c; break;
-    case 't': case 'T': shift = 40; ++c; break;
-    default: break;
-  }
-  if (shift != 0 && (*c == 'i' || *c == 'I')) ++c;  // KiB, MiB, ...
-  if (*c == 'b' || *c == 'B') ++c;
-  if (*c != '\0') return -1;
-  if (value > (INT64_MAX >> shift)) return -1;
-  return value << shift;
 }
 
 std::shared_ptr<const CachedTable> TableCache::Acquire(TableSpec spec) {

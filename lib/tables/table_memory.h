@@ -8,8 +8,8 @@
 // Blocks of at least one huge page are mapped huge-page aligned and advised
 // with MADV_HUGEPAGE (Linux; elsewhere, or where the advice is refused, they
 // are ordinary pages); smaller blocks come from operator new.
-#ifndef ROTARY_LIB_TABLE_MEMORY_H_
-#define ROTARY_LIB_TABLE_MEMORY_H_
+#ifndef ROTARY_LIB_TABLES_TABLE_MEMORY_H_
+#define ROTARY_LIB_TABLES_TABLE_MEMORY_H_
 
 #include <cstddef>
 
@@ -47,4 +47,4 @@ class TableMemory {
 
 }  // namespace rotary
 
-#endif  // ROTARY_LIB_TABLE_MEMORY_H_
+#endif  // ROTARY_LIB_TABLES_TABLE_MEMORY_H_

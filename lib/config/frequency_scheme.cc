@@ -1,9 +1,9 @@
-#include "lib/frequency_scheme.h"
+#include "lib/config/frequency_scheme.h"
 
 #include <cmath>
 #include <cstring>
 
-#include "lib/enum_value.h"
+#include "lib/config/enum_value.h"
 #include "lib/error.h"
 
 namespace rotary {
@@ -199,7 +199,7 @@ double YarnMscale(double factor, double mu) { return factor > 1 ? 0.1 * mu * std
 
 FrequencyScheme ResolveScheme(const rotary_config& c) {
   FrequencyScheme s;
-  // Copied as raw bits: the switch below rejects a value outside the enum (see lib/enum_value.h).
+  // Copied as raw bits: the switch below rejects a value outside the enum (see lib/config/enum_value.h).
   std::memcpy(&s.scaling, &c.scaling, sizeof(s.scaling));
   s.rotary_dim = c.rotary_dim;
   s.base = c.base;

@@ -12,8 +12,8 @@
 //   - memory is what was touched, bounded by position_limit;
 //   - Release() gives all of it back (the table cache evicts this way, only
 //     when no call is reading: see CachedTable), and later calls rebuild rows.
-#ifndef ROTARY_LIB_ROPE_TABLE_H_
-#define ROTARY_LIB_ROPE_TABLE_H_
+#ifndef ROTARY_LIB_TABLES_ROPE_TABLE_H_
+#define ROTARY_LIB_TABLES_ROPE_TABLE_H_
 
 #include <atomic>
 #include <cstdint>
@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "dispatch/kernel_api.h"
-#include "lib/frequency_plan.h"
-#include "lib/table_memory.h"
+#include "lib/plan/frequency_plan.h"
+#include "lib/tables/table_memory.h"
 
 namespace rotary {
 
@@ -98,4 +98,4 @@ class RopeTable {
 
 }  // namespace rotary
 
-#endif  // ROTARY_LIB_ROPE_TABLE_H_
+#endif  // ROTARY_LIB_TABLES_ROPE_TABLE_H_

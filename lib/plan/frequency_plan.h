@@ -7,13 +7,13 @@
 // a plan carries none. What depends on positions is which plan a call uses
 // (its length, for dynamic NTK and LongRoPE: CanonicalLength) and which
 // positions are valid (the bounded scheme's n_max: FrequencyScheme::position_limit).
-#ifndef ROTARY_LIB_FREQUENCY_PLAN_H_
-#define ROTARY_LIB_FREQUENCY_PLAN_H_
+#ifndef ROTARY_LIB_PLAN_FREQUENCY_PLAN_H_
+#define ROTARY_LIB_PLAN_FREQUENCY_PLAN_H_
 
 #include <cstdint>
 #include <vector>
 
-#include "lib/frequency_scheme.h"
+#include "lib/config/frequency_scheme.h"
 #include "rotary/rotary.h"
 
 namespace rotary {
@@ -35,4 +35,4 @@ int64_t CanonicalLength(const FrequencyScheme& scheme, int64_t seq_len);
 
 }  // namespace rotary
 
-#endif  // ROTARY_LIB_FREQUENCY_PLAN_H_
+#endif  // ROTARY_LIB_PLAN_FREQUENCY_PLAN_H_

@@ -1,8 +1,8 @@
 // Defaults and validation of rotary_config.
-#ifndef ROTARY_LIB_CONFIG_H_
-#define ROTARY_LIB_CONFIG_H_
+#ifndef ROTARY_LIB_CONFIG_CONFIG_H_
+#define ROTARY_LIB_CONFIG_CONFIG_H_
 
-#include "lib/frequency_scheme.h"
+#include "lib/config/frequency_scheme.h"
 #include "rotary/rotary.h"
 
 namespace rotary {
@@ -20,4 +20,4 @@ FrequencyScheme ValidateConfig(const rotary_config* config);
 
 }  // namespace rotary
 
-#endif  // ROTARY_LIB_CONFIG_H_
+#endif  // ROTARY_LIB_CONFIG_CONFIG_H_

@@ -1,4 +1,4 @@
-// The cos/sin tables of one rope object: one CachedTable (lib/table_cache.h)
+// The cos/sin tables of one rope object: one CachedTable (lib/tables/table_cache.h)
 // per distinct plan used, taken from the process-wide TableCache, so rope
 // objects with equal plans share them and all of them count against its budget.
 //
@@ -20,8 +20,8 @@
 // Keys rotated by an older plan are not re-rotated when a call switches plans
 // (dynamic NTK's base grows, LongRoPE switches lists): like HF, rotary rotates
 // each call with the plan of that call's length. See docs/scaling.md.
-#ifndef ROTARY_LIB_PLAN_TABLES_H_
-#define ROTARY_LIB_PLAN_TABLES_H_
+#ifndef ROTARY_LIB_TABLES_PLAN_TABLES_H_
+#define ROTARY_LIB_TABLES_PLAN_TABLES_H_
 
 #include <cstdint>
 #include <memory>
@@ -29,8 +29,8 @@
 #include <vector>
 
 #include "dispatch/kernel_api.h"
-#include "lib/frequency_scheme.h"
-#include "lib/table_cache.h"
+#include "lib/config/frequency_scheme.h"
+#include "lib/tables/table_cache.h"
 #include "rotary/rotary.h"
 
 namespace rotary {
@@ -106,4 +106,4 @@ class PlanTables {
 
 }  // namespace rotary
 
-#endif  // ROTARY_LIB_PLAN_TABLES_H_
+#endif  // ROTARY_LIB_TABLES_PLAN_TABLES_H_

@@ -2,8 +2,8 @@
 // any int there; in C++, reading an enum object whose value lies outside the
 // enum's range is undefined behaviour (UBSan's -fsanitize=enum flags it), so
 // validation reads the bits, and the enum is used only once it is known valid.
-#ifndef ROTARY_LIB_ENUM_VALUE_H_
-#define ROTARY_LIB_ENUM_VALUE_H_
+#ifndef ROTARY_LIB_CONFIG_ENUM_VALUE_H_
+#define ROTARY_LIB_CONFIG_ENUM_VALUE_H_
 
 #include <cstdint>
 #include <cstring>
@@ -21,4 +21,4 @@ int32_t EnumValue(const Enum& value) {
 
 }  // namespace rotary
 
-#endif  // ROTARY_LIB_ENUM_VALUE_H_
+#endif  // ROTARY_LIB_CONFIG_ENUM_VALUE_H_

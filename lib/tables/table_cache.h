@@ -22,8 +22,8 @@
 // Hot path: a call pins its table (a store to a per-thread slot and a load, no
 // read-modify-write and, on Linux, no fence; see table_cache.cc), reads it
 // lock-free, and unpins it (a store). Only building rows and evicting take locks.
-#ifndef ROTARY_LIB_TABLE_CACHE_H_
-#define ROTARY_LIB_TABLE_CACHE_H_
+#ifndef ROTARY_LIB_TABLES_TABLE_CACHE_H_
+#define ROTARY_LIB_TABLES_TABLE_CACHE_H_
 
 #include <atomic>
 #include <cstdint>
@@ -34,8 +34,8 @@
 #include <vector>
 
 #include "dispatch/kernel_api.h"
-#include "lib/frequency_plan.h"
-#include "lib/rope_table.h"
+#include "lib/plan/frequency_plan.h"
+#include "lib/tables/rope_table.h"
 
 namespace rotary {
 
@@ -164,10 +164,6 @@ class TableCache {
   // Frees the rows of every table no call is reading. Returns the bytes freed.
   int64_t Trim();
 
-  // ROTARY_CACHE_BUDGET's syntax: a byte count with an optional K, M, G or T
-  // suffix (binary: K = 1024). Returns -1 if `text` is not one.
-  static int64_t ParseBudget(const char* text);
-
  private:
   TableCache();
   struct Entry {
@@ -220,4 +216,4 @@ class TableRef {
 
 }  // namespace rotary
 
-#endif  // ROTARY_LIB_TABLE_CACHE_H_
+#endif  // ROTARY_LIB_TABLES_TABLE_CACHE_H_

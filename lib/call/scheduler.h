@@ -4,8 +4,8 @@
 // pool wake-up, no allocation, no lock); otherwise both run as a oneTBB
 // parallel_for in the caller's task arena (so task_arena / global_control
 // limits are respected). Only scheduler.cc includes oneTBB.
-#ifndef ROTARY_LIB_SCHEDULER_H_
-#define ROTARY_LIB_SCHEDULER_H_
+#ifndef ROTARY_LIB_CALL_SCHEDULER_H_
+#define ROTARY_LIB_CALL_SCHEDULER_H_
 
 #include <algorithm>
 #include <cstdint>
@@ -76,4 +76,4 @@ void ForEachRowRange(int64_t rows, int64_t cost_per_row, const Fn& fn) {
 
 }  // namespace rotary
 
-#endif  // ROTARY_LIB_SCHEDULER_H_
+#endif  // ROTARY_LIB_CALL_SCHEDULER_H_

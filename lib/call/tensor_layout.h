@@ -1,8 +1,8 @@
 // Validation of a caller's rotary_tensor: after ValidateTensor succeeds, every
 // (b, s, h) head lies inside the described memory and no two heads overlap, so
 // kernels can write without checks.
-#ifndef ROTARY_LIB_TENSOR_LAYOUT_H_
-#define ROTARY_LIB_TENSOR_LAYOUT_H_
+#ifndef ROTARY_LIB_CALL_TENSOR_LAYOUT_H_
+#define ROTARY_LIB_CALL_TENSOR_LAYOUT_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -36,4 +36,4 @@ inline size_t DtypeBytes(rotary_dtype dtype) { return dtype == ROTARY_F32 ? 4 : 
 
 }  // namespace rotary
 
-#endif  // ROTARY_LIB_TENSOR_LAYOUT_H_
+#endif  // ROTARY_LIB_CALL_TENSOR_LAYOUT_H_

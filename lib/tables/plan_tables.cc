@@ -1,10 +1,10 @@
-#include "lib/plan_tables.h"
+#include "lib/tables/plan_tables.h"
 
 #include <algorithm>
 #include <utility>
 
-#include "lib/enum_value.h"
-#include "lib/frequency_plan.h"
+#include "lib/config/enum_value.h"
+#include "lib/plan/frequency_plan.h"
 
 namespace rotary {
 namespace {

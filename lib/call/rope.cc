@@ -1,12 +1,12 @@
-#include "lib/rope.h"
+#include "lib/call/rope.h"
 
 #include <algorithm>
 #include <utility>
 
-#include "lib/cache_size.h"
-#include "lib/call_operands.h"
+#include "lib/call/last_level_cache.h"
+#include "lib/call/call_operands.h"
+#include "lib/call/scheduler.h"
 #include "lib/error.h"
-#include "lib/scheduler.h"
 #include "lib/target_registry.h"
 
 using rotary::Fail;

@@ -1,10 +1,10 @@
 // The rope object behind the opaque C handle: a validated config, the cached
 // tables of its frequency plans, and apply = validate -> table -> schedule -> kernel.
-#ifndef ROTARY_LIB_ROPE_H_
-#define ROTARY_LIB_ROPE_H_
+#ifndef ROTARY_LIB_CALL_ROPE_H_
+#define ROTARY_LIB_CALL_ROPE_H_
 
 #include "dispatch/kernel_api.h"
-#include "lib/plan_tables.h"
+#include "lib/tables/plan_tables.h"
 #include "rotary/rotary.h"
 
 namespace rotary {
@@ -46,4 +46,4 @@ struct rotary_rope {
   const rotary::PlanTables tables_;
 };
 
-#endif  // ROTARY_LIB_ROPE_H_
+#endif  // ROTARY_LIB_CALL_ROPE_H_

@@ -1,4 +1,4 @@
-#include "lib/scheduler.h"
+#include "lib/call/scheduler.h"
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>

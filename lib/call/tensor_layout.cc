@@ -1,9 +1,9 @@
-#include "lib/tensor_layout.h"
+#include "lib/call/tensor_layout.h"
 
 #include <algorithm>
 #include <cstddef>
 
-#include "lib/enum_value.h"
+#include "lib/config/enum_value.h"
 #include "lib/error.h"
 
 namespace rotary {
