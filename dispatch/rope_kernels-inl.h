@@ -138,11 +138,19 @@ HWY_NOINLINE void RotateInterleavedTail(const typename Src::T* x, typename Dst::
 }
 #endif
 
-#if HWY_TARGET == HWY_NEON
+// Arm's structure loads and stores (ld2/st2), on NEON and SVE.
+#undef ROTARY_PAIR_LOADS
+#if HWY_TARGET == HWY_NEON || (HWY_TARGET & (HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128))
+#define ROTARY_PAIR_LOADS 1
+#else
+#define ROTARY_PAIR_LOADS 0
+#endif
+
+#if ROTARY_PAIR_LOADS
 // 2N elements of f32 or f16 storage as their even and odd elements in f32
 // (ld2), and back (st2), converted as LoadF32 / StoreF32 convert.
 template <class S>
-constexpr bool kNeonPairLoads = std::is_same_v<S, F32Storage> || std::is_same_v<S, F16Storage>;
+constexpr bool kPairLoads = std::is_same_v<S, F32Storage> || std::is_same_v<S, F16Storage>;
 using DU16Half = hn::Rebind<uint16_t, DF>;
 using DF16Half = hn::Rebind<hwy::float16_t, DF>;
 
@@ -187,22 +195,18 @@ HWY_INLINE void RotateInterleavedHeads(const typename Src::T* x, int64_t xs, typ
 #else
   const size_t N = hn::Lanes(d);  // even on every target but SCALAR
   size_t k = 0;
-#if HWY_TARGET == HWY_NEON
-  // f32 and f16 on NEON: ld2/st2 split 2N components into their pairs' first
+#if ROTARY_PAIR_LOADS
+  // f32 and f16 on NEON and SVE: ld2/st2 split 2N components into their pairs' first
   // and second elements, so the neox arithmetic rotates 2N components with one
   // cos and one sin vector (from the cos_dup and sin_alt pairs) instead of
   // loading two table vectors and swapping lanes for every N: the swap form ran
   // well over the stream loop's instructions per element (docs/performance.md).
   // The same conversions, multiplies and fused adds of the same values: the
   // same bits.
-  if constexpr (kNeonPairLoads<Src> && kNeonPairLoads<Dst>) {
-    // Pointers that step, not indices: ld2/st2 take no register offset, and
-    // post-incremented addresses spare an add per stream and iteration.
-    const float* cp = cos_dup;
-    const float* sp = sin_alt;
-    const typename Src::T* xp = x;
-    typename Dst::T* yp = y;
-    for (; k + 2 * N <= n; k += 2 * N, cp += 2 * N, sp += 2 * N, xp += 2 * N, yp += 2 * N) {
+  if constexpr (kPairLoads<Src> && kPairLoads<Dst>) {
+    // Components [at, at + 2N) of every head, at the table entries cp and sp.
+    const auto rotate_pairs = [&](const float* cp, const float* sp, const typename Src::T* xp,
+                                  typename Dst::T* yp) {
       VF cs, cs_again, minus_sn, sn;
       hn::LoadInterleaved2(d, cp, cs, cs_again);
       hn::LoadInterleaved2(d, sp, minus_sn, sn);
@@ -212,7 +216,22 @@ HWY_INLINE void RotateInterleavedHeads(const typename Src::T* x, int64_t xs, typ
         RotatePairs(a, c, cs, sn);
         StorePairsF32(Dst(), a, c, yp + static_cast<int64_t>(h) * ys);
       }
+    };
+#if HWY_TARGET == HWY_NEON
+    // Pointers that step, not indices: NEON's ld2/st2 take no register offset,
+    // and post-incremented addresses spare an add per stream and iteration.
+    const float* cp = cos_dup;
+    const float* sp = sin_alt;
+    const typename Src::T* xp = x;
+    typename Dst::T* yp = y;
+    for (; k + 2 * N <= n; k += 2 * N, cp += 2 * N, sp += 2 * N, xp += 2 * N, yp += 2 * N) {
+      rotate_pairs(cp, sp, xp, yp);
     }
+#else
+    // SVE's ld2/st2 take a register offset scaled by the element size: one
+    // index serves every stream (stepped pointers cost an add each).
+    for (; k + 2 * N <= n; k += 2 * N) rotate_pairs(cos_dup + k, sin_alt + k, x + k, y + k);
+#endif
   }
 #endif
   for (; k + N <= n; k += N) {
