@@ -69,8 +69,9 @@ typedef enum {
  * (batch, seq) row and, for ON_THE_FLY, a few f32 ulps of accuracy. */
 typedef enum {
   ROTARY_TABLE_AUTO = 0,      /* FULL when max_positions rows of it fit the cache budget, else COMPACT */
-  ROTARY_TABLE_FULL = 1,      /* a row per position: rotary_dim floats (neox: cos and sin of each pair) or 2 * rotary_dim (interleaved);
-                                 131072 positions at head_dim 128 (neox) = 64 MiB */
+  ROTARY_TABLE_FULL = 1,      /* a row per position: rotary_dim floats (neox: cos and sin of each
+                                 pair) or 2 * rotary_dim (interleaved); 131072 positions at
+                                 head_dim 128 (neox) = 64 MiB */
   ROTARY_TABLE_COMPACT = 2,   /* rows of the K low positions and of the multiples of K (K ~ sqrt(max_positions)),
                                  combined by angle addition: 2K rows, 512 KiB for the example above */
   ROTARY_TABLE_ON_THE_FLY = 3 /* no rows: cos/sin evaluated per row from inv_freq (exact argument
