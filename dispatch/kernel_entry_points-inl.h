@@ -39,7 +39,9 @@ void BuildTableRows(const RowBuild& build, int64_t step_begin, int64_t step_end,
 const float* SynthesizeRow(const TableView& t, int64_t position, float* HWY_RESTRICT row);
 
 // Applies X(kPairing, Src, Dst) to every destination storage of this target:
-// what an instances/ file instantiates and the registry lists, one list.
+// what an instances/ file instantiates. The registry (compiled_targets.cc)
+// names the same kernels by DtypeIndex; one it names that no instances/ file
+// instantiates fails to link.
 #undef ROTARY_FOR_EACH_DESTINATION
 #if ROTARY_NATIVE_BF16
 #define ROTARY_FOR_EACH_DESTINATION(X, PAIRING, SRC) \

@@ -8,7 +8,7 @@ namespace rotary {
 
 void ParallelFor(int64_t count, int64_t grain, RangeFn fn, Waiting waiting) {
   const auto loop = [&] {
-    tbb::parallel_for(tbb::blocked_range<int64_t>(0, count, std::max<int64_t>(1, grain)),
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, count, grain),
                       [&fn](const tbb::blocked_range<int64_t>& r) { fn(r.begin(), r.end()); });
   };
   if (waiting == Waiting::kOwnTasksOnly) {

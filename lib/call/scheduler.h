@@ -36,8 +36,8 @@ enum class Waiting {
   kOwnTasksOnly,
 };
 
-// Calls fn over disjoint ranges covering [0, count), of about `grain` each,
-// in parallel (oneTBB parallel_for in the caller's arena).
+// Calls fn over disjoint ranges covering [0, count), of about `grain` (>= 1)
+// each, in parallel (oneTBB parallel_for in the caller's arena).
 void ParallelFor(int64_t count, int64_t grain, RangeFn fn, Waiting waiting);
 
 // Whether the caller's task arena has more than one thread.
