@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <random>
 #include <utility>
 #include <vector>
@@ -27,6 +28,7 @@
 #include "lib/tables/table_cache.h"
 #include "lib/target_registry.h"
 #include "tests/error_bounds.h"
+#include "tests/random_values.h"
 #include "tests/reference.h"
 #include "tests/storage_reference.h"
 #include "tests/tensor_compare.h"
@@ -102,10 +104,9 @@ void CheckHeadKernel(size_t pairs, size_t misalign, bool inverse, bool streaming
   const std::atomic<const float*> chunk{table.data() + misalign};
 
   std::vector<float> buffer(kGuard + misalign + dim + kGuard, GuardValue());
-  std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
   float* x = buffer.data() + kGuard + misalign;
   std::vector<double> expected(dim);
-  for (int k = 0; k < dim; ++k) expected[k] = x[k] = dist(rng);
+  for (int k = 0; k < dim; ++k) expected[k] = x[k] = static_cast<float>(rotary_test::UniformValue(rng, -2.0, 2.0));
   ReferenceRotateHead(ref, expected.data(), expected.data(), position, inverse);
 
   RowJob job{};
@@ -148,18 +149,26 @@ void SweepHeadKernel() {
 void TestNeoxHeadAllLengths() { SweepHeadKernel<kNeoxPairs>(); }
 void TestInterleavedHeadAllLengths() { SweepHeadKernel<kInterleavedPairs>(); }
 
-// Runs the f32 in-place row kernel of `pairing` over one row per position,
-// every component times `scale`, in either head order, against the float64 reference.
-void CheckRowKernel(int pairing, int head_dim, int rotary_dim, float scale, const std::vector<int64_t>& positions,
-                    bool streaming) {
+// A full table of the default plan of (head_dim, rotary_dim) for `pairing`,
+// holding the rows of `positions`: built once per shape, it serves every
+// scale and head order CheckRowKernel runs (the build is most of their time).
+std::unique_ptr<RopeTable> RowKernelTable(int pairing, int head_dim, int rotary_dim,
+                                          const std::vector<int64_t>& positions) {
   rotary_config config;
   rotary_config_init(&config);
   config.head_dim = head_dim;
   config.rotary_dim = rotary_dim;
-  RopeTable table(MakeFrequencyPlan(config), pairing == kNeoxPairs ? TableLayout::kPerPair : TableLayout::kPerComponent,
-                  1 << 16);
-  table.EnsurePositions(positions.data(), static_cast<int64_t>(positions.size()), 0);
+  auto table = std::make_unique<RopeTable>(
+      MakeFrequencyPlan(config), pairing == kNeoxPairs ? TableLayout::kPerPair : TableLayout::kPerComponent, 1 << 16);
+  table->EnsurePositions(positions.data(), static_cast<int64_t>(positions.size()), 0);
+  return table;
+}
 
+// Runs the f32 in-place row kernel of `pairing` over one row per position of
+// `table` (RowKernelTable), every component times `scale`, in either head
+// order, against the float64 reference.
+void CheckRowKernel(const RopeTable& table, int pairing, int head_dim, int rotary_dim, float scale,
+                    const std::vector<int64_t>& positions, bool streaming) {
   rotary_test::Shape shape{1, static_cast<int64_t>(positions.size()), 5, head_dim, 5, 2, 0};  // padded heads
   rotary_test::TestTensor x(shape, 42u + static_cast<uint32_t>(pairing));
   rotary_test::TestTensor before = x;
@@ -192,13 +201,22 @@ void CheckRowKernel(int pairing, int head_dim, int rotary_dim, float scale, cons
   ASSERT_TRUE(x.OnlyHeadsChanged(before, scale != 1.0f ? head_dim : rotary_dim));
 }
 
+// CheckRowKernel of one shape at each scale, in both head orders.
+void CheckRowKernelShape(int pairing, int head_dim, int rotary_dim, std::initializer_list<float> scales,
+                         const std::vector<int64_t>& positions) {
+  const std::unique_ptr<RopeTable> table = RowKernelTable(pairing, head_dim, rotary_dim, positions);
+  for (const float scale : scales) {
+    for (const bool streaming : {false, true}) {
+      CheckRowKernel(*table, pairing, head_dim, rotary_dim, scale, positions, streaming);
+    }
+  }
+}
+
 // The row kernel reads table rows through the chunk directory: cover positions
 // on both sides of a chunk boundary and heads with padding between them.
 void TestRowKernelAcrossChunks() {
   const std::vector<int64_t> positions = {0, RopeTable::kChunkRows - 1, RopeTable::kChunkRows, 40000, 7};
-  for (const int pairing : {kNeoxPairs, kInterleavedPairs}) {
-    for (const bool streaming : {false, true}) CheckRowKernel(pairing, 24, 20, 1.0f, positions, streaming);
-  }
+  for (const int pairing : {kNeoxPairs, kInterleavedPairs}) CheckRowKernelShape(pairing, 24, 20, {1.0f}, positions);
 }
 
 // An output scale is applied to a copy of the table row, a chunk at a time:
@@ -206,10 +224,8 @@ void TestRowKernelAcrossChunks() {
 void TestScaledRowKernelLongHeads() {
   const std::vector<int64_t> positions = {3, 999};
   for (const int pairing : {kNeoxPairs, kInterleavedPairs}) {
-    for (const bool streaming : {false, true}) {
-      CheckRowKernel(pairing, 1206, 1200, 0.125f, positions, streaming);
-      CheckRowKernel(pairing, 30, 22, 0.5f, positions, streaming);
-    }
+    CheckRowKernelShape(pairing, 1206, 1200, {0.125f}, positions);
+    CheckRowKernelShape(pairing, 30, 22, {0.5f}, positions);
   }
 }
 
@@ -223,12 +239,7 @@ void TestRowKernelAtCommonHeadSizes() {
   const std::vector<int64_t> positions = {0, 1, 4095, 40000, 65535};
   const int dims[][2] = {{32, 32}, {64, 64}, {128, 128}, {256, 256}, {160, 128}, {96, 64}, {1088, 1088}, {544, 544}};
   for (const int pairing : {kNeoxPairs, kInterleavedPairs}) {
-    for (const auto& dim : dims) {
-      for (const bool streaming : {false, true}) {
-        CheckRowKernel(pairing, dim[0], dim[1], 1.0f, positions, streaming);
-        CheckRowKernel(pairing, dim[0], dim[1], 0.25f, positions, streaming);
-      }
-    }
+    for (const auto& dim : dims) CheckRowKernelShape(pairing, dim[0], dim[1], {1.0f, 0.25f}, positions);
   }
 }
 
@@ -447,12 +458,11 @@ void CheckNativeBF16RoundsLikeSoftware() {
 // part must round the same double values the same way.)
 void TestTableRowsAreTheScalarFormula() {
   std::mt19937_64 rng(99);
-  std::uniform_real_distribution<double> unit(-1.0, 1.0);
   constexpr int64_t kSteps = 5;
   for (size_t pairs : PairCounts()) {
     std::vector<double> base_cos(pairs), base_sin(pairs), step_cos(kSteps * pairs), step_sin(kSteps * pairs);
     for (auto* values : {&base_cos, &base_sin, &step_cos, &step_sin}) {
-      for (double& v : *values) v = unit(rng);
+      for (double& v : *values) v = rotary_test::UniformValue(rng, -1.0, 1.0);
     }
     for (const TableLayout layout : {TableLayout::kPerPair, TableLayout::kPerComponent}) {
       for (const double scale : {1.0, 1.0 + 1.0 / 3.0}) {

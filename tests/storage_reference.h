@@ -46,17 +46,19 @@ inline uint16_t DoubleToHalf(double v) {
   const double a = std::fabs(v);
   // Largest finite f16 is 65504; the next step (ulp 32) would be 65536.
   if (a >= 65520.0) return sign | 0x7C00;
-  // Positive f16 values are ordered like their bit patterns: bisect for the
-  // largest pattern whose value is <= a, then compare with its successor.
-  uint16_t lo = 0, hi = 0x7BFF;
-  while (lo < hi) {
-    const uint16_t mid = static_cast<uint16_t>((lo + hi + 1) / 2);
-    if (HalfToDouble(mid) <= a) lo = mid; else hi = static_cast<uint16_t>(mid - 1);
-  }
-  const uint16_t below = lo, above = static_cast<uint16_t>(lo + 1);
-  const double d_below = a - HalfToDouble(below), d_above = HalfToDouble(above) - a;
-  const uint16_t nearest = d_below < d_above ? below : d_above < d_below ? above : ((below & 1) ? above : below);
-  return sign | nearest;
+  // The f16 step at a: 2^(e-10) for a in [2^e, 2^(e+1)), 2^-24 below 2^-14
+  // (the subnormals). a in steps is exact (a power-of-two scaling), and
+  // nearbyint rounds it to the nearest count, ties to even (the default mode).
+  int frexp_exponent;
+  std::frexp(a, &frexp_exponent);  // a in [2^(frexp_exponent-1), 2^frexp_exponent)
+  const int e = a < 0x1p-14 ? -14 : frexp_exponent - 1;
+  const double steps = std::nearbyint(std::ldexp(a, 10 - e));
+  // Subnormals: the bits are the count of 2^-24 steps. Normals: the count is
+  // 1024 + mantissa; a count of 2048 (rounded up to the next binade) carries
+  // into the exponent field, as the bits of the next binade's first value.
+  const int count = static_cast<int>(steps);
+  const int bits = e == -14 && count < 1024 ? count : ((e + 15) << 10) + (count - 1024);
+  return static_cast<uint16_t>(sign | bits);
 }
 
 inline double BFloat16ToDouble(uint16_t b) { return BitsFloat(static_cast<uint32_t>(b) << 16); }

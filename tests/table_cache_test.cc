@@ -13,6 +13,7 @@
 #include "lib/byte_size.h"
 #include "lib/tables/table_cache.h"
 #include "rotary/rotary.hpp"
+#include "tests/random_values.h"
 
 namespace {
 
@@ -33,9 +34,8 @@ rotary::Config SmallConfig(double base) { return rotary::Config().head_dim(64).b
 
 std::vector<float> Input(int64_t heads, uint32_t seed) {
   std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
   std::vector<float> x(heads * 64);
-  for (float& v : x) v = dist(rng);
+  for (float& v : x) v = static_cast<float>(rotary_test::UniformValue(rng, -2.0, 2.0));
   return x;
 }
 

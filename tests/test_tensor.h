@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "rotary/rotary.hpp"
+#include "tests/random_values.h"
 
 namespace rotary_test {
 
@@ -36,11 +37,10 @@ class TestTensor {
     stride_batch_ = s.seq * stride_seq_ + s.pad_batch;
     buffer_.assign(kGuard + s.batch * stride_batch_ + kGuard, GuardValue());
     std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> dist(-amplitude, amplitude);
     for (int64_t b = 0; b < s.batch; ++b)
       for (int64_t q = 0; q < s.seq; ++q)
         for (int64_t h = 0; h < s.heads; ++h)
-          for (int64_t k = 0; k < s.head_dim; ++k) at(b, q, h, k) = dist(rng);
+          for (int64_t k = 0; k < s.head_dim; ++k) at(b, q, h, k) = static_cast<float>(UniformValue(rng, -amplitude, amplitude));
   }
 
   float& at(int64_t b, int64_t s, int64_t h, int64_t k) {

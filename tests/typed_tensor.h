@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "rotary/rotary.h"
+#include "tests/random_values.h"
 #include "tests/storage_reference.h"
 
 namespace rotary_test {
@@ -44,8 +45,7 @@ class TypedTensor {
   }
   void FillRandom(uint32_t seed) {
     std::mt19937 rng(seed);
-    std::uniform_real_distribution<double> dist(-2.0, 2.0);
-    ForEach([&](int64_t b, int64_t s, int64_t h, int64_t k) { Set(b, s, h, k, dist(rng)); });
+    ForEach([&](int64_t b, int64_t s, int64_t h, int64_t k) { Set(b, s, h, k, UniformValue(rng, -2.0, 2.0)); });
   }
   template <typename Fn>
   void ForEach(Fn&& fn) const {
