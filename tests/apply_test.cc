@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -16,7 +15,7 @@
 #include "tests/every_target.h"
 #include "tests/reference.h"
 #include "tests/tensor_compare.h"
-#include "tests/test_tensor.h"
+#include "tests/typed_tensor.h"
 
 namespace {
 
@@ -25,7 +24,7 @@ using rotary_test::MaxAbs;
 using rotary_test::MaxErrorVsReference;
 using rotary_test::RefRope;
 using rotary_test::Shape;
-using rotary_test::TestTensor;
+using rotary_test::TypedTensor;
 
 class ApplyTest : public rotary_test::EveryTargetTest {};
 ROTARY_TEST_EVERY_TARGET(ApplyTest);
@@ -59,10 +58,10 @@ TEST_P(ApplyTest, MatchesRopeMathTestVectors) {
 TEST_P(ApplyTest, PositionZeroIsIdentity) {
   for (bool interleaved : {false, true}) {
     rotary::Rope rope(MakeConfig(64, 64, interleaved));
-    TestTensor x(Shape{1, 1, 4, 64}, 7);
-    TestTensor before = x;
+    TypedTensor x(Shape{1, 1, 4, 64}, 7);
+    TypedTensor before = x;
     rope.apply(x.view(), rotary::Positions(0));
-    EXPECT_EQ(0, std::memcmp(x.buffer().data(), before.buffer().data(), x.buffer().size() * sizeof(float)));
+    EXPECT_EQ(x.bytes(), before.bytes());
   }
 }
 
@@ -82,8 +81,8 @@ TEST_P(ApplyTest, MatchesReferenceAcrossShapesAndPositions) {
         rotary::Rope rope(MakeConfig(head_dim, rotary_dim, interleaved));
         const RefRope ref{head_dim, rotary_dim, interleaved};
         Shape shape{2, 5, head_counts[variant % 5], head_dim, variant % 3, variant % 4, variant % 5};
-        TestTensor x(shape, 1000u + variant);
-        TestTensor before = x;
+        TypedTensor x(shape, 1000u + variant);
+        TypedTensor before = x;
         std::vector<int64_t> positions(shape.batch * shape.seq);
         for (size_t i = 0; i < positions.size(); ++i) positions[i] = far_positions[(i + variant) % 5];
 
@@ -105,8 +104,8 @@ TEST_P(ApplyTest, MatchesReferenceAcrossShapesAndPositions) {
 TEST_P(ApplyTest, InverseMatchesReferenceInverse) {
   for (bool interleaved : {false, true}) {
     rotary::Rope rope(MakeConfig(128, 128, interleaved));
-    TestTensor x(Shape{1, 7, 5, 128, 2, 0, 0}, 5);
-    TestTensor before = x;
+    TypedTensor x(Shape{1, 7, 5, 128, 2, 0, 0}, 5);
+    TypedTensor before = x;
     rope.apply_inverse(x.view(), rotary::Positions(131000));
     std::vector<int64_t> positions(7);
     for (int s = 0; s < 7; ++s) positions[s] = 131000 + s;
@@ -117,22 +116,22 @@ TEST_P(ApplyTest, InverseMatchesReferenceInverse) {
 
 TEST_P(ApplyTest, OffsetAndExplicitPositionsAgreeBitForBit) {
   rotary::Rope rope(MakeConfig(96, 96, false));
-  TestTensor a(Shape{3, 9, 4, 96}, 11);
-  TestTensor b = a;
+  TypedTensor a(Shape{3, 9, 4, 96}, 11);
+  TypedTensor b = a;
   rope.apply(a.view(), rotary::Positions(5000));
   std::vector<int64_t> ids(3 * 9);
   for (int64_t bi = 0; bi < 3; ++bi)
     for (int64_t s = 0; s < 9; ++s) ids[bi * 9 + s] = s + 4000;
   rope.apply(b.view(), rotary::Positions(ids, 1000));
-  EXPECT_EQ(0, std::memcmp(a.buffer().data(), b.buffer().data(), a.buffer().size() * sizeof(float)));
+  EXPECT_EQ(a.bytes(), b.bytes());
 }
 
 // Every pad is a region no kernel may touch.
 TEST_P(ApplyTest, PaddedStridesAreNeverWritten) {
   for (bool interleaved : {false, true}) {
     rotary::Rope rope(MakeConfig(80, 72, interleaved));
-    TestTensor x(Shape{3, 7, 5, 80, 13, 17, 29}, 21);
-    TestTensor before = x;
+    TypedTensor x(Shape{3, 7, 5, 80, 13, 17, 29}, 21);
+    TypedTensor before = x;
     rope.apply(x.view(), rotary::Positions(17));
     EXPECT_TRUE(x.OnlyHeadsChanged(before, 72));
     std::vector<int64_t> positions(21);
@@ -145,29 +144,29 @@ TEST_P(ApplyTest, PaddedStridesAreNeverWritten) {
 TEST_P(ApplyTest, KeepsNormAndOnlyRelativePositionMatters) {
   for (bool interleaved : {false, true}) {
     rotary::Rope rope(MakeConfig(128, 128, interleaved));
-    TestTensor q(Shape{1, 1, 1, 128}, 1), k(Shape{1, 1, 1, 128}, 2);
-    auto rotated = [&](TestTensor& v, int64_t p) {
-      TestTensor out = v;
+    TypedTensor q(Shape{1, 1, 1, 128}, 1), k(Shape{1, 1, 1, 128}, 2);
+    auto rotated = [&](const TypedTensor& v, int64_t p) {
+      TypedTensor out = v;
       rope.apply(out.view(), rotary::Positions(p));
       return out;
     };
-    auto dot = [](TestTensor& a, TestTensor& b) {
+    auto dot = [](const TypedTensor& a, const TypedTensor& b) {
       double s = 0;
-      for (int i = 0; i < 128; ++i) s += double(a.at(0, 0, 0, i)) * b.at(0, 0, 0, i);
+      for (int i = 0; i < 128; ++i) s += a.Get(0, 0, 0, i) * b.Get(0, 0, 0, i);
       return s;
     };
     const double q_norm = std::sqrt(dot(q, q));
     for (int64_t m : {0, 17, 4000, 500000}) {
-      TestTensor qm = rotated(q, m);
+      TypedTensor qm = rotated(q, m);
       EXPECT_NEAR(std::sqrt(dot(qm, qm)), q_norm, 1e-5 * q_norm);
       for (int64_t n : {m, m + 3, m + 1000}) {
-        TestTensor kn = rotated(k, n);
+        TypedTensor kn = rotated(k, n);
         const double score = dot(qm, kn);
         for (int64_t shift : {1, 250, 300000}) {
-          TestTensor qs = rotated(q, m + shift), ks = rotated(k, n + shift);
+          TypedTensor qs = rotated(q, m + shift), ks = rotated(k, n + shift);
           EXPECT_NEAR(dot(qs, ks), score, 2e-5) << "m " << m << " n " << n << " shift " << shift;
         }
-        TestTensor k_rel = rotated(k, n - m);
+        TypedTensor k_rel = rotated(k, n - m);
         EXPECT_NEAR(dot(q, k_rel), score, 2e-5);
       }
     }
@@ -182,27 +181,25 @@ TEST_P(ApplyTest, MultiThreadedIsBitIdenticalToSingleThreaded) {
   tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, 4);
   for (bool interleaved : {false, true}) {
     rotary::Rope rope(MakeConfig(128, 128, interleaved));
-    TestTensor serial(Shape{2, 301, 32, 128, 0, 4, 0}, 99);  // far above the inline threshold
-    TestTensor original = serial;
+    TypedTensor serial(Shape{2, 301, 32, 128, 0, 4, 0}, 99);  // far above the inline threshold
+    TypedTensor original = serial;
     tbb::task_arena one_thread(1);
     one_thread.execute([&] { rope.apply(serial.view(), rotary::Positions(123)); });
     for (int threads : {2, 3, 4}) {
-      TestTensor parallel = original;
+      TypedTensor parallel = original;
       tbb::task_arena arena(threads);
       arena.execute([&] {
         ASSERT_EQ(tbb::this_task_arena::max_concurrency(), threads);
         rope.apply(parallel.view(), rotary::Positions(123));
       });
-      EXPECT_EQ(0, std::memcmp(serial.buffer().data(), parallel.buffer().data(),
-                               serial.buffer().size() * sizeof(float)))
-          << threads << " threads";
+      EXPECT_EQ(serial.bytes(), parallel.bytes()) << threads << " threads";
     }
   }
 }
 
 TEST_P(ApplyTest, TableGrowsOnlyByWhatLongerPositionsNeed) {
   rotary::Rope rope(MakeConfig(64, 64, false).max_positions(16));
-  TestTensor x(Shape{1, 1, 2, 64}, 3);
+  TypedTensor x(Shape{1, 1, 2, 64}, 3);
   EXPECT_EQ(rope.table_bytes(), 0);  // built on first need
   rope.apply(x.view(), rotary::Positions(1));
   const int64_t first = rope.table_bytes();
@@ -230,7 +227,7 @@ TEST_P(ApplyTest, ConcurrentApplyWithTableGrowth) {
   const RefRope ref{64, 64, true, base};
   int64_t chunks = 1;  // chunk 0 (max_positions, covered up front) comes with the first call
   for (int round = 0; round < kRounds; ++round) {
-    std::vector<TestTensor> inputs, before;
+    std::vector<TypedTensor> inputs, before;
     std::vector<std::vector<int64_t>> positions(kThreads);
     for (int t = 0; t < kThreads; ++t) {
       inputs.emplace_back(Shape{1, kSeq, 3, 64}, 500u + 10 * round + t);

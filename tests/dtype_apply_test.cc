@@ -16,7 +16,6 @@
 #include "tests/every_target.h"
 #include "tests/reference.h"
 #include "tests/storage_reference.h"
-#include "tests/test_tensor.h"
 #include "tests/typed_tensor.h"
 
 namespace {
@@ -295,11 +294,11 @@ TEST_P(DtypeTest, NaNAndInfPropagateOnlyToTheirPair) {
     for (float poison : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
       rotary::Rope rope(rotary::Config().head_dim(64).pairing(interleaved ? rotary::Pairing::kInterleaved
                                                                           : rotary::Pairing::kNeox));
-      rotary_test::TestTensor clean(rotary_test::Shape{1, 2, 5, 64}, 9);
-      rotary_test::TestTensor poisoned = clean;
+      TypedTensor clean(rotary_test::Shape{1, 2, 5, 64}, 9);
+      TypedTensor poisoned = clean;
       const int k = 13;  // pair partner: 13 + 32 (neox) or 12 (interleaved)
       const int partner = interleaved ? 12 : 13 + 32;
-      poisoned.at(0, 1, 2, k) = poison;
+      poisoned.Set(0, 1, 2, k, poison);
       rope.apply(clean.view(), rotary::Positions(1000));
       rope.apply(poisoned.view(), rotary::Positions(1000));
       for (int64_t s = 0; s < 2; ++s)
@@ -307,9 +306,9 @@ TEST_P(DtypeTest, NaNAndInfPropagateOnlyToTheirPair) {
           for (int c = 0; c < 64; ++c) {
             const bool touched = s == 1 && h == 2 && (c == k || c == partner);
             if (touched) {
-              EXPECT_FALSE(std::isfinite(poisoned.at(0, s, h, c))) << c;
+              EXPECT_FALSE(std::isfinite(poisoned.Get(0, s, h, c))) << c;
             } else {
-              EXPECT_EQ(poisoned.at(0, s, h, c), clean.at(0, s, h, c)) << s << " " << h << " " << c;
+              EXPECT_EQ(poisoned.Get(0, s, h, c), clean.Get(0, s, h, c)) << s << " " << h << " " << c;
             }
           }
     }

@@ -32,7 +32,7 @@
 #include "tests/reference.h"
 #include "tests/storage_reference.h"
 #include "tests/tensor_compare.h"
-#include "tests/test_tensor.h"
+#include "tests/typed_tensor.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace rotary {
@@ -170,8 +170,8 @@ std::unique_ptr<RopeTable> RowKernelTable(int pairing, int head_dim, int rotary_
 void CheckRowKernel(const RopeTable& table, int pairing, int head_dim, int rotary_dim, float scale,
                     const std::vector<int64_t>& positions, bool streaming) {
   rotary_test::Shape shape{1, static_cast<int64_t>(positions.size()), 5, head_dim, 5, 2, 0};  // padded heads
-  rotary_test::TestTensor x(shape, 42u + static_cast<uint32_t>(pairing));
-  rotary_test::TestTensor before = x;
+  rotary_test::TypedTensor x(shape, 42u + static_cast<uint32_t>(pairing));
+  const rotary_test::TypedTensor before = x;
   const rotary_tensor t = x.raw();
   RowJob job{};
   job.operands[0] = Operand{t.data,         t.data,       t.stride_batch, t.stride_seq, t.stride_head,
@@ -189,11 +189,12 @@ void CheckRowKernel(const RopeTable& table, int pairing, int head_dim, int rotar
   const RefRope ref{head_dim, rotary_dim, pairing == kInterleavedPairs};
   for (int64_t s = 0; s < shape.seq; ++s) {
     for (int64_t h = 0; h < shape.heads; ++h) {
-      std::vector<double> expected(before.head(0, s, h), before.head(0, s, h) + head_dim);
+      std::vector<double> expected(head_dim);
+      for (int k = 0; k < head_dim; ++k) expected[k] = before.Get(0, s, h, k);
       ReferenceRotateHead(ref, expected.data(), expected.data(), positions[s]);
       for (int k = 0; k < head_dim; ++k) {
-        // Inputs in [-1, 1] (TestTensor).
-        ASSERT_NEAR(x.at(0, s, h, k), scale * expected[k], rotary_test::F32Bound(1.0, 1.0, scale))
+        // Inputs in [-1, 1] (TypedTensor's Shape constructor).
+        ASSERT_NEAR(x.Get(0, s, h, k), scale * expected[k], rotary_test::F32Bound(1.0, 1.0, scale))
             << "s " << s << " h " << h << " k " << k << " streaming " << streaming;
       }
     }

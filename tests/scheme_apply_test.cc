@@ -5,7 +5,6 @@
 // per call.
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,7 +17,7 @@
 #include "tests/reference.h"
 #include "tests/reference_plans.h"
 #include "tests/tensor_compare.h"
-#include "tests/test_tensor.h"
+#include "tests/typed_tensor.h"
 
 namespace {
 
@@ -28,7 +27,7 @@ using rotary_test::MaxErrorVsReference;
 using rotary_test::RefPlan;
 using rotary_test::RefRope;
 using rotary_test::Shape;
-using rotary_test::TestTensor;
+using rotary_test::TypedTensor;
 
 class SchemeApplyTest : public rotary_test::EveryTargetTest {};
 ROTARY_TEST_EVERY_TARGET(SchemeApplyTest);
@@ -76,7 +75,7 @@ RefRope Reference(const RefPlan& plan, bool interleaved) {
 }
 
 // f32 tables and arithmetic against float64 (tests/error_bounds.h).
-double Bound(TestTensor& before, double attention_factor) {
+double Bound(const TypedTensor& before, double attention_factor) {
   return rotary_test::F32Bound(MaxAbs(before), attention_factor);
 }
 
@@ -88,8 +87,8 @@ TEST_P(SchemeApplyTest, EverySchemeMatchesTheReferenceForwardAndInverse) {
       rotary::Config config = scheme.config;
       rotary::Rope rope(config.pairing(interleaved ? rotary::Pairing::kInterleaved : rotary::Pairing::kNeox));
       const RefRope ref = Reference(scheme.plan, interleaved);
-      TestTensor x(Shape{2, 3, 5, kHeadDim, 3, 1, 0}, 77);
-      TestTensor before = x;
+      TypedTensor x(Shape{2, 3, 5, kHeadDim, 3, 1, 0}, 77);
+      TypedTensor before = x;
       std::vector<int64_t> positions(6);
       for (size_t i = 0; i < positions.size(); ++i) positions[i] = far[i];
 
@@ -97,7 +96,7 @@ TEST_P(SchemeApplyTest, EverySchemeMatchesTheReferenceForwardAndInverse) {
       EXPECT_LE(MaxErrorVsReference(x, before, ref, positions), Bound(before, ref.scale));
       EXPECT_TRUE(x.OnlyHeadsChanged(before, kRotaryDim));
 
-      TestTensor rotated = x;
+      TypedTensor rotated = x;
       rope.apply_inverse(x.view(), positions);
       EXPECT_LE(MaxErrorVsReference(x, rotated, ref, positions, true), Bound(rotated, 1.0 / ref.scale))
           << "inverse differs from the reference inverse";
@@ -119,11 +118,11 @@ TEST_P(SchemeApplyTest, ThePublicPlanIsExactlyWhatApplyUses) {
                                .rotary_dim(kRotaryDim)
                                .inv_freq(plan.inv_freq)
                                .attention_factor(plan.attention_factor));
-    TestTensor a(Shape{1, 9, 3, kHeadDim}, 5);
-    TestTensor b = a;
+    TypedTensor a(Shape{1, 9, 3, kHeadDim}, 5);
+    TypedTensor b = a;
     from_scheme.apply(a.view(), rotary::Positions(1000));
     from_plan.apply(b.view(), rotary::Positions(1000));
-    EXPECT_EQ(0, std::memcmp(a.buffer().data(), b.buffer().data(), a.buffer().size() * sizeof(float)));
+    EXPECT_EQ(a.bytes(), b.bytes());
   }
 }
 
@@ -143,8 +142,8 @@ TEST_P(SchemeApplyTest, DynamicNtkRotatesEachCallWithTheBaseOfItsLength) {
       SCOPED_TRACE(testing::Message() << "length " << length);
       const double base = rotary_test::RefDynamicBase(kRotaryDim, 10000, 4, length, kOriginal);
       const RefRope ref = Reference(RefPlan{rotary_test::RefInvFreqOfBase(kRotaryDim, base)}, interleaved);
-      TestTensor x(Shape{1, 3, 4, kHeadDim}, 9);
-      TestTensor before = x;
+      TypedTensor x(Shape{1, 3, 4, kHeadDim}, 9);
+      TypedTensor before = x;
       rope.apply(x.view(), positions);
       EXPECT_LE(MaxErrorVsReference(x, before, ref, positions), Bound(before, 1.0));
       rope.apply_inverse(x.view(), positions);
@@ -157,7 +156,7 @@ TEST_P(SchemeApplyTest, DynamicNtkRotatesEachCallWithTheBaseOfItsLength) {
 // dropped (a few recent ones kept), so memory stays bounded.
 TEST_P(SchemeApplyTest, DynamicNtkTableMemoryStaysBoundedWhileDecoding) {
   rotary::Rope rope(rotary::Config().head_dim(64).max_positions(1).dynamic_ntk(2, 64));
-  TestTensor token(Shape{1, 1, 2, 64}, 4);
+  TypedTensor token(Shape{1, 1, 2, 64}, 4);
   rope.apply(token.view(), rotary::Positions(0));
   const int64_t one_chunk = rope.table_bytes();
   ASSERT_GT(one_chunk, 0);
@@ -165,8 +164,8 @@ TEST_P(SchemeApplyTest, DynamicNtkTableMemoryStaysBoundedWhileDecoding) {
   EXPECT_LE(rope.table_bytes(), 5 * one_chunk) << "the permanent table and at most 4 recent ones";
 
   // And the last step still used the plan of its own length.
-  TestTensor x(Shape{1, 1, 2, 64}, 8);
-  TestTensor before = x;
+  TypedTensor x(Shape{1, 1, 2, 64}, 8);
+  TypedTensor before = x;
   rope.apply(x.view(), rotary::Positions(163));
   const RefRope ref{64, 64, false, 10000.0,
                     rotary_test::RefInvFreqOfBase(64, rotary_test::RefDynamicBase(64, 10000, 2, 164, 64))};
@@ -179,7 +178,7 @@ TEST_P(SchemeApplyTest, DynamicNtkConcurrentCallsOfManyLengths) {
   const rotary::Config config = rotary::Config().head_dim(64).max_positions(1).dynamic_ntk(2, 32);
   rotary::Rope shared(config);
   constexpr int kThreads = 4, kCalls = 24;
-  std::vector<std::vector<TestTensor>> inputs(kThreads), expected(kThreads);
+  std::vector<std::vector<TypedTensor>> inputs(kThreads), expected(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     for (int call = 0; call < kCalls; ++call) {
       inputs[t].emplace_back(Shape{1, 2, 3, 64}, 1000u + 100 * t + call);
@@ -198,9 +197,7 @@ TEST_P(SchemeApplyTest, DynamicNtkConcurrentCallsOfManyLengths) {
   for (std::thread& th : threads) th.join();
   for (int t = 0; t < kThreads; ++t) {
     for (int call = 0; call < kCalls; ++call) {
-      EXPECT_EQ(0, std::memcmp(inputs[t][call].buffer().data(), expected[t][call].buffer().data(),
-                               inputs[t][call].buffer().size() * sizeof(float)))
-          << "thread " << t << " call " << call;
+      EXPECT_EQ(inputs[t][call].bytes(), expected[t][call].bytes()) << "thread " << t << " call " << call;
     }
   }
 }
@@ -223,8 +220,8 @@ TEST_P(SchemeApplyTest, LongropeSwitchesListsPerCall) {
       SCOPED_TRACE(testing::Message() << "length " << length);
       const RefRope ref = Reference(
           rotary_test::RefLongrope(kRotaryDim, 10000, short_factor, long_factor, kOriginal, 32, length), interleaved);
-      TestTensor x(Shape{3, 1, 2, kHeadDim}, 12);
-      TestTensor before = x;
+      TypedTensor x(Shape{3, 1, 2, kHeadDim}, 12);
+      TypedTensor before = x;
       rope.apply(x.view(), positions);
       EXPECT_LE(MaxErrorVsReference(x, before, ref, positions), Bound(before, ref.scale));
       rope.apply_inverse(x.view(), positions);
@@ -244,20 +241,19 @@ TEST_P(SchemeApplyTest, ScaledAndLengthDependentPlansOnEveryEntryPoint) {
   for (const rotary::Config& config : configs) {
     SCOPED_TRACE(config.c.scaling);
     rotary::Rope rope(config);
-    TestTensor q(Shape{2, 2, 8, 64}, 21), k(Shape{2, 2, 2, 64}, 22);
-    TestTensor q_alone = q, k_alone = k;
+    TypedTensor q(Shape{2, 2, 8, 64}, 21), k(Shape{2, 2, 2, 64}, 22);
+    TypedTensor q_alone = q, k_alone = k;
     rope.apply_qk(q.view(), k.view(), positions);
     rope.apply(q_alone.view(), positions);
     rope.apply(k_alone.view(), positions);
-    EXPECT_EQ(0, std::memcmp(q.buffer().data(), q_alone.buffer().data(), q.buffer().size() * sizeof(float)));
-    EXPECT_EQ(0, std::memcmp(k.buffer().data(), k_alone.buffer().data(), k.buffer().size() * sizeof(float)));
+    EXPECT_EQ(q.bytes(), q_alone.bytes());
+    EXPECT_EQ(k.bytes(), k_alone.bytes());
 
-    TestTensor out_of_place(Shape{2, 2, 2, 64}, 99), in_place = k;
+    TypedTensor out_of_place(Shape{2, 2, 2, 64}, 99), in_place = k;
     rope.apply_inverse_to(k.view(), out_of_place.view(), positions);
     rope.apply_inverse(in_place.view(), positions);
-    EXPECT_EQ(0, std::memcmp(out_of_place.buffer().data(), in_place.buffer().data(),
-                             in_place.buffer().size() * sizeof(float)));
-    TestTensor original(Shape{2, 2, 2, 64}, 22);
+    EXPECT_EQ(out_of_place.bytes(), in_place.bytes());
+    TypedTensor original(Shape{2, 2, 2, 64}, 22);
     EXPECT_LE(MaxDifference(out_of_place, original), rotary_test::RoundTripBound(MaxAbs(original)))
         << "inverse_to(apply(x)) != x";
   }
@@ -266,15 +262,15 @@ TEST_P(SchemeApplyTest, ScaledAndLengthDependentPlansOnEveryEntryPoint) {
 // The bounded scheme's guarantee ends at n_max: positions from there on are errors, and nothing is written.
 TEST_P(SchemeApplyTest, BoundedRejectsPositionsFromNmaxOn) {
   rotary::Rope rope(rotary::Config().head_dim(64).bounded(2048));
-  TestTensor x(Shape{1, 4, 2, 64}, 3);
-  TestTensor before = x;
+  TypedTensor x(Shape{1, 4, 2, 64}, 3);
+  TypedTensor before = x;
   rope.apply(x.view(), rotary::Positions(2044));  // 2044..2047: the last valid positions
   const RefRope ref{64, 64, false, 10000.0, rotary_test::RefBounded(64, 10000, 2048).inv_freq};
   EXPECT_LE(MaxErrorVsReference(x, before, ref, {2044, 2045, 2046, 2047}), Bound(before, 1.0));
 
-  const TestTensor rotated = x;
-  for (auto call : {+[](rotary::Rope&r, TestTensor&t) { r.apply(t.view(), rotary::Positions(2045)); },
-                    +[](rotary::Rope&r, TestTensor&t) {
+  const TypedTensor rotated = x;
+  for (auto call : {+[](rotary::Rope&r, TypedTensor&t) { r.apply(t.view(), rotary::Positions(2045)); },
+                    +[](rotary::Rope&r, TypedTensor&t) {
                       r.apply_inverse(t.view(), std::vector<int64_t>{0, 1, 2048, 3});
                     }}) {
     try {
@@ -284,7 +280,7 @@ TEST_P(SchemeApplyTest, BoundedRejectsPositionsFromNmaxOn) {
       EXPECT_EQ(e.status(), rotary::Status::kOutOfRange);
       EXPECT_NE(std::string(e.what()).find("n_max = 2048"), std::string::npos) << e.what();
     }
-    EXPECT_EQ(0, std::memcmp(x.buffer().data(), rotated.buffer().data(), x.buffer().size() * sizeof(float)));
+    EXPECT_EQ(x.bytes(), rotated.bytes());
   }
 }
 

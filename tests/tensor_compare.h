@@ -1,6 +1,6 @@
 // Comparisons of whole test tensors: against the float64 reference rotation,
 // and against each other, over the heads (guards and pads are checked by
-// TestTensor::OnlyHeadsChanged instead).
+// TypedTensor::OnlyHeadsChanged instead).
 #ifndef ROTARY_TESTS_TENSOR_COMPARE_H_
 #define ROTARY_TESTS_TENSOR_COMPARE_H_
 
@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "tests/reference.h"
-#include "tests/test_tensor.h"
+#include "tests/typed_tensor.h"
 
 namespace rotary_test {
 
@@ -35,42 +35,37 @@ inline double AbsError(double got, double expected) {
 
 // Largest |x| over the heads; NaN if any head holds a NaN, so a bound made
 // from it fails every comparison instead of passing them.
-inline double MaxAbs(TestTensor& x) {
+inline double MaxAbs(const TypedTensor& x) {
   double m = 0;
-  ForEachHead(x.shape(), [&](int64_t b, int64_t q, int64_t h) {
-    for (int64_t k = 0; k < x.shape().head_dim; ++k) {
-      const double v = std::fabs(double(x.at(b, q, h, k)));
-      m = std::isnan(v) || std::isnan(m) ? std::numeric_limits<double>::quiet_NaN() : std::max(m, v);
-    }
+  x.ForEach([&](int64_t b, int64_t q, int64_t h, int64_t k) {
+    const double v = std::fabs(x.Get(b, q, h, k));
+    m = std::isnan(v) || std::isnan(m) ? std::numeric_limits<double>::quiet_NaN() : std::max(m, v);
   });
   return m;
 }
 
 // Largest |got - reference(before)| over the tensor, for positions[b * seq + s]
 // (AbsError: NaN and unexpected Inf count as infinite).
-inline double MaxErrorVsReference(TestTensor& got, TestTensor& before, const RefRope& ref,
+inline double MaxErrorVsReference(const TypedTensor& got, const TypedTensor& before, const RefRope& ref,
                                   const std::vector<int64_t>& positions, bool inverse = false) {
   const Shape& s = got.shape();
   double worst = 0;
   std::vector<double> expected(s.head_dim);
   ForEachHead(s, [&](int64_t b, int64_t q, int64_t h) {
-    const float* in = before.head(b, q, h);
-    std::copy(in, in + s.head_dim, expected.begin());
+    for (int64_t k = 0; k < s.head_dim; ++k) expected[k] = before.Get(b, q, h, k);
     ReferenceRotateHead(ref, expected.data(), expected.data(), positions[b * s.seq + q], inverse);
     for (int64_t k = 0; k < s.head_dim; ++k) {
-      worst = std::max(worst, AbsError(got.at(b, q, h, k), expected[k]));
+      worst = std::max(worst, AbsError(got.Get(b, q, h, k), expected[k]));
     }
   });
   return worst;
 }
 
 // Largest |a - b| over the heads, e.g. inverse(apply(x)) against x (AbsError).
-inline double MaxDifference(TestTensor& a, TestTensor& b) {
+inline double MaxDifference(const TypedTensor& a, const TypedTensor& b) {
   double worst = 0;
-  ForEachHead(a.shape(), [&](int64_t bi, int64_t q, int64_t h) {
-    for (int64_t k = 0; k < a.shape().head_dim; ++k) {
-      worst = std::max(worst, AbsError(a.at(bi, q, h, k), b.at(bi, q, h, k)));
-    }
+  a.ForEach([&](int64_t bi, int64_t q, int64_t h, int64_t k) {
+    worst = std::max(worst, AbsError(a.Get(bi, q, h, k), b.Get(bi, q, h, k)));
   });
   return worst;
 }

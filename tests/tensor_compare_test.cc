@@ -10,14 +10,13 @@
 
 #include "tests/reference.h"
 #include "tests/tensor_compare.h"
-#include "tests/test_tensor.h"
 #include "tests/typed_tensor.h"
 
 namespace {
 
 using rotary_test::AbsError;
 using rotary_test::Shape;
-using rotary_test::TestTensor;
+using rotary_test::TypedTensor;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -34,30 +33,30 @@ TEST(Comparators, AbsErrorOfNaNOrUnexpectedInfIsInfinite) {
 
 TEST(Comparators, ANaNOutputFailsTheReferenceComparison) {
   const rotary_test::RefRope ref{8, 8, false};
-  TestTensor before(Shape{1, 2, 3, 8}, 1);
+  TypedTensor before(Shape{1, 2, 3, 8}, 1);
   const std::vector<int64_t> positions = {0, 5};
   for (int64_t poisoned : {0, 1, 7}) {  // one component; the rest exact
-    TestTensor got = before;
+    TypedTensor got = before;
     std::vector<double> head(8);
     for (int64_t s = 0; s < 2; ++s)
       for (int64_t h = 0; h < 3; ++h) {
-        for (int k = 0; k < 8; ++k) head[k] = before.at(0, s, h, k);
+        for (int k = 0; k < 8; ++k) head[k] = before.Get(0, s, h, k);
         rotary_test::ReferenceRotateHead(ref, head.data(), head.data(), positions[s]);
-        for (int k = 0; k < 8; ++k) got.at(0, s, h, k) = static_cast<float>(head[k]);
+        for (int k = 0; k < 8; ++k) got.Set(0, s, h, k, head[k]);
       }
     EXPECT_LE(rotary_test::MaxErrorVsReference(got, before, ref, positions), 1e-6);
-    got.at(0, 1, 2, poisoned) = static_cast<float>(kNaN);
+    got.Set(0, 1, 2, poisoned, kNaN);
     EXPECT_EQ(rotary_test::MaxErrorVsReference(got, before, ref, positions), kInf) << poisoned;
-    got.at(0, 1, 2, poisoned) = static_cast<float>(kInf);
+    got.Set(0, 1, 2, poisoned, kInf);
     EXPECT_EQ(rotary_test::MaxErrorVsReference(got, before, ref, positions), kInf) << poisoned;
   }
 }
 
 TEST(Comparators, ANaNFailsTheDifferenceAndPoisonsTheBound) {
-  TestTensor a(Shape{2, 1, 2, 4}, 3);
-  TestTensor b = a;
+  TypedTensor a(Shape{2, 1, 2, 4}, 3);
+  TypedTensor b = a;
   EXPECT_EQ(rotary_test::MaxDifference(a, b), 0.0);
-  b.at(1, 0, 1, 3) = static_cast<float>(kNaN);
+  b.Set(1, 0, 1, 3, kNaN);
   EXPECT_EQ(rotary_test::MaxDifference(a, b), kInf);
   EXPECT_EQ(rotary_test::MaxDifference(b, a), kInf);
   // A bound made from a NaN input is NaN, and nothing compares below it.
