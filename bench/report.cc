@@ -108,6 +108,23 @@ void PrintSummary(const std::vector<Result>& results, const std::string& cpu) {
 
   header = false;
   for (const Result& r : results) {
+    if (r.impl != "rotary_ids") continue;
+    const Result* text = Find(results, r, "rotary_mrope_text");
+    const Result* image = Find(results, r, "rotary_mrope_image");
+    if (!text || !image) continue;
+    if (!header) {
+      std::printf("\nmulti-axis RoPE (M-RoPE, 3 axes) vs plain RoPE with the same ids: of_stream, and of_plain\n");
+      std::printf("%-8s %-12s %-5s %-11s %7s %9s %9s %9s %9s %9s\n", "target", "mode", "dtype", "shape", "threads",
+                  "plain", "text", "image", "text/pl", "image/pl");
+      header = true;
+    }
+    std::printf("%-8s %-12s %-5s %-11s %7d %9.3f %9.3f %9.3f %9.3f %9.3f\n", r.target.c_str(), r.mode.c_str(),
+                r.dtype.c_str(), r.shape.c_str(), r.threads, r.of_stream, text->of_stream, image->of_stream,
+                text->Extra("of_plain"), image->Extra("of_plain"));
+  }
+
+  header = false;
+  for (const Result& r : results) {
     if (r.impl != "rotary_table_full") continue;
     const Result* compact = Find(results, r, "rotary_table_compact");
     const Result* fly = Find(results, r, "rotary_table_on_the_fly");

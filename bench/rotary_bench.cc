@@ -46,7 +46,7 @@ struct Options {
   std::vector<std::string> dtypes = {"f32", "f16", "bf16"};
   std::vector<std::string> targets;  // empty: the active one; "all": every supported one
   std::vector<int> threads;          // empty: 1 and all cores
-  bool naive = true, qk = true, kv_write = true, table = true, table_modes = true;
+  bool naive = true, qk = true, kv_write = true, table = true, table_modes = true, multi_axis = true;
   rotary_bench::TimingOptions timing;
   enum { kLines, kCsv, kJson } format = kLines;
   std::string plot_path;
@@ -71,7 +71,7 @@ void Usage() {
       "  --threads=LIST     thread counts (default: 1 and all cores)\n"
       "  --repetitions=N    timed repetitions per case, median reported (default 5)\n"
       "  --min-time=SEC     minimum time of one repetition (default 0.02)\n"
-      "  --no-naive --no-qk --no-kv-write --no-table --no-table-modes   skip those sections\n"
+      "  --no-naive --no-qk --no-kv-write --no-table --no-table-modes --no-multi-axis   skip those sections\n"
       "  --csv | --json     machine-readable output instead of protocol lines and summary\n"
       "  --plot=FILE.png    bar chart of GB/s per shape and target with the stream limit (needs gnuplot)\n");
 }
@@ -113,6 +113,8 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       o->table = false;
     } else if (arg == "--no-table-modes") {
       o->table_modes = false;
+    } else if (arg == "--no-multi-axis") {
+      o->multi_axis = false;
     } else if (arg == "--csv") {
       o->format = Options::kCsv;
     } else if (arg == "--json") {
@@ -207,6 +209,7 @@ class Bench {
           }
         }
         if (o_.table_modes) TableModes(FindShape(shape), o_.dtypes.front(), o_.modes.front());
+        if (o_.multi_axis) MultiAxis(FindShape(shape), o_.dtypes.front(), o_.modes.front());
       }
       if (o_.table) TableBuild();
     }
@@ -409,6 +412,59 @@ class Bench {
     }
   }
   static constexpr int64_t kModeMaxPositions = 131072;
+
+  // Multi-axis RoPE (docs/math.md §7): M-RoPE with Qwen2-VL's sections (a
+  // quarter of the pairs on t, the rest split between h and w) on the shape,
+  // for text tokens (every axis the same id) and for an image block (a
+  // 2-frame grid of 32 columns from s.offset: the axes differ), against plain
+  // RoPE with the same ids (what text-only calls must equal) and the stream.
+  void MultiAxis(const Shape& s, const std::string& dtype_name, const std::string& mode) {
+    const rotary::Dtype dtype = ParseDtype(dtype_name);
+    const int64_t rows = s.batch * s.seq, elements = rows * s.heads * s.dim;
+    const double bytes = 2.0 * elements * ElementBytes(dtype);
+    const int32_t pairs = static_cast<int32_t>(s.dim / 2), t = pairs / 4, h = (pairs - t) / 2;
+    const rotary::Config plain_config = rotary::Config().head_dim(static_cast<int32_t>(s.dim)).pairing(ParseMode(mode));
+    rotary::Config multi_config = plain_config;
+    multi_config.mrope_section({t, h, pairs - t - h});
+    const rotary::Rope plain(plain_config), multi(multi_config);
+    std::vector<int64_t> ids(rows), text, image(3 * rows);
+    constexpr int64_t kColumns = 32;
+    const int64_t grid_rows = std::max<int64_t>(1, (rows + 2 * kColumns - 1) / (2 * kColumns));  // two frames
+    for (int64_t i = 0; i < rows; ++i) {
+      ids[i] = s.offset + i % s.seq;
+      image[i] = s.offset + 2 * (i / (grid_rows * kColumns));             // t: the frame, temporal step 2
+      image[rows + i] = s.offset + (i / kColumns) % grid_rows;           // h: the grid row
+      image[2 * rows + i] = s.offset + i % kColumns;                     // w: the grid column
+    }
+    for (int a = 0; a < 3; ++a) text.insert(text.end(), ids.begin(), ids.end());
+    Buffer x(elements, dtype);  // the stream runs over x too (see InPlace)
+    const rotary::Tensor view(x.data(), dtype, s.batch, s.seq, s.heads, s.dim);
+    plain.apply(view, ids);
+    multi.apply(view, rotary::Positions::Axes(image, 3));  // tables built before timing
+    for (int threads : o_.threads) {
+      tbb::task_arena arena(threads);
+      const std::vector<double> ns = rotary_bench::MedianNsPerCall(
+          {[&] {
+             arena.execute([&] {
+               rotary_bench::StreamInPlace(x.data(), static_cast<rotary_dtype>(dtype), rows, elements / rows, 0.999f,
+                                           0.001f);
+             });
+           },
+           [&] { arena.execute([&] { plain.apply(view, ids); }); },
+           [&] { arena.execute([&] { multi.apply(view, rotary::Positions::Axes(text, 3)); }); },
+           [&] { arena.execute([&] { multi.apply(view, rotary::Positions::Axes(image, 3)); }); }},
+          o_.timing);
+      const char* impls[] = {"rotary_ids", "rotary_mrope_text", "rotary_mrope_image"};
+      for (int i = 0; i < 3; ++i) {
+        Result r = Base(impls[i], mode, dtype_name, s, threads);
+        r.ns_per_call = ns[i + 1];
+        r.gbps = bytes / ns[i + 1];
+        r.of_stream = ns[0] / ns[i + 1];
+        r.extra = {{"of_plain", ns[1] / ns[i + 1]}};
+        Emit(r);
+      }
+    }
+  }
 
   // A rope object whose table has no rows yet: rope objects with equal plans
   // share one table through the process-wide cache (`warm` among them), so the

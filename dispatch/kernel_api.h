@@ -64,6 +64,10 @@ struct TableView {
 // Floats of the largest row a kernel synthesizes (kPerComponent, head_dim 4096).
 constexpr size_t kMaxRowFloats = 4 * 2048;
 
+// Position coordinates a token may have (multi-axis RoPE, docs/math.md §7:
+// M-RoPE's t, h, w and ggml's extra axis e).
+constexpr int kMaxAxes = 4;
+
 // One tensor of a call: heads read from `src` and written to `dst` (the same
 // memory when in place). Strides are in elements of each tensor's storage type.
 struct Operand {
@@ -84,13 +88,25 @@ struct RowJob {
   int64_t seq;
   size_t pairs;     // rotary_dim / 2
   size_t head_dim;  // components per head
-  const int64_t* positions;  // nullptr: position = offset + s
+  const int64_t* positions;  // nullptr: position = offset + s (on every axis)
   int64_t offset;
   TableView table;
   bool streaming;  // the call streams from DRAM: visit heads in address order
 
-  int64_t Position(int64_t b, int64_t s) const {
-    return (positions ? positions[b * seq + s] : s) + offset;
+  // Multi-axis RoPE (docs/math.md §7): 1 for plain RoPE. Otherwise positions
+  // holds num_axes arrays of batch * seq (axis a's at a * axis_stride), and
+  // pair i of a row reads the table row of its axis's position. row_axes
+  // names that axis for each float of a row in the table's layout (0.0f to
+  // num_axes - 1: compared in the vector type of the row it selects), and
+  // row_run_ends where the run of equal axes that float starts ends (a
+  // section's floats are copied a vector at a time, without selects).
+  int num_axes;
+  int64_t axis_stride;
+  const float* row_axes;
+  const int32_t* row_run_ends;
+
+  int64_t Position(int64_t b, int64_t s, int axis = 0) const {
+    return (positions ? positions[axis * axis_stride + b * seq + s] : s) + offset;
   }
 };
 
@@ -121,6 +137,13 @@ using RowBuildKernel = void (*)(const RowBuild& build, int64_t step_begin, int64
 // Writes the row of `position` of a view whose mode is not kFull to `row`
 // (view.row_floats floats) and returns it.
 using RowSynthesisKernel = const float* (*)(const TableView& view, int64_t position, float* row);
+
+// Floats between the rows of a kernel's scratch buffer: a row, a vector of
+// slack past it (the kernels' tail loads stay inside the row; insurance
+// only), rounded to 64 bytes.
+constexpr size_t ScratchRowFloats(int64_t row_floats) {
+  return (static_cast<size_t>(row_floats) + 64 + 15) & ~size_t{15};
+}
 
 // The kernels of one Highway target: rotation by pairing, source and
 // destination storage (one direction: the inverse reads a table of negated

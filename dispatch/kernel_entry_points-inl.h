@@ -1,8 +1,9 @@
 // The per-target functions the kernel registry lists (compiled_targets.cc),
 // declared only: RotateRows is defined in rope_kernels-inl.h and instantiated
-// by dispatch/instances/rotate_<pairing>_<source>.cc; BuildTableRows and
-// SynthesizeRow are defined in table_build-inl.h and row_synthesis-inl.h and
-// compiled by dispatch/instances/table_rows.cc.
+// by dispatch/instances/rotate_<pairing>_<source>.cc; BuildTableRows,
+// SynthesizeRow and GatherAxisRow are defined in table_build-inl.h,
+// row_synthesis-inl.h and axis_rows-inl.h and compiled by
+// dispatch/instances/table_rows.cc.
 // The heavy instantiations are thus spread over several translation units
 // that compile in parallel, and whoever lists or calls the kernels (the
 // registry, the tests) compiles none of them.
@@ -37,6 +38,13 @@ void BuildTableRows(const RowBuild& build, int64_t step_begin, int64_t step_end,
 // A RowSynthesisKernel (defined in row_synthesis-inl.h, compiled by
 // dispatch/instances/table_rows.cc), called by every RotateRows.
 const float* SynthesizeRow(const TableView& t, int64_t position, float* HWY_RESTRICT row);
+
+// The row of (b, s) of a multi-axis job whose axis positions differ, gathered
+// into scratch (defined in axis_rows-inl.h, compiled by
+// dispatch/instances/table_rows.cc): scratch holds 1 + num_axes rows of
+// ScratchRowFloats(row_floats) floats (the last num_axes for the rows of the
+// axes, synthesized first in the modes that store no rows).
+const float* GatherAxisRow(const RowJob& job, int64_t b, int64_t s, float* HWY_RESTRICT scratch);
 
 // Applies X(kPairing, Src, Dst) to every destination storage of this target:
 // what an instances/ file instantiates. The registry (compiled_targets.cc)

@@ -21,6 +21,7 @@
 #endif
 
 #include <algorithm>
+#include <memory>
 #include <type_traits>
 #include <utility>
 
@@ -626,17 +627,27 @@ HWY_INLINE void RotateOperandRow(const Operand& op, int64_t b, int64_t s, const 
   }
 }
 
+// The table row of (b, s): a stored row, or one built into `scratch` (Kernel
+// RowsScratch): synthesized (compact, on the fly) or, when the token's axis
+// positions differ, gathered from the rows of each axis (GatherAxisRow). A
+// token whose axes agree reads the plain row of its position.
+HWY_INLINE const float* RowOf(const RowJob& job, int64_t b, int64_t s, float* scratch) {
+  const int64_t p = job.Position(b, s);
+  for (int a = 1; a < job.num_axes; ++a) {
+    if (job.Position(b, s, a) != p) return GatherAxisRow(job, b, s, scratch);
+  }
+  return job.table.mode == RowSource::kFull ? job.table.Row(p) : SynthesizeRow(job.table, p, scratch);
+}
+
 // Rows [row_begin, row_end) of a job; row = b * seq + s. The table row of each
-// (b, s) is looked up (or, with row_buffer, synthesized into it) once and
-// applied to all heads of every operand. Not inlined, so the full-table and
-// synthesized paths share one copy.
+// (b, s) is found (RowOf) once and applied to all heads of every operand. Not
+// inlined, so the stored and built rows share one copy of the head loops.
 template <int kPairing, class Src, class Dst>
-HWY_NOINLINE void RotateRowRange(const RowJob& job, int64_t row_begin, int64_t row_end, float* row_buffer) {
+HWY_NOINLINE void RotateRowRange(const RowJob& job, int64_t row_begin, int64_t row_end, float* scratch) {
   int64_t b = row_begin / job.seq;
   int64_t s = row_begin % job.seq;
   for (int64_t row = row_begin; row < row_end; ++row) {
-    const float* cos = row_buffer ? SynthesizeRow(job.table, job.Position(b, s), row_buffer)
-                                  : job.table.Row(job.Position(b, s));
+    const float* cos = RowOf(job, b, s, scratch);
     const float* sin = cos + job.table.row_floats / 2;
     for (int o = 0; o < job.num_operands; ++o) {
       RotateOperandRow<kPairing, Src, Dst>(job.operands[o], b, s, cos, sin, job.pairs, job.head_dim, job.streaming);
@@ -648,29 +659,41 @@ HWY_NOINLINE void RotateRowRange(const RowJob& job, int64_t row_begin, int64_t r
   }
 }
 
-// The synthesized row lives on the stack, sized for this call's row (1 KiB at
-// head_dim 128 interleaved) instead of the largest one (kMaxRowFloats: 32 KiB),
-// because the caller's thread may have a small stack (musl's default is
-// 128 KiB). Plus a vector of slack past the row: insurance only, the kernels'
-// tail loads stay inside it.
+// Rows of scratch a job's built rows need (0: every row is stored): one for a
+// synthesized or gathered row, plus one per axis for the synthesized rows a
+// multi-axis gather reads.
+HWY_INLINE size_t ScratchRows(const RowJob& job) {
+  const size_t axis_rows = job.table.mode == RowSource::kFull ? 0 : static_cast<size_t>(job.num_axes);
+  return job.num_axes > 1 ? 1 + axis_rows : job.table.mode == RowSource::kFull ? 0 : 1;
+}
+
+// The scratch lives on the stack, sized for this call's rows (1 KiB at
+// head_dim 128 interleaved; five rows for a 4-axis compact call) instead of
+// the largest ones (kMaxRowFloats: 32 KiB each), because the caller's thread
+// may have a small stack (musl's default is 128 KiB). Past 64 KiB (only
+// multi-axis calls with synthesized rows of thousands of pairs) it is on the
+// heap, once per row range.
 template <int kPairing, class Src, class Dst>
-HWY_NOINLINE void RotateSynthesizedRows(const RowJob& job, int64_t row_begin, int64_t row_end) {
-#if defined(__GNUC__)
+HWY_NOINLINE void RotateRowsWithScratch(const RowJob& job, int64_t row_begin, int64_t row_end, size_t rows) {
   constexpr size_t kAlign = 64;
-  const size_t floats = static_cast<size_t>(job.table.row_floats) + kMaxLanes;
-  void* const raw = __builtin_alloca(floats * sizeof(float) + kAlign);
-  float* const row_buffer =
-      reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(raw) + kAlign - 1) & ~uintptr_t{kAlign - 1});
+  const size_t bytes = rows * ScratchRowFloats(job.table.row_floats) * sizeof(float) + kAlign;
+  std::unique_ptr<char[]> heap;
+#if defined(__GNUC__)
+  void* const raw = bytes <= 64 * 1024 ? __builtin_alloca(bytes) : (heap.reset(new char[bytes]), heap.get());
 #else
-  HWY_ALIGN float row_buffer[kMaxRowFloats];
+  heap.reset(new char[bytes]);
+  void* const raw = heap.get();
 #endif
-  RotateRowRange<kPairing, Src, Dst>(job, row_begin, row_end, row_buffer);
+  float* const scratch =
+      reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(raw) + kAlign - 1) & ~uintptr_t{kAlign - 1});
+  RotateRowRange<kPairing, Src, Dst>(job, row_begin, row_end, scratch);
 }
 
 template <int kPairing, class Src, class Dst>
 void RotateRows(const RowJob& job, int64_t row_begin, int64_t row_end) {
-  if (job.table.mode != RowSource::kFull) {
-    RotateSynthesizedRows<kPairing, Src, Dst>(job, row_begin, row_end);
+  const size_t rows = ScratchRows(job);
+  if (rows != 0) {
+    RotateRowsWithScratch<kPairing, Src, Dst>(job, row_begin, row_end, rows);
   } else {
     RotateRowRange<kPairing, Src, Dst>(job, row_begin, row_end, nullptr);
   }

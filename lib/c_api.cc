@@ -38,10 +38,10 @@ rotary_status Guard(Body&& body) {
 }
 
 rotary_status Run(const rotary_rope* rope, const rotary::TensorArgs* tensors, int count, const int64_t* positions,
-                  int64_t offset, rotary::Direction direction) {
+                  int64_t offset, rotary::Direction direction, int32_t axes = 1) {
   return Guard([&] {
     if (rope == nullptr) rotary::Fail(rotary::Status::kInvalidArgument, "rope is NULL");
-    rope->Apply(tensors, count, positions, offset, direction);
+    rope->Apply(tensors, count, positions, axes, offset, direction);
   });
 }
 
@@ -90,9 +90,9 @@ rotary_status rotary_create(const rotary_config* config, rotary_rope** out) {
   return Guard([&] {
     if (out == nullptr) rotary::Fail(rotary::Status::kInvalidArgument, "out is NULL");
     *out = nullptr;
-    rotary::FrequencyScheme scheme = rotary::ValidateConfig(config);
+    rotary::ResolvedConfig resolved = rotary::ValidateConfig(config);
     rotary::ActiveKernels();  // a bad ROTARY_TARGET is reported here, not on first apply
-    *out = new rotary_rope(*config, std::move(scheme));
+    *out = new rotary_rope(*config, std::move(resolved));
   });
 }
 
@@ -134,6 +134,16 @@ rotary_status rotary_apply_qk_to(const rotary_rope* rope, const rotary_tensor* q
   const rotary::TensorArgs t[2] = {{q_src, q_dst, q_scale, "q_src", "q_dst"}, {k_src, k_dst, 1.0f, "k_src", "k_dst"}};
   return Run(rope, t, 2, positions, offset, rotary::kForward);
 }
+
+rotary_status rotary_apply_axes(const rotary_rope* rope, const rotary_tensor* q_src, const rotary_tensor* q_dst,
+                                const rotary_tensor* k_src, const rotary_tensor* k_dst, const int64_t* positions,
+                                int32_t axes, int64_t offset, float q_scale, int32_t inverse) {
+  const bool with_k = k_src != nullptr || k_dst != nullptr;  // one of them NULL: an error naming it
+  const rotary::TensorArgs t[2] = {{q_src, q_dst, q_scale, "q_src", "q_dst"}, {k_src, k_dst, 1.0f, "k_src", "k_dst"}};
+  return Run(rope, t, with_k ? 2 : 1, positions, offset, inverse ? rotary::kInverse : rotary::kForward, axes);
+}
+
+int32_t rotary_axis_count(const rotary_rope* rope) { return rope ? rope->axis_count() : 0; }
 
 rotary_status rotary_packed_qkv_views(void* data, rotary_dtype dtype, int64_t batch, int64_t seq, int64_t q_heads,
                                       int64_t kv_heads, int32_t head_dim, rotary_tensor* q, rotary_tensor* k,
@@ -214,7 +224,7 @@ int64_t rotary_cache_trim(void) { return rotary::TableCache::Instance().Trim(); 
 rotary_status rotary_plan(const rotary_config* config, int64_t seq_len, double* inv_freq_out, int32_t capacity,
                           double* attention_factor_out) {
   return Guard([&] {
-    const rotary::FrequencyScheme scheme = rotary::ValidateConfig(config);
+    const rotary::FrequencyScheme scheme = rotary::ValidateConfig(config).scheme;
     if (seq_len < 1 || seq_len > scheme.position_limit) {
       rotary::Fail(rotary::Status::kInvalidArgument, "seq_len must be in [1, ", scheme.position_limit_name, " = ",
                    scheme.position_limit, "], got ", seq_len);
@@ -233,7 +243,7 @@ rotary_status rotary_plan(const rotary_config* config, int64_t seq_len, double* 
 rotary_status rotary_softmax_scale_factor(const rotary_config* config, double* factor_out) {
   return Guard([&] {
     if (factor_out == nullptr) rotary::Fail(rotary::Status::kInvalidArgument, "factor_out is NULL");
-    *factor_out = rotary::ValidateConfig(config).softmax_scale_factor;
+    *factor_out = rotary::ValidateConfig(config).scheme.softmax_scale_factor;
   });
 }
 

@@ -35,6 +35,9 @@ rotary_scaling ScalingFromName(const std::string& name) {
       {"longrope", ROTARY_SCALING_LONGROPE}, {"su", ROTARY_SCALING_LONGROPE},
       {"freq_factors", ROTARY_SCALING_FREQ_FACTORS}, {"inv_freq", ROTARY_SCALING_INV_FREQ},
       {"bounded", ROTARY_SCALING_BOUNDED}};
+  // Qwen2-VL's released configs say "mrope"; HF's config class reads it as
+  // "default" (the sections come in mrope_section).
+  if (name == "mrope") return ROTARY_SCALING_DEFAULT;
   std::string known;
   for (const auto& n : kNames) {
     if (name == n.first) return n.second;
@@ -126,6 +129,14 @@ class ConfigArgs {
       c.truncate = value.cast<bool>() ? 1 : 0;
     } else if (key == "table_mode") {
       c.table_mode = TableModeFromName(value.cast<std::string>());
+    } else if (key == "mrope_section") {  // HF's three entries, or ggml's four
+      const std::vector<int32_t> section = value.cast<std::vector<int32_t>>();
+      c.mrope_section_count = static_cast<int32_t>(section.size());  // not 3 or 4: rejected at create
+      for (size_t a = 0; a < 4; ++a) c.mrope_section[a] = a < section.size() ? section[a] : 0;
+    } else if (key == "mrope_interleaved") {
+      c.mrope_interleaved = value.cast<bool>() ? 1 : 0;
+    } else if (key == "vision_2d") {
+      c.vision_2d = value.cast<bool>() ? 1 : 0;
     } else if (!SetNumber(key, value) && !SetList(key, value)) {
       Invalid("unknown configuration key '" + key + "'");
     }
@@ -243,8 +254,9 @@ rotary::Tensor ToTensor(const py::array& a, const py::object& dtype, int32_t hea
                         strides[2]);
 }
 
-// Positions as the C API wants them: none, or one int64 per (batch, seq) row,
-// copied while the GIL is held. The library checks the positions and then
+// Positions as the C API wants them: none, one int64 per (batch, seq) row,
+// or for multi-axis ropes one per axis and row ([axes, batch, seq]), copied
+// while the GIL is held. The library checks the positions and then
 // reads them again; with the GIL released another Python thread could change
 // the caller's array in between and send the kernel to a row never checked.
 class PositionIds {
@@ -254,27 +266,34 @@ class PositionIds {
     const py::array raw = py::array::ensure(positions);
     if (!raw || (raw.dtype().kind() != 'i' && raw.dtype().kind() != 'u')) Invalid("positions must be integers");
     const int64_t batch = like.t.batch, seq = like.t.seq;
-    // [batch, seq], or [seq] for one sequence: any other shape of as many
-    // entries ([seq, batch] from a sequence-first model) would be misread.
-    const bool shaped = (raw.ndim() == 2 && raw.shape(0) == batch && raw.shape(1) == seq) ||
+    // [batch, seq], or [seq] for one sequence, or [axes, batch, seq] (HF's
+    // position_ids of multi-axis models; the library checks the axis count):
+    // any other shape of as many entries ([seq, batch] from a sequence-first
+    // model) would be misread.
+    const bool shaped = (raw.ndim() == 3 && raw.shape(1) == batch && raw.shape(2) == seq) ||
+                        (raw.ndim() == 2 && raw.shape(0) == batch && raw.shape(1) == seq) ||
                         (raw.ndim() == 1 && batch == 1 && raw.shape(0) == seq);
     if (!shaped) {
       std::string shape;
       for (py::ssize_t i = 0; i < raw.ndim(); ++i) shape += (i ? ", " : "") + std::to_string(raw.shape(i));
       Invalid("positions has shape [" + shape + "]; expected [batch, seq] = [" + std::to_string(batch) + ", " +
-              std::to_string(seq) + "]" + (batch == 1 ? " or [seq]" : "") + ", batch * seq = " +
-              std::to_string(batch * seq) + " entries");
+              std::to_string(seq) + "]" + (batch == 1 ? " or [seq]" : "") + " (or [axes, batch, seq] for " +
+              "multi-axis RoPE), batch * seq = " + std::to_string(batch * seq) + " entries");
     }
+    axes_ = raw.ndim() == 3 ? static_cast<int32_t>(raw.shape(0)) : 1;
     const auto ids = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(raw);
     if (!ids) Invalid("positions could not be converted to int64");
     ids_.assign(ids.data(), ids.data() + ids.size());
     given_ = true;
   }
-  rotary::Positions get() const { return given_ ? rotary::Positions(ids_, offset_) : rotary::Positions(offset_); }
+  rotary::Positions get() const {
+    return given_ ? rotary::Positions::Axes(ids_, axes_, offset_) : rotary::Positions(offset_);
+  }
 
  private:
   std::vector<int64_t> ids_;  // the caller's positions, copied; empty unless given
   bool given_ = false;
+  int32_t axes_ = 1;
   int64_t offset_;
 };
 
@@ -290,6 +309,7 @@ class PyRope {
   int64_t table_bytes() const { return rope_.table_bytes(); }
   int32_t table_count() const { return rope_.table_count(); }
   std::string table_mode() const { return kTableModes[static_cast<int>(rope_.table_mode())]; }
+  int32_t axis_count() const { return rope_.axis_count(); }
 
   py::array Apply(const py::array& x, const py::object& positions, int64_t offset, bool inverse,
                   const py::object& out, const py::object& dtype, const py::object& out_dtype) const {
@@ -405,10 +425,11 @@ Rope(**config): a frequency plan and its cached cos/sin tables.
 Keywords are rotary_config's fields under HF's names: head_dim (128), rotary_dim (head_dim),
 partial_rotary_factor, pairing ('neox' or 'interleaved'), base or rope_theta (10000), max_positions,
 position_limit, scaling / rope_type ('default', 'linear', 'ntk', 'dynamic', 'yarn', 'llama3', 'longrope',
-'freq_factors', 'inv_freq', 'bounded'), factor, original_max_position_embeddings, max_position_embeddings,
+'freq_factors', 'inv_freq', 'bounded'; 'mrope' reads as 'default'), factor, original_max_position_embeddings, max_position_embeddings,
 attention_factor, alpha, beta_fast, beta_slow, mscale, mscale_all_dim, truncate, low_freq_factor,
 high_freq_factor, short_factor, long_factor, freq_factors, inv_freq, n_max, table_mode ('auto', 'full',
-'compact', 'on_the_fly'); and rope_scaling= a model
+'compact', 'on_the_fly'), mrope_section (3 or 4 pairs per axis), mrope_interleaved, vision_2d
+(multi-axis RoPE, docs/math.md §7); and rope_scaling= a model
 config's rope_scaling (or rope_parameters) dict, whose keys are read the same way. None means absent.
 )doc")
       .def(py::init<const py::kwargs&>())
@@ -418,11 +439,14 @@ config's rope_scaling (or rope_parameters) dict, whose keys are read the same wa
       .def_property_readonly("table_bytes", &PyRope::table_bytes)
       .def_property_readonly("table_count", &PyRope::table_count)
       .def_property_readonly("table_mode", &PyRope::table_mode)
+      .def_property_readonly("axis_count", &PyRope::axis_count,
+                             "Position ids per token: 1, 2 (vision_2d) or 3, 4 (mrope_section).")
       .def("apply", &PyRope::Apply, py::arg("x"), py::arg("positions") = py::none(), py::arg("offset") = 0,
            py::kw_only(), py::arg("inverse") = false, py::arg("out") = py::none(), py::arg("dtype") = py::none(),
            py::arg("out_dtype") = py::none(), R"doc(
 Rotates x ([batch, seq, heads, head_dim] or [seq, heads, head_dim]; float32, float16, or uint16 with
-dtype='bf16') at positions offset + s, or positions[b, s] + offset (int64, shape [batch, seq] or [seq]).
+dtype='bf16') at positions offset + s, or positions[b, s] + offset (int64, shape [batch, seq] or [seq];
+multi-axis ropes also take [axes, batch, seq], HF's position_ids, and [batch, seq] means every axis equal).
 In place, or into out (any of the three storage types; out_dtype='bf16' for a uint16 out), which is
 returned. inverse=True undoes apply. The GIL is released while the kernel runs.
 )doc")
@@ -430,13 +454,14 @@ returned. inverse=True undoes apply. The GIL is released while the kernel runs.
            py::arg("offset") = 0, py::kw_only(), py::arg("q_scale") = 1.0f, py::arg("q_out") = py::none(),
            py::arg("k_out") = py::none(), py::arg("dtype") = py::none(), py::arg("out_dtype") = py::none(), R"doc(
 Rotates q and k (any head counts, same batch and seq) at the same positions in one pass, multiplying all
-of q by q_scale; in place, or into q_out and k_out. Returns (q, k) as written.
+of q by q_scale; in place, or into q_out and k_out. Returns (q, k) as written. positions as for apply.
 )doc")
       .def("apply_packed_qkv", &PyRope::ApplyPackedQkv, py::arg("qkv"), py::arg("q_heads"), py::arg("kv_heads"),
            py::arg("positions") = py::none(), py::arg("offset") = 0, py::kw_only(), py::arg("q_scale") = 1.0f,
            py::arg("dtype") = py::none(), R"doc(
 Rotates, in place, the q and k heads of a C-contiguous packed QKV buffer
 [batch, seq, (q_heads + 2 * kv_heads) * head_dim] (or [seq, ...]); v is untouched. Returns qkv.
+positions as for apply.
 )doc");
 
   m.def("plan", &Plan, py::arg("seq_len") = 1,

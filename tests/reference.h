@@ -42,10 +42,12 @@ inline void ExactCosSin(int64_t position, double w, double* cos_out, double* sin
   *sin_out = s + c * lo;
 }
 
-// Rotates one head `in` (head_dim values) at `position`; `out` may equal `in`.
-// Forward is m R(t); inverse is its exact inverse (1/m) R(-t) (docs/math.md §1.5).
-inline void ReferenceRotateHead(const RefRope& r, const double* in, double* out, int64_t position,
-                                bool inverse = false) {
+// Rotates one head `in` (head_dim values), pair i at pair_positions[i] (one
+// position for every pair in plain RoPE; multi-axis RoPE, docs/math.md §7,
+// gives each pair its axis's); `out` may equal `in`. Forward is m R(t);
+// inverse is its exact inverse (1/m) R(-t) (docs/math.md §1.5).
+inline void ReferenceRotateHeadPerPair(const RefRope& r, const double* in, double* out,
+                                       const int64_t* pair_positions, bool inverse = false) {
   const int pairs = r.rotary_dim / 2;
   const std::vector<double> w = r.inv_freq.empty() ? ReferenceInvFreq(r.rotary_dim, r.base) : r.inv_freq;
   const double m = inverse ? 1.0 / r.scale : r.scale;
@@ -54,13 +56,20 @@ inline void ReferenceRotateHead(const RefRope& r, const double* in, double* out,
     const int first = r.interleaved ? 2 * i : i;
     const int second = r.interleaved ? 2 * i + 1 : i + pairs;
     double cos_t, sin_t;
-    ExactCosSin(position, w[i], &cos_t, &sin_t);
+    ExactCosSin(pair_positions[i], w[i], &cos_t, &sin_t);
     if (inverse) sin_t = -sin_t;
     const double a = in[first], c = in[second];
     result[first] = m * (a * cos_t - c * sin_t);
     result[second] = m * (a * sin_t + c * cos_t);
   }
   for (int k = 0; k < r.head_dim; ++k) out[k] = result[k];
+}
+
+// Plain RoPE: every pair at `position`.
+inline void ReferenceRotateHead(const RefRope& r, const double* in, double* out, int64_t position,
+                                bool inverse = false) {
+  const std::vector<int64_t> pair_positions(static_cast<size_t>(r.rotary_dim / 2), position);
+  ReferenceRotateHeadPerPair(r, in, out, pair_positions.data(), inverse);
 }
 
 }  // namespace rotary_test

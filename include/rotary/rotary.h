@@ -126,6 +126,18 @@ typedef struct {
   int64_t n_max;          /* BOUNDED: the longest sequence, >= 1; positions >= n_max are
                              ROTARY_OUT_OF_RANGE. Default 0 (must be set). */
   rotary_table_mode table_mode; /* how cos/sin are stored. Default ROTARY_TABLE_AUTO. */
+  /* Multi-axis RoPE (docs/math.md §7): a token has several position ids and each rotated pair
+   * reads one of them. Applied with rotary_apply_axes; the other entry points give every axis
+   * the same id (text tokens). */
+  int32_t mrope_section[4]; /* M-RoPE: pairs per position axis (t, h, w[, e]), summing to
+                               rotary_dim / 2 (HF's rope_scaling.mrope_section). Default 0s. */
+  int32_t mrope_section_count; /* entries of mrope_section in use: 0 (no M-RoPE), 3 (HF's rules) or
+                               4 (ggml's, whose 4th axis e takes the leftover pairs). Default 0. */
+  int32_t mrope_interleaved; /* 1: the axes alternate along the pairs (Qwen3-VL); 0: one contiguous
+                               section per axis (Qwen2-VL). Default 0. */
+  int32_t vision_2d;      /* 1: 2D vision RoPE over (row, col) (Qwen2-VL's vision encoder): the first
+                             rotary_dim / 4 pairs read the row, the rest the column, both with the
+                             frequencies of rotary_dim / 2. DEFAULT scaling only. Default 0. */
 } rotary_config;
 
 /* A [batch, seq, heads, head_dim] tensor view. Strides are in elements; the
@@ -189,6 +201,20 @@ ROTARY_API rotary_status rotary_apply_packed_qkv(const rotary_rope* rope, void* 
                                                  int64_t batch, int64_t seq, int64_t q_heads,
                                                  int64_t kv_heads, const int64_t* positions,
                                                  int64_t offset, float q_scale);
+
+/* Multi-axis positions (M-RoPE, 2D vision RoPE; docs/math.md §7). `positions` holds `axes` arrays
+ * of batch * seq ids, axis-major: [axes, batch, seq] (HF's position_ids of these models); offset is
+ * added to every axis. axes is rotary_axis_count(rope), or 1: one id per token for every axis (as
+ * rotary_apply*: for M-RoPE, text tokens). positions == NULL: offset + s on every axis. Rotates q_src -> q_dst and,
+ * unless k_src and k_dst are both NULL, k_src -> k_dst in the same pass (a dst may be its src: in
+ * place); q_scale multiplies all of q; inverse != 0 undoes the forward rotation. */
+ROTARY_API rotary_status rotary_apply_axes(const rotary_rope* rope, const rotary_tensor* q_src,
+                                           const rotary_tensor* q_dst, const rotary_tensor* k_src,
+                                           const rotary_tensor* k_dst, const int64_t* positions,
+                                           int32_t axes, int64_t offset, float q_scale, int32_t inverse);
+
+/* Position ids per token the rope reads: 1, 2 (vision_2d), 3 or 4 (mrope_section_count); 0 if rope is NULL. */
+ROTARY_API int32_t rotary_axis_count(const rotary_rope* rope);
 
 /* Thread-local text of this thread's last failure ("" if none yet). */
 ROTARY_API const char* rotary_last_error(void);

@@ -111,6 +111,18 @@ struct Config {
   }
   Config& bounded(int64_t n_max) { c.n_max = n_max; return scheme(ROTARY_SCALING_BOUNDED); }
 
+  // ---- Multi-axis RoPE (docs/math.md §7): apply with Positions::Axes ----
+  // M-RoPE: pairs per axis (t, h, w), HF's mrope_section; 4 entries: ggml's
+  // (t, h, w, e). interleaved: Qwen3-VL's alternating axes.
+  Config& mrope_section(const std::vector<int32_t>& pairs_per_axis, bool interleaved = false) {
+    c.mrope_section_count = static_cast<int32_t>(pairs_per_axis.size());  // not 3 or 4: rejected at create
+    for (size_t a = 0; a < 4; ++a) c.mrope_section[a] = a < pairs_per_axis.size() ? pairs_per_axis[a] : 0;
+    c.mrope_interleaved = interleaved ? 1 : 0;
+    return *this;
+  }
+  // 2D vision RoPE over (row, col) (Qwen2-VL's vision encoder).
+  Config& vision_2d(bool on = true) { c.vision_2d = on ? 1 : 0; return *this; }
+
   // ---- Individual scheme parameters ----
   Config& factor(double s) { c.factor = s; return *this; }
   Config& original_max_position_embeddings(int64_t n) { c.original_max_position_embeddings = n; return *this; }
@@ -195,7 +207,8 @@ struct PackedQkv {
   }
 };
 
-// Positions of the rows: either offset + s, or explicit ids (one per (b, s)) plus offset.
+// Positions of the rows: either offset + s, or explicit ids (one per (b, s),
+// or one per axis and (b, s): Axes) plus offset.
 struct Positions {
   const int64_t* ids = nullptr;
   int64_t offset = 0;
@@ -208,6 +221,21 @@ struct Positions {
   /*implicit*/ Positions(const std::vector<int64_t>& explicit_ids, int64_t add = 0)
       : ids(explicit_ids.data()), offset(add), count(static_cast<int64_t>(explicit_ids.size())) {}
   Positions(const int64_t* explicit_ids, int64_t add) : ids(explicit_ids), offset(add) {}
+
+  // Multi-axis ids, axis-major [axes, batch, seq] as HF's position_ids of
+  // M-RoPE (3 or 4 axes) and vision (2: row, col) models; `add` moves every axis.
+  static Positions Axes(const std::vector<int64_t>& ids, int32_t axes, int64_t add = 0) {
+    Positions p(ids, add);
+    p.axes = axes;
+    return p;
+  }
+  static Positions Axes(const int64_t* ids, int32_t axes, int64_t add = 0) {
+    Positions p(ids, add);
+    p.axes = axes;
+    return p;
+  }
+
+  int32_t axes = 1;  // ids per (b, s): 1, or the rope's axis_count()
 };
 
 class Rope {
@@ -231,10 +259,12 @@ class Rope {
   // In place. Thread-safe: many threads may apply one Rope at once.
   void apply(const Tensor& x, Positions positions = Positions()) const {
     CheckView(x, "x", positions);
+    if (positions.axes != 1) return ApplyAxes(x, x, nullptr, nullptr, positions, 1.0f, false);
     detail::Check(rotary_apply(rope_, &x.t, positions.ids, positions.offset));
   }
   void apply_inverse(const Tensor& x, Positions positions = Positions()) const {
     CheckView(x, "x", positions);
+    if (positions.axes != 1) return ApplyAxes(x, x, nullptr, nullptr, positions, 1.0f, true);
     detail::Check(rotary_apply_inverse(rope_, &x.t, positions.ids, positions.offset));
   }
 
@@ -242,11 +272,13 @@ class Rope {
   void apply_to(const Tensor& src, const Tensor& dst, Positions positions = Positions()) const {
     CheckView(src, "src", positions);
     CheckView(dst, "dst", positions);
+    if (positions.axes != 1) return ApplyAxes(src, dst, nullptr, nullptr, positions, 1.0f, false);
     detail::Check(rotary_apply_to(rope_, &src.t, &dst.t, positions.ids, positions.offset));
   }
   void apply_inverse_to(const Tensor& src, const Tensor& dst, Positions positions = Positions()) const {
     CheckView(src, "src", positions);
     CheckView(dst, "dst", positions);
+    if (positions.axes != 1) return ApplyAxes(src, dst, nullptr, nullptr, positions, 1.0f, true);
     detail::Check(rotary_apply_inverse_to(rope_, &src.t, &dst.t, positions.ids, positions.offset));
   }
 
@@ -254,6 +286,7 @@ class Rope {
   void apply_qk(const Tensor& q, const Tensor& k, Positions positions = Positions(), float q_scale = 1.0f) const {
     CheckView(q, "q", positions);
     CheckView(k, "k", positions);
+    if (positions.axes != 1) return ApplyAxes(q, q, &k, &k, positions, q_scale, false);
     detail::Check(rotary_apply_qk(rope_, &q.t, &k.t, positions.ids, positions.offset, q_scale));
   }
   void apply_qk_to(const Tensor& q_src, const Tensor& q_dst, const Tensor& k_src, const Tensor& k_dst,
@@ -262,6 +295,7 @@ class Rope {
     CheckView(q_dst, "q_dst", positions);
     CheckView(k_src, "k_src", positions);
     CheckView(k_dst, "k_dst", positions);
+    if (positions.axes != 1) return ApplyAxes(q_src, q_dst, &k_src, &k_dst, positions, q_scale, false);
     detail::Check(rotary_apply_qk_to(rope_, &q_src.t, &q_dst.t, &k_src.t, &k_dst.t, positions.ids,
                                      positions.offset, q_scale));
   }
@@ -270,6 +304,10 @@ class Rope {
   void apply_packed_qkv(void* data, Dtype dtype, int64_t batch, int64_t seq, int64_t q_heads,
                         int64_t kv_heads, Positions positions = Positions(), float q_scale = 1.0f) const {
     CheckPositions(positions, batch, seq);
+    if (positions.axes != 1) {
+      const PackedQkv views = PackedQkv::Views(data, dtype, batch, seq, q_heads, kv_heads, static_cast<int32_t>(head_dim_));
+      return ApplyAxes(views.q, views.q, &views.k, &views.k, positions, q_scale, false);
+    }
     detail::Check(rotary_apply_packed_qkv(rope_, data, static_cast<rotary_dtype>(dtype), batch, seq, q_heads,
                                           kv_heads, positions.ids, positions.offset, q_scale));
   }
@@ -278,9 +316,18 @@ class Rope {
   int32_t table_count() const { return rotary_table_count(rope_); }
   // The table mode in use (kAuto resolved).
   TableMode table_mode() const { return static_cast<TableMode>(rotary_table_mode_of(rope_)); }
+  // Position ids per token: 1, 2 (vision_2d), 3 or 4 (mrope_section).
+  int32_t axis_count() const { return rotary_axis_count(rope_); }
   const rotary_rope* handle() const noexcept { return rope_; }
 
  private:
+  void ApplyAxes(const Tensor& q_src, const Tensor& q_dst, const Tensor* k_src, const Tensor* k_dst,
+                 const Positions& positions, float q_scale, bool inverse) const {
+    detail::Check(rotary_apply_axes(rope_, &q_src.t, &q_dst.t, k_src ? &k_src->t : nullptr,
+                                    k_dst ? &k_dst->t : nullptr, positions.ids, positions.axes, positions.offset,
+                                    q_scale, inverse ? 1 : 0));
+  }
+
   // What the C ABI cannot see: the head_dim a contiguous Tensor was made with,
   // and the length of a positions vector.
   void CheckView(const Tensor& x, const char* name, const Positions& positions) const {
@@ -292,12 +339,13 @@ class Rope {
     CheckPositions(positions, x.t.batch, x.t.seq);
   }
   static void CheckPositions(const Positions& positions, int64_t batch, int64_t seq) {
-    if (positions.count < 0 || batch < 0 || seq < 0) return;  // no vector, or a shape the library rejects
-    if (seq != 0 && batch > INT64_MAX / seq) return;            // likewise
-    if (positions.count != batch * seq) {
-      throw Error(Status::kInvalidArgument, "positions: " + std::to_string(positions.count) +
-                                                " ids for batch * seq = " + std::to_string(batch) + " * " +
-                                                std::to_string(seq) + " rows");
+    if (positions.count < 0 || batch < 0 || seq < 0 || positions.axes < 1) return;  // the library rejects these
+    if (seq != 0 && batch > INT64_MAX / seq / positions.axes) return;                 // likewise
+    if (positions.count != batch * seq * positions.axes) {
+      throw Error(Status::kInvalidArgument,
+                  "positions: " + std::to_string(positions.count) + " ids for " +
+                      (positions.axes == 1 ? "" : std::to_string(positions.axes) + " axes * ") + "batch * seq = " +
+                      std::to_string(batch) + " * " + std::to_string(seq) + " rows");
     }
   }
 

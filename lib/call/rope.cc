@@ -12,11 +12,15 @@
 using rotary::Fail;
 using rotary::Status;
 
-rotary_rope::rotary_rope(const rotary_config& config, rotary::FrequencyScheme scheme)
-    : config_(config), tables_(config, std::move(scheme)) {}
+rotary_rope::rotary_rope(const rotary_config& config, rotary::ResolvedConfig resolved)
+    : config_(config),
+      tables_(config, std::move(resolved.scheme)),
+      axis_count_(resolved.axes.count),
+      row_axes_(resolved.axes.RowAxes(tables_.layout())),
+      row_run_ends_(rotary::PositionAxes::RunEnds(row_axes_)) {}
 
-rotary::TableRef rotary_rope::PrepareTable(int64_t batch, int64_t seq, const int64_t* positions, int64_t offset,
-                                           rotary::Direction direction) const {
+rotary::TableRef rotary_rope::PrepareTable(int64_t batch, int64_t seq, const int64_t* positions, int32_t axes,
+                                           int64_t offset, rotary::Direction direction) const {
   const int64_t limit = tables_.position_limit();
   const char* limit_name = tables_.position_limit_name();
   int64_t last = 0;  // the call's largest position: its length picks the plan
@@ -28,7 +32,10 @@ rotary::TableRef rotary_rope::PrepareTable(int64_t batch, int64_t seq, const int
     }
     last = offset + seq - 1;
   } else {
-    const int64_t count = batch * seq;
+    // Every axis's ids, one flat list: the tables hold rows by position,
+    // whichever axis reads them, and a call's length is its largest position
+    // on any axis (HF's dynamic_rope_update takes the max over all of them).
+    const int64_t count = batch * seq * axes;
     for (int64_t i = 0; i < count; ++i) {
       int64_t p;
       if (__builtin_add_overflow(positions[i], offset, &p) || p < 0 || p >= limit) {
@@ -39,14 +46,18 @@ rotary::TableRef rotary_rope::PrepareTable(int64_t batch, int64_t seq, const int
     }
   }
 
-  return tables_.ForCall({positions, batch * seq, offset, last}, direction);
+  return tables_.ForCall({positions, batch * seq * axes, offset, last}, direction);
 }
 
-void rotary_rope::Apply(const rotary::TensorArgs* tensors, int count, const int64_t* positions, int64_t offset,
-                        rotary::Direction direction) const {
+void rotary_rope::Apply(const rotary::TensorArgs* tensors, int count, const int64_t* positions, int32_t axes,
+                        int64_t offset, rotary::Direction direction) const {
+  if (axes != 1 && axes != axis_count_) {
+    Fail(Status::kInvalidArgument, "positions have ", axes, " axes; this rope reads ", axis_count_,
+         axis_count_ == 1 ? "" : " (or 1: the same id on every axis)");
+  }
   const rotary::KernelTable& kernels = rotary::ActiveKernels();
   const rotary::CallOperands call = rotary::ValidateOperands(tensors, count, config_.head_dim);
-  const rotary::TableRef table = PrepareTable(call.batch, call.seq, positions, offset, direction);
+  const rotary::TableRef table = PrepareTable(call.batch, call.seq, positions, axes, offset, direction);
 
   rotary::RowJob job;  // every field the kernels read is set below (no zero fill: decode pays for each store)
   for (int i = 0; i < count; ++i) job.operands[i] = call.operands[i];
@@ -57,6 +68,11 @@ void rotary_rope::Apply(const rotary::TensorArgs* tensors, int count, const int6
   job.positions = positions;
   job.offset = offset;
   job.table = table->View();
+  // Without ids every axis is offset + s: one axis, plain RoPE's rows.
+  job.num_axes = positions ? axes : 1;
+  job.axis_stride = call.rows();
+  job.row_axes = row_axes_.data();
+  job.row_run_ends = row_run_ends_.data();
   // Bytes read + written beyond the last-level cache: most come from DRAM.
   job.streaming = call.rows() * call.bytes_per_row > rotary::LastLevelCacheBytes();
 

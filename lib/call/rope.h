@@ -3,7 +3,11 @@
 #ifndef ROTARY_LIB_CALL_ROPE_H_
 #define ROTARY_LIB_CALL_ROPE_H_
 
+#include <cstdint>
+#include <vector>
+
 #include "dispatch/kernel_api.h"
+#include "lib/config/config.h"
 #include "lib/tables/plan_tables.h"
 #include "rotary/rotary.h"
 
@@ -23,27 +27,33 @@ struct TensorArgs {
 
 struct rotary_rope {
  public:
-  // A validated config and its resolved scheme (ValidateConfig).
-  rotary_rope(const rotary_config& config, rotary::FrequencyScheme scheme);
+  // A validated config, resolved (ValidateConfig).
+  rotary_rope(const rotary_config& config, rotary::ResolvedConfig resolved);
 
   // Rotates one tensor, or q and k (count == 2) at the same positions in one
-  // pass. Thread-safe. Throws rotary::Error, having written nothing.
-  void Apply(const rotary::TensorArgs* tensors, int count, const int64_t* positions, int64_t offset,
+  // pass. positions: `axes` arrays of batch * seq ids (axes is axis_count(),
+  // or 1 for the same id on every axis). Thread-safe. Throws rotary::Error,
+  // having written nothing.
+  void Apply(const rotary::TensorArgs* tensors, int count, const int64_t* positions, int32_t axes, int64_t offset,
              rotary::Direction direction) const;
 
   int64_t table_bytes() const { return tables_.bytes(); }
   int32_t table_count() const { return tables_.count(); }
   rotary::RowSource table_mode() const { return tables_.mode(); }
   const rotary_config& config() const { return config_; }
+  int32_t axis_count() const { return axis_count_; }
 
  private:
-  // Validates the positions of a [batch, seq] call, picks the table of its plan
-  // and makes the rows of its positions readable.
-  rotary::TableRef PrepareTable(int64_t batch, int64_t seq, const int64_t* positions, int64_t offset,
+  // Validates the positions of a [batch, seq] call (axes arrays of them),
+  // picks the table of its plan and makes the rows of its positions readable.
+  rotary::TableRef PrepareTable(int64_t batch, int64_t seq, const int64_t* positions, int32_t axes, int64_t offset,
                                 rotary::Direction direction) const;
 
   const rotary_config config_;  // its rotary_array pointers are the caller's: only tables_ reads them, at create
   const rotary::PlanTables tables_;
+  const int32_t axis_count_;           // position ids per token (docs/math.md §7)
+  const std::vector<float> row_axes_;        // axis_count_ > 1: RowJob::row_axes for the tables' layout
+  const std::vector<int32_t> row_run_ends_;  // and RowJob::row_run_ends
 };
 
 #endif  // ROTARY_LIB_CALL_ROPE_H_

@@ -2,6 +2,7 @@
 
 #include <cfloat>
 #include <cmath>
+#include <utility>
 
 #include "lib/config/enum_value.h"
 #include "lib/config/frequency_scheme.h"
@@ -57,7 +58,7 @@ void InitConfig(rotary_config* config) {
   config->table_mode = ROTARY_TABLE_AUTO;
 }
 
-FrequencyScheme ValidateConfig(const rotary_config* c) {
+ResolvedConfig ValidateConfig(const rotary_config* c) {
   if (c == nullptr) Fail(Status::kInvalidArgument, "config is NULL");
   if (c->head_dim < 2 || c->head_dim > ROTARY_MAX_HEAD_DIM || c->head_dim % 2 != 0) {
     Fail(Status::kInvalidArgument, "config.head_dim must be even and in [2, ", ROTARY_MAX_HEAD_DIM,
@@ -89,9 +90,10 @@ FrequencyScheme ValidateConfig(const rotary_config* c) {
          "config.table_mode must be ROTARY_TABLE_AUTO (0), FULL (1), COMPACT (2) or ON_THE_FLY (3), got ",
          table_mode);
   }
-  FrequencyScheme scheme = ResolveScheme(*c);  // checks the frequency scaling fields
+  PositionAxes axes = ResolvePositionAxes(*c);  // before the scheme: it checks vision_2d's scaling
+  FrequencyScheme scheme = ResolveScheme(*c);   // checks the frequency scaling fields
   CheckPlanRange(scheme);
-  return scheme;
+  return {std::move(scheme), std::move(axes)};
 }
 
 }  // namespace rotary

@@ -3,6 +3,7 @@
 #define ROTARY_LIB_CONFIG_CONFIG_H_
 
 #include "lib/config/frequency_scheme.h"
+#include "lib/config/position_axes.h"
 #include "rotary/rotary.h"
 
 namespace rotary {
@@ -13,10 +14,15 @@ constexpr int64_t kMaxPositionLimit = int64_t{1} << 31;
 
 void InitConfig(rotary_config* config);
 
-// Validates a config and resolves its frequency scheme, once: what a rope
-// object keeps (with the config) and plans from. Throws Error naming the
-// first bad field and its value.
-FrequencyScheme ValidateConfig(const rotary_config* config);
+// A validated config resolved once: what a rope object keeps (with the
+// config) and plans from.
+struct ResolvedConfig {
+  FrequencyScheme scheme;
+  PositionAxes axes;
+};
+
+// Throws Error naming the first bad field and its value.
+ResolvedConfig ValidateConfig(const rotary_config* config);
 
 }  // namespace rotary
 

@@ -204,6 +204,7 @@ FrequencyScheme ResolveScheme(const rotary_config& c) {
   s.rotary_dim = c.rotary_dim;
   s.base = c.base;
   s.position_limit = c.position_limit;
+  s.vision_2d = c.vision_2d == 1;  // with DEFAULT scaling only (ResolvePositionAxes)
 
   CheckOptionalPositive(c.factor, "factor");
   CheckOptionalPositive(c.attention_factor, "attention_factor");

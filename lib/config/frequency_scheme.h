@@ -33,6 +33,9 @@ struct FrequencyScheme {
   std::vector<double> inv_freq;                   // the caller's frequencies
   // Bounded.
   int64_t n_max = 0;
+  // 2D vision RoPE (docs/math.md §7.4): the rotary_dim / 4 frequencies of
+  // rotary_dim / 2, once for the row's pairs and again for the column's.
+  bool vision_2d = false;
 
   // Positions must be below this: position_limit, or n_max for BOUNDED.
   int64_t position_limit = 0;

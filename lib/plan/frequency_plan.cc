@@ -110,7 +110,15 @@ std::vector<double> InvFreq(const FrequencyScheme& s, int64_t seq_len) {
 
 FrequencyPlan MakeFrequencyPlan(const FrequencyScheme& scheme, int64_t seq_len) {
   FrequencyPlan plan;
-  plan.inv_freq = InvFreq(scheme, seq_len);
+  if (scheme.vision_2d) {
+    // docs/math.md §7.4: pair j of each half at b^(-2j / (R/2)); the table row
+    // of p holds both halves, and each pair takes it from its axis's row.
+    const std::vector<double> half = BaseInvFreq(scheme.base, scheme.rotary_dim / 2);
+    plan.inv_freq = half;
+    plan.inv_freq.insert(plan.inv_freq.end(), half.begin(), half.end());
+  } else {
+    plan.inv_freq = InvFreq(scheme, seq_len);
+  }
   plan.scale = scheme.attention_factor;
   return plan;
 }

@@ -68,6 +68,7 @@ class PlanTables {
   int64_t position_limit() const { return scheme_.position_limit; }
   const char* position_limit_name() const { return scheme_.position_limit_name; }
   RowSource mode() const { return mode_; }
+  TableLayout layout() const { return layout_; }
 
   // Bytes of every table held now (shared ones too).
   int64_t bytes() const;

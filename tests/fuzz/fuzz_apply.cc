@@ -19,6 +19,7 @@
 #include "rotary/rotary.h"
 #include "tests/error_bounds.h"
 #include "tests/reference.h"
+#include "tests/reference_axes.h"
 #include "tests/storage_reference.h"
 
 // tests/fuzz/c_caller.c: the entry points taking an enum by value, called from C.
@@ -143,14 +144,20 @@ struct Operand {
 };
 
 // Checks a successful call: every dst head against the float64 reference of
-// the src values before the call, and nothing else written.
+// the src values before the call, and nothing else written. ids: `axes`
+// arrays of batch * seq (multi-axis RoPE: pair i at its axis's id).
 void CheckResult(const rotary_config& c, const std::vector<Operand>& ops, const std::vector<std::vector<uint8_t>>& before_src,
-                 const std::vector<std::vector<uint8_t>>& before_dst, const int64_t* ids, int64_t offset, bool inverse) {
+                 const std::vector<std::vector<uint8_t>>& before_dst, const int64_t* ids, int axes, int64_t offset,
+                 bool inverse) {
   const rotary_tensor& t0 = ops[0].src->view;
+  const int64_t rows = t0.batch * t0.seq;
   int64_t last = 0;
-  for (int64_t b = 0; b < t0.batch; ++b)
-    for (int64_t s = 0; s < t0.seq; ++s) last = std::max(last, (ids ? ids[b * t0.seq + s] : s) + offset);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int a = 0; a < axes; ++a) last = std::max(last, (ids ? ids[a * rows + r] : r % t0.seq) + offset);
   const int pairs = c.rotary_dim / 2;
+  // One id per token (axes 1) gives every axis that id.
+  std::vector<int> pair_axis = rotary_test::ConfigPairAxes(c);
+  if (axes == 1) pair_axis.assign(pairs, 0);
   std::vector<double> inv_freq(pairs);
   double m = 1;
   if (rotary_plan(&c, last + 1, inv_freq.data(), pairs, &m) != ROTARY_OK) Violation("rotary_plan fails for a valid call");
@@ -166,7 +173,7 @@ void CheckResult(const rotary_config& c, const std::vector<Operand>& ops, const 
     for (int64_t b = 0; b < src.view.batch; ++b)
       for (int64_t s = 0; s < src.view.seq; ++s)
         for (int64_t h = 0; h < src.view.heads; ++h) {
-          const int64_t p = (ids ? ids[b * src.view.seq + s] : s) + offset;
+          const int64_t row = b * src.view.seq + s;
           std::vector<double> x(c.head_dim), y(c.head_dim);
           const int64_t src_index = b * src.view.stride_batch + s * src.view.stride_seq + h * src.view.stride_head;
           for (int k = 0; k < c.head_dim; ++k) x[k] = LoadStored(src_base + (src_index + k) * ElementBytes(sd), sd);
@@ -177,6 +184,7 @@ void CheckResult(const rotary_config& c, const std::vector<Operand>& ops, const 
           for (int i = 0; i < pairs; ++i) {
             const int a = c.pairing == ROTARY_INTERLEAVED ? 2 * i : i;
             const int e = c.pairing == ROTARY_INTERLEAVED ? 2 * i + 1 : i + pairs;
+            const int64_t p = (ids ? ids[pair_axis[i] * rows + row] : s) + offset;
             double cos_t, sin_t;
             rotary_test::ExactCosSin(p, inv_freq[i], &cos_t, &sin_t);
             if (inverse) sin_t = -sin_t;
@@ -204,9 +212,9 @@ void CheckResult(const rotary_config& c, const std::vector<Operand>& ops, const 
                                           : dd == ROTARY_F16 ? magnitude * 0x1p-11 + 0x1p-25
                                                              : magnitude * 0x1p-8);
             if (!(std::fabs(got - expected) <= tol)) {
-              std::fprintf(stderr, "component %d of head (%lld,%lld,%lld) at position %lld: got %.9g, expected %.9g\n", k,
-                           static_cast<long long>(b), static_cast<long long>(s), static_cast<long long>(h),
-                           static_cast<long long>(p), got, expected);
+              std::fprintf(stderr, "component %d of head (%lld,%lld,%lld): got %.9g, expected %.9g\n", k,
+                           static_cast<long long>(b), static_cast<long long>(s), static_cast<long long>(h), got,
+                           expected);
               Violation("result differs from the float64 reference");
             }
           }
@@ -223,7 +231,7 @@ void CheckResult(const rotary_config& c, const std::vector<Operand>& ops, const 
 // most inputs reach a real call and each rejection has a single cause.
 enum Broken {
   kNothing = 0, kHeadDim, kRotaryDim, kPairing, kBase, kMaxPositions, kPositionLimit, kScaling, kFactor,
-  kScheme, kArrays, kDtype, kShape, kStrides, kNullData, kOffset, kIds, kScale, kTableMode, kNumBroken
+  kScheme, kArrays, kDtype, kShape, kStrides, kNullData, kOffset, kIds, kScale, kTableMode, kAxes, kNumBroken
 };
 
 template <typename T, size_t N, size_t M>
@@ -289,6 +297,35 @@ void PickConfig(Bytes& in, int broken, rotary_config& c, std::vector<std::vector
     if (bad && !values.empty()) values[in.U8() % values.size()] = in.U8() % 2 ? -1.0 : kNaN;
     arrays.push_back(std::move(values));
     *a = rotary_array{arrays.back().data(), static_cast<int64_t>(arrays.back().size())};
+  }
+
+  // Multi-axis RoPE in a quarter of the inputs: HF's three sections or ggml's
+  // four, contiguous or interleaved, or 2D vision (DEFAULT scaling only).
+  const int multi = in.U8() % 8;
+  if (multi < 2 || broken == kAxes) {
+    if (multi == 0 && c.rotary_dim % 4 == 0) {
+      c.vision_2d = 1;
+      c.scaling = ROTARY_SCALING_DEFAULT;
+    } else {
+      const int32_t axis_pairs = c.rotary_dim / 2;
+      c.mrope_section_count = in.U8() % 2 ? 3 : 4;
+      c.mrope_section[0] = axis_pairs / 4;
+      c.mrope_section[1] = (axis_pairs - c.mrope_section[0]) / 2;
+      c.mrope_section[2] = axis_pairs - c.mrope_section[0] - c.mrope_section[1];
+      if (c.mrope_section_count == 4 && c.mrope_section[2] > 0 && in.U8() % 2) {
+        --c.mrope_section[2];
+        ++c.mrope_section[3];
+      }
+      c.mrope_interleaved = in.U8() % 2;
+    }
+    if (broken == kAxes) {
+      switch (in.U8() % 4) {
+        case 0: ++c.mrope_section[0]; ++c.mrope_section_count; break;  // a bad sum, or vision with sections
+        case 1: c.mrope_section_count = 5; break;
+        case 2: c.vision_2d = 2; break;
+        default: c.mrope_section[3] = -1; break;
+      }
+    }
   }
 }
 
@@ -374,6 +411,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       ids[in.U8() % ids.size()] = in.Pick(bad);
     }
   }
+  // Multi-axis ids ([axes, batch, seq]) for a multi-axis rope, in most of its
+  // calls (a 0 byte, as past the input's end, picks them): axis 0 the ids
+  // above (or new ones), the others the same id or another; sometimes an axis
+  // count the rope does not read (an error, nothing written).
+  const int32_t axis_count = rotary_axis_count(rope);
+  int32_t axes = 1, axes_given = 1;
+  if (axis_count > 1 && kind != 5 && in.U8() % 4 != 3) {
+    if (ids.empty()) {
+      for (int64_t r = 0; r < rows; ++r) ids.push_back(static_cast<int64_t>(in.U32() % 10000) + 17 * r);
+    }
+    axes = axis_count;
+    axes_given = in.U8() % 8 == 7 ? axis_count + (in.U8() % 2 ? 1 : -2) : axis_count;  // -2: 1 (valid) or 0
+    for (int32_t a = 1; a < std::max(axes, axes_given); ++a) {
+      for (int64_t r = 0; r < rows; ++r) ids.push_back(in.U8() % 2 ? ids[r] : static_cast<int64_t>(in.U32() % 20000));
+    }
+  }
   const int64_t* id_ptr = ids.empty() ? nullptr : ids.data();
   float q_scale = kind >= 3 && in.U8() % 2 ? 0.125f * (1 + in.U8() % 16) : 1.0f;
   if (broken == kScale) q_scale = in.U8() % 2 ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
@@ -384,7 +437,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (Buffer* b : all) before.push_back(b->bytes);
 
   rotary_status status;
-  switch (kind) {
+  if (axes > 1) {
+    const bool separate_dst = kind == 2 || kind == 4;
+    status = rotary_apply_axes(rope, &q.view, separate_dst ? &q_out.view : &q.view, kind >= 3 ? &k.view : nullptr,
+                               kind == 4 ? &k_out.view : kind == 3 ? &k.view : nullptr, id_ptr, axes_given, offset,
+                               kind >= 3 ? q_scale : 1.0f, inverse ? 1 : 0);
+  } else switch (kind) {
     case 0: status = rotary_apply(rope, &q.view, id_ptr, offset); break;
     case 1: status = rotary_apply_inverse(rope, &q.view, id_ptr, offset); break;
     case 2:
@@ -427,7 +485,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const Operand& op : ops) {
       if (!op.src->usable || !op.dst->usable) Violation("accepted a view outside its buffer");
     }
-    CheckResult(config, ops, src_before, dst_before, id_ptr, offset, inverse);
+    CheckResult(config, ops, src_before, dst_before, id_ptr, axes_given, offset, inverse);
   }
   rotary_destroy(rope);
   return 0;

@@ -1,0 +1,70 @@
+// Per-target gathering of a multi-axis row (M-RoPE, 2D vision RoPE; docs/math.md
+// §7). Pair i of a token reads position p[axis(i)], so its cos/sin are those of
+// the table row of that position: the kernel gathers one row per (b, s) from
+// the rows of the token's axis positions, into a scratch buffer, then runs the
+// same head loop as for a stored row. The values are the stored (or
+// synthesized) ones, moved, never recomputed: a token whose axes are equal
+// reads exactly plain RoPE's row, and pairs of mixed tokens exactly the values
+// plain RoPE has at those positions.
+//
+// Within a run of floats of one axis (a section, vision's halves) the gather
+// copies whole vectors of that axis's row; where axes alternate (interleaved
+// M-RoPE) it selects per float among the axes' rows by RowJob::row_axes, a
+// vector at a time. Either is cheap next to rotating every head of q and k
+// with the row.
+
+// Per-target include guard (Highway's convention for -inl.h files).
+#if defined(ROTARY_DISPATCH_AXIS_ROWS_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef ROTARY_DISPATCH_AXIS_ROWS_INL_H_
+#undef ROTARY_DISPATCH_AXIS_ROWS_INL_H_
+#else
+#define ROTARY_DISPATCH_AXIS_ROWS_INL_H_
+#endif
+
+#include "dispatch/convert-inl.h"
+#include "dispatch/kernel_api.h"
+#include "dispatch/kernel_entry_points-inl.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace rotary {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+const float* GatherAxisRow(const RowJob& job, int64_t b, int64_t s, float* HWY_RESTRICT scratch) {
+  const TableView& t = job.table;
+  const size_t stride = ScratchRowFloats(t.row_floats);
+  const float* rows[kMaxAxes];
+  for (int a = 0; a < job.num_axes; ++a) {
+    const int64_t p = job.Position(b, s, a);
+    rows[a] = t.mode == RowSource::kFull ? t.Row(p) : SynthesizeRow(t, p, scratch + (1 + a) * stride);
+  }
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  const size_t floats = static_cast<size_t>(t.row_floats);
+  size_t j = 0;
+  while (j + N <= floats) {
+    const size_t run_end = static_cast<size_t>(job.row_run_ends[j]);
+    if (run_end >= j + N) {  // whole vectors of one axis
+      const float* from = rows[static_cast<int>(job.row_axes[j])];
+      for (; j + N <= run_end; j += N) hn::StoreU(hn::LoadU(d, from + j), d, scratch + j);
+      continue;
+    }
+    const VF axis = hn::LoadU(d, job.row_axes + j);
+    VF v = hn::LoadU(d, rows[0] + j);
+    for (int a = 1; a < job.num_axes; ++a) {
+      v = hn::IfThenElse(hn::Eq(axis, hn::Set(d, static_cast<float>(a))), hn::LoadU(d, rows[a] + j), v);
+    }
+    hn::StoreU(v, d, scratch + j);
+    j += N;
+  }
+  for (; j < floats; ++j) scratch[j] = rows[static_cast<int>(job.row_axes[j])][j];
+  return scratch;
+}
+
+// NOLINTNEXTLINE(google-readability-namespace-comments)
+}  // namespace HWY_NAMESPACE
+}  // namespace rotary
+HWY_AFTER_NAMESPACE();
+
+#endif  // per-target include guard
