@@ -63,7 +63,7 @@ struct Layout {
 
   rotary::Config Config(rotary::TableMode mode = rotary::TableMode::kAuto) const {
     rotary::Config c;
-    c.head_dim(head_dim).rotary_dim(rotary_dim).base(base).table_mode(mode).max_positions(2048);
+    c.head_dim(head_dim).rotary_dim(rotary_dim).base(base).table_mode(mode).max_positions(64);
     c.pairing(interleaved_pairs ? rotary::Pairing::kInterleaved : rotary::Pairing::kNeox);
     if (section.empty()) {
       c.vision_2d();
@@ -73,6 +73,15 @@ struct Layout {
     return c;
   }
 };
+
+// The same config as plain RoPE: one position per token.
+rotary::Config WithoutAxes(rotary::Config config) {
+  config.c.mrope_section_count = 0;
+  std::fill(std::begin(config.c.mrope_section), std::end(config.c.mrope_section), 0);
+  config.c.mrope_interleaved = 0;
+  config.c.vision_2d = 0;
+  return config;
+}
 
 const Layout kLayouts[] = {
     {"Qwen2-VL", 128, 128, 1e6, false, {16, 24, 24}, false},
@@ -128,24 +137,35 @@ std::vector<int64_t> ModelPositions(const Layout& layout, int64_t batch, int64_t
   return pos;
 }
 
-// The reference rotation of every head of src at (b, s), pair i at its axis's
-// position + offset, times `scale`; dst within `bound` of it (one rounding for
-// f16 / bf16), the pass-through components copied (and scaled).
-void CheckAgainstReference(const Layout& layout, const TypedTensor& src, const TypedTensor& dst, int64_t batch,
-                           int64_t seq, int64_t heads, const std::vector<int64_t>& pos, int64_t offset, bool inverse,
-                           double scale, double bound, const std::string& what) {
-  const RefRope ref = layout.Reference();
+// The exact angles of every (b, s) row's pairs, pair i at its axis's position
+// + offset: computed once for all the checks of a layout and positions.
+std::vector<rotary_test::ReferenceAngles> RowAngles(const Layout& layout, int64_t batch, int64_t seq,
+                                                    const std::vector<int64_t>& pos, int64_t offset) {
   const std::vector<int> pair_axis = layout.PairAxes();
   std::vector<int64_t> pair_positions(layout.pairs());
+  std::vector<rotary_test::ReferenceAngles> rows;
+  for (int64_t row = 0; row < batch * seq; ++row) {
+    for (int i = 0; i < layout.pairs(); ++i) pair_positions[i] = pos[static_cast<size_t>(pair_axis[i] * batch * seq + row)] + offset;
+    rows.push_back(rotary_test::ReferencePairAngles(layout.Reference(), pair_positions.data()));
+  }
+  return rows;
+}
+
+// The reference rotation of every head of src at (b, s) by the row's angles
+// (RowAngles), times `scale`; dst within `bound` of it (one rounding for
+// f16 / bf16), the pass-through components copied (and scaled).
+void CheckAgainstReference(const Layout& layout, const TypedTensor& src, const TypedTensor& dst, int64_t batch,
+                           int64_t seq, int64_t heads, const std::vector<rotary_test::ReferenceAngles>& row_angles,
+                           bool inverse, double scale, double bound, const std::string& what) {
+  const RefRope ref = layout.Reference();
+  const std::vector<int> pair_axis = layout.PairAxes();
   std::vector<double> head(layout.head_dim);
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t s = 0; s < seq; ++s) {
-      for (int i = 0; i < layout.pairs(); ++i) {
-        pair_positions[i] = pos[static_cast<size_t>((pair_axis[i] * batch + b) * seq + s)] + offset;
-      }
+      const rotary_test::ReferenceAngles& angles = row_angles[static_cast<size_t>(b * seq + s)];
       for (int64_t h = 0; h < heads; ++h) {
         for (int k = 0; k < layout.head_dim; ++k) head[k] = src.Get(b, s, h, k);
-        rotary_test::ReferenceRotateHeadPerPair(ref, head.data(), head.data(), pair_positions.data(), inverse);
+        rotary_test::ReferenceRotateHeadWithAngles(ref, angles, head.data(), head.data(), inverse);
         for (int k = 0; k < layout.head_dim; ++k) {
           const double got = dst.Get(b, s, h, k);
           if (k >= layout.rotary_dim) {
@@ -243,6 +263,7 @@ TEST_P(MultiAxisTest, ModelLayoutsMatchTheReference) {
   constexpr int64_t kOffset = 5;
   for (const Layout& layout : kLayouts) {
     const std::vector<int64_t> pos = ModelPositions(layout, kBatch, kSeq, 40);
+    const std::vector<rotary_test::ReferenceAngles> row_angles = RowAngles(layout, kBatch, kSeq, pos, kOffset);
     const int32_t axes = layout.axes();
     for (auto mode : {rotary::TableMode::kFull, rotary::TableMode::kCompact, rotary::TableMode::kOnTheFly}) {
       const rotary::Rope rope(layout.Config(mode));
@@ -264,9 +285,9 @@ TEST_P(MultiAxisTest, ModelLayoutsMatchTheReference) {
               << rotary_last_error();
           EXPECT_EQ(q.bytes(), q_before.bytes());
           EXPECT_TRUE(q_out.OnlyHeadsChanged(q_out_before) && k_out.OnlyHeadsChanged(k_out_before));
-          CheckAgainstReference(layout, q, q_out, kBatch, kSeq, kQHeads, pos, kOffset, false, 0.5,
+          CheckAgainstReference(layout, q, q_out, kBatch, kSeq, kQHeads, row_angles, false, 0.5,
                                 rotary_test::F32Bound(kMaxAbs, 1.0, 0.5, rows), what + " q");
-          CheckAgainstReference(layout, k, k_out, kBatch, kSeq, kKHeads, pos, kOffset, false, 1.0,
+          CheckAgainstReference(layout, k, k_out, kBatch, kSeq, kKHeads, row_angles, false, 1.0,
                                 rotary_test::F32Bound(kMaxAbs, 1.0, 1.0, rows), what + " k");
           if (src_type != dst_type) continue;
           // In place, one tensor, then the inverse of it.
@@ -274,7 +295,7 @@ TEST_P(MultiAxisTest, ModelLayoutsMatchTheReference) {
                     ROTARY_OK)
               << rotary_last_error();
           EXPECT_TRUE(k.OnlyHeadsChanged(k_before));
-          CheckAgainstReference(layout, k_before, k, kBatch, kSeq, kKHeads, pos, kOffset, true, 1.0,
+          CheckAgainstReference(layout, k_before, k, kBatch, kSeq, kKHeads, row_angles, true, 1.0,
                                 rotary_test::F32Bound(kMaxAbs, 1.0, 1.0, rows), what + " inverse in place");
         }
       }
@@ -290,11 +311,7 @@ TEST_P(MultiAxisTest, TextTokensAreExactlyPlainRope) {
   for (const Layout& layout : kLayouts) {
     if (layout.section.empty()) continue;
     for (auto mode : {rotary::TableMode::kFull, rotary::TableMode::kCompact, rotary::TableMode::kOnTheFly}) {
-      rotary::Config plain_config = layout.Config(mode);
-      plain_config.c.mrope_section_count = 0;
-      std::fill(std::begin(plain_config.c.mrope_section), std::end(plain_config.c.mrope_section), 0);
-      plain_config.c.mrope_interleaved = 0;
-      const rotary::Rope plain(plain_config), multi(layout.Config(mode));
+      const rotary::Rope plain(WithoutAxes(layout.Config(mode))), multi(layout.Config(mode));
       std::vector<int64_t> ids(kBatch * kSeq), axis_ids;
       for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>(i * i * 37 % 5000);
       for (int a = 0; a < layout.axes(); ++a) axis_ids.insert(axis_ids.end(), ids.begin(), ids.end());
@@ -325,11 +342,7 @@ TEST_P(MultiAxisTest, ImageTokenPairsAreExactlyPlainRopeAtTheirAxisPosition) {
   for (const Layout& layout : kLayouts) {
     if (layout.section.empty()) continue;
     for (auto mode : {rotary::TableMode::kFull, rotary::TableMode::kCompact, rotary::TableMode::kOnTheFly}) {
-      rotary::Config plain_config = layout.Config(mode);
-      plain_config.c.mrope_section_count = 0;
-      std::fill(std::begin(plain_config.c.mrope_section), std::end(plain_config.c.mrope_section), 0);
-      plain_config.c.mrope_interleaved = 0;
-      const rotary::Rope plain(plain_config), multi(layout.Config(mode));
+      const rotary::Rope plain(WithoutAxes(layout.Config(mode))), multi(layout.Config(mode));
       const std::vector<int64_t> axis_position = {70000, 33, 4097, 1234567};
       const std::vector<int64_t> pos(axis_position.begin(), axis_position.begin() + layout.axes());
       TypedTensor x(ROTARY_F32, 1, 1, 2, layout.head_dim);
@@ -369,10 +382,7 @@ TEST_P(MultiAxisTest, ScalingSchemesCombineWithSections) {
   rotary::Config dynamic = layout.Config();
   dynamic.dynamic_ntk(2.0, 4096);
   for (const rotary::Config& config : {yarn, dynamic}) {
-    rotary::Config plain_config = config;
-    plain_config.c.mrope_section_count = 0;
-    std::fill(std::begin(plain_config.c.mrope_section), std::end(plain_config.c.mrope_section), 0);
-    const rotary::Rope multi(config), plain(plain_config);
+    const rotary::Rope multi(config), plain(WithoutAxes(config));
     const std::vector<int64_t> pos = {10, 9000, 20};  // t, h, w: the length is 9001
     TypedTensor x(ROTARY_F32, 1, 1, 1, 128), t_only(ROTARY_F32, 1, 1, 1, 128);
     x.FillRandom(5);
