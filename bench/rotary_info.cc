@@ -121,7 +121,7 @@ void PrintCache() {
 int ReportTableCache(const Options& o) {
   const rotary_config& c = o.config.c;
   std::printf("\ntable cache of one rope object (head_dim %d, rotary_dim %d, %s, base %g, max_positions %lld):\n",
-              c.head_dim, c.rotary_dim, c.pairing == ROTARY_NEOX ? "neox" : "interleaved", c.base,
+              c.head_dim, c.rotary_dim == 0 ? c.head_dim : c.rotary_dim, c.pairing == ROTARY_NEOX ? "neox" : "interleaved", c.base,
               static_cast<long long>(c.max_positions));
   try {
     rotary::Rope rope(o.config);

@@ -84,7 +84,7 @@ void PackedQkvViews(void* data, int32_t dtype, int64_t batch, int64_t seq, int64
 
 extern "C" {
 
-void rotary_config_init(rotary_config* config) { rotary::InitConfig(config); }
+void rotary_config_init_sized(rotary_config* config, size_t struct_size) { rotary::InitConfig(config, struct_size); }
 
 rotary_status rotary_create(const rotary_config* config, rotary_rope** out) {
   return Guard([&] {
@@ -92,7 +92,7 @@ rotary_status rotary_create(const rotary_config* config, rotary_rope** out) {
     *out = nullptr;
     rotary::ResolvedConfig resolved = rotary::ValidateConfig(config);
     rotary::ActiveKernels();  // a bad ROTARY_TARGET is reported here, not on first apply
-    *out = new rotary_rope(*config, std::move(resolved));
+    *out = new rotary_rope(std::move(resolved));
   });
 }
 
@@ -224,12 +224,13 @@ int64_t rotary_cache_trim(void) { return rotary::TableCache::Instance().Trim(); 
 rotary_status rotary_plan(const rotary_config* config, int64_t seq_len, double* inv_freq_out, int32_t capacity,
                           double* attention_factor_out) {
   return Guard([&] {
-    const rotary::FrequencyScheme scheme = rotary::ValidateConfig(config).scheme;
+    const rotary::ResolvedConfig resolved = rotary::ValidateConfig(config);
+    const rotary::FrequencyScheme& scheme = resolved.scheme;
     if (seq_len < 1 || seq_len > scheme.position_limit) {
       rotary::Fail(rotary::Status::kInvalidArgument, "seq_len must be in [1, ", scheme.position_limit_name, " = ",
                    scheme.position_limit, "], got ", seq_len);
     }
-    const int32_t pairs = config->rotary_dim / 2;
+    const int32_t pairs = resolved.config.rotary_dim / 2;
     if (inv_freq_out != nullptr && capacity < pairs) {
       rotary::Fail(rotary::Status::kInvalidArgument, "capacity must be >= rotary_dim / 2 = ", pairs, ", got ",
                    capacity);

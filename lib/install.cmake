@@ -41,7 +41,8 @@ else()
 endif()
 configure_package_config_file(lib/rotaryConfig.cmake.in ${PROJECT_BINARY_DIR}/rotaryConfig.cmake
   INSTALL_DESTINATION ${ROTARY_CMAKE_INSTALL_DIR})
-# 0.x releases keep the SONAME librotary.so.0, so a 0.y consumer accepts any 0.x.
+# A consumer asking for 0.y accepts any later 0.x: the API only grows (the
+# soname follows the ABI: ROTARY_ABI_VERSION in CMakeLists.txt).
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/rotaryConfigVersion.cmake
   VERSION ${PROJECT_VERSION} COMPATIBILITY SameMajorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/rotaryConfig.cmake ${PROJECT_BINARY_DIR}/rotaryConfigVersion.cmake

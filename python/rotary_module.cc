@@ -304,7 +304,7 @@ class PyRope {
   explicit PyRope(const py::kwargs& kwargs) : PyRope(ConfigArgs(kwargs)) {}
 
   int32_t head_dim() const { return config_.head_dim; }
-  int32_t rotary_dim() const { return config_.rotary_dim; }
+  int32_t rotary_dim() const { return config_.rotary_dim == 0 ? config_.head_dim : config_.rotary_dim; }  // 0: head_dim
   std::string pairing() const { return config_.pairing == ROTARY_NEOX ? "neox" : "interleaved"; }
   int64_t table_bytes() const { return rope_.table_bytes(); }
   int32_t table_count() const { return rope_.table_count(); }

@@ -58,7 +58,7 @@ INSTANTIATE_TEST_SUITE_P(
                    "rotary_dim"},
         ConfigCase{"OddRotaryDim", [](rotary_config& c) { c.rotary_dim = 63; }, ROTARY_INVALID_ARGUMENT,
                    "rotary_dim"},
-        ConfigCase{"ZeroRotaryDim", [](rotary_config& c) { c.rotary_dim = 0; }, ROTARY_INVALID_ARGUMENT,
+        ConfigCase{"NegativeRotaryDim", [](rotary_config& c) { c.rotary_dim = -2; }, ROTARY_INVALID_ARGUMENT,
                    "rotary_dim"},
         ConfigCase{"NegativeBase", [](rotary_config& c) { c.base = -10000; }, ROTARY_INVALID_ARGUMENT, "base"},
         ConfigCase{"NaNBase", [](rotary_config& c) { c.base = kNaN; }, ROTARY_INVALID_ARGUMENT, "base"},

@@ -1,8 +1,12 @@
 /* rotary: rotary position embedding (RoPE) for CPU inference — the stable C ABI.
  *
  * Names and meanings here are fixed: new functions, enum values and config
- * fields are only ever added (config fields at the end of rotary_config, set by
- * rotary_config_init), never renamed or reordered.
+ * fields are only ever added, never renamed or reordered. rotary_config
+ * records its own size (struct_size, set by rotary_config_init); fields are
+ * added only at its end, with 0 as their default, and the library reads the
+ * fields a caller's struct has and takes the defaults of those it lacks: a
+ * program built against an older header keeps working with a newer library
+ * (ABI 1, soname librotary.so.1, since 0.2.0; docs/api.md).
  *
  * Every function that can fail returns a rotary_status; on failure nothing is
  * written to the caller's tensor and rotary_last_error() holds a message that
@@ -11,6 +15,7 @@
 #ifndef ROTARY_ROTARY_H_
 #define ROTARY_ROTARY_H_
 
+#include <stddef.h>
 #include <stdint.h>
 
 #if defined(ROTARY_STATIC)
@@ -86,14 +91,14 @@ typedef struct {
 } rotary_array;
 
 typedef struct {
+  uint32_t struct_size;   /* sizeof(rotary_config) of the caller's header: set by rotary_config_init. */
   int32_t head_dim;       /* D: even, 2..ROTARY_MAX_HEAD_DIM. Default 128. */
   int32_t rotary_dim;     /* even, 2..head_dim; the first rotary_dim components rotate,
-                             the rest are left untouched. Default 128. */
+                             the rest are left untouched. 0 (the default): head_dim. */
   rotary_pairing pairing; /* Default ROTARY_NEOX. */
   double base;            /* theta base, finite and > 1. Default 10000. */
   int64_t max_positions;  /* positions the table covers up front (built on the first
                              apply), >= 1. Default 4096. Longer positions grow it. */
-  /* --- fields added after the first release, all defaulted by rotary_config_init --- */
   int64_t position_limit; /* positions must be < this; bounds table memory. Default 2^24. */
 
   /* Frequency scaling: the model config's rope_scaling block, under HF's names.
@@ -151,7 +156,14 @@ typedef struct {
 
 #define ROTARY_MAX_HEAD_DIM 4096
 
-ROTARY_API void rotary_config_init(rotary_config* config);
+/* Sets the first struct_size bytes of *config: every field its default and
+ * struct_size. Call it through rotary_config_init, which passes the size of
+ * the struct this header declares. */
+ROTARY_API void rotary_config_init_sized(rotary_config* config, size_t struct_size);
+static inline void rotary_config_init(rotary_config* config) {
+  rotary_config_init_sized(config, sizeof(rotary_config));
+}
+/* config: from rotary_config_init (a struct_size it did not set is an error). */
 ROTARY_API rotary_status rotary_create(const rotary_config* config, rotary_rope** out);
 ROTARY_API void rotary_destroy(rotary_rope* rope); /* NULL is a no-op */
 

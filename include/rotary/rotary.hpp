@@ -152,7 +152,8 @@ struct Plan {
 };
 
 inline Plan plan(const Config& config, int64_t seq_len = 1) {
-  Plan out{std::vector<double>(config.c.rotary_dim > 0 ? config.c.rotary_dim / 2 : 0), 1.0};
+  const int32_t rotary_dim = config.c.rotary_dim == 0 ? config.c.head_dim : config.c.rotary_dim;  // 0: head_dim
+  Plan out{std::vector<double>(rotary_dim > 0 ? rotary_dim / 2 : 0), 1.0};
   detail::Check(rotary_plan(&config.c, seq_len, out.inv_freq.data(), static_cast<int32_t>(out.inv_freq.size()),
                             &out.attention_factor));
   return out;

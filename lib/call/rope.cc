@@ -12,9 +12,9 @@
 using rotary::Fail;
 using rotary::Status;
 
-rotary_rope::rotary_rope(const rotary_config& config, rotary::ResolvedConfig resolved)
-    : config_(config),
-      tables_(config, std::move(resolved.scheme)),
+rotary_rope::rotary_rope(rotary::ResolvedConfig resolved)
+    : config_(resolved.config),
+      tables_(config_, std::move(resolved.scheme)),
       axis_count_(resolved.axes.count),
       row_axes_(resolved.axes.RowAxes(tables_.layout())),
       row_run_ends_(rotary::PositionAxes::RunEnds(row_axes_)) {}

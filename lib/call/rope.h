@@ -28,7 +28,7 @@ struct TensorArgs {
 struct rotary_rope {
  public:
   // A validated config, resolved (ValidateConfig).
-  rotary_rope(const rotary_config& config, rotary::ResolvedConfig resolved);
+  explicit rotary_rope(rotary::ResolvedConfig resolved);
 
   // Rotates one tensor, or q and k (count == 2) at the same positions in one
   // pass. positions: `axes` arrays of batch * seq ids (axes is axis_count(),

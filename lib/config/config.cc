@@ -1,7 +1,11 @@
 #include "lib/config/config.h"
 
+#include <algorithm>
 #include <cfloat>
+#include <climits>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <utility>
 
 #include "lib/config/enum_value.h"
@@ -37,29 +41,68 @@ void CheckPlanRange(const FrequencyScheme& s) {
   }
 }
 
-}  // namespace
+// The smallest struct a caller may have: ABI 1's, the first that records its
+// size (its last field is vision_2d). Later headers only append.
+constexpr size_t kAbi1ConfigSize = offsetof(rotary_config, vision_2d) + sizeof(int32_t);
 
-void InitConfig(rotary_config* config) {
-  if (config == nullptr) return;
-  *config = rotary_config{};
-  config->head_dim = 128;
-  config->rotary_dim = 128;
-  config->pairing = ROTARY_NEOX;
-  config->base = 10000.0;
-  config->max_positions = 4096;
-  config->position_limit = kDefaultPositionLimit;
+rotary_config DefaultConfig() {
+  rotary_config config{};
+  config.struct_size = sizeof(rotary_config);
+  config.head_dim = 128;
+  config.rotary_dim = 0;  // head_dim
+  config.pairing = ROTARY_NEOX;
+  config.base = 10000.0;
+  config.max_positions = 4096;
+  config.position_limit = kDefaultPositionLimit;
   // Frequency scaling: unscaled; every other field 0 ("not given") or HF's default.
-  config->scaling = ROTARY_SCALING_DEFAULT;
-  config->beta_fast = 32.0;
-  config->beta_slow = 1.0;
-  config->truncate = 1;
-  config->low_freq_factor = 1.0;
-  config->high_freq_factor = 4.0;
-  config->table_mode = ROTARY_TABLE_AUTO;
+  config.scaling = ROTARY_SCALING_DEFAULT;
+  config.beta_fast = 32.0;
+  config.beta_slow = 1.0;
+  config.truncate = 1;
+  config.low_freq_factor = 1.0;
+  config.high_freq_factor = 4.0;
+  config.table_mode = ROTARY_TABLE_AUTO;
+  return config;
 }
 
-ResolvedConfig ValidateConfig(const rotary_config* c) {
-  if (c == nullptr) Fail(Status::kInvalidArgument, "config is NULL");
+}  // namespace
+
+void InitConfig(rotary_config* config, size_t size) {
+  if (config == nullptr || size < sizeof(uint32_t)) return;
+  rotary_config defaults = DefaultConfig();
+  defaults.struct_size = static_cast<uint32_t>(std::min<size_t>(size, UINT32_MAX));
+  // An older header's struct is a prefix of this one: its fields' defaults.
+  // A newer one's extra fields default to 0.
+  std::memset(config, 0, size);
+  std::memcpy(config, &defaults, std::min(size, sizeof(defaults)));
+}
+
+rotary_config ReadConfig(const rotary_config* caller) {
+  if (caller == nullptr) Fail(Status::kInvalidArgument, "config is NULL");
+  uint32_t size;
+  std::memcpy(&size, caller, sizeof(size));
+  if (size < kAbi1ConfigSize || size > (1u << 20)) {
+    Fail(Status::kInvalidArgument, "config.struct_size = ", size, " was not set by rotary_config_init (",
+         size == 0 ? "an uninitialized or zero-filled config" : "an impossible size", ")");
+  }
+  rotary_config config = DefaultConfig();
+  std::memcpy(&config, caller, std::min<size_t>(size, sizeof(config)));
+  // A newer header's fields this library does not know must be at their default, 0.
+  const unsigned char* bytes = reinterpret_cast<const unsigned char*>(caller);
+  for (size_t i = sizeof(config); i < size; ++i) {
+    if (bytes[i] != 0) {
+      Fail(Status::kUnsupported, "config byte ", i, " (of ", size, ") is set: a field of a newer rotary.h than ",
+           "this library (", sizeof(config), " bytes) knows");
+    }
+  }
+  config.struct_size = sizeof(config);
+  if (config.rotary_dim == 0) config.rotary_dim = config.head_dim;
+  return config;
+}
+
+ResolvedConfig ValidateConfig(const rotary_config* caller) {
+  const rotary_config config = ReadConfig(caller);
+  const rotary_config* c = &config;
   if (c->head_dim < 2 || c->head_dim > ROTARY_MAX_HEAD_DIM || c->head_dim % 2 != 0) {
     Fail(Status::kInvalidArgument, "config.head_dim must be even and in [2, ", ROTARY_MAX_HEAD_DIM,
          "], got ", c->head_dim);
@@ -93,7 +136,7 @@ ResolvedConfig ValidateConfig(const rotary_config* c) {
   PositionAxes axes = ResolvePositionAxes(*c);  // before the scheme: it checks vision_2d's scaling
   FrequencyScheme scheme = ResolveScheme(*c);   // checks the frequency scaling fields
   CheckPlanRange(scheme);
-  return {std::move(scheme), std::move(axes)};
+  return {config, std::move(scheme), std::move(axes)};
 }
 
 }  // namespace rotary
