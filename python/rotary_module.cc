@@ -1,8 +1,9 @@
-// The Python module `rotary`: RoPE on numpy arrays through the C++ API
-// (rotary.hpp). Arrays are viewed, never copied: a [batch, seq, heads, head_dim]
-// (or [seq, heads, head_dim]) array becomes a rotary::Tensor with its numpy
-// byte strides turned into element strides. f32 and f16 arrays are recognized
-// by dtype; bf16 data travels as a uint16 array with dtype="bf16". The GIL is
+// The Python module `rotary`: RoPE on numpy arrays and torch tensors (any
+// DLPack producer) through the C++ API (rotary.hpp). Arrays are viewed, never
+// copied (array_view.h): a [batch, seq, heads, head_dim] (or [seq, heads,
+// head_dim]) array becomes a rotary::Tensor with its byte strides turned into
+// element strides. f32 and f16 are recognized by dtype, and bf16 tensors too;
+// numpy bf16 data travels as a uint16 array with dtype="bf16". The GIL is
 // released while the kernel runs, so other Python threads (and other applies:
 // one Rope is thread-safe) go on meanwhile.
 #include <pybind11/numpy.h>
@@ -14,11 +15,14 @@
 #include <utility>
 #include <vector>
 
+#include "array_view.h"
 #include "rotary/rotary.hpp"
 
 namespace py = pybind11;
 
 namespace {
+
+using rotary_python::ArrayView;
 
 [[noreturn]] void Invalid(const std::string& message) { throw rotary::Error(rotary::Status::kInvalidArgument, message); }
 
@@ -188,14 +192,14 @@ class ConfigArgs {
 
 // ---- numpy arrays as rotary tensors ----
 
-rotary::Dtype DtypeOf(const py::array& a, const py::object& declared, const char* name) {
+rotary::Dtype DtypeOf(const ArrayView& a, const py::object& declared, const char* name) {
   if (!declared.is_none() && !py::isinstance<py::str>(declared)) {
     Invalid(std::string(name) + ": dtype must be 'f32', 'f16' or 'bf16', got " + Repr(declared));
   }
   // The kernels read the machine's byte order: a byte-swapped array ('>f4' on
   // x86) would be rotated as garbage.
-  if (!a.dtype().attr("isnative").cast<bool>()) {
-    Invalid(std::string(name) + ": the array's byte order (" + std::string(py::str(a.dtype())) +
+  if (!a.native_order) {
+    Invalid(std::string(name) + ": the array's byte order (" + a.type_name +
             ") is not this machine's; convert it first, e.g. with .astype(dtype.newbyteorder('='))");
   }
   std::string want = declared.is_none() ? "" : declared.cast<std::string>();
@@ -205,53 +209,53 @@ rotary::Dtype DtypeOf(const py::array& a, const py::object& declared, const char
   if (!want.empty() && want != "f32" && want != "f16" && want != "bf16") {
     Invalid(std::string(name) + ": dtype must be 'f32', 'f16' or 'bf16', got '" + want + "'");
   }
-  const char kind = a.dtype().kind();
-  const py::ssize_t size = a.itemsize();
+  const char kind = a.kind;
+  const int64_t size = a.itemsize;
   if (kind == 'f' && size == 4 && (want.empty() || want == "f32")) return rotary::Dtype::kF32;
   if (kind == 'f' && size == 2 && (want.empty() || want == "f16")) return rotary::Dtype::kF16;
+  if (kind == 'b' && size == 2 && (want.empty() || want == "bf16")) return rotary::Dtype::kBF16;
   if (kind == 'u' && size == 2 && (want == "f16" || want == "bf16")) {
     return want == "f16" ? rotary::Dtype::kF16 : rotary::Dtype::kBF16;
   }
-  const std::string got = py::str(a.dtype());
+  const std::string got = a.type_name;
   if (kind == 'u' && size == 2) Invalid(std::string(name) + ": a uint16 array needs dtype='bf16' (or 'f16')");
   Invalid(std::string(name) + ": arrays of " + got + (want.empty() ? "" : " with dtype='" + want + "'") +
-          " are not supported; use float32, float16, or uint16 with dtype='bf16'");
+          " are not supported; use float32, float16, bfloat16 (torch), or uint16 with dtype='bf16'");
 }
 
 // A [batch, seq, heads, head_dim] or [seq, heads, head_dim] array as a tensor view.
-rotary::Tensor ToTensor(const py::array& a, const py::object& dtype, int32_t head_dim, bool writable,
+rotary::Tensor ToTensor(const ArrayView& a, const py::object& dtype, int32_t head_dim, bool writable,
                         const char* name) {
   const rotary::Dtype storage = DtypeOf(a, dtype, name);
-  const py::ssize_t nd = a.ndim();
+  const int64_t nd = a.ndim();
   const std::string who(name);
   if (nd != 3 && nd != 4) {
     Invalid(who + ": expected shape [batch, seq, heads, head_dim] or [seq, heads, head_dim], got " +
             std::to_string(nd) + " dimensions");
   }
   if (a.size() == 0) Invalid(who + " is empty: every axis must be at least 1");
-  if (a.shape(nd - 1) != head_dim) {
+  if (a.shape[nd - 1] != head_dim) {
     Invalid(who + ": the last axis must be head_dim = " + std::to_string(head_dim) + ", got " +
-            std::to_string(a.shape(nd - 1)));
+            std::to_string(a.shape[nd - 1]));
   }
-  if (writable && !a.writeable()) Invalid(who + " is read-only");
-  const py::ssize_t item = a.itemsize();
-  if (a.strides(nd - 1) != item) {
-    Invalid(who + ": the last axis (head_dim) must be contiguous: stride " + std::to_string(a.strides(nd - 1)) +
+  if (writable && !a.writable) Invalid(who + " is read-only");
+  const int64_t item = a.itemsize;
+  if (a.strides[nd - 1] != item) {
+    Invalid(who + ": the last axis (head_dim) must be contiguous: stride " + std::to_string(a.strides[nd - 1]) +
             " bytes, item size " + std::to_string(item));
   }
   int64_t shape[3], strides[3];
   for (int i = 0; i < 3; ++i) {
-    const py::ssize_t axis = nd - 4 + i;  // batch, seq, heads; -1: the missing batch axis
-    shape[i] = axis < 0 ? 1 : a.shape(axis);
-    const py::ssize_t bytes = axis < 0 ? 0 : a.strides(axis);
+    const int64_t axis = nd - 4 + i;  // batch, seq, heads; -1: the missing batch axis
+    shape[i] = axis < 0 ? 1 : a.shape[axis];
+    const int64_t bytes = axis < 0 ? 0 : a.strides[axis];
     if (bytes % item != 0) {
       Invalid(who + ": the stride of axis " + std::to_string(axis) + " (" + std::to_string(bytes) +
               " bytes) is not a multiple of the item size (" + std::to_string(item) + " bytes)");
     }
     strides[i] = bytes / item;
   }
-  return rotary::Tensor(const_cast<void*>(a.data()), storage, shape[0], shape[1], shape[2], strides[0], strides[1],
-                        strides[2]);
+  return rotary::Tensor(a.data, storage, shape[0], shape[1], shape[2], strides[0], strides[1], strides[2]);
 }
 
 // Positions as the C API wants them: none, one int64 per (batch, seq) row,
@@ -311,9 +315,12 @@ class PyRope {
   std::string table_mode() const { return kTableModes[static_cast<int>(rope_.table_mode())]; }
   int32_t axis_count() const { return rope_.axis_count(); }
 
-  py::array Apply(const py::array& x, const py::object& positions, int64_t offset, bool inverse,
-                  const py::object& out, const py::object& dtype, const py::object& out_dtype) const {
-    const rotary::Tensor src = ToTensor(x, dtype, head_dim(), out.is_none(), "x");
+  // In place (returns x), or into out (returns out): numpy arrays or DLPack
+  // tensors alike, as given.
+  py::object Apply(const py::object& x, const py::object& positions, int64_t offset, bool inverse,
+                   const py::object& out, const py::object& dtype, const py::object& out_dtype) const {
+    const ArrayView x_view = rotary_python::ViewOf(x, "x");
+    const rotary::Tensor src = ToTensor(x_view, dtype, head_dim(), out.is_none(), "x");
     const PositionIds ids(positions, offset, src);
     if (out.is_none()) {
       {
@@ -322,22 +329,23 @@ class PyRope {
       }
       return x;
     }
-    const py::array dst_array = Array(out, "out");
-    const rotary::Tensor dst = ToTensor(dst_array, out_dtype, head_dim(), true, "out");
+    const ArrayView out_view = rotary_python::ViewOf(out, "out");
+    const rotary::Tensor dst = ToTensor(out_view, out_dtype, head_dim(), true, "out");
     {
       py::gil_scoped_release release;
       inverse ? rope_.apply_inverse_to(src, dst, ids.get()) : rope_.apply_to(src, dst, ids.get());
     }
-    return dst_array;
+    return out;
   }
 
-  py::tuple ApplyQk(const py::array& q, const py::array& k, const py::object& positions, int64_t offset,
+  py::tuple ApplyQk(const py::object& q, const py::object& k, const py::object& positions, int64_t offset,
                     float q_scale, const py::object& q_out, const py::object& k_out, const py::object& dtype,
                     const py::object& out_dtype) const {
     if (q_out.is_none() != k_out.is_none()) Invalid("give both q_out and k_out, or neither (in place)");
     const bool in_place = q_out.is_none();
-    const rotary::Tensor q_src = ToTensor(q, dtype, head_dim(), in_place, "q");
-    const rotary::Tensor k_src = ToTensor(k, dtype, head_dim(), in_place, "k");
+    const ArrayView q_view = rotary_python::ViewOf(q, "q"), k_view = rotary_python::ViewOf(k, "k");
+    const rotary::Tensor q_src = ToTensor(q_view, dtype, head_dim(), in_place, "q");
+    const rotary::Tensor k_src = ToTensor(k_view, dtype, head_dim(), in_place, "k");
     const PositionIds ids(positions, offset, q_src);
     if (in_place) {
       {
@@ -346,46 +354,42 @@ class PyRope {
       }
       return py::make_tuple(q, k);
     }
-    const py::array q_dst_array = Array(q_out, "q_out"), k_dst_array = Array(k_out, "k_out");
-    const rotary::Tensor q_dst = ToTensor(q_dst_array, out_dtype, head_dim(), true, "q_out");
-    const rotary::Tensor k_dst = ToTensor(k_dst_array, out_dtype, head_dim(), true, "k_out");
+    const ArrayView q_out_view = rotary_python::ViewOf(q_out, "q_out"), k_out_view = rotary_python::ViewOf(k_out, "k_out");
+    const rotary::Tensor q_dst = ToTensor(q_out_view, out_dtype, head_dim(), true, "q_out");
+    const rotary::Tensor k_dst = ToTensor(k_out_view, out_dtype, head_dim(), true, "k_out");
     {
       py::gil_scoped_release release;
       rope_.apply_qk_to(q_src, q_dst, k_src, k_dst, ids.get(), q_scale);
     }
-    return py::make_tuple(q_dst_array, k_dst_array);
+    return py::make_tuple(q_out, k_out);
   }
 
-  py::array ApplyPackedQkv(const py::array& qkv, int64_t q_heads, int64_t kv_heads, const py::object& positions,
-                           int64_t offset, float q_scale, const py::object& dtype) const {
-    const rotary::Dtype storage = DtypeOf(qkv, dtype, "qkv");
-    const py::ssize_t nd = qkv.ndim();
+  py::object ApplyPackedQkv(const py::object& qkv, int64_t q_heads, int64_t kv_heads, const py::object& positions,
+                            int64_t offset, float q_scale, const py::object& dtype) const {
+    const ArrayView view = rotary_python::ViewOf(qkv, "qkv");
+    const rotary::Dtype storage = DtypeOf(view, dtype, "qkv");
+    const int64_t nd = view.ndim();
     if (nd != 2 && nd != 3) Invalid("qkv: expected shape [batch, seq, (q_heads + 2 * kv_heads) * head_dim] or [seq, ...]");
-    if (!qkv.writeable()) Invalid("qkv is read-only");
-    if (!(qkv.flags() & py::array::c_style)) Invalid("qkv must be C-contiguous");
-    const int64_t batch = nd == 3 ? qkv.shape(0) : 1, seq = qkv.shape(nd - 2);
+    if (!view.writable) Invalid("qkv is read-only");
+    if (!view.c_contiguous()) Invalid("qkv must be C-contiguous");
+    const int64_t batch = nd == 3 ? view.shape[0] : 1, seq = view.shape[nd - 2];
     const int64_t row = (q_heads + 2 * kv_heads) * head_dim();
-    if (qkv.shape(nd - 1) != row) {
+    if (view.shape[nd - 1] != row) {
       Invalid("qkv: the last axis must be (q_heads + 2 * kv_heads) * head_dim = " + std::to_string(row) +
-              ", got " + std::to_string(qkv.shape(nd - 1)));
+              ", got " + std::to_string(view.shape[nd - 1]));
     }
-    const rotary::Tensor rows(const_cast<void*>(qkv.data()), storage, batch, seq, 1, row);
+    const rotary::Tensor rows(view.data, storage, batch, seq, 1, row);
     const PositionIds ids(positions, offset, rows);
     {
       py::gil_scoped_release release;
       const rotary::Positions p = ids.get();
-      rope_.apply_packed_qkv(const_cast<void*>(qkv.data()), storage, batch, seq, q_heads, kv_heads, p, q_scale);
+      rope_.apply_packed_qkv(view.data, storage, batch, seq, q_heads, kv_heads, p, q_scale);
     }
     return qkv;
   }
 
  private:
   explicit PyRope(const ConfigArgs& config) : config_(config.config().c), rope_(config.config()) {}
-
-  static py::array Array(const py::object& o, const char* name) {
-    if (!py::isinstance<py::array>(o)) Invalid(std::string(name) + " must be a numpy array");
-    return o.cast<py::array>();
-  }
 
   rotary_config config_;  // scalars only: its list pointers are not kept valid
   rotary::Rope rope_;
@@ -444,8 +448,9 @@ config's rope_scaling (or rope_parameters) dict, whose keys are read the same wa
       .def("apply", &PyRope::Apply, py::arg("x"), py::arg("positions") = py::none(), py::arg("offset") = 0,
            py::kw_only(), py::arg("inverse") = false, py::arg("out") = py::none(), py::arg("dtype") = py::none(),
            py::arg("out_dtype") = py::none(), R"doc(
-Rotates x ([batch, seq, heads, head_dim] or [seq, heads, head_dim]; float32, float16, or uint16 with
-dtype='bf16') at positions offset + s, or positions[b, s] + offset (int64, shape [batch, seq] or [seq];
+Rotates x ([batch, seq, heads, head_dim] or [seq, heads, head_dim]; a numpy array of float32, float16, or
+uint16 with dtype='bf16', or a torch tensor (any DLPack producer on the CPU) of float32, float16 or bfloat16,
+viewed in place with its strides; the head_dim axis contiguous) at positions offset + s, or positions[b, s] + offset (int64, shape [batch, seq] or [seq];
 multi-axis ropes also take [axes, batch, seq], HF's position_ids, and [batch, seq] means every axis equal).
 In place, or into out (any of the three storage types; out_dtype='bf16' for a uint16 out), which is
 returned. inverse=True undoes apply. The GIL is released while the kernel runs.
