@@ -70,6 +70,11 @@ class ConfigArgs {
       const std::string key = py::str(item.first);
       if (key != "head_dim") Set(key, py::reinterpret_borrow<py::object>(item.second));
     }
+    // Given both at the top level of a model config and inside rope_scaling,
+    // the top level's wins, whatever the order (HF v5; Phi-3 keeps it there).
+    if (kwargs.contains("original_max_position_embeddings")) {
+      Set("original_max_position_embeddings", kwargs["original_max_position_embeddings"]);
+    }
     if (partial_rotary_factor_ > 0) {  // validated in (0, 1]: the product fits head_dim's type
       const int32_t from_factor = static_cast<int32_t>(config_.c.head_dim * partial_rotary_factor_);
       if (rotary_dim_given_ && config_.c.rotary_dim != from_factor) {

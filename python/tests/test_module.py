@@ -226,6 +226,15 @@ def test_configuration_keywords_and_rope_scaling_blocks():
                          original_max_position_embeddings=16, max_position_embeddings=64, seq_len=100)
     np.testing.assert_allclose(inv, default_inv_freq(8) / [5, 6, 7, 8], rtol=1e-15)
 
+    # original_max_position_embeddings at the top level and in rope_scaling: the top level's wins, in either order.
+    yarn = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 2048}
+    top_level, _ = rotary.plan(head_dim=64, rope_scaling={**yarn, "original_max_position_embeddings": 4096})
+    for config in ({"rope_scaling": yarn, "original_max_position_embeddings": 4096},
+                   {"original_max_position_embeddings": 4096, "rope_scaling": yarn}):
+        inv, _ = rotary.plan(head_dim=64, **config)
+        np.testing.assert_array_equal(inv, top_level)
+    assert not np.array_equal(rotary.plan(head_dim=64, rope_scaling=yarn)[0], top_level)
+
     with pytest.raises(rotary.Error, match="unknown configuration key 'rope_thetta'"):
         rotary.Rope(rope_thetta=1e6)
     with pytest.raises(rotary.Error, match="unknown scaling 'yarnn'"):
