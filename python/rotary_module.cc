@@ -312,6 +312,41 @@ class PyRope {
  public:
   explicit PyRope(const py::kwargs& kwargs) : PyRope(ConfigArgs(kwargs)) {}
 
+  // A Hugging Face model config (a dict, or a PretrainedConfig) as a rope:
+  // the keys its rotary embedding reads, head_dim defaulting to hidden_size
+  // / num_attention_heads as in HF's modeling code.
+  static PyRope FromHfConfig(const py::object& config, const std::string& pairing) {
+    const py::dict all = py::isinstance<py::dict>(config) ? config.cast<py::dict>()
+                         : py::hasattr(config, "to_dict") ? config.attr("to_dict")().cast<py::dict>()
+                                                          : py::module_::import("builtins").attr("vars")(config).cast<py::dict>();
+    py::kwargs kwargs;
+    for (const char* key : {"rope_theta", "partial_rotary_factor", "max_position_embeddings",
+                            "original_max_position_embeddings", "rope_scaling", "rope_parameters"}) {
+      if (all.contains(key) && !all[key].is_none()) kwargs[key] = all[key];
+    }
+    if (all.contains("head_dim") && !all["head_dim"].is_none()) {
+      kwargs["head_dim"] = all["head_dim"];
+    } else if (all.contains("hidden_size") && all.contains("num_attention_heads")) {
+      kwargs["head_dim"] = all["hidden_size"].cast<int64_t>() / all["num_attention_heads"].cast<int64_t>();
+    } else {
+      Invalid("the model config has neither head_dim nor hidden_size and num_attention_heads");
+    }
+    kwargs["pairing"] = pairing;
+    return PyRope(kwargs);
+  }
+
+  // HF's `cos, sin = rotary_emb(x, position_ids)` and
+  // `q, k = apply_rotary_pos_emb(q, k, cos, sin)` in one call: q and k in HF's
+  // [batch, heads, seq, head_dim] layout (torch or numpy), returned rotated as
+  // new tensors like HF's (copies of q and k rotated in place, in one pass).
+  py::tuple HfApply(const py::object& q, const py::object& k, const py::object& position_ids) const {
+    auto copy = [](const py::object& x) { return py::hasattr(x, "clone") ? x.attr("clone")() : x.attr("copy")(); };
+    const py::object q_out = copy(q), k_out = copy(k);
+    ApplyQk(q_out.attr("swapaxes")(1, 2), k_out.attr("swapaxes")(1, 2), position_ids, 0, 1.0f, py::none(), py::none(),
+            py::none(), py::none());
+    return py::make_tuple(q_out, k_out);
+  }
+
   int32_t head_dim() const { return config_.head_dim; }
   int32_t rotary_dim() const { return config_.rotary_dim == 0 ? config_.head_dim : config_.rotary_dim; }  // 0: head_dim
   std::string pairing() const { return config_.pairing == ROTARY_NEOX ? "neox" : "interleaved"; }
@@ -442,6 +477,15 @@ high_freq_factor, short_factor, long_factor, freq_factors, inv_freq, n_max, tabl
 config's rope_scaling (or rope_parameters) dict, whose keys are read the same way. None means absent.
 )doc")
       .def(py::init<const py::kwargs&>())
+      .def_static("from_hf_config", &PyRope::FromHfConfig, py::arg("config"), py::arg("pairing") = "neox", R"doc(
+A rope for a Hugging Face model config (a dict or a PretrainedConfig): head_dim (else hidden_size /
+num_attention_heads), rope_theta, partial_rotary_factor, max_position_embeddings,
+original_max_position_embeddings and the rope_scaling (rope_parameters) block.
+)doc")
+      .def("hf_apply", &PyRope::HfApply, py::arg("q"), py::arg("k"), py::arg("position_ids"), R"doc(
+Drop-in for HF's rotary_emb + apply_rotary_pos_emb: q [batch, heads, seq, head_dim] and k (torch or numpy)
+at HF's position_ids ([batch, seq], or [axes, batch, seq] for multi-axis ropes); returns new rotated (q, k).
+)doc")
       .def_property_readonly("head_dim", &PyRope::head_dim)
       .def_property_readonly("rotary_dim", &PyRope::rotary_dim)
       .def_property_readonly("pairing", &PyRope::pairing)

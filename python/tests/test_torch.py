@@ -73,6 +73,28 @@ def test_multi_axis_ids_as_a_torch_tensor():
     assert bits(x) == a.tobytes()
 
 
+def test_hf_drop_in_from_a_config_object():
+    """Rope.from_hf_config reads a PretrainedConfig-like object (head_dim from hidden_size / heads);
+    hf_apply returns new rotated tensors in HF's layout, torch or numpy, equal to apply_qk's."""
+    import types
+    config = types.SimpleNamespace(hidden_size=256, num_attention_heads=4, rope_theta=10000.0,
+                                   partial_rotary_factor=0.5, rope_scaling={"rope_type": "linear", "factor": 2.0})
+    rope = rotary.Rope.from_hf_config(config)
+    assert (rope.head_dim, rope.rotary_dim) == (64, 32)
+    g = torch.Generator().manual_seed(4)
+    q, k = torch.randn(2, 4, 5, 64, generator=g), torch.randn(2, 2, 5, 64, generator=g)
+    ids = torch.arange(10).reshape(2, 5) * 3
+    q_hf, k_hf = rope.hf_apply(q, k, ids)
+    want_q, want_k = q.transpose(1, 2).numpy().copy(), k.transpose(1, 2).numpy().copy()
+    rope.apply_qk(want_q, want_k, positions=ids.numpy())
+    assert torch.equal(q_hf.transpose(1, 2), torch.from_numpy(want_q))
+    assert torch.equal(k_hf.transpose(1, 2), torch.from_numpy(want_k))
+    q_np, _ = rope.hf_apply(q.numpy(), k.numpy(), ids.numpy())
+    assert np.array_equal(q_np, q_hf.numpy()) and not torch.equal(q_hf, q)  # new tensors, inputs untouched
+    with pytest.raises(rotary.Error, match="head_dim nor hidden_size"):
+        rotary.Rope.from_hf_config({"rope_theta": 1e4})
+
+
 def test_what_cannot_be_viewed_in_place_is_an_error():
     rope = rotary.Rope(head_dim=8)
     with pytest.raises(rotary.Error, match="numpy array or a tensor that exports DLPack"):
