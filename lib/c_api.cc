@@ -122,6 +122,14 @@ rotary_status rotary_apply_inverse_to(const rotary_rope* rope, const rotary_tens
   return Run(rope, &t, 1, positions, offset, rotary::kInverse);
 }
 
+rotary_status rotary_shift(const rotary_rope* rope, const rotary_tensor* x, const int64_t* positions, int64_t offset,
+                           int64_t delta) {
+  return Guard([&] {
+    if (rope == nullptr) rotary::Fail(rotary::Status::kInvalidArgument, "rope is NULL");
+    rope->Shift(x, positions, offset, delta);
+  });
+}
+
 rotary_status rotary_apply_qk(const rotary_rope* rope, const rotary_tensor* q, const rotary_tensor* k,
                               const int64_t* positions, int64_t offset, float q_scale) {
   const rotary::TensorArgs t[2] = {{q, q, q_scale, "q", "q"}, {k, k, 1.0f, "k", "k"}};

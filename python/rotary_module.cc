@@ -378,6 +378,19 @@ class PyRope {
     return out;
   }
 
+  // x, rotated at its positions, moved by delta positions in place (returns x).
+  py::object Shift(const py::object& x, int64_t delta, const py::object& positions, int64_t offset,
+                   const py::object& dtype) const {
+    const ArrayView view = rotary_python::ViewOf(x, "x");
+    const rotary::Tensor tensor = ToTensor(view, dtype, head_dim(), true, "x");
+    const PositionIds ids(positions, offset, tensor);
+    {
+      py::gil_scoped_release release;
+      rope_.shift(tensor, ids.get(), delta);
+    }
+    return x;
+  }
+
   py::tuple ApplyQk(const py::object& q, const py::object& k, const py::object& positions, int64_t offset,
                     float q_scale, const py::object& q_out, const py::object& k_out, const py::object& dtype,
                     const py::object& out_dtype) const {
@@ -503,6 +516,12 @@ viewed in place with its strides; the head_dim axis contiguous) at positions off
 multi-axis ropes also take [axes, batch, seq], HF's position_ids, and [batch, seq] means every axis equal).
 In place, or into out (any of the three storage types; out_dtype='bf16' for a uint16 out), which is
 returned. inverse=True undoes apply. The GIL is released while the kernel runs.
+)doc")
+      .def("shift", &PyRope::Shift, py::arg("x"), py::arg("delta"), py::arg("positions") = py::none(),
+           py::arg("offset") = 0, py::kw_only(), py::arg("dtype") = py::none(), R"doc(
+Moves x (e.g. a KV cache's keys), rotated at positions (as for apply), to those positions + delta, in place:
+apply(inverse=True) at the old positions, then apply at the new ones, bit for bit (llama.cpp's context
+shift). Both position sets are checked before anything is written. Returns x.
 )doc")
       .def("apply_qk", &PyRope::ApplyQk, py::arg("q"), py::arg("k"), py::arg("positions") = py::none(),
            py::arg("offset") = 0, py::kw_only(), py::arg("q_scale") = 1.0f, py::arg("q_out") = py::none(),

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <thread>
 #include <vector>
 
@@ -52,6 +53,42 @@ TEST_P(ApplyTest, MatchesRopeMathTestVectors) {
     double norm = 0;
     for (float v : x) norm += double(v) * v;
     EXPECT_NEAR(std::sqrt(norm), 14.28285686, 1e-5);
+  }
+}
+
+// rotary_shift is rotary_apply_inverse at the old positions then rotary_apply
+// at the new ones, bit for bit, with or without an attention factor, ids or
+// offset + s, any storage; a shift past either end of the positions writes nothing.
+TEST_P(ApplyTest, ShiftIsTheInverseThenTheForwardRotation) {
+  for (const rotary::Config& config :
+       {rotary::Config().head_dim(64), rotary::Config().head_dim(80).rotary_dim(48).yarn(4.0, 4096),
+        rotary::Config().head_dim(64).pairing(rotary::Pairing::kInterleaved).table_mode(rotary::TableMode::kCompact)}) {
+    const rotary::Rope rope(config);
+    for (rotary_dtype type : {ROTARY_F32, ROTARY_BF16}) {
+      for (int64_t delta : {int64_t{-300}, int64_t{0}, int64_t{5000}}) {
+        for (bool with_ids : {false, true}) {
+          const int64_t head_dim = config.c.head_dim;
+          TypedTensor x(type, 2, 4, 3, head_dim);
+          x.FillRandom(static_cast<uint32_t>(7 + delta));
+          const std::vector<int64_t> ids = {400, 401, 402, 403, 1000, 1001, 7000, 300};
+          const int64_t* id_ptr = with_ids ? ids.data() : nullptr;
+          TypedTensor want = x;
+          rotary_tensor w = want.raw(), t = x.raw();
+          ASSERT_EQ(rotary_apply_inverse(rope.handle(), &w, id_ptr, 310), ROTARY_OK);
+          ASSERT_EQ(rotary_apply(rope.handle(), &w, id_ptr, 310 + delta), ROTARY_OK);
+          ASSERT_EQ(rotary_shift(rope.handle(), &t, id_ptr, 310, delta), ROTARY_OK) << rotary_last_error();
+          EXPECT_EQ(x.bytes(), want.bytes()) << "delta " << delta << " ids " << with_ids << " type " << type;
+        }
+      }
+      TypedTensor x(type, 1, 4, 2, config.c.head_dim);
+      x.FillRandom(3);
+      const TypedTensor before = x;
+      rotary_tensor t = x.raw();
+      EXPECT_EQ(rotary_shift(rope.handle(), &t, nullptr, 2, -3), ROTARY_OUT_OF_RANGE);  // position 2 - 3 < 0
+      EXPECT_EQ(rotary_shift(rope.handle(), &t, nullptr, 2, INT64_MAX), ROTARY_OUT_OF_RANGE);
+      EXPECT_EQ(rotary_shift(rope.handle(), &t, nullptr, -1, 5), ROTARY_OUT_OF_RANGE);  // old positions invalid
+      EXPECT_EQ(x.bytes(), before.bytes());
+    }
   }
 }
 

@@ -187,6 +187,12 @@ ROTARY_API rotary_status rotary_apply_inverse_to(const rotary_rope* rope, const 
                                                  const rotary_tensor* dst, const int64_t* positions,
                                                  int64_t offset);
 
+/* Moves x, rotated at positions + offset (NULL positions: offset + s), to those positions + delta:
+ * rotary_apply_inverse at the old positions, then rotary_apply at the new ones, bit for bit
+ * (llama.cpp's context shift of a KV cache's keys); both sets are checked before either writes. */
+ROTARY_API rotary_status rotary_shift(const rotary_rope* rope, const rotary_tensor* x, const int64_t* positions,
+                                      int64_t offset, int64_t delta);
+
 /* q and k at the same positions in one pass (one table row read per (b, s) for
  * both), in place. q and k may have different head counts (grouped-query
  * attention) and must not overlap. Every component of q (rotated or not) is

@@ -283,6 +283,14 @@ class Rope {
     detail::Check(rotary_apply_inverse_to(rope_, &src.t, &dst.t, positions.ids, positions.offset));
   }
 
+  // x, rotated at positions, moved to positions + delta (inverse then forward,
+  // bit for bit; llama.cpp's context shift). One id per token.
+  void shift(const Tensor& x, Positions positions, int64_t delta) const {
+    CheckView(x, "x", positions);
+    if (positions.axes != 1) throw Error(Status::kInvalidArgument, "shift takes one id per token");
+    detail::Check(rotary_shift(rope_, &x.t, positions.ids, positions.offset, delta));
+  }
+
   // q and k (any head counts) in one pass, in place; q_scale multiplies all of q.
   void apply_qk(const Tensor& q, const Tensor& k, Positions positions = Positions(), float q_scale = 1.0f) const {
     CheckView(q, "q", positions);

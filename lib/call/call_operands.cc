@@ -69,6 +69,7 @@ CallOperands ValidateOperands(const TensorArgs* tensors, int count, int32_t head
   }
 
   CallOperands call;
+  call.count = count;
   call.batch = src[0].batch;
   call.seq = src[0].seq;
   call.src_dtype = static_cast<DtypeIndex>(src[0].dtype);

@@ -12,6 +12,7 @@ namespace rotary {
 
 struct CallOperands {
   Operand operands[2];
+  int count;  // 1, or 2 (q then k)
   int64_t batch, seq;
   DtypeIndex src_dtype, dst_dtype;  // shared by all operands
   int64_t bytes_per_row;            // tensor bytes read + written per (b, s) row

@@ -58,16 +58,36 @@ void rotary_rope::Apply(const rotary::TensorArgs* tensors, int count, const int6
   const rotary::KernelTable& kernels = rotary::ActiveKernels();
   const rotary::CallOperands call = rotary::ValidateOperands(tensors, count, config_.head_dim);
   const rotary::TableRef table = PrepareTable(call.batch, call.seq, positions, axes, offset, direction);
+  Rotate(kernels, call, *table, positions, axes, offset);
+}
 
+void rotary_rope::Shift(const rotary_tensor* x, const int64_t* positions, int64_t offset, int64_t delta) const {
+  const rotary::KernelTable& kernels = rotary::ActiveKernels();
+  const rotary::TensorArgs t{x, x, 1.0f, "x", "x"};
+  const rotary::CallOperands call = rotary::ValidateOperands(&t, 1, config_.head_dim);
+  int64_t shifted;
+  if (__builtin_add_overflow(offset, delta, &shifted)) {
+    Fail(Status::kOutOfRange, "offset + delta = ", offset, " + ", delta, " overflows int64");
+  }
+  // Both position sets are checked (and their rows built) before either pass writes.
+  const rotary::TableRef back = PrepareTable(call.batch, call.seq, positions, 1, offset, rotary::kInverse);
+  const rotary::TableRef forward = PrepareTable(call.batch, call.seq, positions, 1, shifted, rotary::kForward);
+  Rotate(kernels, call, *back, positions, 1, offset);
+  Rotate(kernels, call, *forward, positions, 1, shifted);
+}
+
+void rotary_rope::Rotate(const rotary::KernelTable& kernels, const rotary::CallOperands& call,
+                         const rotary::CachedTable& table, const int64_t* positions, int32_t axes,
+                         int64_t offset) const {
   rotary::RowJob job;  // every field the kernels read is set below (no zero fill: decode pays for each store)
-  for (int i = 0; i < count; ++i) job.operands[i] = call.operands[i];
-  job.num_operands = count;
+  for (int i = 0; i < call.count; ++i) job.operands[i] = call.operands[i];
+  job.num_operands = call.count;
   job.seq = call.seq;
   job.pairs = static_cast<size_t>(config_.rotary_dim / 2);
   job.head_dim = static_cast<size_t>(config_.head_dim);
   job.positions = positions;
   job.offset = offset;
-  job.table = table->View();
+  job.table = table.View();
   // Without ids every axis is offset + s: one axis, plain RoPE's rows.
   job.num_axes = positions ? axes : 1;
   job.axis_stride = call.rows();

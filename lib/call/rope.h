@@ -13,6 +13,8 @@
 
 namespace rotary {
 
+struct CallOperands;  // lib/call/call_operands.h
+
 // One tensor of a call as the caller gave it: read from src, written to dst
 // (dst == src: in place), every output component times scale.
 struct TensorArgs {
@@ -37,6 +39,11 @@ struct rotary_rope {
   void Apply(const rotary::TensorArgs* tensors, int count, const int64_t* positions, int32_t axes, int64_t offset,
              rotary::Direction direction) const;
 
+  // Moves x, rotated at positions + offset, to positions + offset + delta:
+  // the inverse at the old positions, then the forward rotation at the new
+  // ones (llama.cpp's context shift), both checked before either writes.
+  void Shift(const rotary_tensor* x, const int64_t* positions, int64_t offset, int64_t delta) const;
+
   int64_t table_bytes() const { return tables_.bytes(); }
   int32_t table_count() const { return tables_.count(); }
   rotary::RowSource table_mode() const { return tables_.mode(); }
@@ -48,6 +55,9 @@ struct rotary_rope {
   // picks the table of its plan and makes the rows of its positions readable.
   rotary::TableRef PrepareTable(int64_t batch, int64_t seq, const int64_t* positions, int32_t axes, int64_t offset,
                                 rotary::Direction direction) const;
+  // Runs the row kernel of a validated call over its rows, with its table.
+  void Rotate(const rotary::KernelTable& kernels, const rotary::CallOperands& call, const rotary::CachedTable& table,
+              const int64_t* positions, int32_t axes, int64_t offset) const;
 
   const rotary_config config_;  // its rotary_array pointers are the caller's: only tables_ reads them, at create
   const rotary::PlanTables tables_;

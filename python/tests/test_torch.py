@@ -95,6 +95,21 @@ def test_hf_drop_in_from_a_config_object():
         rotary.Rope.from_hf_config({"rope_theta": 1e4})
 
 
+def test_shift_moves_cached_keys_by_delta_positions():
+    """rope.shift is apply(inverse=True) at the old positions, then apply at the new ones, bit for bit."""
+    rope = rotary.Rope(head_dim=64, rope_theta=10000.0)
+    k = torch.randn(1, 6, 2, 64, generator=torch.Generator().manual_seed(5)).bfloat16()
+    want = k.clone()
+    rope.apply(want, offset=100, inverse=True)
+    rope.apply(want, offset=100 - 40)
+    assert rope.shift(k, -40, offset=100) is k
+    assert torch.equal(k, want)
+    before = k.clone()
+    with pytest.raises(rotary.Error, match="negative"):
+        rope.shift(k, -200, offset=100)  # the new positions start at -100
+    assert torch.equal(k, before)
+
+
 def test_what_cannot_be_viewed_in_place_is_an_error():
     rope = rotary.Rope(head_dim=8)
     with pytest.raises(rotary.Error, match="numpy array or a tensor that exports DLPack"):
