@@ -436,8 +436,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::vector<uint8_t>> before;
   for (Buffer* b : all) before.push_back(b->bytes);
 
+  // Some in-place inverse calls become shifts (rotary_shift) by delta.
+  const bool shift = kind == 1 && axes == 1 && in.U8() % 4 == 3;
+  const int64_t deltas[] = {3, -2, 4096, -131000, 999999};
+  const int64_t bad_deltas[] = {-offset - 1, std::numeric_limits<int64_t>::max()};
+  const int64_t delta = shift ? PickEither(in, broken == kOffset, deltas, bad_deltas) : 0;
+
   rotary_status status;
-  if (axes > 1) {
+  if (shift) {
+    status = rotary_shift(rope, &q.view, id_ptr, offset, delta);
+  } else if (axes > 1) {
     const bool separate_dst = kind == 2 || kind == 4;
     status = rotary_apply_axes(rope, &q.view, separate_dst ? &q_out.view : &q.view, kind >= 3 ? &k.view : nullptr,
                                kind == 4 ? &k_out.view : kind == 3 ? &k.view : nullptr, id_ptr, axes_given, offset,
@@ -462,6 +470,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (rotary_last_error()[0] == '\0') Violation("failure without a message");
     for (size_t i = 0; i < all.size(); ++i) {
       if (all[i]->bytes != before[i]) Violation("a failed call wrote memory");
+    }
+  } else if (shift) {
+    // The same as the inverse at the old positions, then the forward
+    // rotation at the new ones, on a copy of the input.
+    ++g_fuzz_checked_calls;
+    Buffer copy = q;
+    copy.bytes = before[0];
+    copy.view.data = copy.bytes.data() + (static_cast<uint8_t*>(q.view.data) - q.bytes.data());
+    if (rotary_apply_inverse(rope, &copy.view, id_ptr, offset) != ROTARY_OK ||
+        rotary_apply(rope, &copy.view, id_ptr, offset + delta) != ROTARY_OK || copy.bytes != q.bytes) {
+      Violation("rotary_shift differs from the inverse then the forward rotation");
     }
   } else if (++g_fuzz_checked_calls, kind == 5) {
     // The packed entry point must equal rotary_apply_qk on the same views
