@@ -143,10 +143,11 @@ std::vector<rotary_test::ReferenceAngles> RowAngles(const Layout& layout, int64_
                                                     const std::vector<int64_t>& pos, int64_t offset) {
   const std::vector<int> pair_axis = layout.PairAxes();
   std::vector<int64_t> pair_positions(layout.pairs());
+  const RefRope ref = layout.Reference();
   std::vector<rotary_test::ReferenceAngles> rows;
   for (int64_t row = 0; row < batch * seq; ++row) {
     for (int i = 0; i < layout.pairs(); ++i) pair_positions[i] = pos[static_cast<size_t>(pair_axis[i] * batch * seq + row)] + offset;
-    rows.push_back(rotary_test::ReferencePairAngles(layout.Reference(), pair_positions.data()));
+    rows.push_back(rotary_test::ReferencePairAngles(ref, pair_positions.data()));
   }
   return rows;
 }
@@ -181,8 +182,6 @@ void CheckAgainstReference(const Layout& layout, const TypedTensor& src, const T
       }
     }
 }
-
-rotary_tensor Raw(TypedTensor& t) { return t.raw(); }
 
 class MultiAxisTest : public rotary_test::EveryTargetTest {};
 ROTARY_TEST_EVERY_TARGET(MultiAxisTest);
@@ -279,7 +278,7 @@ TEST_P(MultiAxisTest, ModelLayoutsMatchTheReference) {
           TypedTensor q_out(dst_type, kBatch, kSeq, kQHeads, layout.head_dim, 1),
               k_out(dst_type, kBatch, kSeq, kKHeads, layout.head_dim, 4);
           const TypedTensor q_before = q, k_before = k, q_out_before = q_out, k_out_before = k_out;
-          rotary_tensor qs = Raw(q), ks = Raw(k), qo = Raw(q_out), ko = Raw(k_out);
+          rotary_tensor qs = q.raw(), ks = k.raw(), qo = q_out.raw(), ko = k_out.raw();
           // q + k fused, out of place, q scaled.
           ASSERT_EQ(rotary_apply_axes(rope.handle(), &qs, &qo, &ks, &ko, pos.data(), axes, kOffset, 0.5f, 0), ROTARY_OK)
               << rotary_last_error();
@@ -319,7 +318,7 @@ TEST_P(MultiAxisTest, TextTokensAreExactlyPlainRope) {
         TypedTensor x(type, kBatch, kSeq, kHeads, layout.head_dim);
         x.FillRandom(3);
         TypedTensor want = x, equal_axes = x, one_axis = x, no_ids = x, want_no_ids = x;
-        rotary_tensor w = Raw(want), e = Raw(equal_axes), o = Raw(one_axis), n = Raw(no_ids), wn = Raw(want_no_ids);
+        rotary_tensor w = want.raw(), e = equal_axes.raw(), o = one_axis.raw(), n = no_ids.raw(), wn = want_no_ids.raw();
         ASSERT_EQ(rotary_apply(plain.handle(), &w, ids.data(), 7), ROTARY_OK);
         ASSERT_EQ(rotary_apply_axes(multi.handle(), &e, &e, nullptr, nullptr, axis_ids.data(), layout.axes(), 7, 1.0f, 0),
                   ROTARY_OK)
@@ -348,14 +347,14 @@ TEST_P(MultiAxisTest, ImageTokenPairsAreExactlyPlainRopeAtTheirAxisPosition) {
       TypedTensor x(ROTARY_F32, 1, 1, 2, layout.head_dim);
       x.FillRandom(9);
       TypedTensor multi_out = x;
-      rotary_tensor m = Raw(multi_out);
+      rotary_tensor m = multi_out.raw();
       ASSERT_EQ(rotary_apply_axes(multi.handle(), &m, &m, nullptr, nullptr, pos.data(), layout.axes(), 0, 1.0f, 0),
                 ROTARY_OK)
           << rotary_last_error();
       std::vector<TypedTensor> per_axis;
       for (int a = 0; a < layout.axes(); ++a) {
         per_axis.push_back(x);
-        rotary_tensor t = Raw(per_axis.back());
+        rotary_tensor t = per_axis.back().raw();
         ASSERT_EQ(rotary_apply(plain.handle(), &t, &pos[a], 0), ROTARY_OK);
       }
       const std::vector<int> pair_axis = layout.PairAxes();
@@ -387,7 +386,7 @@ TEST_P(MultiAxisTest, ScalingSchemesCombineWithSections) {
     TypedTensor x(ROTARY_F32, 1, 1, 1, 128), t_only(ROTARY_F32, 1, 1, 1, 128);
     x.FillRandom(5);
     TypedTensor got = x;
-    rotary_tensor g = Raw(got);
+    rotary_tensor g = got.raw();
     ASSERT_EQ(rotary_apply_axes(multi.handle(), &g, &g, nullptr, nullptr, pos.data(), 3, 0, 1.0f, 0), ROTARY_OK);
     // The plain rope at positions {10, 9000} in one call has the same length;
     // its outputs for 10 are the t pairs' values.
@@ -396,7 +395,7 @@ TEST_P(MultiAxisTest, ScalingSchemesCombineWithSections) {
       two.Set(0, 0, 0, k, x.Get(0, 0, 0, k));
       two.Set(0, 1, 0, k, x.Get(0, 0, 0, k));
     }
-    rotary_tensor tw = Raw(two);
+    rotary_tensor tw = two.raw();
     const int64_t plain_pos[] = {10, 9000};
     ASSERT_EQ(rotary_apply(plain.handle(), &tw, plain_pos, 0), ROTARY_OK);
     const std::vector<int> pair_axis = layout.PairAxes();
@@ -447,7 +446,7 @@ TEST(MultiAxisValidation, BadCallsWriteNothing) {
   TypedTensor x(ROTARY_F32, 2, 3, 2, 128);
   x.FillRandom(1);
   const TypedTensor before = x;
-  rotary_tensor t = Raw(x);
+  rotary_tensor t = x.raw();
   std::vector<int64_t> pos(4 * 2 * 3, 5);
   // Axis counts: 2 or 4 for a three-axis rope, 3 for a plain or a vision rope.
   for (auto [rope, axes] : {std::pair{&multi, 2}, std::pair{&multi, 4}, std::pair{&plain, 3}, std::pair{&vision, 3},

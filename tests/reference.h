@@ -75,12 +75,6 @@ inline void ReferenceRotateHeadWithAngles(const RefRope& r, const ReferenceAngle
   for (int k = 0; k < r.head_dim; ++k) out[k] = result[k];
 }
 
-// Rotates one head, pair i at pair_positions[i].
-inline void ReferenceRotateHeadPerPair(const RefRope& r, const double* in, double* out,
-                                       const int64_t* pair_positions, bool inverse = false) {
-  ReferenceRotateHeadWithAngles(r, ReferencePairAngles(r, pair_positions), in, out, inverse);
-}
-
 // Plain RoPE: every pair at `position`. The angles of the positions asked for
 // are kept per thread while the frequencies stay the same: tests rotate every
 // head of a row, and the same rows for each storage type and table mode, and
