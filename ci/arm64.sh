@@ -5,7 +5,7 @@
 # on every compiled Highway target. The first model runs its whole suite (the
 # target-independent tests and NEON, SCALAR); the others run only the tests of
 # the targets listed for them, so each target's tests run once (emulated SVE
-# costs 2-3x NEON, and repeating every target on every model took 10 minutes
+# costs 2-3x NEON: repeating every target on every model made this stage most
 # of the CI run). After each run it checks from the names of the
 # tests that passed that every listed target really ran (kernel tests and
 # end-to-end tests), and from the full test list that the targets the model
