@@ -18,6 +18,9 @@ constexpr void ListKernelsFrom(KernelTable& table, DtypeIndex src) {
   table.rotate[kPairing][src][kF32] = &RotateRows<kPairing, Src, F32Storage>;
   table.rotate[kPairing][src][kF16] = &RotateRows<kPairing, Src, F16Storage>;
   table.rotate[kPairing][src][kBF16] = &RotateRows<kPairing, Src, BF16Out>;
+  table.norm_rotate[kPairing][src][kF32] = &NormRotateRows<kPairing, Src, F32Storage>;
+  table.norm_rotate[kPairing][src][kF16] = &NormRotateRows<kPairing, Src, F16Storage>;
+  table.norm_rotate[kPairing][src][kBF16] = &NormRotateRows<kPairing, Src, BF16Out>;
 }
 
 template <int kPairing, class BF16Out>

@@ -77,7 +77,16 @@ struct Operand {
   int64_t dst_stride_batch, dst_stride_seq, dst_stride_head;
   int64_t heads;
   float scale;      // multiplies every output component (1: none)
-  bool write_rest;  // write components [rotary_dim, head_dim): out of place, or scale != 1
+  bool write_rest;  // write components [rotary_dim, head_dim): out of place, scale != 1, or normalized
+
+  // qk-norm (docs/math.md §8), read by the NormRowKernels only. nullptr: the
+  // heads are rotated as they are. Otherwise the RMSNorm weight w: each head
+  // (norm_whole_token: all heads of a (b, s) row together, OLMo 2) is
+  // normalized, u = (x * r) * (w + norm_offset), before the rotation.
+  const float* norm_weight = nullptr;
+  float norm_offset = 0.0f;
+  float norm_eps = 0.0f;
+  bool norm_whole_token = false;
 };
 
 // One apply over the (b, s) rows of up to two tensors (q and k) that share the
@@ -145,11 +154,13 @@ constexpr size_t ScratchRowFloats(int64_t row_floats) {
   return (static_cast<size_t>(row_floats) + 64 + 15) & ~size_t{15};
 }
 
-// The kernels of one Highway target: rotation by pairing, source and
-// destination storage (one direction: the inverse reads a table of negated
+// The kernels of one Highway target: rotation (and qk-norm then rotation) by
+// pairing, source and destination storage (one direction: the inverse reads a table of negated
 // angles); the table build; the row synthesis of the compact and on-the-fly modes.
 struct KernelTable {
   RowKernel rotate[kNumPairings][kNumDtypes][kNumDtypes];
+  // The same with qk-norm before the rotation (Operand::norm_weight).
+  RowKernel norm_rotate[kNumPairings][kNumDtypes][kNumDtypes];
   RowBuildKernel build_rows;
   RowSynthesisKernel synthesize_row;
 };

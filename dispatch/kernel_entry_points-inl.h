@@ -1,6 +1,8 @@
 // The per-target functions the kernel registry lists (compiled_targets.cc),
 // declared only: RotateRows is defined in rope_kernels-inl.h and instantiated
-// by dispatch/instances/rotate_<pairing>_<source>.cc; BuildTableRows,
+// by dispatch/instances/rotate_<pairing>_<source>.cc; NormRotateRows is
+// defined in qk_norm_kernels-inl.h and instantiated by
+// dispatch/instances/norm_rotate_<source>.cc; BuildTableRows,
 // SynthesizeRow and GatherAxisRow are defined in table_build-inl.h,
 // row_synthesis-inl.h and axis_rows-inl.h and compiled by
 // dispatch/instances/table_rows.cc.
@@ -31,6 +33,11 @@ namespace HWY_NAMESPACE {
 // BF16Storage, or BF16NativeStorage where ROTARY_NATIVE_BF16).
 template <int kPairing, class Src, class Dst>
 void RotateRows(const RowJob& job, int64_t row_begin, int64_t row_end);
+
+// The same with qk-norm first (Operand::norm_weight): a RowKernel of
+// KernelTable::norm_rotate.
+template <int kPairing, class Src, class Dst>
+void NormRotateRows(const RowJob& job, int64_t row_begin, int64_t row_end);
 
 // A RowBuildKernel.
 void BuildTableRows(const RowBuild& build, int64_t step_begin, int64_t step_end, float* HWY_RESTRICT row);

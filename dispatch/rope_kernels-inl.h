@@ -667,16 +667,17 @@ HWY_INLINE size_t ScratchRows(const RowJob& job) {
   return job.num_axes > 1 ? 1 + axis_rows : job.table.mode == RowSource::kFull ? 0 : 1;
 }
 
-// The scratch lives on the stack, sized for this call's rows (1 KiB at
-// head_dim 128 interleaved; five rows for a 4-axis compact call) instead of
-// the largest ones (kMaxRowFloats: 32 KiB each), because the caller's thread
-// may have a small stack (musl's default is 128 KiB). Past 64 KiB (only
-// multi-axis calls with synthesized rows of thousands of pairs) it is on the
-// heap, once per row range.
-template <int kPairing, class Src, class Dst>
-HWY_NOINLINE void RotateRowsWithScratch(const RowJob& job, int64_t row_begin, int64_t row_end, size_t rows) {
+// Runs body(scratch) with `floats` floats of scratch, 64-byte aligned. The
+// scratch lives on the stack, sized for this call (1 KiB for a row at head_dim
+// 128 interleaved; five rows for a 4-axis compact call) instead of for the
+// largest rows (kMaxRowFloats: 32 KiB each), because the caller's thread may
+// have a small stack (musl's default is 128 KiB). Past 64 KiB (multi-axis
+// calls with synthesized rows of thousands of pairs, whole-token qk-norm of
+// many heads) it is on the heap, once per row range.
+template <class Body>
+HWY_NOINLINE void WithScratch(size_t floats, const Body& body) {
   constexpr size_t kAlign = 64;
-  const size_t bytes = rows * ScratchRowFloats(job.table.row_floats) * sizeof(float) + kAlign;
+  const size_t bytes = floats * sizeof(float) + kAlign;
   std::unique_ptr<char[]> heap;
 #if defined(__GNUC__)
   void* const raw = bytes <= 64 * 1024 ? __builtin_alloca(bytes) : (heap.reset(new char[bytes]), heap.get());
@@ -684,16 +685,16 @@ HWY_NOINLINE void RotateRowsWithScratch(const RowJob& job, int64_t row_begin, in
   heap.reset(new char[bytes]);
   void* const raw = heap.get();
 #endif
-  float* const scratch =
-      reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(raw) + kAlign - 1) & ~uintptr_t{kAlign - 1});
-  RotateRowRange<kPairing, Src, Dst>(job, row_begin, row_end, scratch);
+  body(reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(raw) + kAlign - 1) & ~uintptr_t{kAlign - 1}));
 }
 
 template <int kPairing, class Src, class Dst>
 void RotateRows(const RowJob& job, int64_t row_begin, int64_t row_end) {
   const size_t rows = ScratchRows(job);
   if (rows != 0) {
-    RotateRowsWithScratch<kPairing, Src, Dst>(job, row_begin, row_end, rows);
+    WithScratch(rows * ScratchRowFloats(job.table.row_floats), [&](float* scratch) {
+      RotateRowRange<kPairing, Src, Dst>(job, row_begin, row_end, scratch);
+    });
   } else {
     RotateRowRange<kPairing, Src, Dst>(job, row_begin, row_end, nullptr);
   }

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "dispatch/compiled_targets.h"
+#include "lib/call/qk_norm.h"
 #include "lib/call/rope.h"
 #include "lib/config/config.h"
 #include "lib/config/enum_value.h"
@@ -38,10 +39,13 @@ rotary_status Guard(Body&& body) {
 }
 
 rotary_status Run(const rotary_rope* rope, const rotary::TensorArgs* tensors, int count, const int64_t* positions,
-                  int64_t offset, rotary::Direction direction, int32_t axes = 1) {
+                  int64_t offset, rotary::Direction direction, int32_t axes = 1,
+                  const rotary_qk_norm* norm = nullptr) {
   return Guard([&] {
     if (rope == nullptr) rotary::Fail(rotary::Status::kInvalidArgument, "rope is NULL");
-    rope->Apply(tensors, count, positions, axes, offset, direction);
+    if (norm == nullptr) return rope->Apply(tensors, count, positions, axes, offset, direction);
+    const rotary::NormArgs args = rotary::ReadQkNorm(norm);
+    rope->Apply(tensors, count, positions, axes, offset, direction, &args);
   });
 }
 
@@ -149,6 +153,19 @@ rotary_status rotary_apply_axes(const rotary_rope* rope, const rotary_tensor* q_
   const bool with_k = k_src != nullptr || k_dst != nullptr;  // one of them NULL: an error naming it
   const rotary::TensorArgs t[2] = {{q_src, q_dst, q_scale, "q_src", "q_dst"}, {k_src, k_dst, 1.0f, "k_src", "k_dst"}};
   return Run(rope, t, with_k ? 2 : 1, positions, offset, inverse ? rotary::kInverse : rotary::kForward, axes);
+}
+
+void rotary_qk_norm_init_sized(rotary_qk_norm* norm, size_t struct_size) { rotary::InitQkNorm(norm, struct_size); }
+
+rotary_status rotary_apply_qk_norm(const rotary_rope* rope, const rotary_tensor* q_src, const rotary_tensor* q_dst,
+                                   const rotary_tensor* k_src, const rotary_tensor* k_dst, const int64_t* positions,
+                                   int32_t axes, int64_t offset, float q_scale, const rotary_qk_norm* norm) {
+  if (norm == nullptr) {
+    return Guard([] { rotary::Fail(rotary::Status::kInvalidArgument, "norm is NULL"); });
+  }
+  const bool with_k = k_src != nullptr || k_dst != nullptr;  // one of them NULL: an error naming it
+  const rotary::TensorArgs t[2] = {{q_src, q_dst, q_scale, "q_src", "q_dst"}, {k_src, k_dst, 1.0f, "k_src", "k_dst"}};
+  return Run(rope, t, with_k ? 2 : 1, positions, offset, rotary::kForward, axes, norm);
 }
 
 int32_t rotary_axis_count(const rotary_rope* rope) { return rope ? rope->axis_count() : 0; }

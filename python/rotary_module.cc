@@ -306,6 +306,49 @@ class PositionIds {
   int64_t offset_;
 };
 
+// ---- qk-norm weights ----
+
+// The qk-norm arguments of a call (rotary::QkNorm) and the float32 copies of
+// the weights it points to. A weight of head_dim floats normalizes each head;
+// one of heads * head_dim floats normalizes all heads of a token together
+// (OLMo 2's norm over the whole projection).
+class NormWeights {
+ public:
+  NormWeights(const py::object& q_weight, const py::object& k_weight, const rotary::Tensor& q, const rotary::Tensor* k,
+              int32_t head_dim, double eps, double offset, const char* q_name, const char* k_name) {
+    norm_.eps = eps;
+    norm_.weight_offset = offset;
+    int per_head = 0, whole = 0;
+    Take(q_weight, q.t.heads, head_dim, q_name, q_, &norm_.q_weight, &norm_.q_count, per_head, whole);
+    if (k != nullptr) Take(k_weight, k->t.heads, head_dim, k_name, k_, &norm_.k_weight, &norm_.k_count, per_head, whole);
+    if (per_head != 0 && whole != 0) {
+      Invalid(std::string(q_name) + " and " + k_name +
+              " must both hold head_dim floats (a norm per head) or both heads * head_dim (one per token)");
+    }
+    norm_.whole_token = whole != 0;
+  }
+  const rotary::QkNorm& get() const { return norm_; }
+
+ private:
+  static void Take(const py::object& weight, int64_t heads, int32_t head_dim, const char* name,
+                   py::array_t<float>& keep, const float** out, int64_t* count, int& per_head, int& whole) {
+    if (weight.is_none()) return;
+    keep = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(weight);
+    if (!keep) Invalid(std::string(name) + ": expected a float32 array of head_dim values, got " + Repr(weight));
+    const int64_t size = static_cast<int64_t>(keep.size());
+    if (keep.ndim() != 1 || (size != head_dim && size != heads * head_dim)) {
+      Invalid(std::string(name) + ": expected " + std::to_string(head_dim) + " floats (head_dim) or " +
+              std::to_string(heads * head_dim) + " (heads * head_dim), got shape " + Repr(weight.attr("shape")));
+    }
+    (size == head_dim ? per_head : whole) = 1;
+    *out = keep.data();
+    *count = size;
+  }
+
+  py::array_t<float> q_, k_;
+  rotary::QkNorm norm_;
+};
+
 // ---- The Rope class ----
 
 class PyRope {
@@ -358,24 +401,31 @@ class PyRope {
   // In place (returns x), or into out (returns out): numpy arrays or DLPack
   // tensors alike, as given.
   py::object Apply(const py::object& x, const py::object& positions, int64_t offset, bool inverse,
-                   const py::object& out, const py::object& dtype, const py::object& out_dtype) const {
+                   const py::object& out, const py::object& dtype, const py::object& out_dtype,
+                   const py::object& norm, double norm_eps, double norm_offset) const {
     const ArrayView x_view = rotary_python::ViewOf(x, "x");
     const rotary::Tensor src = ToTensor(x_view, dtype, head_dim(), out.is_none(), "x");
     const PositionIds ids(positions, offset, src);
-    if (out.is_none()) {
-      {
-        py::gil_scoped_release release;
-        inverse ? rope_.apply_inverse(src, ids.get()) : rope_.apply(src, ids.get());
-      }
-      return x;
+    if (!norm.is_none() && inverse) Invalid("norm= and inverse=True: a norm has no inverse");
+    const NormWeights weights(norm, py::none(), src, nullptr, head_dim(), norm_eps, norm_offset, "norm", "");
+    const bool normalize = !norm.is_none();
+    ArrayView out_view;
+    rotary::Tensor dst = src;
+    if (!out.is_none()) {
+      out_view = rotary_python::ViewOf(out, "out");
+      dst = ToTensor(out_view, out_dtype, head_dim(), true, "out");
     }
-    const ArrayView out_view = rotary_python::ViewOf(out, "out");
-    const rotary::Tensor dst = ToTensor(out_view, out_dtype, head_dim(), true, "out");
     {
       py::gil_scoped_release release;
-      inverse ? rope_.apply_inverse_to(src, dst, ids.get()) : rope_.apply_to(src, dst, ids.get());
+      if (normalize) {
+        rope_.apply_to(src, dst, weights.get(), ids.get());
+      } else if (out.is_none()) {
+        inverse ? rope_.apply_inverse(src, ids.get()) : rope_.apply(src, ids.get());
+      } else {
+        inverse ? rope_.apply_inverse_to(src, dst, ids.get()) : rope_.apply_to(src, dst, ids.get());
+      }
     }
-    return out;
+    return out.is_none() ? x : out;
   }
 
   // x, rotated at its positions, moved by delta positions in place (returns x).
@@ -393,17 +443,21 @@ class PyRope {
 
   py::tuple ApplyQk(const py::object& q, const py::object& k, const py::object& positions, int64_t offset,
                     float q_scale, const py::object& q_out, const py::object& k_out, const py::object& dtype,
-                    const py::object& out_dtype) const {
+                    const py::object& out_dtype, const py::object& q_norm = py::none(),
+                    const py::object& k_norm = py::none(), double norm_eps = 1e-6, double norm_offset = 0.0) const {
     if (q_out.is_none() != k_out.is_none()) Invalid("give both q_out and k_out, or neither (in place)");
     const bool in_place = q_out.is_none();
     const ArrayView q_view = rotary_python::ViewOf(q, "q"), k_view = rotary_python::ViewOf(k, "k");
     const rotary::Tensor q_src = ToTensor(q_view, dtype, head_dim(), in_place, "q");
     const rotary::Tensor k_src = ToTensor(k_view, dtype, head_dim(), in_place, "k");
     const PositionIds ids(positions, offset, q_src);
+    const bool normalize = !q_norm.is_none() || !k_norm.is_none();
+    const NormWeights weights(q_norm, k_norm, q_src, &k_src, head_dim(), norm_eps, norm_offset, "q_norm", "k_norm");
     if (in_place) {
       {
         py::gil_scoped_release release;
-        rope_.apply_qk(q_src, k_src, ids.get(), q_scale);
+        normalize ? rope_.apply_qk(q_src, k_src, weights.get(), ids.get(), q_scale)
+                  : rope_.apply_qk(q_src, k_src, ids.get(), q_scale);
       }
       return py::make_tuple(q, k);
     }
@@ -412,13 +466,15 @@ class PyRope {
     const rotary::Tensor k_dst = ToTensor(k_out_view, out_dtype, head_dim(), true, "k_out");
     {
       py::gil_scoped_release release;
-      rope_.apply_qk_to(q_src, q_dst, k_src, k_dst, ids.get(), q_scale);
+      normalize ? rope_.apply_qk_to(q_src, q_dst, k_src, k_dst, weights.get(), ids.get(), q_scale)
+                : rope_.apply_qk_to(q_src, q_dst, k_src, k_dst, ids.get(), q_scale);
     }
     return py::make_tuple(q_out, k_out);
   }
 
   py::object ApplyPackedQkv(const py::object& qkv, int64_t q_heads, int64_t kv_heads, const py::object& positions,
-                            int64_t offset, float q_scale, const py::object& dtype) const {
+                            int64_t offset, float q_scale, const py::object& dtype, const py::object& q_norm,
+                            const py::object& k_norm, double norm_eps, double norm_offset) const {
     const ArrayView view = rotary_python::ViewOf(qkv, "qkv");
     const rotary::Dtype storage = DtypeOf(view, dtype, "qkv");
     const int64_t nd = view.ndim();
@@ -433,10 +489,16 @@ class PyRope {
     }
     const rotary::Tensor rows(view.data, storage, batch, seq, 1, row);
     const PositionIds ids(positions, offset, rows);
+    const bool normalize = !q_norm.is_none() || !k_norm.is_none();
+    const rotary::Tensor q_heads_view(view.data, storage, batch, seq, q_heads, row, row, head_dim());
+    const rotary::Tensor k_heads_view(view.data, storage, batch, seq, kv_heads, row, row, head_dim());
+    const NormWeights weights(q_norm, k_norm, q_heads_view, &k_heads_view, head_dim(), norm_eps, norm_offset, "q_norm",
+                              "k_norm");
     {
       py::gil_scoped_release release;
       const rotary::Positions p = ids.get();
-      rope_.apply_packed_qkv(view.data, storage, batch, seq, q_heads, kv_heads, p, q_scale);
+      normalize ? rope_.apply_packed_qkv(view.data, storage, batch, seq, q_heads, kv_heads, weights.get(), p, q_scale)
+                : rope_.apply_packed_qkv(view.data, storage, batch, seq, q_heads, kv_heads, p, q_scale);
     }
     return qkv;
   }
@@ -509,13 +571,17 @@ at HF's position_ids ([batch, seq], or [axes, batch, seq] for multi-axis ropes);
                              "Position ids per token: 1, 2 (vision_2d) or 3, 4 (mrope_section).")
       .def("apply", &PyRope::Apply, py::arg("x"), py::arg("positions") = py::none(), py::arg("offset") = 0,
            py::kw_only(), py::arg("inverse") = false, py::arg("out") = py::none(), py::arg("dtype") = py::none(),
-           py::arg("out_dtype") = py::none(), R"doc(
+           py::arg("out_dtype") = py::none(), py::arg("norm") = py::none(), py::arg("norm_eps") = 1e-6,
+           py::arg("norm_offset") = 0.0, R"doc(
 Rotates x ([batch, seq, heads, head_dim] or [seq, heads, head_dim]; a numpy array of float32, float16, or
 uint16 with dtype='bf16', or a torch tensor (any DLPack producer on the CPU) of float32, float16 or bfloat16,
 viewed in place with its strides; the head_dim axis contiguous) at positions offset + s, or positions[b, s] + offset (int64, shape [batch, seq] or [seq];
 multi-axis ropes also take [axes, batch, seq], HF's position_ids, and [batch, seq] means every axis equal).
 In place, or into out (any of the three storage types; out_dtype='bf16' for a uint16 out), which is
 returned. inverse=True undoes apply. The GIL is released while the kernel runs.
+norm (float32, [head_dim]): an RMSNorm of each head before the rotation, in the same pass (qk-norm:
+x / sqrt(mean(x^2) + norm_eps) * (norm + norm_offset); norm_offset=1 for Gemma's 1 + w); a weight of
+heads * head_dim floats normalizes all heads of a token together (OLMo 2).
 )doc")
       .def("shift", &PyRope::Shift, py::arg("x"), py::arg("delta"), py::arg("positions") = py::none(),
            py::arg("offset") = 0, py::kw_only(), py::arg("dtype") = py::none(), R"doc(
@@ -525,14 +591,18 @@ shift). Both position sets are checked before anything is written. Returns x.
 )doc")
       .def("apply_qk", &PyRope::ApplyQk, py::arg("q"), py::arg("k"), py::arg("positions") = py::none(),
            py::arg("offset") = 0, py::kw_only(), py::arg("q_scale") = 1.0f, py::arg("q_out") = py::none(),
-           py::arg("k_out") = py::none(), py::arg("dtype") = py::none(), py::arg("out_dtype") = py::none(), R"doc(
+           py::arg("k_out") = py::none(), py::arg("dtype") = py::none(), py::arg("out_dtype") = py::none(),
+           py::arg("q_norm") = py::none(), py::arg("k_norm") = py::none(), py::arg("norm_eps") = 1e-6,
+           py::arg("norm_offset") = 0.0, R"doc(
 Rotates q and k (any head counts, same batch and seq) at the same positions in one pass, multiplying all
 of q by q_scale; in place, or into q_out and k_out. Returns (q, k) as written. positions as for apply.
+q_norm, k_norm: qk-norm weights (Qwen3, Gemma 3, OLMo 2), applied before the rotation as apply's norm.
 )doc")
       .def("apply_packed_qkv", &PyRope::ApplyPackedQkv, py::arg("qkv"), py::arg("q_heads"), py::arg("kv_heads"),
            py::arg("positions") = py::none(), py::arg("offset") = 0, py::kw_only(), py::arg("q_scale") = 1.0f,
-           py::arg("dtype") = py::none(), R"doc(
-Rotates, in place, the q and k heads of a C-contiguous packed QKV buffer
+           py::arg("dtype") = py::none(), py::arg("q_norm") = py::none(), py::arg("k_norm") = py::none(),
+           py::arg("norm_eps") = 1e-6, py::arg("norm_offset") = 0.0, R"doc(
+Rotates (after q_norm / k_norm, as apply_qk), in place, the q and k heads of a C-contiguous packed QKV buffer
 [batch, seq, (q_heads + 2 * kv_heads) * head_dim] (or [seq, ...]); v is untouched. Returns qkv.
 positions as for apply.
 )doc");

@@ -231,6 +231,35 @@ ROTARY_API rotary_status rotary_apply_axes(const rotary_rope* rope, const rotary
                                            const rotary_tensor* k_dst, const int64_t* positions,
                                            int32_t axes, int64_t offset, float q_scale, int32_t inverse);
 
+/* qk-norm (docs/math.md §8): an RMSNorm of every head of q and of k before the rotation (Qwen3,
+ * Qwen3-VL, Gemma 3), or of all heads of a token together (OLMo 2), over all head_dim components:
+ *   r = 1 / sqrt(mean of x^2 + eps),   u = (x * r) * (weight + weight_offset)
+ * then RoPE on u, then q_scale; components past rotary_dim are written normalized. Computed in f32
+ * in a fixed order: the same r on every target, at every thread count. A head holding NaN or Inf
+ * gets NaN (only that head; only that token with whole_token). */
+typedef struct {
+  uint32_t struct_size;  /* sizeof(rotary_qk_norm) of the caller's header: set by rotary_qk_norm_init. */
+  const float* q_weight; /* head_dim floats shared by every q head, finite; whole_token: q heads * head_dim,
+                            head-major. NULL: q is rotated without a norm. Read during the call only. */
+  const float* k_weight; /* the same for k. */
+  double eps;            /* added to the mean square: finite, > 0 once rounded to float. Default 1e-6. */
+  double weight_offset;  /* finite; 0 (Qwen3, OLMo 2) or 1 (Gemma 3's 1 + w). Default 0. */
+  int32_t whole_token;   /* 1: one norm over all heads of a token, each tensor's own (OLMo 2). Default 0. */
+} rotary_qk_norm;
+/* Sets the first struct_size bytes of *norm to the defaults (no weights) and struct_size; call it
+ * through rotary_qk_norm_init. */
+ROTARY_API void rotary_qk_norm_init_sized(rotary_qk_norm* norm, size_t struct_size);
+static inline void rotary_qk_norm_init(rotary_qk_norm* norm) {
+  rotary_qk_norm_init_sized(norm, sizeof(rotary_qk_norm));
+}
+/* rotary_apply_axes (forward) with qk-norm first: q_src -> q_dst and, unless k_src and k_dst are both
+ * NULL, k_src -> k_dst, each normalized by *norm, rotated at its positions (axes: 1, or
+ * rotary_axis_count(rope) for multi-axis ids), q times q_scale, in one pass. In place when a dst
+ * is its src. For a packed QKV buffer, pass the views of rotary_packed_qkv_views. */
+ROTARY_API rotary_status rotary_apply_qk_norm(const rotary_rope* rope, const rotary_tensor* q_src,
+                                              const rotary_tensor* q_dst, const rotary_tensor* k_src,
+                                              const rotary_tensor* k_dst, const int64_t* positions, int32_t axes,
+                                              int64_t offset, float q_scale, const rotary_qk_norm* norm);
 /* Position ids per token the rope reads: 1, 2 (vision_2d), 3 or 4 (mrope_section_count); 0 if rope is NULL. */
 ROTARY_API int32_t rotary_axis_count(const rotary_rope* rope);
 

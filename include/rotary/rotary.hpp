@@ -239,6 +239,25 @@ struct Positions {
   int32_t axes = 1;  // ids per (b, s): 1, or the rope's axis_count()
 };
 
+// qk-norm before the rotation (rotary_qk_norm; docs/math.md §8): an RMSNorm
+// of each head (whole_token: of all heads of a token, OLMo 2) with its own
+// weight for q and for k; u = (x * r) * (weight + weight_offset).
+struct QkNorm {
+  const float* q_weight = nullptr;  // nullptr: q is rotated without a norm
+  const float* k_weight = nullptr;
+  double eps = 1e-6;
+  double weight_offset = 0.0;  // 1 for Gemma 3's (1 + w)
+  bool whole_token = false;
+  // Weights from vectors: their lengths are checked against head_dim
+  // (whole_token: heads * head_dim). -1 for a bare pointer.
+  int64_t q_count = -1, k_count = -1;
+
+  QkNorm() = default;
+  QkNorm(const std::vector<float>& q, const std::vector<float>& k, double epsilon = 1e-6, double offset = 0.0)
+      : q_weight(q.empty() ? nullptr : q.data()), k_weight(k.empty() ? nullptr : k.data()), eps(epsilon),
+        weight_offset(offset), q_count(static_cast<int64_t>(q.size())), k_count(static_cast<int64_t>(k.size())) {}
+};
+
 class Rope {
  public:
   explicit Rope(const Config& config = Config()) : head_dim_(config.c.head_dim) {
@@ -309,6 +328,23 @@ class Rope {
                                      positions.offset, q_scale));
   }
 
+  // qk-norm, then RoPE, then q_scale on q, in one pass (rotary_apply_qk_norm).
+  // A single tensor is normalized with norm.q_weight.
+  void apply(const Tensor& x, const QkNorm& norm, Positions positions = Positions()) const {
+    ApplyNorm(x, x, nullptr, nullptr, norm, positions, 1.0f);
+  }
+  void apply_to(const Tensor& src, const Tensor& dst, const QkNorm& norm, Positions positions = Positions()) const {
+    ApplyNorm(src, dst, nullptr, nullptr, norm, positions, 1.0f);
+  }
+  void apply_qk(const Tensor& q, const Tensor& k, const QkNorm& norm, Positions positions = Positions(),
+                float q_scale = 1.0f) const {
+    ApplyNorm(q, q, &k, &k, norm, positions, q_scale);
+  }
+  void apply_qk_to(const Tensor& q_src, const Tensor& q_dst, const Tensor& k_src, const Tensor& k_dst,
+                   const QkNorm& norm, Positions positions = Positions(), float q_scale = 1.0f) const {
+    ApplyNorm(q_src, q_dst, &k_src, &k_dst, norm, positions, q_scale);
+  }
+
   // The q and k heads of a packed QKV buffer, in place; v untouched.
   void apply_packed_qkv(void* data, Dtype dtype, int64_t batch, int64_t seq, int64_t q_heads,
                         int64_t kv_heads, Positions positions = Positions(), float q_scale = 1.0f) const {
@@ -319,6 +355,14 @@ class Rope {
     }
     detail::Check(rotary_apply_packed_qkv(rope_, data, static_cast<rotary_dtype>(dtype), batch, seq, q_heads,
                                           kv_heads, positions.ids, positions.offset, q_scale));
+  }
+
+  // The same with qk-norm first (through the buffer's q and k views).
+  void apply_packed_qkv(void* data, Dtype dtype, int64_t batch, int64_t seq, int64_t q_heads, int64_t kv_heads,
+                        const QkNorm& norm, Positions positions = Positions(), float q_scale = 1.0f) const {
+    CheckPositions(positions, batch, seq);
+    const PackedQkv views = PackedQkv::Views(data, dtype, batch, seq, q_heads, kv_heads, static_cast<int32_t>(head_dim_));
+    ApplyNorm(views.q, views.q, &views.k, &views.k, norm, positions, q_scale);
   }
 
   int64_t table_bytes() const { return rotary_table_bytes(rope_); }
@@ -335,6 +379,35 @@ class Rope {
     detail::Check(rotary_apply_axes(rope_, &q_src.t, &q_dst.t, k_src ? &k_src->t : nullptr,
                                     k_dst ? &k_dst->t : nullptr, positions.ids, positions.axes, positions.offset,
                                     q_scale, inverse ? 1 : 0));
+  }
+
+  void ApplyNorm(const Tensor& q_src, const Tensor& q_dst, const Tensor* k_src, const Tensor* k_dst,
+                 const QkNorm& norm, const Positions& positions, float q_scale) const {
+    CheckView(q_src, "q_src", positions);
+    CheckView(q_dst, "q_dst", positions);
+    CheckWeight(norm.q_count, norm.whole_token ? q_src.t.heads : 1, "norm.q_weight");
+    if (k_src != nullptr) {
+      CheckView(*k_src, "k_src", positions);
+      CheckView(*k_dst, "k_dst", positions);
+      CheckWeight(norm.k_count, norm.whole_token ? k_src->t.heads : 1, "norm.k_weight");
+    }
+    rotary_qk_norm n;
+    rotary_qk_norm_init(&n);
+    n.q_weight = norm.q_weight;
+    n.k_weight = k_src != nullptr ? norm.k_weight : nullptr;
+    n.eps = norm.eps;
+    n.weight_offset = norm.weight_offset;
+    n.whole_token = norm.whole_token ? 1 : 0;
+    detail::Check(rotary_apply_qk_norm(rope_, &q_src.t, &q_dst.t, k_src ? &k_src->t : nullptr,
+                                       k_dst ? &k_dst->t : nullptr, positions.ids, positions.axes, positions.offset,
+                                       q_scale, &n));
+  }
+  void CheckWeight(int64_t count, int64_t heads, const char* name) const {
+    if (count <= 0) return;  // a bare pointer (the caller vouches for it), or none
+    if (count != heads * head_dim_) {
+      throw Error(Status::kInvalidArgument, std::string(name) + " has " + std::to_string(count) +
+                                                " floats; the call needs " + std::to_string(heads * head_dim_));
+    }
   }
 
   // What the C ABI cannot see: the head_dim a contiguous Tensor was made with,

@@ -5,6 +5,7 @@
 
 #include "lib/call/last_level_cache.h"
 #include "lib/call/call_operands.h"
+#include "lib/call/qk_norm.h"
 #include "lib/call/scheduler.h"
 #include "lib/error.h"
 #include "lib/target_registry.h"
@@ -50,15 +51,16 @@ rotary::TableRef rotary_rope::PrepareTable(int64_t batch, int64_t seq, const int
 }
 
 void rotary_rope::Apply(const rotary::TensorArgs* tensors, int count, const int64_t* positions, int32_t axes,
-                        int64_t offset, rotary::Direction direction) const {
+                        int64_t offset, rotary::Direction direction, const rotary::NormArgs* norm) const {
   if (axes != 1 && axes != axis_count_) {
     Fail(Status::kInvalidArgument, "positions have ", axes, " axes; this rope reads ", axis_count_,
          axis_count_ == 1 ? "" : " (or 1: the same id on every axis)");
   }
   const rotary::KernelTable& kernels = rotary::ActiveKernels();
-  const rotary::CallOperands call = rotary::ValidateOperands(tensors, count, config_.head_dim);
+  rotary::CallOperands call = rotary::ValidateOperands(tensors, count, config_.head_dim);
+  if (norm != nullptr) rotary::AttachNorm(*norm, call, config_.head_dim);
   const rotary::TableRef table = PrepareTable(call.batch, call.seq, positions, axes, offset, direction);
-  Rotate(kernels, call, *table, positions, axes, offset);
+  Rotate(kernels, call, *table, positions, axes, offset, norm != nullptr);
 }
 
 void rotary_rope::Shift(const rotary_tensor* x, const int64_t* positions, int64_t offset, int64_t delta) const {
@@ -78,7 +80,7 @@ void rotary_rope::Shift(const rotary_tensor* x, const int64_t* positions, int64_
 
 void rotary_rope::Rotate(const rotary::KernelTable& kernels, const rotary::CallOperands& call,
                          const rotary::CachedTable& table, const int64_t* positions, int32_t axes,
-                         int64_t offset) const {
+                         int64_t offset, bool normalize) const {
   rotary::RowJob job;  // every field the kernels read is set below (no zero fill: decode pays for each store)
   for (int i = 0; i < call.count; ++i) job.operands[i] = call.operands[i];
   job.num_operands = call.count;
@@ -96,7 +98,8 @@ void rotary_rope::Rotate(const rotary::KernelTable& kernels, const rotary::CallO
   // Bytes read + written beyond the last-level cache: most come from DRAM.
   job.streaming = call.rows() * call.bytes_per_row > rotary::LastLevelCacheBytes();
 
-  const rotary::RowKernel kernel = kernels.rotate[config_.pairing][call.src_dtype][call.dst_dtype];
+  const rotary::RowKernel kernel = (normalize ? kernels.norm_rotate : kernels.rotate)[config_.pairing][call.src_dtype]
+                                                                                   [call.dst_dtype];
   rotary::ForEachRowRange(call.rows(), call.cost_per_row,
                           [&](int64_t begin, int64_t end) { kernel(job, begin, end); });
 }

@@ -14,6 +14,7 @@
 namespace rotary {
 
 struct CallOperands;  // lib/call/call_operands.h
+struct NormArgs;      // lib/call/qk_norm.h
 
 // One tensor of a call as the caller gave it: read from src, written to dst
 // (dst == src: in place), every output component times scale.
@@ -34,10 +35,10 @@ struct rotary_rope {
 
   // Rotates one tensor, or q and k (count == 2) at the same positions in one
   // pass. positions: `axes` arrays of batch * seq ids (axes is axis_count(),
-  // or 1 for the same id on every axis). Thread-safe. Throws rotary::Error,
-  // having written nothing.
+  // or 1 for the same id on every axis). norm: qk-norm before the rotation,
+  // or nullptr. Thread-safe. Throws rotary::Error, having written nothing.
   void Apply(const rotary::TensorArgs* tensors, int count, const int64_t* positions, int32_t axes, int64_t offset,
-             rotary::Direction direction) const;
+             rotary::Direction direction, const rotary::NormArgs* norm = nullptr) const;
 
   // Moves x, rotated at positions + offset, to positions + offset + delta:
   // the inverse at the old positions, then the forward rotation at the new
@@ -55,9 +56,10 @@ struct rotary_rope {
   // picks the table of its plan and makes the rows of its positions readable.
   rotary::TableRef PrepareTable(int64_t batch, int64_t seq, const int64_t* positions, int32_t axes, int64_t offset,
                                 rotary::Direction direction) const;
-  // Runs the row kernel of a validated call over its rows, with its table.
+  // Runs the row kernel of a validated call over its rows, with its table
+  // (normalize: the qk-norm kernel, for operands with a norm attached).
   void Rotate(const rotary::KernelTable& kernels, const rotary::CallOperands& call, const rotary::CachedTable& table,
-              const int64_t* positions, int32_t axes, int64_t offset) const;
+              const int64_t* positions, int32_t axes, int64_t offset, bool normalize = false) const;
 
   const rotary_config config_;  // its rotary_array pointers are the caller's: only tables_ reads them, at create
   const rotary::PlanTables tables_;

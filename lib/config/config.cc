@@ -10,6 +10,7 @@
 
 #include "lib/config/enum_value.h"
 #include "lib/config/frequency_scheme.h"
+#include "lib/config/sized_struct.h"
 #include "lib/error.h"
 #include "lib/plan/frequency_plan.h"
 
@@ -67,35 +68,10 @@ rotary_config DefaultConfig() {
 
 }  // namespace
 
-void InitConfig(rotary_config* config, size_t size) {
-  if (config == nullptr || size < sizeof(uint32_t)) return;
-  rotary_config defaults = DefaultConfig();
-  defaults.struct_size = static_cast<uint32_t>(std::min<size_t>(size, UINT32_MAX));
-  // An older header's struct is a prefix of this one: its fields' defaults.
-  // A newer one's extra fields default to 0.
-  std::memset(config, 0, size);
-  std::memcpy(config, &defaults, std::min(size, sizeof(defaults)));
-}
+void InitConfig(rotary_config* config, size_t size) { InitSized(config, size, DefaultConfig()); }
 
 rotary_config ReadConfig(const rotary_config* caller) {
-  if (caller == nullptr) Fail(Status::kInvalidArgument, "config is NULL");
-  uint32_t size;
-  std::memcpy(&size, caller, sizeof(size));
-  if (size < kAbi1ConfigSize || size > (1u << 20)) {
-    Fail(Status::kInvalidArgument, "config.struct_size = ", size, " was not set by rotary_config_init (",
-         size == 0 ? "an uninitialized or zero-filled config" : "an impossible size", ")");
-  }
-  rotary_config config = DefaultConfig();
-  std::memcpy(&config, caller, std::min<size_t>(size, sizeof(config)));
-  // A newer header's fields this library does not know must be at their default, 0.
-  const unsigned char* bytes = reinterpret_cast<const unsigned char*>(caller);
-  for (size_t i = sizeof(config); i < size; ++i) {
-    if (bytes[i] != 0) {
-      Fail(Status::kUnsupported, "config byte ", i, " (of ", size, ") is set: a field of a newer rotary.h than ",
-           "this library (", sizeof(config), " bytes) knows");
-    }
-  }
-  config.struct_size = sizeof(config);
+  rotary_config config = ReadSized(caller, DefaultConfig(), kAbi1ConfigSize, "config", "rotary_config_init");
   if (config.rotary_dim == 0) config.rotary_dim = config.head_dim;
   return config;
 }

@@ -1,0 +1,70 @@
+#include "lib/call/qk_norm.h"
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "lib/config/sized_struct.h"
+#include "lib/error.h"
+
+namespace rotary {
+namespace {
+
+rotary_qk_norm DefaultQkNorm() {
+  rotary_qk_norm norm{};
+  norm.struct_size = sizeof(rotary_qk_norm);
+  norm.eps = 1e-6;
+  return norm;
+}
+
+// The first release's struct: everything up to whole_token.
+constexpr size_t kFirstQkNormSize = offsetof(rotary_qk_norm, whole_token) + sizeof(int32_t);
+
+}  // namespace
+
+void InitQkNorm(rotary_qk_norm* norm, size_t size) { InitSized(norm, size, DefaultQkNorm()); }
+
+NormArgs ReadQkNorm(const rotary_qk_norm* caller) {
+  const rotary_qk_norm norm = ReadSized(caller, DefaultQkNorm(), kFirstQkNormSize, "norm", "rotary_qk_norm_init");
+  NormArgs args;
+  args.weight[0] = norm.q_weight;
+  args.weight[1] = norm.k_weight;
+  args.eps = static_cast<float>(norm.eps);
+  args.offset = static_cast<float>(norm.weight_offset);
+  if (!std::isfinite(norm.eps) || !(args.eps > 0.0f)) {
+    Fail(Status::kInvalidArgument, "norm.eps = ", norm.eps, " must be finite and > 0 as a float ",
+         "(a head of zeros would divide by zero)");
+  }
+  if (!std::isfinite(args.offset)) {
+    Fail(Status::kInvalidArgument, "norm.weight_offset = ", norm.weight_offset, " is not a finite float");
+  }
+  if (norm.whole_token != 0 && norm.whole_token != 1) {
+    Fail(Status::kInvalidArgument, "norm.whole_token = ", norm.whole_token, " must be 0 or 1");
+  }
+  args.whole_token = norm.whole_token == 1;
+  return args;
+}
+
+void AttachNorm(const NormArgs& norm, CallOperands& call, int32_t head_dim) {
+  static const char* const kNames[2] = {"norm.q_weight", "norm.k_weight"};
+  for (int i = 0; i < call.count; ++i) {
+    Operand& op = call.operands[i];
+    const float* weight = norm.weight[i];
+    if (weight != nullptr) {
+      const int64_t count = norm.whole_token ? op.heads * head_dim : head_dim;
+      for (int64_t d = 0; d < count; ++d) {
+        if (!std::isfinite(weight[d])) {
+          Fail(Status::kInvalidArgument, kNames[i], "[", d, "] = ", weight[d], " is not finite");
+        }
+      }
+      // The normalized components past rotary_dim are written, even in place.
+      op.write_rest = true;
+    }
+    op.norm_weight = weight;
+    op.norm_eps = norm.eps;
+    op.norm_offset = norm.offset;
+    op.norm_whole_token = norm.whole_token;
+  }
+}
+
+}  // namespace rotary
