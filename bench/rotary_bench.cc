@@ -46,7 +46,8 @@ struct Options {
   std::vector<std::string> dtypes = {"f32", "f16", "bf16"};
   std::vector<std::string> targets;  // empty: the active one; "all": every supported one
   std::vector<int> threads;          // empty: 1 and all cores
-  bool naive = true, qk = true, kv_write = true, table = true, table_modes = true, multi_axis = true;
+  bool naive = true, qk = true, qk_norm = true, kv_write = true, table = true, table_modes = true,
+       multi_axis = true;
   rotary_bench::TimingOptions timing;
   enum { kLines, kCsv, kJson } format = kLines;
   std::string plot_path;
@@ -71,7 +72,8 @@ void Usage() {
       "  --threads=LIST     thread counts (default: 1 and all cores)\n"
       "  --repetitions=N    timed repetitions per case, median reported (default 5)\n"
       "  --min-time=SEC     minimum time of one repetition (default 0.02)\n"
-      "  --no-naive --no-qk --no-kv-write --no-table --no-table-modes --no-multi-axis   skip those sections\n"
+      "  --no-naive --no-qk --no-qk-norm --no-kv-write --no-table --no-table-modes --no-multi-axis\n"
+      "                     skip those sections\n"
       "  --csv | --json     machine-readable output instead of protocol lines and summary\n"
       "  --plot=FILE.png    bar chart of GB/s per shape and target with the stream limit (needs gnuplot)\n");
 }
@@ -107,6 +109,8 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       o->naive = false;
     } else if (arg == "--no-qk") {
       o->qk = false;
+    } else if (arg == "--no-qk-norm") {
+      o->qk_norm = false;
     } else if (arg == "--no-kv-write") {
       o->kv_write = false;
     } else if (arg == "--no-table") {
@@ -202,6 +206,9 @@ class Bench {
         }
         if (o_.qk) {
           for (const std::string& dtype : o_.dtypes) QAndK(FindShape(shape), dtype, o_.modes.front());
+        }
+        if (o_.qk_norm) {
+          for (const std::string& dtype : o_.dtypes) QkNorm(FindShape(shape), dtype, o_.modes.front());
         }
         if (o_.kv_write) {
           for (const std::string& dtype : o_.dtypes) {
@@ -328,6 +335,64 @@ class Bench {
       fused.extra = {{"two_calls_ns", ns[2]}, {"vs_two_calls", ns[2] / ns[1]}};
       Emit(fused);
       Result two = Base("rotary_q_then_k", mode, dtype_name, s, threads);
+      two.ns_per_call = ns[2];
+      two.gbps = bytes / ns[2];
+      two.of_stream = ns[0] / ns[2];
+      Emit(two);
+    }
+  }
+
+  // qk-norm fused (docs/math.md §8): q [B, S, 32, 128] and k [B, S, 8, 128]
+  // normalized, rotated and q scaled in one call, in place, vs the stream over
+  // the same bytes (it moves no more) and vs the two passes a backend runs
+  // without it: a plain RMSNorm pass over q and k, then rotary's apply_qk.
+  void QkNorm(const Shape& s, const std::string& dtype_name, const std::string& mode) {
+    const rotary::Dtype dtype = ParseDtype(dtype_name);
+    const int64_t rows = s.batch * s.seq;
+    const int64_t q_elements = rows * s.heads * s.dim, k_elements = rows * kKvHeads * s.dim;
+    const double bytes = 2.0 * (q_elements + k_elements) * ElementBytes(dtype);
+    rotary::Rope rope(rotary::Config().head_dim(static_cast<int32_t>(s.dim)).pairing(ParseMode(mode)));
+    Buffer q(q_elements, dtype), k(k_elements, dtype);  // every pass runs over q and k (see InPlace)
+    const rotary::Tensor qv(q.data(), dtype, s.batch, s.seq, s.heads, s.dim);
+    const rotary::Tensor kv(k.data(), dtype, s.batch, s.seq, kKvHeads, s.dim);
+    std::vector<float> wq(s.dim), wk(s.dim);
+    for (int64_t d = 0; d < s.dim; ++d) {
+      wq[d] = 1.0f + 0.01f * static_cast<float>(d % 7);
+      wk[d] = 1.0f - 0.01f * static_cast<float>(d % 5);
+    }
+    const rotary::QkNorm norm(wq, wk, 1e-6);
+    // Each call normalizes again, so repeated calls keep q and k at the scale of q_scale.
+    const float q_scale = 1.0f / std::sqrt(static_cast<float>(s.dim));
+    rope.apply_qk(qv, kv, norm, s.offset, q_scale);
+    for (int threads : o_.threads) {
+      tbb::task_arena arena(threads);
+      const std::vector<double> ns = rotary_bench::MedianNsPerCall(
+          {[&] {
+             arena.execute([&] {
+               rotary_bench::StreamInPlace(q.data(), static_cast<rotary_dtype>(dtype), rows, s.heads * s.dim,
+                                           0.999f, 0.001f);
+               rotary_bench::StreamInPlace(k.data(), static_cast<rotary_dtype>(dtype), rows, kKvHeads * s.dim,
+                                           0.999f, 0.001f);
+             });
+           },
+           [&] { arena.execute([&] { rope.apply_qk(qv, kv, norm, s.offset, q_scale); }); },
+           [&] {
+             arena.execute([&] {
+               rotary_bench::RmsNormInPlace(q.data(), static_cast<rotary_dtype>(dtype), rows, s.heads, s.dim,
+                                            wq.data(), 1e-6f);
+               rotary_bench::RmsNormInPlace(k.data(), static_cast<rotary_dtype>(dtype), rows, kKvHeads, s.dim,
+                                            wk.data(), 1e-6f);
+               rope.apply_qk(qv, kv, s.offset, q_scale);
+             });
+           }},
+          o_.timing);
+      Result fused = Base("rotary_qk_norm", mode, dtype_name, s, threads);
+      fused.ns_per_call = ns[1];
+      fused.gbps = bytes / ns[1];
+      fused.of_stream = ns[0] / ns[1];
+      fused.extra = {{"two_pass_ns", ns[2]}, {"vs_two_pass", ns[2] / ns[1]}};
+      Emit(fused);
+      Result two = Base("rmsnorm_then_rotary_qk", mode, dtype_name, s, threads);
       two.ns_per_call = ns[2];
       two.gbps = bytes / ns[2];
       two.of_stream = ns[0] / ns[2];

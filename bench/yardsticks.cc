@@ -88,6 +88,37 @@ void ConvertRange(const float* src, void* dst, int dtype, size_t n, bool native_
   ConvertTyped<BF16Storage>(src, static_cast<uint16_t*>(dst), n);
 }
 
+// A plain RMSNorm pass over `heads` heads of `dim` elements, in place: what a
+// backend runs before RoPE without qk-norm fused (one accumulator of fused
+// multiply-adds per head, its lanes summed; x * r * w stored converted).
+template <class S>
+void RmsNormTyped(typename S::T* HWY_RESTRICT x, size_t heads, size_t dim, const float* HWY_RESTRICT w, float eps) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  for (size_t h = 0; h < heads; ++h, x += dim) {
+    VF sum = hn::Zero(d);
+    for (size_t i = 0; i + N <= dim; i += N) {
+      const VF v = LoadF32(S(), x + i);
+      sum = hn::MulAdd(v, v, sum);
+    }
+    const VF r = hn::Set(d, 1.0f / std::sqrt(hn::GetLane(hn::SumOfLanes(d, sum)) / static_cast<float>(dim) + eps));
+    for (size_t i = 0; i + N <= dim; i += N) {
+      StoreF32(S(), hn::Mul(hn::Mul(LoadF32(S(), x + i), r), hn::LoadU(d, w + i)), x + i);
+    }
+  }
+}
+
+void RmsNormRange(void* x, int dtype, size_t heads, size_t dim, const float* w, float eps, bool native_bf16) {
+  if (dtype == ROTARY_F32) RmsNormTyped<F32Storage>(static_cast<float*>(x), heads, dim, w, eps);
+  if (dtype == ROTARY_F16) RmsNormTyped<F16Storage>(static_cast<uint16_t*>(x), heads, dim, w, eps);
+  if (dtype != ROTARY_BF16) return;
+#if ROTARY_NATIVE_BF16
+  if (native_bf16) return RmsNormTyped<BF16NativeStorage>(static_cast<uint16_t*>(x), heads, dim, w, eps);
+#endif
+  (void)native_bf16;
+  RmsNormTyped<BF16Storage>(static_cast<uint16_t*>(x), heads, dim, w, eps);
+}
+
 // The loop a user would write (NaiveRope::Apply), compiled for this target.
 void NaiveRows(float* HWY_RESTRICT x, const float* HWY_RESTRICT cos_table, const float* HWY_RESTRICT sin_table,
                int half, int64_t rows, int64_t seq, int64_t heads, int64_t offset, bool interleaved) {
@@ -124,6 +155,7 @@ namespace rotary_bench {
 HWY_EXPORT(StreamRange);
 HWY_EXPORT(ConvertRange);
 HWY_EXPORT(NaiveRows);
+HWY_EXPORT(RmsNormRange);
 
 namespace {
 
@@ -175,6 +207,18 @@ void ConvertingCopy(const float* src, void* dst, rotary_dtype dst_dtype, int64_t
   rotary::ForEachRowRange(rows, cost_per_row, [&](int64_t begin, int64_t end) {
     convert(src + begin * elements_per_row, out + begin * out_row_bytes, dst_dtype,
             static_cast<size_t>((end - begin) * elements_per_row), target.native_bf16);
+  });
+}
+
+void RmsNormInPlace(void* x, rotary_dtype dtype, int64_t rows, int64_t heads, int64_t dim, const float* weight,
+                    float eps) {
+  char* base = static_cast<char*>(x);
+  const int64_t row_bytes = heads * dim * ElementBytes(dtype);
+  const ActiveYardstick target = ForActiveTarget();
+  const auto norm = HWY_DISPATCH_TABLE(RmsNormRange)[target.index];
+  rotary::ForEachRowRange(rows, 2 * heads * dim * ElementCost(dtype), [&](int64_t begin, int64_t end) {
+    norm(base + begin * row_bytes, dtype, static_cast<size_t>((end - begin) * heads), static_cast<size_t>(dim),
+         weight, eps, target.native_bf16);
   });
 }
 

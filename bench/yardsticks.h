@@ -5,6 +5,8 @@
 //    for that size, storage type and ISA;
 //  - converting copy: f32 -> f16/bf16 out of place, what a backend does anyway
 //    when it writes k into a KV cache (on the active target too);
+//  - RMSNorm pass: a plain per-head RMSNorm in place (on the active target),
+//    the pass a backend runs before RoPE when qk-norm is not fused;
 //  - naive: the obvious scalar RoPE loop a user would write, reading cos/sin
 //    from a precomputed table, compiled for the active target as the compiler
 //    would for a user's build for that ISA (auto-vectorized where it can).
@@ -25,6 +27,11 @@ void StreamInPlace(void* x, rotary_dtype dtype, int64_t rows, int64_t elements_p
 
 // dst (f16 or bf16) = src (f32), rows * elements_per_row elements, split like StreamInPlace.
 void ConvertingCopy(const float* src, void* dst, rotary_dtype dst_dtype, int64_t rows, int64_t elements_per_row);
+
+// x[row][head] = x * r * weight per head of `dim` elements (weight: dim
+// floats), rows * heads heads of `dtype`, split like StreamInPlace.
+void RmsNormInPlace(void* x, rotary_dtype dtype, int64_t rows, int64_t heads, int64_t dim, const float* weight,
+                    float eps);
 
 // The loop a user would write: f32, contiguous [rows, heads, dim], full rotary_dim.
 struct NaiveRope {
