@@ -141,6 +141,13 @@ struct Operand {
   Buffer* src;
   Buffer* dst;  // == src: in place
   double scale;
+  const float* norm_weight = nullptr;  // qk-norm before the rotation (rotary_apply_qk_norm)
+};
+
+// The qk-norm of a call (docs/math.md §8), for the reference.
+struct NormCheck {
+  double eps, offset;
+  bool whole_token;
 };
 
 // Checks a successful call: every dst head against the float64 reference of
@@ -148,7 +155,7 @@ struct Operand {
 // arrays of batch * seq (multi-axis RoPE: pair i at its axis's id).
 void CheckResult(const rotary_config& c, const std::vector<Operand>& ops, const std::vector<std::vector<uint8_t>>& before_src,
                  const std::vector<std::vector<uint8_t>>& before_dst, const int64_t* ids, int axes, int64_t offset,
-                 bool inverse) {
+                 bool inverse, const NormCheck* norm = nullptr) {
   const rotary_tensor& t0 = ops[0].src->view;
   const int64_t rows = t0.batch * t0.seq;
   int64_t last = 0;
@@ -175,8 +182,34 @@ void CheckResult(const rotary_config& c, const std::vector<Operand>& ops, const 
         for (int64_t h = 0; h < src.view.heads; ++h) {
           const int64_t row = b * src.view.seq + s;
           std::vector<double> x(c.head_dim), y(c.head_dim);
-          const int64_t src_index = b * src.view.stride_batch + s * src.view.stride_seq + h * src.view.stride_head;
-          for (int k = 0; k < c.head_dim; ++k) x[k] = LoadStored(src_base + (src_index + k) * ElementBytes(sd), sd);
+          const auto load_head = [&](int64_t head, std::vector<double>& values) {
+            const int64_t at = b * src.view.stride_batch + s * src.view.stride_seq + head * src.view.stride_head;
+            for (int k = 0; k < c.head_dim; ++k) values[k] = LoadStored(src_base + (at + k) * ElementBytes(sd), sd);
+          };
+          load_head(h, x);
+          double norm_tol = 0;
+          if (norm != nullptr && op.norm_weight != nullptr) {  // §8.1 in float64: u = x r (w + offset)
+            double sum = 0;
+            int64_t count = c.head_dim;
+            if (norm->whole_token) {
+              std::vector<double> other(c.head_dim);
+              for (int64_t g = 0; g < src.view.heads; ++g) {
+                load_head(g, other);
+                for (double v : other) sum += v * v;
+              }
+              count *= src.view.heads;
+            } else {
+              for (double v : x) sum += v * v;
+            }
+            const double rms = 1.0 / std::sqrt(sum / static_cast<double>(count) + norm->eps);
+            const float* w = op.norm_weight + (norm->whole_token ? h * c.head_dim : 0);
+            double largest = 0;
+            for (int k = 0; k < c.head_dim; ++k) {
+              x[k] = x[k] * rms * (static_cast<double>(w[k]) + norm->offset);
+              largest = std::max(largest, std::fabs(x[k]));
+            }
+            norm_tol = 4e-6 * largest * op.scale * m;  // §8's f32 bound of the norm itself
+          }
           y = x;
           double max_abs_x = 0;
           for (double v : x) max_abs_x = std::max(max_abs_x, std::fabs(v));
@@ -195,12 +228,13 @@ void CheckResult(const rotary_config& c, const std::vector<Operand>& ops, const 
           // table's), then one rounding to the output's storage: half its
           // spacing at the value, relative 2^-11 (f16) or 2^-8 (bf16), and
           // half of f16's smallest subnormal step, 2^-25, below its normals.
-          const double f32_tol = rotary_test::F32Bound(max_abs_x, r, op.scale, rotary_test::Rows::kSynthesized);
+          const double f32_tol =
+              rotary_test::F32Bound(max_abs_x, r, op.scale, rotary_test::Rows::kSynthesized) + norm_tol;
           for (int k = 0; k < c.head_dim; ++k) {
             uint8_t* out = dst.At(b, s, h, k);
             written[out - dst.bytes.data()] = 1;
             const double got = LoadStored(out, dd);
-            if (k >= c.rotary_dim && in_place && op.scale == 1.0) {
+            if (k >= c.rotary_dim && in_place && op.scale == 1.0 && (norm == nullptr || op.norm_weight == nullptr)) {
               if (std::memcmp(out, before_dst[o].data() + (out - dst.bytes.data()), ElementBytes(dd)) != 0) {
                 Violation("a pass-through component changed in place");
               }
@@ -231,7 +265,7 @@ void CheckResult(const rotary_config& c, const std::vector<Operand>& ops, const 
 // most inputs reach a real call and each rejection has a single cause.
 enum Broken {
   kNothing = 0, kHeadDim, kRotaryDim, kPairing, kBase, kMaxPositions, kPositionLimit, kScaling, kFactor,
-  kScheme, kArrays, kDtype, kShape, kStrides, kNullData, kOffset, kIds, kScale, kTableMode, kAxes, kNumBroken
+  kScheme, kArrays, kDtype, kShape, kStrides, kNullData, kOffset, kIds, kScale, kTableMode, kAxes, kNorm, kNumBroken
 };
 
 template <typename T, size_t N, size_t M>
@@ -332,7 +366,7 @@ void PickConfig(Bytes& in, int broken, rotary_config& c, std::vector<std::vector
 }  // namespace
 
 // How many inputs reached each outcome (the replay driver reports them).
-int64_t g_fuzz_created = 0, g_fuzz_rejected_calls = 0, g_fuzz_checked_calls = 0;
+int64_t g_fuzz_created = 0, g_fuzz_rejected_calls = 0, g_fuzz_checked_calls = 0, g_fuzz_checked_norm_calls = 0;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Bytes in(data, size);
@@ -352,6 +386,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ++g_fuzz_created;
   const int kind = in.U8() % 6;  // apply, inverse, apply_to, qk, qk_to, packed
   const bool inverse = kind == 1 || (kind == 2 && in.U8() % 2);
+  const bool norm_wanted = in.U8() % 4 == 3;  // early in the input: most inputs are short
   // Raw ints: a C caller may store any int in an enum field (see lib/config/enum_value.h).
   const int32_t dtypes[] = {ROTARY_F32, ROTARY_F16, ROTARY_BF16, ROTARY_F32};
   const int32_t bad_dtypes[] = {3, -1};
@@ -442,9 +477,49 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int64_t bad_deltas[] = {-offset - 1, std::numeric_limits<int64_t>::max()};
   const int64_t delta = shift ? PickEither(in, broken == kOffset, deltas, bad_deltas) : 0;
 
+  // Some forward calls normalize q and k first (qk-norm): weights of head_dim
+  // floats, or of heads * head_dim for a whole-token norm; broken: a bad eps
+  // or a non-finite weight (an error, nothing written).
+  const bool with_norm = !shift && !inverse && kind != 5 && (norm_wanted || broken == kNorm);
+  NormCheck norm_check{1e-6, 0.0, false};
+  std::vector<float> q_weight, k_weight;
+  rotary_qk_norm norm;
+  rotary_qk_norm_init(&norm);
+  if (with_norm) {
+    const double epsilons[] = {1e-6, 1e-5, 0.5};
+    const double offsets_w[] = {0.0, 1.0, -0.25};
+    norm_check = {in.Pick(epsilons), in.Pick(offsets_w), in.U8() % 3 == 2};
+    const auto weights = [&](int64_t heads_of, std::vector<float>& w) {
+      w.resize(static_cast<size_t>((norm_check.whole_token ? std::max<int64_t>(heads_of, 1) : 1) * head_dim));
+      for (float& v : w) v = static_cast<float>(static_cast<int>(in.U8()) - 96) / 64.0f;
+    };
+    weights(q.view.heads, q_weight);
+    if (kind >= 3) weights(k.view.heads, k_weight);
+    norm.q_weight = in.U8() % 8 == 7 ? nullptr : q_weight.data();
+    norm.k_weight = kind >= 3 && in.U8() % 8 != 7 ? k_weight.data() : nullptr;
+    norm.eps = norm_check.eps;
+    norm.weight_offset = norm_check.offset;
+    norm.whole_token = norm_check.whole_token ? 1 : 0;
+    if (broken == kNorm) {
+      switch (in.U8() % 3) {
+        case 0: norm.eps = in.U8() % 2 ? 0.0 : std::numeric_limits<double>::quiet_NaN(); break;
+        case 1: norm.whole_token = 3; break;
+        default:
+          q_weight[in.U8() % q_weight.size()] = std::numeric_limits<float>::infinity();
+          norm.q_weight = q_weight.data();
+          break;
+      }
+    }
+  }
+
   rotary_status status;
   if (shift) {
     status = rotary_shift(rope, &q.view, id_ptr, offset, delta);
+  } else if (with_norm) {
+    const bool separate_dst = kind == 2 || kind == 4;
+    status = rotary_apply_qk_norm(rope, &q.view, separate_dst ? &q_out.view : &q.view, kind >= 3 ? &k.view : nullptr,
+                                  kind == 4 ? &k_out.view : kind == 3 ? &k.view : nullptr, id_ptr, axes_given, offset,
+                                  kind >= 3 ? q_scale : 1.0f, &norm);
   } else if (axes > 1) {
     const bool separate_dst = kind == 2 || kind == 4;
     status = rotary_apply_axes(rope, &q.view, separate_dst ? &q_out.view : &q.view, kind >= 3 ? &k.view : nullptr,
@@ -494,8 +569,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   } else {
     const bool separate_dst = kind == 2 || kind == 4;
-    ops.push_back(Operand{&q, separate_dst ? &q_out : &q, kind >= 3 ? q_scale : 1.0});
-    if (kind >= 3) ops.push_back(Operand{&k, kind == 4 ? &k_out : &k, 1.0});
+    ops.push_back(Operand{&q, separate_dst ? &q_out : &q, kind >= 3 ? q_scale : 1.0, norm.q_weight});
+    if (kind >= 3) ops.push_back(Operand{&k, kind == 4 ? &k_out : &k, 1.0, norm.k_weight});
     std::vector<std::vector<uint8_t>> src_before = {before[0]}, dst_before = {separate_dst ? before[1] : before[0]};
     if (kind >= 3) {
       src_before.push_back(before[2]);
@@ -504,7 +579,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const Operand& op : ops) {
       if (!op.src->usable || !op.dst->usable) Violation("accepted a view outside its buffer");
     }
-    CheckResult(config, ops, src_before, dst_before, id_ptr, axes_given, offset, inverse);
+    CheckResult(config, ops, src_before, dst_before, id_ptr, axes_given, offset, inverse,
+                with_norm ? &norm_check : nullptr);
+    g_fuzz_checked_norm_calls += with_norm;
   }
   rotary_destroy(rope);
   return 0;
