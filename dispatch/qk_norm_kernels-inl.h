@@ -294,8 +294,18 @@ HWY_NOINLINE void RotateNormalizingHeads(const float* HWY_RESTRICT buffer, NormG
     typename Dst::T* y = static_cast<typename Dst::T*>(dst) + static_cast<int64_t>(h) * dst_stride_head;
     const VF r = hn::Set(d, factors[h]);
     const auto normalized = [&](size_t k) { return hn::Mul(hn::Mul(hn::LoadU(d, x + k), r), hn::LoadU(d, g + k)); };
+    // Two vectors at a time where the part allows: stored as pairs
+    // (StoreF32Pair: bf16 rounds both with one permute). Same values either way.
     if (kPairing == kNeoxPairs) {
-      for (size_t i = 0; i < pairs; i += N) {
+      size_t i = 0;
+      for (; pairs % (2 * N) == 0 && i < pairs; i += 2 * N) {
+        VF a0 = normalized(i), c0 = normalized(pairs + i), a1 = normalized(i + N), c1 = normalized(pairs + i + N);
+        RotatePairs(a0, c0, InRegister(hn::LoadU(d, cos + i)), InRegister(hn::LoadU(d, sin + i)));
+        RotatePairs(a1, c1, InRegister(hn::LoadU(d, cos + i + N)), InRegister(hn::LoadU(d, sin + i + N)));
+        StoreF32Pair(Dst(), a0, a1, y + i);
+        StoreF32Pair(Dst(), c0, c1, y + pairs + i);
+      }
+      for (; i < pairs; i += N) {
         VF a = normalized(i), c = normalized(pairs + i);
         RotatePairs(a, c, InRegister(hn::LoadU(d, cos + i)), InRegister(hn::LoadU(d, sin + i)));
         StoreF32(Dst(), a, y + i);
@@ -303,7 +313,12 @@ HWY_NOINLINE void RotateNormalizingHeads(const float* HWY_RESTRICT buffer, NormG
       }
     } else {
 #if HWY_TARGET != HWY_SCALAR
-      for (size_t k = 0; k < rotated; k += N) {
+      size_t k = 0;
+      for (; rotated % (2 * N) == 0 && k < rotated; k += 2 * N) {
+        StoreF32Pair(Dst(), RotateAdjacent(normalized(k), hn::LoadU(d, cos + k), hn::LoadU(d, sin + k)),
+                     RotateAdjacent(normalized(k + N), hn::LoadU(d, cos + k + N), hn::LoadU(d, sin + k + N)), y + k);
+      }
+      for (; k < rotated; k += N) {
         StoreF32(Dst(), RotateAdjacent(normalized(k), hn::LoadU(d, cos + k), hn::LoadU(d, sin + k)), y + k);
       }
 #endif
