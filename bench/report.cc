@@ -61,6 +61,28 @@ void PrintJson(const std::vector<Result>& results) {
   std::printf("]\n");
 }
 
+namespace {
+
+// One fused call against the separate calls it replaces (timed in the same run: extra `separate_key`).
+void PrintFusedVsSeparate(const std::vector<Result>& results, const char* impl, const char* separate_key,
+                          const char* title, const char* separate_column) {
+  bool header = false;
+  for (const Result& r : results) {
+    if (r.impl != impl) continue;
+    if (!header) {
+      std::printf("\n%s\n", title);
+      std::printf("%-8s %-12s %-5s %-11s %7s %12s %12s %9s %9s\n", "target", "mode", "dtype", "shape", "threads",
+                  "fused ns", separate_column, "speedup", "of_stream");
+      header = true;
+    }
+    std::printf("%-8s %-12s %-5s %-11s %7d %12.0f %12.0f %8.2fx %9.3f\n", r.target.c_str(), r.mode.c_str(),
+                r.dtype.c_str(), r.shape.c_str(), r.threads, r.ns_per_call, r.Extra(separate_key),
+                r.Extra(separate_key) / r.ns_per_call, r.of_stream);
+  }
+}
+
+}  // namespace
+
 void PrintSummary(const std::vector<Result>& results, const std::string& cpu) {
   std::printf("\nrotary-bench on %s\n", cpu.c_str());
   std::printf("GB/s = tensor bytes read + written per second; of_stream = stream time / rotary time (same bytes, "
@@ -79,20 +101,13 @@ void PrintSummary(const std::vector<Result>& results, const std::string& cpu) {
     }
   }
 
-  bool header = false;
-  for (const Result& r : results) {
-    if (r.impl != "rotary_qk") continue;
-    if (!header) {
-      std::printf("\nq and k in one call (32 q heads, 8 k heads) vs two calls\n");
-      std::printf("%-8s %-12s %-5s %-11s %7s %12s %12s %9s %9s\n", "target", "mode", "dtype", "shape", "threads",
-                  "fused ns", "two calls ns", "speedup", "of_stream");
-      header = true;
-    }
-    std::printf("%-8s %-12s %-5s %-11s %7d %12.0f %12.0f %8.2fx %9.3f\n", r.target.c_str(), r.mode.c_str(),
-                r.dtype.c_str(), r.shape.c_str(), r.threads, r.ns_per_call, r.Extra("two_calls_ns"),
-                r.Extra("two_calls_ns") / r.ns_per_call, r.of_stream);
-  }
+  PrintFusedVsSeparate(results, "rotary_qk", "two_calls_ns",
+                       "q and k in one call (32 q heads, 8 k heads) vs two calls", "two calls ns");
+  PrintFusedVsSeparate(results, "rotary_qk_norm", "two_pass_ns",
+                       "qk-norm, RoPE and q scale in one call (32 q heads, 8 k heads) vs an RMSNorm pass, then apply_qk",
+                       "two pass ns");
 
+  bool header = false;
   header = false;
   for (const Result& r : results) {
     if (r.impl != "rotary_to") continue;

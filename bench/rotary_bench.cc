@@ -243,6 +243,22 @@ class Bench {
     return r;
   }
 
+  // A case timed at ns per call that moves `bytes`, judged by the stream at stream_ns.
+  Result Measured(const std::string& impl, const std::string& mode, const std::string& dtype, const Shape& s,
+                  int threads, double ns, double bytes, double stream_ns) const {
+    Result r = Base(impl, mode, dtype, s, threads);
+    r.ns_per_call = ns;
+    r.gbps = bytes / ns;
+    r.of_stream = stream_ns / ns;
+    return r;
+  }
+
+  // The stream yardstick over q [rows, heads, dim] and k [rows, kKvHeads, dim].
+  static void StreamQAndK(Buffer& q, Buffer& k, rotary::Dtype dtype, int64_t rows, const Shape& s) {
+    rotary_bench::StreamInPlace(q.data(), static_cast<rotary_dtype>(dtype), rows, s.heads * s.dim, 0.999f, 0.001f);
+    rotary_bench::StreamInPlace(k.data(), static_cast<rotary_dtype>(dtype), rows, kKvHeads * s.dim, 0.999f, 0.001f);
+  }
+
   // In-place apply of [B, S, 32, 128] vs stream over the same bytes (and naive, f32).
   void InPlace(const Shape& s, const std::string& dtype_name, const std::string& mode) {
     const rotary::Dtype dtype = ParseDtype(dtype_name);
@@ -312,14 +328,7 @@ class Bench {
     for (int threads : o_.threads) {
       tbb::task_arena arena(threads);
       const std::vector<double> ns = rotary_bench::MedianNsPerCall(
-          {[&] {
-             arena.execute([&] {
-               rotary_bench::StreamInPlace(q.data(), static_cast<rotary_dtype>(dtype), rows, s.heads * s.dim,
-                                           0.999f, 0.001f);
-               rotary_bench::StreamInPlace(k.data(), static_cast<rotary_dtype>(dtype), rows, kKvHeads * s.dim,
-                                           0.999f, 0.001f);
-             });
-           },
+          {[&] { arena.execute([&] { StreamQAndK(q, k, dtype, rows, s); }); },
            [&] { arena.execute([&] { rope.apply_qk(qv, kv, s.offset); }); },
            [&] {
              arena.execute([&] {
@@ -328,17 +337,10 @@ class Bench {
              });
            }},
           o_.timing);
-      Result fused = Base("rotary_qk", mode, dtype_name, s, threads);
-      fused.ns_per_call = ns[1];
-      fused.gbps = bytes / ns[1];
-      fused.of_stream = ns[0] / ns[1];
+      Result fused = Measured("rotary_qk", mode, dtype_name, s, threads, ns[1], bytes, ns[0]);
       fused.extra = {{"two_calls_ns", ns[2]}, {"vs_two_calls", ns[2] / ns[1]}};
       Emit(fused);
-      Result two = Base("rotary_q_then_k", mode, dtype_name, s, threads);
-      two.ns_per_call = ns[2];
-      two.gbps = bytes / ns[2];
-      two.of_stream = ns[0] / ns[2];
-      Emit(two);
+      Emit(Measured("rotary_q_then_k", mode, dtype_name, s, threads, ns[2], bytes, ns[0]));
     }
   }
 
@@ -367,14 +369,7 @@ class Bench {
     for (int threads : o_.threads) {
       tbb::task_arena arena(threads);
       const std::vector<double> ns = rotary_bench::MedianNsPerCall(
-          {[&] {
-             arena.execute([&] {
-               rotary_bench::StreamInPlace(q.data(), static_cast<rotary_dtype>(dtype), rows, s.heads * s.dim,
-                                           0.999f, 0.001f);
-               rotary_bench::StreamInPlace(k.data(), static_cast<rotary_dtype>(dtype), rows, kKvHeads * s.dim,
-                                           0.999f, 0.001f);
-             });
-           },
+          {[&] { arena.execute([&] { StreamQAndK(q, k, dtype, rows, s); }); },
            [&] { arena.execute([&] { rope.apply_qk(qv, kv, norm, s.offset, q_scale); }); },
            [&] {
              arena.execute([&] {
@@ -386,17 +381,10 @@ class Bench {
              });
            }},
           o_.timing);
-      Result fused = Base("rotary_qk_norm", mode, dtype_name, s, threads);
-      fused.ns_per_call = ns[1];
-      fused.gbps = bytes / ns[1];
-      fused.of_stream = ns[0] / ns[1];
+      Result fused = Measured("rotary_qk_norm", mode, dtype_name, s, threads, ns[1], bytes, ns[0]);
       fused.extra = {{"two_pass_ns", ns[2]}, {"vs_two_pass", ns[2] / ns[1]}};
       Emit(fused);
-      Result two = Base("rmsnorm_then_rotary_qk", mode, dtype_name, s, threads);
-      two.ns_per_call = ns[2];
-      two.gbps = bytes / ns[2];
-      two.of_stream = ns[0] / ns[2];
-      Emit(two);
+      Emit(Measured("rmsnorm_then_rotary_qk", mode, dtype_name, s, threads, ns[2], bytes, ns[0]));
     }
   }
 
