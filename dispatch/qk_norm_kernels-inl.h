@@ -283,7 +283,8 @@ template <int kPairing, class Dst>
 HWY_NOINLINE void RotateNormalizingHeads(const float* HWY_RESTRICT buffer, NormGroup group, size_t heads,
                                          const float* HWY_RESTRICT factors, const float* HWY_RESTRICT gain,
                                          size_t gain_stride, void* dst, int64_t dst_stride_head, const float* cos,
-                                         const float* sin, size_t pairs, size_t head_dim, float scale) {
+                                         const float* sin, size_t pairs, size_t head_dim, float scale,
+                                         const char* prefetch, int64_t prefetch_stride, size_t prefetch_bytes) {
   const DF d;
   const size_t N = hn::Lanes(d);
   const size_t rotated = 2 * pairs;
@@ -293,6 +294,10 @@ HWY_NOINLINE void RotateNormalizingHeads(const float* HWY_RESTRICT buffer, NormG
     const float* g = gain + h * gain_stride;
     typename Dst::T* y = static_cast<typename Dst::T*>(dst) + static_cast<int64_t>(h) * dst_stride_head;
     const VF r = hn::Set(d, factors[h]);
+    if (prefetch != nullptr) {  // spread over the heads: a burst of them would fill the load queue
+      const char* head = prefetch + static_cast<int64_t>(h) * prefetch_stride;
+      for (size_t at = 0; at < prefetch_bytes; at += 64) hwy::Prefetch(head + at);
+    }
     const auto normalized = [&](size_t k) { return hn::Mul(hn::Mul(hn::LoadU(d, x + k), r), hn::LoadU(d, g + k)); };
     // Two vectors at a time where the part allows: stored as pairs
     // (StoreF32Pair: bf16 rounds both with one permute). Same values either way.
@@ -347,7 +352,8 @@ struct NormKernelParts {
   void (*rotate_normalizing)(const float* HWY_RESTRICT buffer, NormGroup group, size_t heads,
                              const float* HWY_RESTRICT factors, const float* HWY_RESTRICT gain, size_t gain_stride,
                              void* dst, int64_t dst_stride_head, const float* cos, const float* sin, size_t pairs,
-                             size_t head_dim, float scale);
+                             size_t head_dim, float scale, const char* prefetch, int64_t prefetch_stride,
+                             size_t prefetch_bytes);
   void (*rotate_normalized)(const Operand& normalized, const float* cos, const float* sin, size_t pairs,
                             size_t head_dim, bool one_at_a_time);
   int pairing;
@@ -359,17 +365,16 @@ HWY_INLINE size_t GainFloats(const Operand& op, size_t head_dim) {
   return op.norm_weight != nullptr && op.norm_whole_token ? static_cast<size_t>(op.heads) * head_dim : head_dim;
 }
 
-// Calls streaming from DRAM: the source lines of the heads after this group
-// (in this row, else the next row), requested while this group is rotated.
-// Otherwise the group's loads wait on memory, then its arithmetic leaves the
-// memory idle: the two added up instead of overlapping.
-HWY_INLINE void PrefetchNextGroup(const Operand& op, const char* row, int64_t first, size_t heads, size_t head_dim,
-                                  size_t src_bytes) {
+// Calls streaming from DRAM: where the source heads after this group start
+// (in this row, else the next row), to be requested while this group is
+// rotated; nullptr otherwise. Without it, a group's loads wait on memory, then
+// its arithmetic leaves the memory idle: the two add up instead of overlapping.
+HWY_INLINE const char* NextGroupSource(const Operand& op, const char* row, int64_t first, size_t heads,
+                                       size_t src_bytes, bool streaming) {
+  if (!streaming) return nullptr;
   const int64_t next = first + static_cast<int64_t>(heads);
-  const char* from = next < op.heads ? row + next * op.src_stride_head * static_cast<int64_t>(src_bytes)
-                                     : row + op.src_stride_seq * static_cast<int64_t>(src_bytes);
-  const size_t bytes = heads * head_dim * src_bytes;
-  for (size_t at = 0; at < bytes; at += 64) hwy::Prefetch(from + at);  // a hint: never faults
+  return next < op.heads ? row + next * op.src_stride_head * static_cast<int64_t>(src_bytes)
+                         : row + op.src_stride_seq * static_cast<int64_t>(src_bytes);
 }
 
 // All heads of one operand at row (b, s), a group at a time: loaded with
@@ -399,10 +404,12 @@ HWY_INLINE void NormRotateOperandRow(const Operand& op, int64_t b, int64_t s, co
     const size_t heads = std::min(group.heads, static_cast<size_t>(op.heads - first));
     char* y_first = y + first * op.dst_stride_head * static_cast<int64_t>(parts.dst_bytes);
     parts.load(op, x, first, heads, group, job.head_dim, buffer, factors);
-    if (job.streaming) PrefetchNextGroup(op, x, first, heads, job.head_dim, parts.src_bytes);
+    const char* prefetch = NextGroupSource(op, x, first, heads, parts.src_bytes, job.streaming);
     if (in_rotation) {
       parts.rotate_normalizing(buffer, group, heads, factors, gain + static_cast<size_t>(first) * gain_stride,
-                               gain_stride, y_first, op.dst_stride_head, cos, sin, job.pairs, job.head_dim, op.scale);
+                               gain_stride, y_first, op.dst_stride_head, cos, sin, job.pairs, job.head_dim, op.scale,
+                               prefetch, op.src_stride_head * static_cast<int64_t>(parts.src_bytes),
+                               job.head_dim * parts.src_bytes);
       continue;
     }
     for (size_t h = 0; h < heads; ++h) {
