@@ -2,7 +2,7 @@
 // declared only: RotateRows is defined in rope_kernels-inl.h and instantiated
 // by dispatch/instances/rotate_<pairing>_<source>.cc; NormRotateRows is
 // defined in qk_norm_kernels-inl.h and instantiated by
-// dispatch/instances/norm_rotate_<source>.cc; BuildTableRows,
+// dispatch/instances/norm_rotate_<pairing>.cc; BuildTableRows,
 // SynthesizeRow and GatherAxisRow are defined in table_build-inl.h,
 // row_synthesis-inl.h and axis_rows-inl.h and compiled by
 // dispatch/instances/table_rows.cc.

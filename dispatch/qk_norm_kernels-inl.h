@@ -1,19 +1,21 @@
 // Per-target qk-norm kernels: the definition of NormRotateRows (declared in
-// kernel_entry_points-inl.h), instantiated per source storage by
-// dispatch/instances/norm_rotate_<source>.cc for every Highway target.
+// kernel_entry_points-inl.h), instantiated per pairing by
+// dispatch/instances/norm_rotate_<pairing>.cc for every Highway target.
 //
-// Per (b, s) row and operand, the heads are converted to f32 into a buffer
-// that stays in L1, a group at a time; each head (or, for a whole-token norm,
-// all heads together) is RMS-normalized there, u = (x * r) * (w + offset),
-// and the group is rotated from the buffer to the destination by the plain
-// kernels' head loops (RotateOperandRow) with the q scale. The tensor is thus
-// read once and written once, as by the plain rotation.
+// Per (b, s) row and operand, the heads are loaded a group at a time (up to
+// 16 KiB; a whole-token norm: every head of the row) into a buffer that stays
+// in L1, converted to f32 while their squares are summed; every head's factor
+// r is taken; then u = (x * r) * (w + offset) is formed inside the rotation
+// loop, which rotates it, scales it by q_scale and stores it converted. Rows
+// that loop does not cover (partial vectors, SCALAR) normalize the buffer
+// first and rotate it with the plain kernels' head loops: the same bits. The
+// tensor is read once and written once, as by the plain rotation.
 //
 // The factor r must have the same bits on every target, whatever its vector
 // width (docs/math.md §8.3): 16 lane sums of squares in index order, a fixed
-// tree, a correctly rounded sqrt and a division. The translation units that
-// compile this file are built with -ffp-contract=off (CMakeLists.txt): a
-// fused multiply-add of `sum + x * x` would round once where §8.3 rounds twice.
+// tree, a correctly rounded sqrt and a division. The library is built with
+// -ffp-contract=off (CMakeLists.txt): a fused multiply-add of `sum + x * x`
+// would round once where §8.3 rounds twice.
 
 // Per-target include guard (Highway's convention for -inl.h files).
 #if defined(ROTARY_DISPATCH_QK_NORM_KERNELS_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -164,6 +166,12 @@ HWY_INLINE float LoadHeadAndSumSquares(const typename Src::T* HWY_RESTRICT x, si
   return TreeOfLaneSums<K>(d, s0, s1, s2, s3);
 }
 
+// Whether this target's vectors may be 16 / K lanes of f32 (K vectors making
+// the 16 lane sums): on fixed-width targets only one K can be, and the
+// others are not compiled.
+template <size_t K>
+constexpr bool kMayTakeLaneSumsIn = HWY_HAVE_SCALABLE || hn::MaxLanes(DF()) * K == kNormLanes;
+
 // Lane sums in flight: 16 / K vectors of up to 16 lanes, so that one
 // vector's add latency per 16 components does not bound the loop.
 HWY_INLINE float SumOfSquares(const float* HWY_RESTRICT u, size_t padded) {
@@ -200,9 +208,15 @@ template <class Src>
 HWY_INLINE float LoadHeadSummingSquares(const typename Src::T* HWY_RESTRICT x, size_t n, float* HWY_RESTRICT u) {
   const size_t N = hn::Lanes(DF());
   if (n % kNormLanes == 0) {  // one pass; the usual head sizes (64, 128, 256)
-    if (N == kNormLanes) return LoadHeadAndSumSquares<Src, 1>(x, n, u);
-    if (2 * N == kNormLanes) return LoadHeadAndSumSquares<Src, 2>(x, n, u);
-    if (4 * N == kNormLanes) return LoadHeadAndSumSquares<Src, 4>(x, n, u);
+    if constexpr (kMayTakeLaneSumsIn<1>) {
+      if (N == kNormLanes) return LoadHeadAndSumSquares<Src, 1>(x, n, u);
+    }
+    if constexpr (kMayTakeLaneSumsIn<2>) {
+      if (2 * N == kNormLanes) return LoadHeadAndSumSquares<Src, 2>(x, n, u);
+    }
+    if constexpr (kMayTakeLaneSumsIn<4>) {
+      if (4 * N == kNormLanes) return LoadHeadAndSumSquares<Src, 4>(x, n, u);
+    }
   }
   LoadHeadF32<Src>(x, n, u);
   std::fill(u + n, u + RoundUpToNormLanes(n), 0.0f);
@@ -232,16 +246,6 @@ HWY_INLINE size_t NormBufferFloats(const RowJob& job) {
     floats = std::max(floats, RoundUpToNormLanes(heads_floats));
   }
   return floats + hn::MaxLanes(DF());
-}
-
-// Rotates the normalized heads of a group from the buffer (normalized.src) to
-// the destination. Not inlined, and templated on the destination only: the
-// norm kernels of every source storage share one copy per pairing and
-// destination (the linker merges the copies of the per-source translation units).
-template <int kPairing, class Dst>
-HWY_NOINLINE void RotateNormalizedHeads(const Operand& normalized, const float* cos, const float* sin, size_t pairs,
-                                        size_t head_dim, bool one_at_a_time) {
-  RotateOperandRow<kPairing, F32Storage, Dst>(normalized, 0, 0, cos, sin, pairs, head_dim, one_at_a_time);
 }
 
 // Heads [first, first + heads) of one operand's row at `row`, as f32 into
@@ -278,7 +282,7 @@ HWY_NOINLINE void LoadHeadsAndFactors(const Operand& op, const void* row, int64_
 // from the buffer to the destination: the products are computed as each
 // vector is rotated, with no pass of their own over the buffer. Rows whose
 // rotated and passed-through parts are whole vectors (NormalizesInRotation);
-// the same bits as ScaleByFactorAndGain then RotateNormalizedHeads.
+// the same bits as ScaleByFactorAndGain then the plain rotation.
 template <int kPairing, class Dst>
 HWY_NOINLINE void RotateNormalizingHeads(const float* HWY_RESTRICT buffer, NormGroup group, size_t heads,
                                          const float* HWY_RESTRICT factors, const float* HWY_RESTRICT gain,
@@ -343,9 +347,11 @@ HWY_INLINE bool NormalizesInRotation(int pairing, size_t pairs, size_t head_dim)
 }
 
 // The storage-specific parts of a norm kernel (LoadHeadsAndFactors<Src>,
-// RotateNormalizingHeads and RotateNormalizedHeads<kPairing, Dst>): the row
-// loop below calls them through pointers, so that it is compiled once per
-// target, not once per pairing and storage pair.
+// RotateNormalizingHeads<kPairing, Dst>, and for the rows that loop does not
+// cover the plain kernel RotateRows<kPairing, F32Storage, Dst>, compiled in
+// instances/rotate_<pairing>_f32.cc): the row loop below calls them through
+// pointers, so that it is compiled once per target, not once per pairing and
+// storage pair.
 struct NormKernelParts {
   void (*load)(const Operand& op, const void* row, int64_t first, size_t heads, NormGroup group, size_t head_dim,
                float* HWY_RESTRICT buffer, float* HWY_RESTRICT factors);
@@ -354,8 +360,7 @@ struct NormKernelParts {
                              void* dst, int64_t dst_stride_head, const float* cos, const float* sin, size_t pairs,
                              size_t head_dim, float scale, const char* prefetch, int64_t prefetch_stride,
                              size_t prefetch_bytes);
-  void (*rotate_normalized)(const Operand& normalized, const float* cos, const float* sin, size_t pairs,
-                            size_t head_dim, bool one_at_a_time);
+  RowKernel rotate_plain;
   int pairing;
   size_t src_bytes, dst_bytes;
 };
@@ -416,15 +421,20 @@ HWY_INLINE void NormRotateOperandRow(const Operand& op, int64_t b, int64_t s, co
       ScaleByFactorAndGain(buffer + h * group.stride, job.head_dim, factors[h],
                            gain + (static_cast<size_t>(first) + h) * gain_stride);
     }
-    Operand normalized = op;
-    normalized.src = buffer;
-    normalized.src_stride_batch = normalized.src_stride_seq = 0;
-    normalized.src_stride_head = static_cast<int64_t>(group.stride);
-    normalized.dst = y_first;
-    normalized.dst_stride_batch = normalized.dst_stride_seq = 0;
-    normalized.heads = static_cast<int64_t>(heads);
-    normalized.write_rest = true;  // components past rotary_dim are normalized too
-    parts.rotate_normalized(normalized, cos, sin, job.pairs, job.head_dim, job.streaming);
+    // The plain kernel on this row, with the buffer as its only operand.
+    RowJob normalized = job;
+    normalized.num_operands = 1;
+    Operand& from_buffer = normalized.operands[0];
+    from_buffer = op;
+    from_buffer.src = buffer;
+    from_buffer.src_stride_batch = from_buffer.src_stride_seq = 0;
+    from_buffer.src_stride_head = static_cast<int64_t>(group.stride);
+    from_buffer.dst = y_first;
+    from_buffer.dst_stride_batch = from_buffer.dst_stride_seq = 0;
+    from_buffer.heads = static_cast<int64_t>(heads);
+    from_buffer.write_rest = true;  // components past rotary_dim are normalized too
+    const int64_t row = b * job.seq + s;
+    parts.rotate_plain(normalized, row, row + 1);
   }
 }
 
@@ -473,8 +483,8 @@ inline HWY_NOINLINE void NormRotateRowRange(const RowJob& job, int64_t row_begin
 template <int kPairing, class Src, class Dst>
 void NormRotateRows(const RowJob& job, int64_t row_begin, int64_t row_end) {
   static constexpr NormKernelParts kParts = {&LoadHeadsAndFactors<Src>, &RotateNormalizingHeads<kPairing, Dst>,
-                                             &RotateNormalizedHeads<kPairing, Dst>, kPairing, sizeof(typename Src::T),
-                                             sizeof(typename Dst::T)};
+                                             &RotateRows<kPairing, F32Storage, Dst>, kPairing,
+                                             sizeof(typename Src::T), sizeof(typename Dst::T)};
   NormRotateRowRange(job, row_begin, row_end, kParts);
 }
 

@@ -1,5 +1,5 @@
-// The qk-norm row kernels that read f16, for every Highway target (norm_rotate_rows-inl.h).
-#define ROTARY_INSTANCE_SOURCE F16Storage
+// The qk-norm row kernels of the interleaved pairing, for every Highway target (norm_rotate_rows-inl.h).
+#define ROTARY_INSTANCE_PAIRING kInterleavedPairs
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "dispatch/instances/norm_rotate_rows-inl.h"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
