@@ -420,7 +420,8 @@ TEST_P(QkNormTest, PackedQkv) {
 }
 
 // NaN or Inf in one head makes that head NaN and touches no other; a head of
-// zeros stays zeros; a norm on k only leaves q plainly rotated.
+// zeros stays zeros, and so does one whose squares overflow; a norm on k only
+// leaves q plainly rotated.
 TEST_P(QkNormTest, NonFiniteHeadsStayInTheirHead) {
   const rotary::Rope rope(rotary::Config().head_dim(64).max_positions(16));
   TypedTensor q(ROTARY_F32, 1, 2, 4, 64), k(ROTARY_F32, 1, 2, 4, 64);
@@ -429,6 +430,7 @@ TEST_P(QkNormTest, NonFiniteHeadsStayInTheirHead) {
   q.Set(0, 1, 1, 7, std::numeric_limits<double>::quiet_NaN());
   k.Set(0, 0, 2, 60, std::numeric_limits<double>::infinity());
   for (int d = 0; d < 64; ++d) q.Set(0, 0, 3, d, 0.0);
+  for (int d = 0; d < 64; ++d) k.Set(0, 1, 3, d, d % 2 ? 3e20 : -2e20);  // finite, but the squares overflow f32
   const TypedTensor q_in = q, k_in = k;
   const std::vector<float> w = RandomWeight(64, 1);
   rope.apply_qk(q.view(), k.view(), rotary::QkNorm(w, w), rotary::Positions(3));
@@ -444,6 +446,8 @@ TEST_P(QkNormTest, NonFiniteHeadsStayInTheirHead) {
     }
   }
   for (int d = 0; d < 64; ++d) EXPECT_EQ(q.Get(0, 0, 3, d), 0.0) << "zero head, component " << d;
+  // As HF's float32 code: the sum of squares is Inf, r = 1 / sqrt(Inf) = 0, and the head comes out zeros.
+  for (int d = 0; d < 64; ++d) EXPECT_EQ(k.Get(0, 1, 3, d), 0.0) << "overflowing head, component " << d;
   // A finite head next to the NaN one is the reference's.
   const RefRope ref{64, 64, false};
   const std::vector<int64_t> positions = {3, 4};
