@@ -17,7 +17,8 @@ source ci/lib.sh
 stage_native() {
   # The Python module and its pytest suite (torch: the Hugging Face formulas it is checked against).
   bash ci/install-deps.sh &&
-    bash ci/install-deps.sh pybind11-dev python3-dev python3-numpy python3-pytest python3-torch &&
+    bash ci/install-deps.sh pybind11-dev python3-dev python3-numpy python3-pytest python3-torch python3-venv \
+      python3-pip python3-setuptools python3-wheel &&
     ci_build build/test -DCMAKE_BUILD_TYPE=Release -DROTARY_WERROR=ON -DROTARY_BUILD_PYTHON=ON &&
     ci_ctest build/test build/test/ci-ctest.log &&
     echo "ci: targets tested on this CPU: $(ci_targets_run build/test/ci-ctest.log)"

@@ -99,6 +99,7 @@ struct RowJob {
   size_t head_dim;  // components per head
   const int64_t* positions;  // nullptr: position = offset + s (on every axis)
   int64_t offset;
+  const int64_t* batch_offsets;  // nullptr, or added to the positions of sequence b
   TableView table;
   bool streaming;  // the call streams from DRAM: visit heads in address order
 
@@ -115,7 +116,8 @@ struct RowJob {
   const int32_t* row_run_ends;
 
   int64_t Position(int64_t b, int64_t s, int axis = 0) const {
-    return (positions ? positions[axis * axis_stride + b * seq + s] : s) + offset;
+    return (positions ? positions[axis * axis_stride + b * seq + s] : s) + offset +
+           (batch_offsets ? batch_offsets[b] : 0);
   }
 };
 

@@ -1,6 +1,7 @@
 // The C ABI: every entry point turns exceptions into a status and this
 // thread's last-error text, so nothing ever unwinds into C callers.
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <new>
 #include <utility>
@@ -10,6 +11,7 @@
 #include "lib/call/rope.h"
 #include "lib/config/config.h"
 #include "lib/config/enum_value.h"
+#include "lib/config/sized_struct.h"
 #include "lib/error.h"
 #include "lib/plan/frequency_plan.h"
 #include "lib/tables/table_cache.h"
@@ -38,15 +40,29 @@ rotary_status Guard(Body&& body) {
   }
 }
 
-rotary_status Run(const rotary_rope* rope, const rotary::TensorArgs* tensors, int count, const int64_t* positions,
-                  int64_t offset, rotary::Direction direction, int32_t axes = 1,
+// Every apply entry point: the rope checked, the norm read (if any), then Apply.
+rotary_status Run(const rotary_rope* rope, const rotary::TensorArgs* tensors, int count,
+                  const rotary::PositionArgs& positions, rotary::Direction direction,
                   const rotary_qk_norm* norm = nullptr) {
   return Guard([&] {
     if (rope == nullptr) rotary::Fail(rotary::Status::kInvalidArgument, "rope is NULL");
-    if (norm == nullptr) return rope->Apply(tensors, count, positions, axes, offset, direction);
+    if (norm == nullptr) return rope->Apply(tensors, count, positions, direction);
     const rotary::NormArgs args = rotary::ReadQkNorm(norm);
-    rope->Apply(tensors, count, positions, axes, offset, direction, &args);
+    rope->Apply(tensors, count, positions, direction, &args);
   });
+}
+
+rotary_status Run(const rotary_rope* rope, const rotary::TensorArgs* tensors, int count, const int64_t* positions,
+                  int64_t offset, rotary::Direction direction) {
+  return Run(rope, tensors, count, rotary::PositionArgs{positions, 1, offset, nullptr}, direction);
+}
+
+rotary_apply_options DefaultApplyOptions() {
+  rotary_apply_options options{};
+  options.struct_size = sizeof(rotary_apply_options);
+  options.axes = 1;
+  options.q_scale = 1.0f;
+  return options;
 }
 
 bool IsDtype(int32_t dtype) { return dtype == ROTARY_F32 || dtype == ROTARY_F16 || dtype == ROTARY_BF16; }
@@ -152,7 +168,8 @@ rotary_status rotary_apply_axes(const rotary_rope* rope, const rotary_tensor* q_
                                 int32_t axes, int64_t offset, float q_scale, int32_t inverse) {
   const bool with_k = k_src != nullptr || k_dst != nullptr;  // one of them NULL: an error naming it
   const rotary::TensorArgs t[2] = {{q_src, q_dst, q_scale, "q_src", "q_dst"}, {k_src, k_dst, 1.0f, "k_src", "k_dst"}};
-  return Run(rope, t, with_k ? 2 : 1, positions, offset, inverse ? rotary::kInverse : rotary::kForward, axes);
+  return Run(rope, t, with_k ? 2 : 1, rotary::PositionArgs{positions, axes, offset, nullptr},
+             inverse ? rotary::kInverse : rotary::kForward);
 }
 
 void rotary_qk_norm_init_sized(rotary_qk_norm* norm, size_t struct_size) { rotary::InitQkNorm(norm, struct_size); }
@@ -165,7 +182,37 @@ rotary_status rotary_apply_qk_norm(const rotary_rope* rope, const rotary_tensor*
   }
   const bool with_k = k_src != nullptr || k_dst != nullptr;  // one of them NULL: an error naming it
   const rotary::TensorArgs t[2] = {{q_src, q_dst, q_scale, "q_src", "q_dst"}, {k_src, k_dst, 1.0f, "k_src", "k_dst"}};
-  return Run(rope, t, with_k ? 2 : 1, positions, offset, rotary::kForward, axes, norm);
+  return Run(rope, t, with_k ? 2 : 1, rotary::PositionArgs{positions, axes, offset, nullptr}, rotary::kForward, norm);
+}
+
+void rotary_apply_options_init_sized(rotary_apply_options* options, size_t struct_size) {
+  rotary::InitSized(options, struct_size, DefaultApplyOptions());
+}
+
+rotary_status rotary_apply_with(const rotary_rope* rope, const rotary_tensor* q_src, const rotary_tensor* q_dst,
+                                const rotary_tensor* k_src, const rotary_tensor* k_dst,
+                                const rotary_apply_options* caller) {
+  rotary_apply_options options = DefaultApplyOptions();
+  const rotary_status read = Guard([&] {
+    // The first release's struct: everything up to norm.
+    constexpr size_t kFirstSize = offsetof(rotary_apply_options, norm) + sizeof(const rotary_qk_norm*);
+    if (caller != nullptr) {
+      options = rotary::ReadSized(caller, DefaultApplyOptions(), kFirstSize, "options", "rotary_apply_options_init");
+    }
+    if (options.inverse != 0 && options.inverse != 1) {
+      rotary::Fail(rotary::Status::kInvalidArgument, "options.inverse = ", options.inverse, " must be 0 or 1");
+    }
+    if (options.inverse == 1 && options.norm != nullptr) {
+      rotary::Fail(rotary::Status::kInvalidArgument, "options.inverse with options.norm: a norm has no inverse");
+    }
+  });
+  if (read != ROTARY_OK) return read;
+  const bool with_k = k_src != nullptr || k_dst != nullptr;  // one of them NULL: an error naming it
+  const rotary::TensorArgs t[2] = {{q_src, q_dst, options.q_scale, "q_src", "q_dst"},
+                                   {k_src, k_dst, 1.0f, "k_src", "k_dst"}};
+  return Run(rope, t, with_k ? 2 : 1,
+             rotary::PositionArgs{options.positions, options.axes, options.offset, options.batch_offsets},
+             options.inverse ? rotary::kInverse : rotary::kForward, options.norm);
 }
 
 int32_t rotary_axis_count(const rotary_rope* rope) { return rope ? rope->axis_count() : 0; }

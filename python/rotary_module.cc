@@ -270,7 +270,10 @@ rotary::Tensor ToTensor(const ArrayView& a, const py::object& dtype, int32_t hea
 // the caller's array in between and send the kernel to a row never checked.
 class PositionIds {
  public:
-  PositionIds(const py::object& positions, int64_t offset, const rotary::Tensor& like) : offset_(offset) {
+  // offset: an integer added to every position, or one per sequence ([batch]
+  // integers: ragged batches, left padding), copied as the positions are.
+  PositionIds(const py::object& positions, const py::object& offset, const rotary::Tensor& like) {
+    ReadOffset(offset, like.t.batch);
     if (positions.is_none()) return;
     const py::array raw = py::array::ensure(positions);
     if (!raw || (raw.dtype().kind() != 'i' && raw.dtype().kind() != 'u')) Invalid("positions must be integers");
@@ -296,14 +299,37 @@ class PositionIds {
     given_ = true;
   }
   rotary::Positions get() const {
-    return given_ ? rotary::Positions::Axes(ids_, axes_, offset_) : rotary::Positions(offset_);
+    rotary::Positions p = given_ ? rotary::Positions::Axes(ids_, axes_, offset_) : rotary::Positions(offset_);
+    if (per_sequence_) p.with_sequence_offsets(sequence_offsets_);
+    return p;
   }
 
  private:
+  void ReadOffset(const py::object& offset, int64_t batch) {
+    const py::array raw = py::array::ensure(offset);
+    if (!raw || (raw.dtype().kind() != 'i' && raw.dtype().kind() != 'u') || raw.ndim() > 1) {
+      Invalid("offset must be an integer, or one integer per sequence (shape [batch]), got " + Repr(offset));
+    }
+    const auto values = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(raw);
+    if (!values) Invalid("offset could not be converted to int64");
+    if (raw.ndim() == 0) {
+      offset_ = values.data()[0];
+      return;
+    }
+    if (raw.shape(0) != batch) {
+      Invalid("offset has " + std::to_string(raw.shape(0)) + " entries; one per sequence is batch = " +
+              std::to_string(batch));
+    }
+    sequence_offsets_.assign(values.data(), values.data() + values.size());
+    per_sequence_ = true;
+  }
+
   std::vector<int64_t> ids_;  // the caller's positions, copied; empty unless given
   bool given_ = false;
   int32_t axes_ = 1;
-  int64_t offset_;
+  int64_t offset_ = 0;
+  std::vector<int64_t> sequence_offsets_;  // per-sequence offsets, copied
+  bool per_sequence_ = false;
 };
 
 // ---- qk-norm weights ----
@@ -385,7 +411,7 @@ class PyRope {
   py::tuple HfApply(const py::object& q, const py::object& k, const py::object& position_ids) const {
     auto copy = [](const py::object& x) { return py::hasattr(x, "clone") ? x.attr("clone")() : x.attr("copy")(); };
     const py::object q_out = copy(q), k_out = copy(k);
-    ApplyQk(q_out.attr("swapaxes")(1, 2), k_out.attr("swapaxes")(1, 2), position_ids, 0, 1.0f, py::none(), py::none(),
+    ApplyQk(q_out.attr("swapaxes")(1, 2), k_out.attr("swapaxes")(1, 2), position_ids, py::int_(0), 1.0f, py::none(), py::none(),
             py::none(), py::none());
     return py::make_tuple(q_out, k_out);
   }
@@ -400,7 +426,7 @@ class PyRope {
 
   // In place (returns x), or into out (returns out): numpy arrays or DLPack
   // tensors alike, as given.
-  py::object Apply(const py::object& x, const py::object& positions, int64_t offset, bool inverse,
+  py::object Apply(const py::object& x, const py::object& positions, const py::object& offset, bool inverse,
                    const py::object& out, const py::object& dtype, const py::object& out_dtype,
                    const py::object& norm, double norm_eps, double norm_offset) const {
     const ArrayView x_view = rotary_python::ViewOf(x, "x");
@@ -429,7 +455,7 @@ class PyRope {
   }
 
   // x, rotated at its positions, moved by delta positions in place (returns x).
-  py::object Shift(const py::object& x, int64_t delta, const py::object& positions, int64_t offset,
+  py::object Shift(const py::object& x, int64_t delta, const py::object& positions, const py::object& offset,
                    const py::object& dtype) const {
     const ArrayView view = rotary_python::ViewOf(x, "x");
     const rotary::Tensor tensor = ToTensor(view, dtype, head_dim(), true, "x");
@@ -441,7 +467,7 @@ class PyRope {
     return x;
   }
 
-  py::tuple ApplyQk(const py::object& q, const py::object& k, const py::object& positions, int64_t offset,
+  py::tuple ApplyQk(const py::object& q, const py::object& k, const py::object& positions, const py::object& offset,
                     float q_scale, const py::object& q_out, const py::object& k_out, const py::object& dtype,
                     const py::object& out_dtype, const py::object& q_norm = py::none(),
                     const py::object& k_norm = py::none(), double norm_eps = 1e-6, double norm_offset = 0.0) const {
@@ -473,7 +499,7 @@ class PyRope {
   }
 
   py::object ApplyPackedQkv(const py::object& qkv, int64_t q_heads, int64_t kv_heads, const py::object& positions,
-                            int64_t offset, float q_scale, const py::object& dtype, const py::object& q_norm,
+                            const py::object& offset, float q_scale, const py::object& dtype, const py::object& q_norm,
                             const py::object& k_norm, double norm_eps, double norm_offset) const {
     const ArrayView view = rotary_python::ViewOf(qkv, "qkv");
     const rotary::Dtype storage = DtypeOf(view, dtype, "qkv");
@@ -576,6 +602,7 @@ at HF's position_ids ([batch, seq], or [axes, batch, seq] for multi-axis ropes);
 Rotates x ([batch, seq, heads, head_dim] or [seq, heads, head_dim]; a numpy array of float32, float16, or
 uint16 with dtype='bf16', or a torch tensor (any DLPack producer on the CPU) of float32, float16 or bfloat16,
 viewed in place with its strides; the head_dim axis contiguous) at positions offset + s, or positions[b, s] + offset (int64, shape [batch, seq] or [seq];
+offset may also be one integer per sequence, shape [batch]: ragged batches, left padding;
 multi-axis ropes also take [axes, batch, seq], HF's position_ids, and [batch, seq] means every axis equal).
 In place, or into out (any of the three storage types; out_dtype='bf16' for a uint16 out), which is
 returned. inverse=True undoes apply. The GIL is released while the kernel runs.

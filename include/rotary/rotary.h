@@ -260,6 +260,33 @@ ROTARY_API rotary_status rotary_apply_qk_norm(const rotary_rope* rope, const rot
                                               const rotary_tensor* q_dst, const rotary_tensor* k_src,
                                               const rotary_tensor* k_dst, const int64_t* positions, int32_t axes,
                                               int64_t offset, float q_scale, const rotary_qk_norm* norm);
+/* Everything a call can take besides its tensors, in a struct that can grow: rotary_apply_with
+ * covers every other apply entry point (positions, multi-axis ids, per-sequence offsets, q_scale,
+ * the inverse, qk-norm). The position of (b, s) on axis a is
+ *   (positions ? positions[(a * batch + b) * seq + s] : s) + offset + (batch_offsets ? batch_offsets[b] : 0)
+ * so that left-padded and continuous batches need no position array. */
+typedef struct {
+  uint32_t struct_size;          /* sizeof(rotary_apply_options) of the caller's header: set by rotary_apply_options_init. */
+  const int64_t* positions;      /* NULL: s; else axes arrays of batch * seq ids, axis-major. Default NULL. */
+  int32_t axes;                  /* 1, or rotary_axis_count(rope) (rotary_apply_axes). Default 1. */
+  int64_t offset;                /* added to every position. Default 0. */
+  const int64_t* batch_offsets;  /* NULL, or batch ids, one per sequence, added to its positions. Default NULL. */
+  float q_scale;                 /* multiplies all of q (finite). Default 1. */
+  int32_t inverse;               /* 1: undo the forward rotation (not with norm). Default 0. */
+  const rotary_qk_norm* norm;    /* qk-norm before the rotation (rotary_apply_qk_norm), or NULL. Default NULL. */
+} rotary_apply_options;
+/* Sets the first struct_size bytes of *options to the defaults and struct_size; call it through
+ * rotary_apply_options_init. */
+ROTARY_API void rotary_apply_options_init_sized(rotary_apply_options* options, size_t struct_size);
+static inline void rotary_apply_options_init(rotary_apply_options* options) {
+  rotary_apply_options_init_sized(options, sizeof(rotary_apply_options));
+}
+/* q_src -> q_dst and, unless k_src and k_dst are both NULL, k_src -> k_dst in one pass (a dst may be its
+ * src: in place), as *options says (NULL: the defaults). Read-only arrays it points to are read during
+ * the call only and must not change until it returns. */
+ROTARY_API rotary_status rotary_apply_with(const rotary_rope* rope, const rotary_tensor* q_src, const rotary_tensor* q_dst,
+                                           const rotary_tensor* k_src, const rotary_tensor* k_dst,
+                                           const rotary_apply_options* options);
 /* Position ids per token the rope reads: 1, 2 (vision_2d), 3 or 4 (mrope_section_count); 0 if rope is NULL. */
 ROTARY_API int32_t rotary_axis_count(const rotary_rope* rope);
 

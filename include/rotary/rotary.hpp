@@ -209,7 +209,8 @@ struct PackedQkv {
 };
 
 // Positions of the rows: either offset + s, or explicit ids (one per (b, s),
-// or one per axis and (b, s): Axes) plus offset.
+// or one per axis and (b, s): Axes) plus offset; and, for ragged batches,
+// an offset per sequence added to its positions (PerSequence).
 struct Positions {
   const int64_t* ids = nullptr;
   int64_t offset = 0;
@@ -236,7 +237,24 @@ struct Positions {
     return p;
   }
 
+  // Ragged batches (left padding, continuous batching): sequence b is at
+  // offsets[b] + s (one offset per sequence: the vector's size must be the
+  // call's batch). with_sequence_offsets adds them to any other positions.
+  static Positions PerSequence(const std::vector<int64_t>& offsets) { return Positions().with_sequence_offsets(offsets); }
+  Positions& with_sequence_offsets(const std::vector<int64_t>& offsets) {
+    batch_offsets = offsets.data();
+    batch_offsets_count = static_cast<int64_t>(offsets.size());
+    return *this;
+  }
+  Positions& with_sequence_offsets(const int64_t* offsets) {
+    batch_offsets = offsets;
+    batch_offsets_count = -1;
+    return *this;
+  }
+
   int32_t axes = 1;  // ids per (b, s): 1, or the rope's axis_count()
+  const int64_t* batch_offsets = nullptr;
+  int64_t batch_offsets_count = -1;
 };
 
 // qk-norm before the rotation (rotary_qk_norm; docs/math.md §8): an RMSNorm
@@ -279,12 +297,12 @@ class Rope {
   // In place. Thread-safe: many threads may apply one Rope at once.
   void apply(const Tensor& x, Positions positions = Positions()) const {
     CheckView(x, "x", positions);
-    if (positions.axes != 1) return ApplyAxes(x, x, nullptr, nullptr, positions, 1.0f, false);
+    if (NeedsOptions(positions)) return ApplyWith(x, x, nullptr, nullptr, positions, 1.0f, false, nullptr);
     detail::Check(rotary_apply(rope_, &x.t, positions.ids, positions.offset));
   }
   void apply_inverse(const Tensor& x, Positions positions = Positions()) const {
     CheckView(x, "x", positions);
-    if (positions.axes != 1) return ApplyAxes(x, x, nullptr, nullptr, positions, 1.0f, true);
+    if (NeedsOptions(positions)) return ApplyWith(x, x, nullptr, nullptr, positions, 1.0f, true, nullptr);
     detail::Check(rotary_apply_inverse(rope_, &x.t, positions.ids, positions.offset));
   }
 
@@ -292,13 +310,13 @@ class Rope {
   void apply_to(const Tensor& src, const Tensor& dst, Positions positions = Positions()) const {
     CheckView(src, "src", positions);
     CheckView(dst, "dst", positions);
-    if (positions.axes != 1) return ApplyAxes(src, dst, nullptr, nullptr, positions, 1.0f, false);
+    if (NeedsOptions(positions)) return ApplyWith(src, dst, nullptr, nullptr, positions, 1.0f, false, nullptr);
     detail::Check(rotary_apply_to(rope_, &src.t, &dst.t, positions.ids, positions.offset));
   }
   void apply_inverse_to(const Tensor& src, const Tensor& dst, Positions positions = Positions()) const {
     CheckView(src, "src", positions);
     CheckView(dst, "dst", positions);
-    if (positions.axes != 1) return ApplyAxes(src, dst, nullptr, nullptr, positions, 1.0f, true);
+    if (NeedsOptions(positions)) return ApplyWith(src, dst, nullptr, nullptr, positions, 1.0f, true, nullptr);
     detail::Check(rotary_apply_inverse_to(rope_, &src.t, &dst.t, positions.ids, positions.offset));
   }
 
@@ -306,7 +324,9 @@ class Rope {
   // bit for bit; llama.cpp's context shift). One id per token.
   void shift(const Tensor& x, Positions positions, int64_t delta) const {
     CheckView(x, "x", positions);
-    if (positions.axes != 1) throw Error(Status::kInvalidArgument, "shift takes one id per token");
+    if (NeedsOptions(positions)) {
+      throw Error(Status::kInvalidArgument, "shift takes one id per token and no per-sequence offsets");
+    }
     detail::Check(rotary_shift(rope_, &x.t, positions.ids, positions.offset, delta));
   }
 
@@ -314,7 +334,7 @@ class Rope {
   void apply_qk(const Tensor& q, const Tensor& k, Positions positions = Positions(), float q_scale = 1.0f) const {
     CheckView(q, "q", positions);
     CheckView(k, "k", positions);
-    if (positions.axes != 1) return ApplyAxes(q, q, &k, &k, positions, q_scale, false);
+    if (NeedsOptions(positions)) return ApplyWith(q, q, &k, &k, positions, q_scale, false, nullptr);
     detail::Check(rotary_apply_qk(rope_, &q.t, &k.t, positions.ids, positions.offset, q_scale));
   }
   void apply_qk_to(const Tensor& q_src, const Tensor& q_dst, const Tensor& k_src, const Tensor& k_dst,
@@ -323,7 +343,7 @@ class Rope {
     CheckView(q_dst, "q_dst", positions);
     CheckView(k_src, "k_src", positions);
     CheckView(k_dst, "k_dst", positions);
-    if (positions.axes != 1) return ApplyAxes(q_src, q_dst, &k_src, &k_dst, positions, q_scale, false);
+    if (NeedsOptions(positions)) return ApplyWith(q_src, q_dst, &k_src, &k_dst, positions, q_scale, false, nullptr);
     detail::Check(rotary_apply_qk_to(rope_, &q_src.t, &q_dst.t, &k_src.t, &k_dst.t, positions.ids,
                                      positions.offset, q_scale));
   }
@@ -349,9 +369,9 @@ class Rope {
   void apply_packed_qkv(void* data, Dtype dtype, int64_t batch, int64_t seq, int64_t q_heads,
                         int64_t kv_heads, Positions positions = Positions(), float q_scale = 1.0f) const {
     CheckPositions(positions, batch, seq);
-    if (positions.axes != 1) {
+    if (NeedsOptions(positions)) {
       const PackedQkv views = PackedQkv::Views(data, dtype, batch, seq, q_heads, kv_heads, static_cast<int32_t>(head_dim_));
-      return ApplyAxes(views.q, views.q, &views.k, &views.k, positions, q_scale, false);
+      return ApplyWith(views.q, views.q, &views.k, &views.k, positions, q_scale, false, nullptr);
     }
     detail::Check(rotary_apply_packed_qkv(rope_, data, static_cast<rotary_dtype>(dtype), batch, seq, q_heads,
                                           kv_heads, positions.ids, positions.offset, q_scale));
@@ -374,11 +394,34 @@ class Rope {
   const rotary_rope* handle() const noexcept { return rope_; }
 
  private:
-  void ApplyAxes(const Tensor& q_src, const Tensor& q_dst, const Tensor* k_src, const Tensor* k_dst,
-                 const Positions& positions, float q_scale, bool inverse) const {
-    detail::Check(rotary_apply_axes(rope_, &q_src.t, &q_dst.t, k_src ? &k_src->t : nullptr,
-                                    k_dst ? &k_dst->t : nullptr, positions.ids, positions.axes, positions.offset,
-                                    q_scale, inverse ? 1 : 0));
+  // Positions the legacy entry points cannot take: multi-axis ids, per-sequence offsets.
+  static bool NeedsOptions(const Positions& positions) {
+    return positions.axes != 1 || positions.batch_offsets != nullptr;
+  }
+
+  // Any call through rotary_apply_with (norm: qk-norm, or nullptr).
+  void ApplyWith(const Tensor& q_src, const Tensor& q_dst, const Tensor* k_src, const Tensor* k_dst,
+                 const Positions& positions, float q_scale, bool inverse, const QkNorm* norm) const {
+    rotary_apply_options options;
+    rotary_apply_options_init(&options);
+    options.positions = positions.ids;
+    options.axes = positions.axes;
+    options.offset = positions.offset;
+    options.batch_offsets = positions.batch_offsets;
+    options.q_scale = q_scale;
+    options.inverse = inverse ? 1 : 0;
+    rotary_qk_norm n;
+    if (norm != nullptr) {
+      rotary_qk_norm_init(&n);
+      n.q_weight = norm->q_weight;
+      n.k_weight = k_src != nullptr ? norm->k_weight : nullptr;
+      n.eps = norm->eps;
+      n.weight_offset = norm->weight_offset;
+      n.whole_token = norm->whole_token ? 1 : 0;
+      options.norm = &n;
+    }
+    detail::Check(rotary_apply_with(rope_, &q_src.t, &q_dst.t, k_src ? &k_src->t : nullptr,
+                                    k_dst ? &k_dst->t : nullptr, &options));
   }
 
   void ApplyNorm(const Tensor& q_src, const Tensor& q_dst, const Tensor* k_src, const Tensor* k_dst,
@@ -391,16 +434,7 @@ class Rope {
       CheckView(*k_dst, "k_dst", positions);
       CheckWeight(norm.k_count, norm.whole_token ? k_src->t.heads : 1, "norm.k_weight");
     }
-    rotary_qk_norm n;
-    rotary_qk_norm_init(&n);
-    n.q_weight = norm.q_weight;
-    n.k_weight = k_src != nullptr ? norm.k_weight : nullptr;
-    n.eps = norm.eps;
-    n.weight_offset = norm.weight_offset;
-    n.whole_token = norm.whole_token ? 1 : 0;
-    detail::Check(rotary_apply_qk_norm(rope_, &q_src.t, &q_dst.t, k_src ? &k_src->t : nullptr,
-                                       k_dst ? &k_dst->t : nullptr, positions.ids, positions.axes, positions.offset,
-                                       q_scale, &n));
+    ApplyWith(q_src, q_dst, k_src, k_dst, positions, q_scale, false, &norm);
   }
   void CheckWeight(int64_t count, int64_t heads, const char* name) const {
     if (count <= 0) return;  // a bare pointer (the caller vouches for it), or none
@@ -421,6 +455,10 @@ class Rope {
     CheckPositions(positions, x.t.batch, x.t.seq);
   }
   static void CheckPositions(const Positions& positions, int64_t batch, int64_t seq) {
+    if (positions.batch_offsets_count >= 0 && batch >= 0 && positions.batch_offsets_count != batch) {
+      throw Error(Status::kInvalidArgument, "positions: " + std::to_string(positions.batch_offsets_count) +
+                                                " sequence offsets for batch = " + std::to_string(batch));
+    }
     if (positions.count < 0 || batch < 0 || seq < 0 || positions.axes < 1) return;  // the library rejects these
     if (seq != 0 && batch > INT64_MAX / seq / positions.axes) return;                 // likewise
     if (positions.count != batch * seq * positions.axes) {

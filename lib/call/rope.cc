@@ -20,47 +20,69 @@ rotary_rope::rotary_rope(rotary::ResolvedConfig resolved)
       row_axes_(resolved.axes.RowAxes(tables_.layout())),
       row_run_ends_(rotary::PositionAxes::RunEnds(row_axes_)) {}
 
-rotary::TableRef rotary_rope::PrepareTable(int64_t batch, int64_t seq, const int64_t* positions, int32_t axes,
-                                           int64_t offset, rotary::Direction direction) const {
+rotary::TableRef rotary_rope::PrepareTable(int64_t batch, int64_t seq, const rotary::PositionArgs& positions,
+                                           rotary::Direction direction) const {
   const int64_t limit = tables_.position_limit();
   const char* limit_name = tables_.position_limit_name();
+  const int64_t offset = positions.offset;
   int64_t last = 0;  // the call's largest position: its length picks the plan
-  if (positions == nullptr) {
-    if (offset < 0) Fail(Status::kOutOfRange, "offset = ", offset, " is negative (positions are offset + s)");
-    if (offset > limit - seq) {
-      Fail(Status::kOutOfRange, "position offset + seq - 1 = ", offset, " + ", seq - 1, " is not below ",
-           limit_name, " = ", limit);
+  // Each sequence's offset: offset + batch_offsets[b], checked once per sequence.
+  const auto sequence_offset = [&](int64_t b) {
+    if (positions.batch_offsets == nullptr) return offset;
+    int64_t sum;
+    if (__builtin_add_overflow(offset, positions.batch_offsets[b], &sum)) {
+      Fail(Status::kOutOfRange, "offset + batch_offsets[", b, "] = ", offset, " + ", positions.batch_offsets[b],
+           " overflows int64");
     }
-    last = offset + seq - 1;
+    return sum;
+  };
+  if (positions.ids == nullptr) {
+    for (int64_t b = 0; b < (positions.batch_offsets ? batch : 1); ++b) {
+      const int64_t first = sequence_offset(b);
+      const char* what = positions.batch_offsets ? "offset + batch_offsets[b]" : "offset";
+      if (first < 0) Fail(Status::kOutOfRange, what, " = ", first, " is negative (positions are ", what, " + s), b = ", b);
+      if (first > limit - seq) {
+        Fail(Status::kOutOfRange, "position ", what, " + seq - 1 = ", first, " + ", seq - 1, " is not below ",
+             limit_name, " = ", limit, positions.batch_offsets ? " (b = " : "", positions.batch_offsets ? b : 0,
+             positions.batch_offsets ? ")" : "");
+      }
+      last = std::max(last, first + seq - 1);
+    }
   } else {
     // Every axis's ids, one flat list: the tables hold rows by position,
     // whichever axis reads them, and a call's length is its largest position
     // on any axis (HF's dynamic_rope_update takes the max over all of them).
-    const int64_t count = batch * seq * axes;
-    for (int64_t i = 0; i < count; ++i) {
-      int64_t p;
-      if (__builtin_add_overflow(positions[i], offset, &p) || p < 0 || p >= limit) {
-        Fail(Status::kOutOfRange, "positions[", i, "] + offset = ", positions[i], " + ", offset,
-             " is outside [0, ", limit_name, " = ", limit, ")");
+    const int64_t rows = batch * seq;
+    for (int64_t b = 0; b < batch; ++b) {
+      const int64_t add = sequence_offset(b);
+      for (int32_t a = 0; a < positions.axes; ++a) {
+        for (int64_t s = 0; s < seq; ++s) {
+          const int64_t i = a * rows + b * seq + s;
+          int64_t p;
+          if (__builtin_add_overflow(positions.ids[i], add, &p) || p < 0 || p >= limit) {
+            Fail(Status::kOutOfRange, "positions[", i, "] + ", positions.batch_offsets ? "offset + batch_offsets[b]" : "offset",
+                 " = ", positions.ids[i], " + ", add, " is outside [0, ", limit_name, " = ", limit, ")");
+          }
+          last = std::max(last, p);
+        }
       }
-      last = std::max(last, p);
     }
   }
-
-  return tables_.ForCall({positions, batch * seq * axes, offset, last}, direction);
+  return tables_.ForCall({positions.ids, batch * seq * positions.axes, offset, last, positions.batch_offsets, batch, seq},
+                         direction);
 }
 
-void rotary_rope::Apply(const rotary::TensorArgs* tensors, int count, const int64_t* positions, int32_t axes,
-                        int64_t offset, rotary::Direction direction, const rotary::NormArgs* norm) const {
-  if (axes != 1 && axes != axis_count_) {
-    Fail(Status::kInvalidArgument, "positions have ", axes, " axes; this rope reads ", axis_count_,
+void rotary_rope::Apply(const rotary::TensorArgs* tensors, int count, const rotary::PositionArgs& positions,
+                        rotary::Direction direction, const rotary::NormArgs* norm) const {
+  if (positions.axes != 1 && positions.axes != axis_count_) {
+    Fail(Status::kInvalidArgument, "positions have ", positions.axes, " axes; this rope reads ", axis_count_,
          axis_count_ == 1 ? "" : " (or 1: the same id on every axis)");
   }
   const rotary::KernelTable& kernels = rotary::ActiveKernels();
   rotary::CallOperands call = rotary::ValidateOperands(tensors, count, config_.head_dim);
   if (norm != nullptr) rotary::AttachNorm(*norm, call, config_.head_dim);
-  const rotary::TableRef table = PrepareTable(call.batch, call.seq, positions, axes, offset, direction);
-  Rotate(kernels, call, *table, positions, axes, offset, norm != nullptr);
+  const rotary::TableRef table = PrepareTable(call.batch, call.seq, positions, direction);
+  Rotate(kernels, call, *table, positions, norm != nullptr);
 }
 
 void rotary_rope::Shift(const rotary_tensor* x, const int64_t* positions, int64_t offset, int64_t delta) const {
@@ -72,26 +94,29 @@ void rotary_rope::Shift(const rotary_tensor* x, const int64_t* positions, int64_
     Fail(Status::kOutOfRange, "offset + delta = ", offset, " + ", delta, " overflows int64");
   }
   // Both position sets are checked (and their rows built) before either pass writes.
-  const rotary::TableRef back = PrepareTable(call.batch, call.seq, positions, 1, offset, rotary::kInverse);
-  const rotary::TableRef forward = PrepareTable(call.batch, call.seq, positions, 1, shifted, rotary::kForward);
-  Rotate(kernels, call, *back, positions, 1, offset);
-  Rotate(kernels, call, *forward, positions, 1, shifted);
+  const rotary::PositionArgs old_positions{positions, 1, offset, nullptr};
+  const rotary::PositionArgs new_positions{positions, 1, shifted, nullptr};
+  const rotary::TableRef back = PrepareTable(call.batch, call.seq, old_positions, rotary::kInverse);
+  const rotary::TableRef forward = PrepareTable(call.batch, call.seq, new_positions, rotary::kForward);
+  Rotate(kernels, call, *back, old_positions);
+  Rotate(kernels, call, *forward, new_positions);
 }
 
 void rotary_rope::Rotate(const rotary::KernelTable& kernels, const rotary::CallOperands& call,
-                         const rotary::CachedTable& table, const int64_t* positions, int32_t axes,
-                         int64_t offset, bool normalize) const {
+                         const rotary::CachedTable& table, const rotary::PositionArgs& positions,
+                         bool normalize) const {
   rotary::RowJob job;  // every field the kernels read is set below (no zero fill: decode pays for each store)
   for (int i = 0; i < call.count; ++i) job.operands[i] = call.operands[i];
   job.num_operands = call.count;
   job.seq = call.seq;
   job.pairs = static_cast<size_t>(config_.rotary_dim / 2);
   job.head_dim = static_cast<size_t>(config_.head_dim);
-  job.positions = positions;
-  job.offset = offset;
+  job.positions = positions.ids;
+  job.offset = positions.offset;
+  job.batch_offsets = positions.batch_offsets;
   job.table = table.View();
   // Without ids every axis is offset + s: one axis, plain RoPE's rows.
-  job.num_axes = positions ? axes : 1;
+  job.num_axes = positions.ids ? positions.axes : 1;
   job.axis_stride = call.rows();
   job.row_axes = row_axes_.data();
   job.row_run_ends = row_run_ends_.data();

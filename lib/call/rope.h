@@ -26,6 +26,16 @@ struct TensorArgs {
   const char* dst_name;
 };
 
+// Where the rows of a call are: (b, s) is at
+//   (ids ? ids[(a * batch + b) * seq + s] : s) + offset + (batch_offsets ? batch_offsets[b] : 0)
+// on axis a (axes arrays of ids; 1 gives every axis the same id).
+struct PositionArgs {
+  const int64_t* ids = nullptr;
+  int32_t axes = 1;
+  int64_t offset = 0;
+  const int64_t* batch_offsets = nullptr;
+};
+
 }  // namespace rotary
 
 struct rotary_rope {
@@ -34,10 +44,10 @@ struct rotary_rope {
   explicit rotary_rope(rotary::ResolvedConfig resolved);
 
   // Rotates one tensor, or q and k (count == 2) at the same positions in one
-  // pass. positions: `axes` arrays of batch * seq ids (axes is axis_count(),
-  // or 1 for the same id on every axis). norm: qk-norm before the rotation,
-  // or nullptr. Thread-safe. Throws rotary::Error, having written nothing.
-  void Apply(const rotary::TensorArgs* tensors, int count, const int64_t* positions, int32_t axes, int64_t offset,
+  // pass (positions.axes is axis_count(), or 1 for the same id on every
+  // axis). norm: qk-norm before the rotation, or nullptr. Thread-safe.
+  // Throws rotary::Error, having written nothing.
+  void Apply(const rotary::TensorArgs* tensors, int count, const rotary::PositionArgs& positions,
              rotary::Direction direction, const rotary::NormArgs* norm = nullptr) const;
 
   // Moves x, rotated at positions + offset, to positions + offset + delta:
@@ -52,14 +62,14 @@ struct rotary_rope {
   int32_t axis_count() const { return axis_count_; }
 
  private:
-  // Validates the positions of a [batch, seq] call (axes arrays of them),
-  // picks the table of its plan and makes the rows of its positions readable.
-  rotary::TableRef PrepareTable(int64_t batch, int64_t seq, const int64_t* positions, int32_t axes, int64_t offset,
+  // Validates the positions of a [batch, seq] call, picks the table of its
+  // plan and makes the rows of its positions readable.
+  rotary::TableRef PrepareTable(int64_t batch, int64_t seq, const rotary::PositionArgs& positions,
                                 rotary::Direction direction) const;
   // Runs the row kernel of a validated call over its rows, with its table
   // (normalize: the qk-norm kernel, for operands with a norm attached).
   void Rotate(const rotary::KernelTable& kernels, const rotary::CallOperands& call, const rotary::CachedTable& table,
-              const int64_t* positions, int32_t axes, int64_t offset, bool normalize = false) const;
+              const rotary::PositionArgs& positions, bool normalize = false) const;
 
   const rotary_config config_;  // its rotary_array pointers are the caller's: only tables_ reads them, at create
   const rotary::PlanTables tables_;

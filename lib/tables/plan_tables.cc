@@ -55,8 +55,25 @@ std::shared_ptr<const CachedTable> PlanTables::MakeTable(Key key) const {
 
 TableRef PlanTables::ForCall(const CallPositions& call, Direction direction) const {
   TableRef table = TableOf(call.last + 1, direction);
-  Account(*table, call.positions == nullptr ? table->EnsureRange(call.offset, call.last)
-                                            : table->EnsurePositions(call.positions, call.count, call.offset));
+  if (call.batch_offsets == nullptr) {
+    Account(*table, call.positions == nullptr ? table->EnsureRange(call.offset, call.last)
+                                              : table->EnsurePositions(call.positions, call.count, call.offset));
+    return table;
+  }
+  // Each sequence at its own offset (validated: no sum overflows).
+  bool grown = false;
+  const int64_t rows = call.batch * call.seq;
+  for (int64_t b = 0; b < call.batch; ++b) {
+    const int64_t offset = call.offset + call.batch_offsets[b];
+    if (call.positions == nullptr) {
+      grown |= table->EnsureRange(offset, offset + call.seq - 1);
+      continue;
+    }
+    for (int64_t axis_start = b * call.seq; axis_start < call.count; axis_start += rows) {
+      grown |= table->EnsurePositions(call.positions + axis_start, call.seq, offset);
+    }
+  }
+  Account(*table, grown);
   return table;
 }
 

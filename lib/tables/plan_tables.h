@@ -53,10 +53,12 @@ class PlanTables {
   // The positions of a call: positions[i] + offset for i < count, or without
   // positions offset + i; `last`, the largest, is below position_limit().
   struct CallPositions {
-    const int64_t* positions;
-    int64_t count;
+    const int64_t* positions;  // nullptr: offset + s
+    int64_t count;             // of positions: axes * batch * seq
     int64_t offset;
-    int64_t last;
+    int64_t last;              // the largest position
+    const int64_t* batch_offsets;  // nullptr, or added to sequence b's positions
+    int64_t batch, seq;
   };
 
   // The table of the plan of a call's length (last + 1), with the rows of its

@@ -383,3 +383,24 @@ def test_table_modes_and_cache():
             rotary.set_cache_budget(-1)
     finally:
         rotary.set_cache_budget(budget)
+
+
+def test_offset_per_sequence_equals_the_same_positions():
+    """Ragged batches: offset as one integer per sequence ([batch]) instead of a position array."""
+    rope = rotary.Rope(head_dim=32)
+    rng = np.random.default_rng(7)
+    q = rng.uniform(-1, 1, (3, 5, 4, 32)).astype(np.float32)
+    k = rng.uniform(-1, 1, (3, 5, 2, 32)).astype(np.float32)
+    offsets = np.array([0, 17, 4000])
+    positions = offsets[:, None] + np.arange(5)[None, :]
+    a = rope.apply(q.copy(), offset=offsets)
+    b = rope.apply(q.copy(), positions)
+    assert np.array_equal(a, b)
+    w = rng.uniform(0.5, 1.5, 32).astype(np.float32)
+    qa, ka = rope.apply_qk(q.copy(), k.copy(), offset=offsets, q_scale=0.25, q_norm=w, k_norm=w)
+    qb, kb = rope.apply_qk(q.copy(), k.copy(), positions, q_scale=0.25, q_norm=w, k_norm=w)
+    assert np.array_equal(qa, qb) and np.array_equal(ka, kb)
+    with pytest.raises(rotary.Error, match="one per sequence is batch = 3"):
+        rope.apply(q.copy(), offset=np.array([1, 2]))
+    with pytest.raises(rotary.Error, match="offset must be an integer"):
+        rope.apply(q.copy(), offset=1.5)

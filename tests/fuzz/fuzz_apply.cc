@@ -387,6 +387,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int kind = in.U8() % 6;  // apply, inverse, apply_to, qk, qk_to, packed
   const bool inverse = kind == 1 || (kind == 2 && in.U8() % 2);
   const bool norm_wanted = in.U8() % 4 == 3;  // early in the input: most inputs are short
+  const bool sequence_offsets_wanted = in.U8() % 4 == 2;
   // Raw ints: a C caller may store any int in an enum field (see lib/config/enum_value.h).
   const int32_t dtypes[] = {ROTARY_F32, ROTARY_F16, ROTARY_BF16, ROTARY_F32};
   const int32_t bad_dtypes[] = {3, -1};
@@ -512,9 +513,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
 
+  // Some calls give each sequence an offset of its own (rotary_apply_with's
+  // batch_offsets; broken: one that makes a position negative or overflows).
+  const bool with_sequence_offsets = !shift && kind != 5 && sequence_offsets_wanted;
+  std::vector<int64_t> sequence_offsets;
+  if (with_sequence_offsets) {
+    const int64_t starts[] = {0, 3, 1000, 130000};
+    const int64_t bad_starts[] = {-offset - 1, std::numeric_limits<int64_t>::max()};
+    for (int64_t b = 0; b < std::max<int64_t>(batch, 1); ++b) sequence_offsets.push_back(in.Pick(starts));
+    if (broken == kOffset) sequence_offsets[in.U8() % sequence_offsets.size()] = in.Pick(bad_starts);
+  }
+
   rotary_status status;
   if (shift) {
     status = rotary_shift(rope, &q.view, id_ptr, offset, delta);
+  } else if (with_sequence_offsets) {
+    const bool separate_dst = kind == 2 || kind == 4;
+    rotary_apply_options options;
+    rotary_apply_options_init(&options);
+    options.positions = id_ptr;
+    options.axes = axes_given;
+    options.offset = offset;
+    options.batch_offsets = sequence_offsets.data();
+    options.q_scale = kind >= 3 ? q_scale : 1.0f;
+    options.inverse = inverse ? 1 : 0;
+    options.norm = with_norm ? &norm : nullptr;
+    status = rotary_apply_with(rope, &q.view, separate_dst ? &q_out.view : &q.view, kind >= 3 ? &k.view : nullptr,
+                               kind == 4 ? &k_out.view : kind == 3 ? &k.view : nullptr, &options);
   } else if (with_norm) {
     const bool separate_dst = kind == 2 || kind == 4;
     status = rotary_apply_qk_norm(rope, &q.view, separate_dst ? &q_out.view : &q.view, kind >= 3 ? &k.view : nullptr,
@@ -579,8 +604,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const Operand& op : ops) {
       if (!op.src->usable || !op.dst->usable) Violation("accepted a view outside its buffer");
     }
-    CheckResult(config, ops, src_before, dst_before, id_ptr, axes_given, offset, inverse,
-                with_norm ? &norm_check : nullptr);
+    // Per-sequence offsets: the reference reads the positions they stand for.
+    std::vector<int64_t> effective_ids;
+    if (with_sequence_offsets) {
+      const int64_t seq_len = q.view.seq;
+      for (int32_t a = 0; a < axes_given; ++a) {
+        for (int64_t r = 0; r < rows; ++r) {
+          effective_ids.push_back((id_ptr ? id_ptr[a * rows + r] : r % seq_len) + sequence_offsets[r / seq_len]);
+        }
+      }
+    }
+    CheckResult(config, ops, src_before, dst_before, with_sequence_offsets ? effective_ids.data() : id_ptr,
+                axes_given, offset, inverse, with_norm ? &norm_check : nullptr);
     g_fuzz_checked_norm_calls += with_norm;
   }
   rotary_destroy(rope);
