@@ -388,16 +388,15 @@ HWY_INLINE const char* NextGroupSource(const Operand& op, const char* row, int64
 // (rows NormalizesInRotation does not cover).
 HWY_INLINE void NormRotateOperandRow(const Operand& op, int64_t b, int64_t s, const float* cos, const float* sin,
                                      const RowJob& job, const NormKernelParts& parts, const float* HWY_RESTRICT gain,
-                                     float* HWY_RESTRICT scaled_row, float* HWY_RESTRICT buffer) {
+                                     float* HWY_RESTRICT scaled_row, float* HWY_RESTRICT factors,
+                                     float* HWY_RESTRICT buffer) {
   const char* x = static_cast<const char*>(op.src) +
                   (b * op.src_stride_batch + s * op.src_stride_seq) * static_cast<int64_t>(parts.src_bytes);
   char* y = static_cast<char*>(op.dst) +
             (b * op.dst_stride_batch + s * op.dst_stride_seq) * static_cast<int64_t>(parts.dst_bytes);
   const NormGroup group = NormGroupOf(op, job.head_dim);
   const size_t gain_stride = op.norm_weight != nullptr && op.norm_whole_token ? job.head_dim : 0;
-  HWY_ALIGN float factors[kNormGroupFloats / kNormLanes + 1];
-  const bool in_rotation = NormalizesInRotation(parts.pairing, job.pairs, job.head_dim) &&
-                           group.heads <= kNormGroupFloats / kNormLanes + 1;
+  const bool in_rotation = NormalizesInRotation(parts.pairing, job.pairs, job.head_dim);
   if (in_rotation && op.scale != 1.0f) {  // the scale folded into the row once, as RotateOperandRow does
     const size_t half = static_cast<size_t>(job.table.row_floats / 2);
     ScaledRowChunk& chunk = *reinterpret_cast<ScaledRowChunk*>(scaled_row);
@@ -446,7 +445,13 @@ inline HWY_NOINLINE void NormRotateRowRange(const RowJob& job, int64_t row_begin
   for (int o = 0; o < job.num_operands; ++o) {
     gain_floats[o] = RoundUpToNormLanes(GainFloats(job.operands[o], job.head_dim)) + hn::MaxLanes(DF());
   }
-  const size_t floats = row_floats + scaled_floats + gain_floats[0] + gain_floats[1] + NormBufferFloats(job);
+  // A factor per head of a group (a whole-token group is every head of the row).
+  size_t factor_floats = 0;
+  for (int o = 0; o < job.num_operands; ++o) {
+    factor_floats = std::max(factor_floats, RoundUpToNormLanes(NormGroupOf(job.operands[o], job.head_dim).heads));
+  }
+  const size_t floats =
+      row_floats + scaled_floats + gain_floats[0] + gain_floats[1] + factor_floats + NormBufferFloats(job);
   WithScratch(floats, [&](float* scratch) {
     float* const row_scratch = row_floats ? scratch : nullptr;
     float* const scaled_row = scratch + row_floats;
@@ -463,14 +468,15 @@ inline HWY_NOINLINE void NormRotateRowRange(const RowJob& job, int64_t row_begin
         for (size_t d = 0; d < n; ++d) gain[d] = w[d] + offset;
       }
     }
-    float* const buffer = gains[1] + gain_floats[1];
+    float* const factors = gains[1] + gain_floats[1];
+    float* const buffer = factors + factor_floats;
     int64_t b = row_begin / job.seq;
     int64_t s = row_begin % job.seq;
     for (int64_t row = row_begin; row < row_end; ++row) {
       const float* cos = RowOf(job, b, s, row_scratch);
       const float* sin = cos + job.table.row_floats / 2;
       for (int o = 0; o < job.num_operands; ++o) {
-        NormRotateOperandRow(job.operands[o], b, s, cos, sin, job, parts, gains[o], scaled_row, buffer);
+        NormRotateOperandRow(job.operands[o], b, s, cos, sin, job, parts, gains[o], scaled_row, factors, buffer);
       }
       if (++s == job.seq) {
         s = 0;

@@ -257,6 +257,7 @@ struct Case {
   int head_dim, rotary_dim;
   bool in_place;
   bool whole_token;
+  int64_t q_heads = 6;
 };
 
 void RunCase(const Case& c) {
@@ -268,7 +269,7 @@ void RunCase(const Case& c) {
   if (c.interleaved) config.pairing(rotary::Pairing::kInterleaved);
   const rotary::Rope rope(config);
   const RefRope ref{c.head_dim, c.rotary_dim, c.interleaved, 5e5};
-  const int64_t batch = 2, seq = 5, q_heads = 6, k_heads = 2;
+  const int64_t batch = 2, seq = 5, q_heads = c.q_heads, k_heads = 2;
   TypedTensor q(ROTARY_F32, batch, seq, q_heads, c.head_dim), k(ROTARY_F32, batch, seq, k_heads, c.head_dim);
   q.FillRandom(11, 4.0);
   k.FillRandom(12, 0.5);
@@ -311,6 +312,7 @@ TEST_P(QkNormTest, MatchesFloat64Reference) {
     RunCase({interleaved, rotary::TableMode::kFull, 80, 20, false, false});   // partial, odd lane tail
     RunCase({interleaved, rotary::TableMode::kFull, 72, 72, true, false});
     RunCase({interleaved, rotary::TableMode::kFull, 96, 64, true, true});     // whole token (OLMo 2)
+    RunCase({interleaved, rotary::TableMode::kFull, 8, 8, false, true, 300}); // a token of more heads than a group
     RunCase({interleaved, rotary::TableMode::kCompact, 256, 256, false, false});
   }
 }
