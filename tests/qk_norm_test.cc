@@ -280,8 +280,7 @@ void RunCase(const Case& c) {
   for (int64_t& p : positions) p = static_cast<int64_t>(rng() % 3000);
   const std::vector<float> wq = RandomWeight(static_cast<size_t>(c.whole_token ? q_heads * c.head_dim : c.head_dim), 1);
   const std::vector<float> wk = RandomWeight(static_cast<size_t>(c.whole_token ? k_heads * c.head_dim : c.head_dim), 2);
-  rotary::QkNorm norm(wq, wk, 1e-6, 0.0);
-  norm.whole_token = c.whole_token;
+  const rotary::QkNorm norm(wq, wk, 1e-6, 0.0, c.whole_token);
   const float q_scale = 0.125f;
   if (c.in_place) {
     rope.apply_qk(q.view(), k.view(), norm, positions, q_scale);

@@ -271,9 +271,11 @@ struct QkNorm {
   int64_t q_count = -1, k_count = -1;
 
   QkNorm() = default;
-  QkNorm(const std::vector<float>& q, const std::vector<float>& k, double epsilon = 1e-6, double offset = 0.0)
+  QkNorm(const std::vector<float>& q, const std::vector<float>& k, double epsilon = 1e-6, double offset = 0.0,
+         bool over_whole_token = false)
       : q_weight(q.empty() ? nullptr : q.data()), k_weight(k.empty() ? nullptr : k.data()), eps(epsilon),
-        weight_offset(offset), q_count(static_cast<int64_t>(q.size())), k_count(static_cast<int64_t>(k.size())) {}
+        weight_offset(offset), whole_token(over_whole_token), q_count(static_cast<int64_t>(q.size())),
+        k_count(static_cast<int64_t>(k.size())) {}
 };
 
 class Rope {
