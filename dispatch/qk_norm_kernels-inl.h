@@ -6,10 +6,12 @@
 // 16 KiB; a whole-token norm: every head of the row) into a buffer that stays
 // in L1, converted to f32 while their squares are summed; every head's factor
 // r is taken; then u = (x * r) * (w + offset) is formed inside the rotation
-// loop, which rotates it, scales it by q_scale and stores it converted. Rows
-// that loop does not cover (partial vectors, SCALAR) normalize the buffer
-// first and rotate it with the plain kernels' head loops: the same bits. The
-// tensor is read once and written once, as by the plain rotation.
+// loop, which rotates it, scales it by q_scale and stores it converted (f32
+// heads of whole blocks of 16 skip the buffer: summed and rotated from the
+// tensor itself). Rows that loop does not cover (partial vectors, SCALAR)
+// normalize the buffer first and rotate it with the plain kernels' head loops:
+// the same bits. The tensor is read once and written once, as by the plain
+// rotation.
 //
 // The factor r must have the same bits on every target, whatever its vector
 // width (docs/math.md §8.3): 16 lane sums of squares in index order, a fixed
@@ -279,12 +281,13 @@ HWY_NOINLINE void LoadHeadsAndFactors(const Operand& op, const void* row, int64_
 }
 
 // The normalized heads of a group, u = (x * r) * gain, rotated and scaled
-// from the buffer to the destination: the products are computed as each
+// from the buffer (or an f32 source: `buffer` may be the destination itself,
+// in place) to the destination: the products are computed as each
 // vector is rotated, with no pass of their own over the buffer. Rows whose
 // rotated and passed-through parts are whole vectors (NormalizesInRotation);
 // the same bits as ScaleByFactorAndGain then the plain rotation.
 template <int kPairing, class Dst>
-HWY_NOINLINE void RotateNormalizingHeads(const float* HWY_RESTRICT buffer, NormGroup group, size_t heads,
+HWY_NOINLINE void RotateNormalizingHeads(const float* buffer, NormGroup group, size_t heads,
                                          const float* HWY_RESTRICT factors, const float* HWY_RESTRICT gain,
                                          size_t gain_stride, void* dst, int64_t dst_stride_head, const float* cos,
                                          const float* sin, size_t pairs, size_t head_dim, float scale,
@@ -355,7 +358,7 @@ HWY_INLINE bool NormalizesInRotation(int pairing, size_t pairs, size_t head_dim)
 struct NormKernelParts {
   void (*load)(const Operand& op, const void* row, int64_t first, size_t heads, NormGroup group, size_t head_dim,
                float* HWY_RESTRICT buffer, float* HWY_RESTRICT factors);
-  void (*rotate_normalizing)(const float* HWY_RESTRICT buffer, NormGroup group, size_t heads,
+  void (*rotate_normalizing)(const float* buffer, NormGroup group, size_t heads,
                              const float* HWY_RESTRICT factors, const float* HWY_RESTRICT gain, size_t gain_stride,
                              void* dst, int64_t dst_stride_head, const float* cos, const float* sin, size_t pairs,
                              size_t head_dim, float scale, const char* prefetch, int64_t prefetch_stride,
@@ -404,9 +407,27 @@ HWY_INLINE void NormRotateOperandRow(const Operand& op, int64_t b, int64_t s, co
     cos = chunk.cos;
     sin = chunk.sin;
   }
+  // f32 sources whose heads are whole blocks of 16: summed and rotated straight
+  // from the tensor, which the sums bring into L1 (no copy into the buffer).
+  // In place, each vector is loaded before it is stored.
+  const bool direct = in_rotation && parts.src_bytes == 4 && job.head_dim % kNormLanes == 0 &&
+                      op.norm_weight != nullptr && !op.norm_whole_token;
   for (int64_t first = 0; first < op.heads; first += static_cast<int64_t>(group.heads)) {
     const size_t heads = std::min(group.heads, static_cast<size_t>(op.heads - first));
     char* y_first = y + first * op.dst_stride_head * static_cast<int64_t>(parts.dst_bytes);
+    if (direct) {
+      const float* xf = reinterpret_cast<const float*>(x) + first * op.src_stride_head;
+      for (size_t h = 0; h < heads; ++h) {
+        factors[h] = FactorOfSum(SumOfSquares(xf + static_cast<int64_t>(h) * op.src_stride_head, job.head_dim),
+                                 job.head_dim, op.norm_eps);
+      }
+      const char* prefetch = NextGroupSource(op, x, first, heads, parts.src_bytes, job.streaming);
+      parts.rotate_normalizing(xf, NormGroup{heads, static_cast<size_t>(op.src_stride_head)}, heads, factors,
+                               gain + static_cast<size_t>(first) * gain_stride, gain_stride, y_first,
+                               op.dst_stride_head, cos, sin, job.pairs, job.head_dim, op.scale, prefetch,
+                               op.src_stride_head * 4, job.head_dim * 4);
+      continue;
+    }
     parts.load(op, x, first, heads, group, job.head_dim, buffer, factors);
     const char* prefetch = NextGroupSource(op, x, first, heads, parts.src_bytes, job.streaming);
     if (in_rotation) {
