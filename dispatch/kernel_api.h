@@ -38,6 +38,10 @@ enum class RowSource {
   // No rows: cos/sin of p * inv_freq[i], reduced exactly mod 2 pi in double,
   // evaluated in f32 per (b, s) into a row of `layout`.
   kOnTheFly,
+  // The caller's cos/sin arrays (rotary_create_borrowed), converted per
+  // (b, s) into a row of `layout`. (Arrays that already are f32 rows of
+  // kPerPair are read in place as kFull instead.)
+  kBorrowed,
 };
 
 // Read-only view of a position table, stored in fixed-size chunks of
@@ -54,6 +58,14 @@ struct TableView {
   const float* low_rows = nullptr;  // kCompact: K rows of 2 * pairs floats (cos, sin of lo * inv_freq)
   const double* inv_freq = nullptr;  // kOnTheFly: pairs values
   float scale = 1.0f;                // kOnTheFly: the attention factor
+  // kBorrowed: pair i of position p is cos[p * borrowed_stride + i],
+  // sin[...] in storage borrowed_dtype (DtypeIndex); borrowed_inverse: the
+  // row holds the inverse rotation, (cos, -sin) / (cos^2 + sin^2).
+  const void* borrowed_cos = nullptr;
+  const void* borrowed_sin = nullptr;
+  int64_t borrowed_stride = 0;
+  int borrowed_dtype = 0;
+  bool borrowed_inverse = false;
 
   const float* Row(int64_t position) const {
     const float* chunk = chunks[position >> chunk_shift].load(std::memory_order_acquire);

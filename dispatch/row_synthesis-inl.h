@@ -1,5 +1,6 @@
 // Per-target synthesis of one cos/sin row for the table modes that store no
-// row per position (RowSource::kCompact, kOnTheFly). The kernel builds the row
+// row per position (RowSource::kCompact, kOnTheFly) and for a caller's
+// borrowed arrays (kBorrowed). The kernel builds the row
 // of a (b, s) once, in the full layout its pairing reads (TableLayout), into a
 // stack buffer, then runs the same head loop as for a stored row: the cost per
 // head is the full table's, and the synthesis is shared by every head of q and k.
@@ -140,14 +141,54 @@ HWY_INLINE void SynthesizeOnTheFlyRow(const TableView& t, int64_t position, floa
   }
 }
 
+// Borrowed: the caller's cos and sin of `position`, stored as S, converted
+// into the layout's row; for the inverse, the inverse of the caller's
+// rotation, (c, -s) / (c^2 + s^2), so that an attention factor it carries is
+// undone too (each step rounded once, no contraction: the same on every target).
+template <class S>
+HWY_INLINE void SynthesizeBorrowedRowOf(const TableView& t, int64_t position, float* HWY_RESTRICT row) {
+  using T = typename S::T;
+  const T* cos = static_cast<const T*>(t.borrowed_cos) + position * t.borrowed_stride;
+  const T* sin = static_cast<const T*>(t.borrowed_sin) + position * t.borrowed_stride;
+  const size_t N = hn::Lanes(DF());
+  for (size_t i = 0; i < t.pairs; i += N) {
+    const size_t count = t.pairs - i < N ? t.pairs - i : N;
+    VF c = count == N ? LoadF32(S(), cos + i) : LoadTailF32<S>(cos + i, count, i);
+    VF s = count == N ? LoadF32(S(), sin + i) : LoadTailF32<S>(sin + i, count, i);
+    if (t.borrowed_inverse) {
+      const VF norm = hn::Add(hn::Mul(c, c), hn::Mul(s, s));
+      c = hn::Div(c, norm);
+      s = hn::Neg(hn::Div(s, norm));
+    }
+    StoreRowPart(t.layout, t.pairs, row, i, count, c, s);
+  }
+}
+
+HWY_INLINE void SynthesizeBorrowedRow(const TableView& t, int64_t position, float* HWY_RESTRICT row) {
+  switch (t.borrowed_dtype) {
+    case kF16:
+      return SynthesizeBorrowedRowOf<F16Storage>(t, position, row);
+    case kBF16:
+      return SynthesizeBorrowedRowOf<BF16Storage>(t, position, row);
+    default:
+      return SynthesizeBorrowedRowOf<F32Storage>(t, position, row);
+  }
+}
+
 // The row of `position` for a view whose mode is not kFull, written to `row`
 // (t.row_floats floats). Not inline: compiled by dispatch/instances/table_rows.cc
 // only, one copy per target, off the full-table path.
 HWY_NOINLINE const float* SynthesizeRow(const TableView& t, int64_t position, float* HWY_RESTRICT row) {
-  if (t.mode == RowSource::kCompact) {
-    SynthesizeCompactRow(t, position, row);
-  } else {
-    SynthesizeOnTheFlyRow(t, position, row);
+  switch (t.mode) {
+    case RowSource::kCompact:
+      SynthesizeCompactRow(t, position, row);
+      break;
+    case RowSource::kBorrowed:
+      SynthesizeBorrowedRow(t, position, row);
+      break;
+    default:
+      SynthesizeOnTheFlyRow(t, position, row);
+      break;
   }
   return row;
 }

@@ -14,6 +14,7 @@
 #include "lib/config/sized_struct.h"
 #include "lib/error.h"
 #include "lib/plan/frequency_plan.h"
+#include "lib/tables/borrowed_table.h"
 #include "lib/tables/table_cache.h"
 #include "lib/target_registry.h"
 #include "rotary/rotary.h"
@@ -117,6 +118,22 @@ rotary_status rotary_create(const rotary_config* config, rotary_rope** out) {
 }
 
 void rotary_destroy(rotary_rope* rope) { delete rope; }
+
+void rotary_borrowed_table_init_sized(rotary_borrowed_table* table, size_t struct_size) {
+  rotary::InitBorrowedTable(table, struct_size);
+}
+
+rotary_status rotary_create_borrowed(const rotary_config* config, const rotary_borrowed_table* table,
+                                     rotary_rope** out) {
+  return Guard([&] {
+    if (out == nullptr) rotary::Fail(rotary::Status::kInvalidArgument, "out is NULL");
+    *out = nullptr;
+    rotary::ResolvedConfig resolved = rotary::ValidateConfig(config);
+    const rotary::BorrowedRows borrowed = rotary::ReadBorrowedTable(table, resolved.config);
+    rotary::ActiveKernels();
+    *out = new rotary_rope(std::move(resolved), &borrowed);
+  });
+}
 
 rotary_status rotary_apply(const rotary_rope* rope, const rotary_tensor* x, const int64_t* positions,
                            int64_t offset) {
@@ -272,6 +289,8 @@ rotary_table_mode rotary_table_mode_of(const rotary_rope* rope) {
       return ROTARY_TABLE_COMPACT;
     case rotary::RowSource::kOnTheFly:
       return ROTARY_TABLE_ON_THE_FLY;
+    case rotary::RowSource::kBorrowed:
+      return ROTARY_TABLE_BORROWED;
     case rotary::RowSource::kFull:
       break;
   }

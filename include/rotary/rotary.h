@@ -79,8 +79,10 @@ typedef enum {
                                  head_dim 128 (neox) = 64 MiB */
   ROTARY_TABLE_COMPACT = 2,   /* rows of the K low positions and of the multiples of K (K ~ sqrt(max_positions)),
                                  combined by angle addition: 2K rows, 512 KiB for the example above */
-  ROTARY_TABLE_ON_THE_FLY = 3 /* no rows: cos/sin evaluated per row from inv_freq (exact argument
-                                 reduction in double, f32 sin/cos): 0 bytes, a few f32 ulps */
+  ROTARY_TABLE_ON_THE_FLY = 3, /* no rows: cos/sin evaluated per row from inv_freq (exact argument
+                                  reduction in double, f32 sin/cos): 0 bytes, a few f32 ulps */
+  ROTARY_TABLE_BORROWED = 4     /* the caller's cos/sin (rotary_create_borrowed): reported by
+                                   rotary_table_mode_of, not a config value */
 } rotary_table_mode;
 
 /* A caller's array of `count` doubles. Read only during the call it is passed
@@ -145,6 +147,20 @@ typedef struct {
                              frequencies of rotary_dim / 2. DEFAULT scaling only. Default 0. */
 } rotary_config;
 
+/* A caller's cos/sin cache (ONNX RotaryEmbedding's cos_cache and sin_cache, vLLM's cos_sin_cache,
+ * a runtime's own): pair i at position p rotates by cos[p * row_stride + i] and sin[p * row_stride + i],
+ * i < rotary_dim / 2, in either pairing, as stored (any attention factor is the caller's). A rope
+ * object made over it (rotary_create_borrowed) reads it in place, never copies it: it must stay
+ * alive and unchanged while calls run. docs/table-memory.md says what precision it gives up. */
+typedef struct {
+  uint32_t struct_size; /* sizeof(rotary_borrowed_table) of the caller's header: set by rotary_borrowed_table_init. */
+  rotary_dtype dtype;   /* of cos and sin: F32, F16 or BF16. Default ROTARY_F32. */
+  const void* cos;      /* position 0's cos of pair 0. Default NULL (must be set). */
+  const void* sin;      /* position 0's sin of pair 0. Default NULL (must be set). */
+  int64_t row_stride;   /* elements from one position's values to the next, >= rotary_dim / 2. Default 0. */
+  int64_t rows;         /* positions held: every position must be below it. Default 0 (must be set). */
+} rotary_borrowed_table;
+
 /* A [batch, seq, heads, head_dim] tensor view. Strides are in elements; the
  * head_dim components of one head are contiguous. Heads must not overlap. */
 typedef struct {
@@ -166,6 +182,43 @@ static inline void rotary_config_init(rotary_config* config) {
 /* config: from rotary_config_init (a struct_size it did not set is an error). */
 ROTARY_API rotary_status rotary_create(const rotary_config* config, rotary_rope** out);
 ROTARY_API void rotary_destroy(rotary_rope* rope); /* NULL is a no-op */
+
+/* Sets the first struct_size bytes of *table to the defaults and struct_size; call it through
+ * rotary_borrowed_table_init (or one of the two layouts below). */
+ROTARY_API void rotary_borrowed_table_init_sized(rotary_borrowed_table* table, size_t struct_size);
+static inline void rotary_borrowed_table_init(rotary_borrowed_table* table) {
+  rotary_borrowed_table_init_sized(table, sizeof(rotary_borrowed_table));
+}
+/* ONNX RotaryEmbedding (opset 23): cos_cache and sin_cache, each [rows, rotary_dim / 2]. */
+static inline void rotary_borrowed_table_onnx(rotary_borrowed_table* table, const void* cos_cache,
+                                              const void* sin_cache, int64_t rows, int32_t rotary_dim,
+                                              rotary_dtype dtype) {
+  rotary_borrowed_table_init(table);
+  table->dtype = dtype;
+  table->cos = cos_cache;
+  table->sin = sin_cache;
+  table->row_stride = rotary_dim / 2;
+  table->rows = rows;
+}
+/* vLLM: cos_sin_cache [rows, rotary_dim], each row rotary_dim / 2 cos values then as many sin values. */
+static inline void rotary_borrowed_table_vllm(rotary_borrowed_table* table, const void* cos_sin_cache, int64_t rows,
+                                              int32_t rotary_dim, rotary_dtype dtype) {
+  rotary_borrowed_table_init(table);
+  table->dtype = dtype;
+  table->cos = cos_sin_cache;
+  table->sin = cos_sin_cache ? (const char*)cos_sin_cache + (size_t)(rotary_dim / 2) * (dtype == ROTARY_F32 ? 4u : 2u)
+                             : NULL;
+  table->row_stride = rotary_dim;
+  table->rows = rows;
+}
+/* A rope object over the caller's table: no table of its own (rotary_table_bytes 0, mode
+ * ROTARY_TABLE_BORROWED). The config gives head_dim, rotary_dim, pairing and the multi-axis layout;
+ * its frequencies are the table's, so scaling must be ROTARY_SCALING_DEFAULT and table_mode AUTO
+ * (base and max_positions are not read). Positions must be below table->rows (and position_limit).
+ * The inverse rotates by (cos, -sin) / (cos^2 + sin^2): the inverse of the table's rotation,
+ * whatever attention factor it carries. */
+ROTARY_API rotary_status rotary_create_borrowed(const rotary_config* config, const rotary_borrowed_table* table,
+                                                rotary_rope** out);
 
 /* In place. positions == NULL: (b, s) is at position offset + s.
  * Otherwise (b, s) is at positions[b * seq + s] + offset (int64). They are

@@ -33,6 +33,7 @@ enum class TableMode : int {
   kFull = ROTARY_TABLE_FULL,
   kCompact = ROTARY_TABLE_COMPACT,
   kOnTheFly = ROTARY_TABLE_ON_THE_FLY,
+  kBorrowed = ROTARY_TABLE_BORROWED,  // a Rope over a BorrowedTable (reported, not configured)
 };
 
 // Storage of a tensor; f16 and bf16 data are raw 16-bit patterns (uint16_t).
@@ -278,10 +279,57 @@ struct QkNorm {
         k_count(static_cast<int64_t>(k.size())) {}
 };
 
+// A caller's cos/sin cache for a Rope to read in place (rotary_borrowed_table):
+// pair i at position p rotates by cos[p * row_stride + i], sin[p * row_stride + i].
+// The arrays must outlive the Rope and not change while calls run.
+struct BorrowedTable {
+  rotary_borrowed_table t;
+
+  BorrowedTable() { rotary_borrowed_table_init(&t); }
+
+  // ONNX RotaryEmbedding: cos_cache and sin_cache, [rows, rotary_dim / 2] each.
+  static BorrowedTable onnx(const float* cos_cache, const float* sin_cache, int64_t rows, int32_t rotary_dim) {
+    BorrowedTable table;
+    rotary_borrowed_table_onnx(&table.t, cos_cache, sin_cache, rows, rotary_dim, ROTARY_F32);
+    return table;
+  }
+  // The same in f16 or bf16 (raw 16-bit patterns).
+  static BorrowedTable onnx(const uint16_t* cos_cache, const uint16_t* sin_cache, int64_t rows, int32_t rotary_dim,
+                            Dtype dtype) {
+    BorrowedTable table;
+    rotary_borrowed_table_onnx(&table.t, cos_cache, sin_cache, rows, rotary_dim, HalfDtype(dtype));
+    return table;
+  }
+  // vLLM: cos_sin_cache [rows, rotary_dim], rotary_dim / 2 cos values then as many sin values a row.
+  static BorrowedTable vllm(const float* cos_sin_cache, int64_t rows, int32_t rotary_dim) {
+    BorrowedTable table;
+    rotary_borrowed_table_vllm(&table.t, cos_sin_cache, rows, rotary_dim, ROTARY_F32);
+    return table;
+  }
+  static BorrowedTable vllm(const uint16_t* cos_sin_cache, int64_t rows, int32_t rotary_dim, Dtype dtype) {
+    BorrowedTable table;
+    rotary_borrowed_table_vllm(&table.t, cos_sin_cache, rows, rotary_dim, HalfDtype(dtype));
+    return table;
+  }
+
+ private:
+  static rotary_dtype HalfDtype(Dtype dtype) {
+    if (dtype != Dtype::kF16 && dtype != Dtype::kBF16) {
+      throw Error(Status::kInvalidArgument, "a table of uint16_t values is f16 or bf16");
+    }
+    return static_cast<rotary_dtype>(dtype);
+  }
+};
+
 class Rope {
  public:
   explicit Rope(const Config& config = Config()) : head_dim_(config.c.head_dim) {
     detail::Check(rotary_create(&config.c, &rope_));
+  }
+  // Over a caller's cos/sin cache (rotary_create_borrowed): config gives head_dim, rotary_dim, pairing and
+  // the multi-axis layout; the frequencies and any attention factor are the table's.
+  Rope(const Config& config, const BorrowedTable& table) : head_dim_(config.c.head_dim) {
+    detail::Check(rotary_create_borrowed(&config.c, &table.t, &rope_));
   }
   ~Rope() { rotary_destroy(rope_); }
   Rope(Rope&& other) noexcept : rope_(std::exchange(other.rope_, nullptr)), head_dim_(other.head_dim_) {}

@@ -13,9 +13,22 @@
 using rotary::Fail;
 using rotary::Status;
 
-rotary_rope::rotary_rope(rotary::ResolvedConfig resolved)
+namespace {
+
+// A borrowed table's positions are its rows (and the config's position_limit).
+rotary::FrequencyScheme LimitedToRows(rotary::FrequencyScheme scheme, const rotary::BorrowedRows* borrowed) {
+  if (borrowed != nullptr && borrowed->rows <= scheme.position_limit) {
+    scheme.position_limit = borrowed->rows;
+    scheme.position_limit_name = "table.rows";
+  }
+  return scheme;
+}
+
+}  // namespace
+
+rotary_rope::rotary_rope(rotary::ResolvedConfig resolved, const rotary::BorrowedRows* borrowed)
     : config_(resolved.config),
-      tables_(config_, std::move(resolved.scheme)),
+      tables_(config_, LimitedToRows(std::move(resolved.scheme), borrowed), borrowed),
       axis_count_(resolved.axes.count),
       row_axes_(resolved.axes.RowAxes(tables_.layout())),
       row_run_ends_(rotary::PositionAxes::RunEnds(row_axes_)) {}

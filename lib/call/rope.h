@@ -40,8 +40,9 @@ struct PositionArgs {
 
 struct rotary_rope {
  public:
-  // A validated config, resolved (ValidateConfig).
-  explicit rotary_rope(rotary::ResolvedConfig resolved);
+  // A validated config, resolved (ValidateConfig); borrowed: the caller's
+  // cos/sin arrays to read (ReadBorrowedTable), or nullptr for tables of its own.
+  explicit rotary_rope(rotary::ResolvedConfig resolved, const rotary::BorrowedRows* borrowed = nullptr);
 
   // Rotates one tensor, or q and k (count == 2) at the same positions in one
   // pass (positions.axes is axis_count(), or 1 for the same id on every

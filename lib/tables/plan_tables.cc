@@ -32,14 +32,21 @@ RowSource ResolveTableMode(const rotary_config& config) {
   return rows <= TableCache::Instance().budget() / row_bytes ? RowSource::kFull : RowSource::kCompact;
 }
 
-PlanTables::PlanTables(const rotary_config& config, FrequencyScheme scheme)
+PlanTables::PlanTables(const rotary_config& config, FrequencyScheme scheme, const BorrowedRows* borrowed)
     : scheme_(std::move(scheme)),
       layout_(LayoutOf(config)),
-      mode_(ResolveTableMode(config)),
+      mode_(borrowed ? RowSource::kBorrowed : ResolveTableMode(config)),
       compact_shift_(mode_ == RowSource::kCompact ? CompactShift(config.max_positions) : 0),
       permanent_key_{CanonicalLength(scheme_, 1), false},
       warm_positions_(std::min(config.max_positions, scheme_.position_limit)),
-      permanent_(MakeTable(permanent_key_)) {}
+      permanent_(borrowed ? MakeBorrowedTable(*borrowed, false) : MakeTable(permanent_key_)),
+      borrowed_inverse_(borrowed ? MakeBorrowedTable(*borrowed, true) : nullptr) {}
+
+std::shared_ptr<const CachedTable> PlanTables::MakeBorrowedTable(const BorrowedRows& borrowed, bool inverse) const {
+  // The plan only gives the view its number of pairs: the frequencies are the arrays'.
+  return std::make_shared<const CachedTable>(TableSpec{MakeFrequencyPlan(scheme_, 1), layout_, RowSource::kBorrowed,
+                                                       scheme_.position_limit, 0, borrowed, inverse});
+}
 
 std::shared_ptr<const CachedTable> PlanTables::MakeTable(Key key) const {
   FrequencyPlan plan = MakeFrequencyPlan(scheme_, key.length);
@@ -54,6 +61,9 @@ std::shared_ptr<const CachedTable> PlanTables::MakeTable(Key key) const {
 }
 
 TableRef PlanTables::ForCall(const CallPositions& call, Direction direction) const {
+  if (mode_ == RowSource::kBorrowed) {
+    return TableRef(direction == kInverse ? borrowed_inverse_.get() : permanent_.get(), nullptr);
+  }
   TableRef table = TableOf(call.last + 1, direction);
   if (call.batch_offsets == nullptr) {
     Account(*table, call.positions == nullptr ? table->EnsureRange(call.offset, call.last)
@@ -110,6 +120,7 @@ TableRef PlanTables::Recent(Key key) const {
 }
 
 int64_t PlanTables::bytes() const {
+  if (mode_ == RowSource::kBorrowed) return 0;
   std::lock_guard<std::mutex> lock(recent_mutex_);
   int64_t total = permanent_->bytes();
   for (const Entry& e : recent_) total += e.table->bytes();
@@ -117,6 +128,7 @@ int64_t PlanTables::bytes() const {
 }
 
 int32_t PlanTables::count() const {
+  if (mode_ == RowSource::kBorrowed) return 0;
   std::lock_guard<std::mutex> lock(recent_mutex_);
   return 1 + static_cast<int32_t>(recent_.size());
 }

@@ -17,6 +17,10 @@
 // (docs/math.md). The kernels thus know a single direction, at the cost of a
 // second table for the rare caller of the inverse.
 //
+// Over a caller's borrowed arrays (rotary_create_borrowed) there is no plan
+// and nothing in the cache: one table object reads the arrays forward, one
+// reads them as the inverse rotation, and nothing is ever built.
+//
 // Keys rotated by an older plan are not re-rotated when a call switches plans
 // (dynamic NTK's base grows, LongRoPE switches lists): like HF, rotary rotates
 // each call with the plan of that call's length. See docs/scaling.md.
@@ -47,8 +51,9 @@ class PlanTables {
   // Tables beside the permanent one, for longer plans and the inverse.
   static constexpr size_t kMaxRecentTables = 4;
 
-  // A validated config and its resolved scheme (ValidateConfig).
-  PlanTables(const rotary_config& config, FrequencyScheme scheme);
+  // A validated config and its resolved scheme (ValidateConfig); borrowed:
+  // the caller's arrays (ReadBorrowedTable), or nullptr for tables of its own.
+  PlanTables(const rotary_config& config, FrequencyScheme scheme, const BorrowedRows* borrowed = nullptr);
 
   // The positions of a call: positions[i] + offset for i < count, or without
   // positions offset + i; `last`, the largest, is below position_limit().
@@ -72,9 +77,9 @@ class PlanTables {
   RowSource mode() const { return mode_; }
   TableLayout layout() const { return layout_; }
 
-  // Bytes of every table held now (shared ones too).
+  // Bytes of every table held now (shared ones too; 0 over borrowed arrays).
   int64_t bytes() const;
-  // Tables held now: the permanent one and the recent ones.
+  // Tables held now: the permanent one and the recent ones (0 over borrowed arrays).
   int32_t count() const;
 
  private:
@@ -89,6 +94,7 @@ class PlanTables {
   };
 
   std::shared_ptr<const CachedTable> MakeTable(Key key) const;
+  std::shared_ptr<const CachedTable> MakeBorrowedTable(const BorrowedRows& borrowed, bool inverse) const;
   TableRef TableOf(int64_t seq_len, Direction direction) const;
   TableRef Recent(Key key) const;
   // Tells the cache a table was used, and whether it grew (Ensure* returned true).
@@ -101,6 +107,7 @@ class PlanTables {
   const Key permanent_key_;  // forward, at the shortest lengths
   const int64_t warm_positions_;
   const std::shared_ptr<const CachedTable> permanent_;
+  const std::shared_ptr<const CachedTable> borrowed_inverse_;  // kBorrowed: the inverse's view of the arrays
   mutable std::atomic<bool> warmed_{false};  // the first warm_positions_ rows of permanent_ built
 
   mutable std::mutex recent_mutex_;

@@ -73,6 +73,12 @@ CachedTable::CachedTable(TableSpec spec) : spec_(std::move(spec)) {
     }
     case RowSource::kOnTheFly:
       break;
+    case RowSource::kBorrowed:
+      // Rows of the full layout already: one chunk holding every row.
+      if (!spec_.borrowed_inverse && ReadableInPlace(spec_.borrowed, spec_.layout, plan.inv_freq.size())) {
+        in_place_rows_.store(static_cast<const float*>(spec_.borrowed.cos), std::memory_order_relaxed);
+      }
+      break;
   }
   view_ = MakeView();
 }
@@ -86,6 +92,7 @@ bool CachedTable::EnsureRangeOfMode(int64_t first, int64_t last) const {
       return rows_->EnsureRange(first >> spec_.compact_shift, last >> spec_.compact_shift) || low;
     }
     case RowSource::kOnTheFly:
+    case RowSource::kBorrowed:
       break;
   }
   return false;
@@ -100,6 +107,7 @@ bool CachedTable::EnsurePositions(const int64_t* positions, int64_t count, int64
       return rows_->EnsurePositions(positions, count, offset, spec_.compact_shift) || low;
     }
     case RowSource::kOnTheFly:
+    case RowSource::kBorrowed:
       break;
   }
   return false;
@@ -125,6 +133,21 @@ TableView CachedTable::MakeView() const {
       view.inv_freq = spec_.plan.inv_freq.data();
       view.scale = static_cast<float>(spec_.plan.scale);
       break;
+    case RowSource::kBorrowed: {
+      const BorrowedRows& borrowed = spec_.borrowed;
+      if (in_place_rows_.load(std::memory_order_relaxed) != nullptr) {
+        view.mode = RowSource::kFull;
+        view.chunks = &in_place_rows_;
+        view.chunk_shift = 62;  // every position (< 2^31) is in chunk 0
+        break;
+      }
+      view.borrowed_cos = borrowed.cos;
+      view.borrowed_sin = borrowed.sin;
+      view.borrowed_stride = borrowed.row_stride;
+      view.borrowed_dtype = borrowed.dtype;
+      view.borrowed_inverse = spec_.borrowed_inverse;
+      break;
+    }
   }
   return view;
 }

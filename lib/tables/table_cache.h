@@ -6,7 +6,9 @@
 //   kCompact   two RopeTables: the K low positions (unscaled) and the multiples
 //              of K (scaled by the attention factor), K = 2^compact_shift, so
 //              about 2 * sqrt(positions) rows; kernels combine them per (b, s);
-//   kOnTheFly  no rows at all: kernels evaluate cos/sin from inv_freq.
+//   kOnTheFly  no rows at all: kernels evaluate cos/sin from inv_freq;
+//   kBorrowed  the caller's arrays (lib/tables/borrowed_table.h): never in the
+//              cache, no rows of its own (PlanTables owns it directly).
 // Rope objects with equal plans (same inv_freq bits, scale, layout, mode, K and
 // position limit) share one CachedTable: TableCache::Acquire returns the one
 // that exists. A table lives while a rope object references it; when the last
@@ -35,6 +37,7 @@
 
 #include "dispatch/kernel_api.h"
 #include "lib/plan/frequency_plan.h"
+#include "lib/tables/borrowed_table.h"
 #include "lib/tables/rope_table.h"
 
 namespace rotary {
@@ -62,6 +65,8 @@ struct TableSpec {
   RowSource mode;
   int64_t position_limit;
   int compact_shift;  // kCompact: log2 K (0 otherwise)
+  BorrowedRows borrowed{};         // kBorrowed: the caller's arrays
+  bool borrowed_inverse = false;  // kBorrowed: the rows of the inverse rotation
 };
 
 // log2 of the K of compact tables: the smallest power of two whose square
@@ -130,6 +135,7 @@ class CachedTable {
   const TableSpec spec_;
   std::unique_ptr<RopeTable> rows_;  // kFull: the rows; kCompact: the high rows (multiples of K)
   std::unique_ptr<RopeTable> low_;   // kCompact: the K low rows
+  std::atomic<const float*> in_place_rows_{nullptr};  // kBorrowed read as kFull: the chunk directory
   TableView view_;                   // all but the compact low rows' address
   mutable std::mutex release_mutex_;  // held while releasing; late pinners wait on it
   mutable std::atomic<int64_t> pins_{0};
