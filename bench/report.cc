@@ -140,6 +140,26 @@ void PrintSummary(const std::vector<Result>& results, const std::string& cpu) {
 
   header = false;
   for (const Result& r : results) {
+    if (r.impl != "rotary_own_full") continue;
+    const Result* vllm = Find(results, r, "rotary_borrowed_vllm");
+    const Result* onnx = Find(results, r, "rotary_borrowed_onnx");
+    const Result* vllm_bf16 = Find(results, r, "rotary_borrowed_vllm_bf16");
+    if (!vllm || !onnx || !vllm_bf16) continue;
+    if (!header) {
+      std::printf("\nborrowed cos/sin caches vs rotary's own full table of the same values: of_stream, and of_own = "
+                  "own time / borrowed time\n");
+      std::printf("%-8s %-12s %-5s %-11s %7s %9s %9s %9s %9s %9s %9s %9s\n", "target", "mode", "dtype", "shape",
+                  "threads", "own", "vllm", "onnx", "vllm-bf16", "vllm/own", "onnx/own", "bf16/own");
+      header = true;
+    }
+    std::printf("%-8s %-12s %-5s %-11s %7d %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f\n", r.target.c_str(),
+                r.mode.c_str(), r.dtype.c_str(), r.shape.c_str(), r.threads, r.of_stream, vllm->of_stream,
+                onnx->of_stream, vllm_bf16->of_stream, vllm->Extra("of_own"), onnx->Extra("of_own"),
+                vllm_bf16->Extra("of_own"));
+  }
+
+  header = false;
+  for (const Result& r : results) {
     if (r.impl != "rotary_table_full") continue;
     const Result* compact = Find(results, r, "rotary_table_compact");
     const Result* fly = Find(results, r, "rotary_table_on_the_fly");

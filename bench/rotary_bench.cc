@@ -3,11 +3,13 @@
 // and a readable summary; --csv / --json for machines, --plot for a chart.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -47,7 +49,7 @@ struct Options {
   std::vector<std::string> targets;  // empty: the active one; "all": every supported one
   std::vector<int> threads;          // empty: 1 and all cores
   bool naive = true, qk = true, qk_norm = true, kv_write = true, table = true, table_modes = true,
-       multi_axis = true;
+       multi_axis = true, borrowed = true;
   rotary_bench::TimingOptions timing;
   enum { kLines, kCsv, kJson } format = kLines;
   std::string plot_path;
@@ -73,7 +75,8 @@ void Usage() {
       "  --repetitions=N    timed repetitions per case, median reported (default 5)\n"
       "  --min-time=SEC     minimum time of one repetition (default 0.02)\n"
       "  --no-naive --no-qk --no-qk-norm --no-kv-write --no-table --no-table-modes --no-multi-axis\n"
-      "                     skip those sections\n"
+      "  --no-borrowed      skip those sections (borrowed: ropes over a caller's cos/sin cache, vLLM's and\n"
+      "                     ONNX's layouts, vs rotary's own full table; f32 and bf16 tensors of --dtypes)\n"
       "  --csv | --json     machine-readable output instead of protocol lines and summary\n"
       "  --plot=FILE.png    bar chart of GB/s per shape and target with the stream limit (needs gnuplot)\n");
 }
@@ -119,6 +122,8 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       o->table_modes = false;
     } else if (arg == "--no-multi-axis") {
       o->multi_axis = false;
+    } else if (arg == "--no-borrowed") {
+      o->borrowed = false;
     } else if (arg == "--csv") {
       o->format = Options::kCsv;
     } else if (arg == "--json") {
@@ -154,6 +159,14 @@ rotary::Pairing ParseMode(const std::string& name) {
 
 int64_t ElementBytes(rotary::Dtype d) { return d == rotary::Dtype::kF32 ? 4 : 2; }
 
+// dst (f16 or bf16, `elements` of them, an even count) = values, rounded
+// through rotary itself: an out-of-place apply at position 0 is a converting copy.
+void ConvertThroughRotary(const float* values, void* dst, rotary::Dtype dtype, int64_t elements) {
+  const rotary::Rope rope(rotary::Config().head_dim(2));
+  const rotary::Tensor src(const_cast<float*>(values), 1, 1, elements / 2, 2);  // read only
+  rope.apply_to(src, rotary::Tensor(dst, dtype, 1, 1, elements / 2, 2), 0);
+}
+
 // A buffer of `elements` values of a storage type, filled with small values,
 // aligned to 64 bytes as inference engines align their tensors (a std::vector
 // of floats is 16-byte aligned: every 64-byte vector access would then span
@@ -172,10 +185,8 @@ struct Buffer {
     for (int64_t i = 0; i < elements; ++i) values[i] = std::sin(0.001f * static_cast<float>(i));
     if (dtype == rotary::Dtype::kF32) {
       std::copy(values.begin(), values.end(), reinterpret_cast<float*>(data()));
-    } else {  // round through rotary itself: an out-of-place apply at position 0 is a converting copy
-      rotary::Rope rope(rotary::Config().head_dim(2));
-      rope.apply_to(rotary::Tensor(values.data(), 1, 1, elements / 2, 2),
-                    rotary::Tensor(data(), dtype, 1, 1, elements / 2, 2), 0);
+    } else {
+      ConvertThroughRotary(values.data(), data(), dtype, elements);
     }
   }
   void* data() { return memory.get(); }
@@ -217,6 +228,12 @@ class Bench {
         }
         if (o_.table_modes) TableModes(FindShape(shape), o_.dtypes.front(), o_.modes.front());
         if (o_.multi_axis) MultiAxis(FindShape(shape), o_.dtypes.front(), o_.modes.front());
+        if (o_.borrowed) {
+          for (const std::string& dtype : o_.dtypes) {
+            if (dtype == "f16") continue;  // f32 and bf16 tensors
+            for (const std::string& mode : o_.modes) Borrowed(FindShape(shape), dtype, mode);
+          }
+        }
       }
       if (o_.table) TableBuild();
     }
@@ -519,6 +536,100 @@ class Bench {
     }
   }
 
+  // rotary's own full table for the positions of a shape's caches (below).
+  static rotary::Config OwnFullConfig(const Shape& s, rotary::Pairing pairing, int64_t rows) {
+    return rotary::Config()
+        .head_dim(static_cast<int32_t>(s.dim))
+        .pairing(pairing)
+        .max_positions(rows)
+        .table_mode(rotary::TableMode::kFull);
+  }
+
+  // A caller's cos/sin caches for a shape, built once per shape (they do not
+  // depend on the target, pairing or tensor dtype): every position below
+  // offset + seq, rotary_dim = D, holding the values of rotary's own full table, in
+  // vLLM's layout (f32 and bf16: each row the cos of every pair, then its sin)
+  // and ONNX's (cos_cache and sin_cache).
+  struct BorrowedCaches {
+    int64_t rows = 0;
+    std::vector<float> vllm, onnx_cos, onnx_sin;
+    std::vector<uint16_t> vllm_bf16;
+  };
+  const BorrowedCaches& CachesFor(const Shape& s) {
+    BorrowedCaches& c = borrowed_caches_[s.name];
+    if (c.rows > 0) return c;
+    const int64_t rows = s.offset + s.seq, pairs = s.dim / 2;
+    // The own table's rows read through the library: a neox head of ones in its
+    // first half and zeros in its second, rotated at position p, is exactly
+    // (cos, sin) of row p.
+    c.vllm.assign(rows * s.dim, 0.0f);
+    for (int64_t p = 0; p < rows; ++p) std::fill_n(c.vllm.begin() + p * s.dim, pairs, 1.0f);
+    const rotary::Rope own(OwnFullConfig(s, rotary::Pairing::kNeox, rows));
+    own.apply(rotary::Tensor(c.vllm.data(), 1, rows, 1, s.dim));  // row p at position p
+    c.onnx_cos.resize(rows * pairs);
+    c.onnx_sin.resize(rows * pairs);
+    for (int64_t p = 0; p < rows; ++p) {
+      std::copy_n(c.vllm.begin() + p * s.dim, pairs, c.onnx_cos.begin() + p * pairs);
+      std::copy_n(c.vllm.begin() + p * s.dim + pairs, pairs, c.onnx_sin.begin() + p * pairs);
+    }
+    c.vllm_bf16.resize(rows * s.dim);
+    ConvertThroughRotary(c.vllm.data(), c.vllm_bf16.data(), rotary::Dtype::kBF16, rows * s.dim);
+    c.rows = rows;
+    return c;
+  }
+
+  // Ropes over a caller's cos/sin cache (rotary_create_borrowed) against
+  // rotary's own full table of the same values and the stream, in place on
+  // the shape: vLLM's f32 cache (with neox pairing its rows are read in place,
+  // as the own full table's are), ONNX's two f32 arrays and vLLM's cache in
+  // bf16 (these, and every cache with interleaved pairing, have a row
+  // synthesized per (b, s), as in the compact mode). of_own = own time /
+  // borrowed time, as of_plain in MultiAxis.
+  void Borrowed(const Shape& s, const std::string& dtype_name, const std::string& mode) {
+    const BorrowedCaches& c = CachesFor(s);
+    const rotary::Dtype dtype = ParseDtype(dtype_name);
+    const rotary::Pairing pairing = ParseMode(mode);
+    const int64_t rows = s.batch * s.seq, elements = rows * s.heads * s.dim;
+    const double bytes = 2.0 * elements * ElementBytes(dtype);
+    const int32_t dim = static_cast<int32_t>(s.dim);
+    const rotary::Config borrowing = rotary::Config().head_dim(dim).pairing(pairing);
+    const rotary::Rope own(OwnFullConfig(s, pairing, c.rows));
+    const rotary::Rope vllm(borrowing, rotary::BorrowedTable::vllm(c.vllm.data(), c.rows, dim));
+    const rotary::Rope onnx(borrowing, rotary::BorrowedTable::onnx(c.onnx_cos.data(), c.onnx_sin.data(), c.rows, dim));
+    const rotary::Rope vllm_bf16(
+        borrowing, rotary::BorrowedTable::vllm(c.vllm_bf16.data(), c.rows, dim, rotary::Dtype::kBF16));
+    Buffer x(elements, dtype);  // the stream runs over x too (see InPlace)
+    const rotary::Tensor view(x.data(), dtype, s.batch, s.seq, s.heads, s.dim);
+    const rotary::Rope* ropes[] = {&own, &vllm, &onnx, &vllm_bf16};
+    for (const rotary::Rope* rope : ropes) rope->apply(view, s.offset);  // the own table built before timing
+    const char* impls[] = {"rotary_own_full", "rotary_borrowed_vllm", "rotary_borrowed_onnx",
+                           "rotary_borrowed_vllm_bf16"};
+    // The cos/sin bytes each case reads its rows from: the caller's cache, or
+    // the own rope's table, which ropes of the same plan share through the
+    // process-wide cache (it may cover more positions than the case reads).
+    const double table_bytes[] = {static_cast<double>(own.table_bytes()),
+                                  static_cast<double>(c.vllm.size() * sizeof(float)),
+                                  static_cast<double>((c.onnx_cos.size() + c.onnx_sin.size()) * sizeof(float)),
+                                  static_cast<double>(c.vllm_bf16.size() * sizeof(uint16_t))};
+    for (int threads : o_.threads) {
+      tbb::task_arena arena(threads);
+      std::vector<std::function<void()>> fns = {[&] {
+        arena.execute([&] {
+          rotary_bench::StreamInPlace(x.data(), static_cast<rotary_dtype>(dtype), rows, elements / rows, 0.999f, 0.001f);
+        });
+      }};
+      for (const rotary::Rope* rope : ropes) {
+        fns.push_back([&arena, rope, &view, &s] { arena.execute([&] { rope->apply(view, s.offset); }); });
+      }
+      const std::vector<double> ns = rotary_bench::MedianNsPerCall(fns, o_.timing);
+      for (size_t i = 0; i < std::size(ropes); ++i) {
+        Result r = Measured(impls[i], mode, dtype_name, s, threads, ns[i + 1], bytes, ns[0]);
+        r.extra = {{"of_own", ns[1] / ns[i + 1]}, {"table_bytes", table_bytes[i]}};
+        Emit(r);
+      }
+    }
+  }
+
   // A rope object whose table has no rows yet: rope objects with equal plans
   // share one table through the process-wide cache (`warm` among them), so the
   // previous one goes first and the cache frees the rows no call is reading.
@@ -569,6 +680,7 @@ class Bench {
   std::string target_;
   std::vector<Result> results_;
   std::map<std::string, std::vector<std::unique_ptr<rotary::Rope>>> mode_ropes_;  // by pairing and head_dim
+  std::map<std::string, BorrowedCaches> borrowed_caches_;                          // by shape
 };
 
 }  // namespace

@@ -52,7 +52,8 @@ foreach(line IN LISTS lines)
   endforeach()
 endforeach()
 foreach(expected rotary stream naive rotary_qk rotary_q_then_k rotary_to
-                 rotary_table_full rotary_table_compact rotary_table_on_the_fly)
+                 rotary_table_full rotary_table_compact rotary_table_on_the_fly
+                 rotary_own_full rotary_borrowed_vllm rotary_borrowed_onnx rotary_borrowed_vllm_bf16)
   if(NOT expected IN_LIST impls)
     message(FATAL_ERROR "no impl=${expected} line in the output:\n${out}")
   endif()
