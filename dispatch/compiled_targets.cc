@@ -18,6 +18,9 @@ constexpr void ListKernelsFrom(KernelTable& table, DtypeIndex src) {
   table.rotate[kPairing][src][kF32] = &RotateRows<kPairing, Src, F32Storage>;
   table.rotate[kPairing][src][kF16] = &RotateRows<kPairing, Src, F16Storage>;
   table.rotate[kPairing][src][kBF16] = &RotateRows<kPairing, Src, BF16Out>;
+  table.rotate_operand[kPairing][src][kF32] = &RotateOperandRowEntry<kPairing, Src, F32Storage>;
+  table.rotate_operand[kPairing][src][kF16] = &RotateOperandRowEntry<kPairing, Src, F16Storage>;
+  table.rotate_operand[kPairing][src][kBF16] = &RotateOperandRowEntry<kPairing, Src, BF16Out>;
   table.norm_rotate[kPairing][src][kF32] = &NormRotateRows<kPairing, Src, F32Storage>;
   table.norm_rotate[kPairing][src][kF16] = &NormRotateRows<kPairing, Src, F16Storage>;
   table.norm_rotate[kPairing][src][kBF16] = &NormRotateRows<kPairing, Src, BF16Out>;
@@ -37,6 +40,7 @@ constexpr KernelTable MakeKernelTable() {
   KernelTable table{};
   ListKernelsOf<kNeoxPairs, BF16Out>(table);
   ListKernelsOf<kInterleavedPairs, BF16Out>(table);
+  table.rotate_per_operand = &RotateRowsPerOperand;
   table.build_rows = &BuildTableRows;
   table.synthesize_row = &SynthesizeRow;
   return table;

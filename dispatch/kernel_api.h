@@ -99,12 +99,33 @@ struct Operand {
   float norm_offset = 0.0f;
   float norm_eps = 0.0f;
   bool norm_whole_token = false;
+
+  // A paged KV cache as the destination (docs/math.md §9): row (b, s) goes to
+  // slot = dst_slots[b * seq + s], at dst + (slot / block_size) *
+  // dst_stride_batch + (slot % block_size) * dst_stride_seq; a negative slot
+  // is not written. nullptr: dst is a [batch, seq] tensor.
+  const int64_t* dst_slots = nullptr;
+  int64_t block_size = 1;
+  // Converted, not rotated (v into its cache): every component copied.
+  bool copy_only = false;
+  // The operand's own row function, in a job whose operands differ in
+  // storage types (KernelTable::rotate_per_operand reads it).
+  void (*row_kernel)(const Operand& op, int64_t b, int64_t s, int64_t row, const float* cos, const float* sin,
+                     size_t pairs, size_t head_dim, bool streaming) = nullptr;
 };
+
+// Rotates (or, copy_only, converts) all heads of one operand at (b, s),
+// row = b * seq + s, with the table row (cos, sin) of `pairs` pairs.
+using OperandRowKernel = void (*)(const Operand& op, int64_t b, int64_t s, int64_t row, const float* cos,
+                                  const float* sin, size_t pairs, size_t head_dim, bool streaming);
+
+// Operands of one job: q and k, or q, k and v when k and v go into a KV cache.
+constexpr int kMaxOperands = 3;
 
 // One apply over the (b, s) rows of up to two tensors (q and k) that share the
 // positions, so each table row is read once for both.
 struct RowJob {
-  Operand operands[2];
+  Operand operands[kMaxOperands];
   int num_operands;
   int64_t seq;
   size_t pairs;     // rotary_dim / 2
@@ -173,6 +194,11 @@ constexpr size_t ScratchRowFloats(int64_t row_floats) {
 // angles); the table build; the row synthesis of the compact and on-the-fly modes.
 struct KernelTable {
   RowKernel rotate[kNumPairings][kNumDtypes][kNumDtypes];
+  // One operand's row (what `rotate` runs for each operand), and the job
+  // kernel that runs each operand's own (Operand::row_kernel): for calls whose
+  // operands differ in storage types, such as q in place with k into an f16 cache.
+  OperandRowKernel rotate_operand[kNumPairings][kNumDtypes][kNumDtypes];
+  RowKernel rotate_per_operand;
   // The same with qk-norm before the rotation (Operand::norm_weight).
   RowKernel norm_rotate[kNumPairings][kNumDtypes][kNumDtypes];
   RowBuildKernel build_rows;

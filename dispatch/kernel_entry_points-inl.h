@@ -34,6 +34,16 @@ namespace HWY_NAMESPACE {
 template <int kPairing, class Src, class Dst>
 void RotateRows(const RowJob& job, int64_t row_begin, int64_t row_end);
 
+// One operand's row (an OperandRowKernel of KernelTable::rotate_operand),
+// instantiated with RotateRows.
+template <int kPairing, class Src, class Dst>
+void RotateOperandRowEntry(const Operand& op, int64_t b, int64_t s, int64_t row, const float* cos, const float* sin,
+                           size_t pairs, size_t head_dim, bool one_at_a_time);
+
+// The RowKernel of KernelTable::rotate_per_operand (defined in
+// dispatch/instances/rotate_per_operand.cc): each operand's own row kernel.
+void RotateRowsPerOperand(const RowJob& job, int64_t row_begin, int64_t row_end);
+
 // The same with qk-norm first (Operand::norm_weight): a RowKernel of
 // KernelTable::norm_rotate.
 template <int kPairing, class Src, class Dst>

@@ -591,13 +591,23 @@ struct ScaledRowChunk {
 
 // ---- Rows ----
 
-// All heads of one operand at row (b, s), with the table row (cos, sin).
+// All heads of one operand at row (b, s), row = b * seq + s, with the table
+// row (cos, sin): into the operand's [batch, seq] destination, or into its KV
+// cache slot (none for a negative slot); converted only if copy_only.
 template <int kPairing, class Src, class Dst>
-HWY_INLINE void RotateOperandRow(const Operand& op, int64_t b, int64_t s, const float* cos, const float* sin,
-                                 size_t pairs, size_t head_dim, bool one_at_a_time) {
+HWY_INLINE void RotateOperandRow(const Operand& op, int64_t b, int64_t s, int64_t row, const float* cos,
+                                 const float* sin, size_t pairs, size_t head_dim, bool one_at_a_time) {
   const typename Src::T* x =
       static_cast<const typename Src::T*>(op.src) + b * op.src_stride_batch + s * op.src_stride_seq;
-  typename Dst::T* y = static_cast<typename Dst::T*>(op.dst) + b * op.dst_stride_batch + s * op.dst_stride_seq;
+  typename Dst::T* y = static_cast<typename Dst::T*>(op.dst);
+  if (op.dst_slots == nullptr) {
+    y += b * op.dst_stride_batch + s * op.dst_stride_seq;
+  } else {
+    const int64_t slot = op.dst_slots[row];
+    if (slot < 0) return;
+    y += slot / op.block_size * op.dst_stride_batch + slot % op.block_size * op.dst_stride_seq;
+  }
+  if (op.copy_only) pairs = 0;
   const int64_t xs = op.src_stride_head, ys = op.dst_stride_head;
   // With a scale, the row is scaled a chunk at a time and heads longer than a
   // chunk are rotated chunk by chunk, all heads per chunk; without, the whole
@@ -627,6 +637,14 @@ HWY_INLINE void RotateOperandRow(const Operand& op, int64_t b, int64_t s, const 
   }
 }
 
+// RotateOperandRow as a function of its own: the one copy of an operand's
+// head loops that both the job kernels below call (an OperandRowKernel).
+template <int kPairing, class Src, class Dst>
+HWY_NOINLINE void RotateOperandRowEntry(const Operand& op, int64_t b, int64_t s, int64_t row, const float* cos,
+                                        const float* sin, size_t pairs, size_t head_dim, bool one_at_a_time) {
+  RotateOperandRow<kPairing, Src, Dst>(op, b, s, row, cos, sin, pairs, head_dim, one_at_a_time);
+}
+
 // The table row of (b, s): a stored row, or one built into `scratch` (Kernel
 // RowsScratch): synthesized (compact, on the fly) or, when the token's axis
 // positions differ, gathered from the rows of each axis (GatherAxisRow). A
@@ -642,22 +660,34 @@ HWY_INLINE const float* RowOf(const RowJob& job, int64_t b, int64_t s, float* sc
 // Rows [row_begin, row_end) of a job; row = b * seq + s. The table row of each
 // (b, s) is found (RowOf) once and applied to all heads of every operand. Not
 // inlined, so the stored and built rows share one copy of the head loops.
-template <int kPairing, class Src, class Dst>
-HWY_NOINLINE void RotateRowRange(const RowJob& job, int64_t row_begin, int64_t row_end, float* scratch) {
+// operand_row(op, b, s, row, cos, sin) runs one operand's row: the same
+// function for every operand (RotateRowRange), or each operand's own
+// (RotatePerOperandRowRange).
+template <class OperandRow>
+HWY_INLINE void ForEachRowOfJob(const RowJob& job, int64_t row_begin, int64_t row_end, float* scratch,
+                                const OperandRow& operand_row) {
   int64_t b = row_begin / job.seq;
   int64_t s = row_begin % job.seq;
   for (int64_t row = row_begin; row < row_end; ++row) {
     const float* cos = RowOf(job, b, s, scratch);
     const float* sin = cos + job.table.row_floats / 2;
-    for (int o = 0; o < job.num_operands; ++o) {
-      RotateOperandRow<kPairing, Src, Dst>(job.operands[o], b, s, cos, sin, job.pairs, job.head_dim, job.streaming);
-    }
+    for (int o = 0; o < job.num_operands; ++o) operand_row(job.operands[o], b, s, row, cos, sin);
     if (++s == job.seq) {
       s = 0;
       ++b;
     }
   }
 }
+
+template <int kPairing, class Src, class Dst>
+HWY_NOINLINE void RotateRowRange(const RowJob& job, int64_t row_begin, int64_t row_end, float* scratch) {
+  ForEachRowOfJob(job, row_begin, row_end, scratch,
+                  [&](const Operand& op, int64_t b, int64_t s, int64_t row, const float* cos, const float* sin) {
+                    RotateOperandRowEntry<kPairing, Src, Dst>(op, b, s, row, cos, sin, job.pairs, job.head_dim,
+                                                              job.streaming);
+                  });
+}
+
 
 // Rows of scratch a job's built rows need (0: every row is stored): one for a
 // synthesized or gathered row, plus one per axis for the synthesized rows a
@@ -688,16 +718,22 @@ HWY_NOINLINE void WithScratch(size_t floats, const Body& body) {
   body(reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(raw) + kAlign - 1) & ~uintptr_t{kAlign - 1}));
 }
 
-template <int kPairing, class Src, class Dst>
-void RotateRows(const RowJob& job, int64_t row_begin, int64_t row_end) {
+// Runs range(job, row_begin, row_end, scratch) with the scratch rows the job's
+// table rows need (none for a stored table read by one-axis positions).
+template <class Range>
+HWY_INLINE void WithRowScratch(const RowJob& job, int64_t row_begin, int64_t row_end, const Range& range) {
   const size_t rows = ScratchRows(job);
   if (rows != 0) {
-    WithScratch(rows * ScratchRowFloats(job.table.row_floats), [&](float* scratch) {
-      RotateRowRange<kPairing, Src, Dst>(job, row_begin, row_end, scratch);
-    });
+    WithScratch(rows * ScratchRowFloats(job.table.row_floats),
+                [&](float* scratch) { range(job, row_begin, row_end, scratch); });
   } else {
-    RotateRowRange<kPairing, Src, Dst>(job, row_begin, row_end, nullptr);
+    range(job, row_begin, row_end, nullptr);
   }
+}
+
+template <int kPairing, class Src, class Dst>
+void RotateRows(const RowJob& job, int64_t row_begin, int64_t row_end) {
+  WithRowScratch(job, row_begin, row_end, RotateRowRange<kPairing, Src, Dst>);
 }
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "dispatch/compiled_targets.h"
+#include "lib/call/kv_cache_write.h"
 #include "lib/call/qk_norm.h"
 #include "lib/call/rope.h"
 #include "lib/config/config.h"
@@ -44,12 +45,12 @@ rotary_status Guard(Body&& body) {
 // Every apply entry point: the rope checked, the norm read (if any), then Apply.
 rotary_status Run(const rotary_rope* rope, const rotary::TensorArgs* tensors, int count,
                   const rotary::PositionArgs& positions, rotary::Direction direction,
-                  const rotary_qk_norm* norm = nullptr) {
+                  const rotary_qk_norm* norm = nullptr, const rotary::CacheWriteArgs* cache = nullptr) {
   return Guard([&] {
     if (rope == nullptr) rotary::Fail(rotary::Status::kInvalidArgument, "rope is NULL");
-    if (norm == nullptr) return rope->Apply(tensors, count, positions, direction);
+    if (norm == nullptr) return rope->Apply(tensors, count, positions, direction, nullptr, cache);
     const rotary::NormArgs args = rotary::ReadQkNorm(norm);
-    rope->Apply(tensors, count, positions, direction, &args);
+    rope->Apply(tensors, count, positions, direction, &args, cache);
   });
 }
 
@@ -227,9 +228,10 @@ rotary_status rotary_apply_with(const rotary_rope* rope, const rotary_tensor* q_
   const bool with_k = k_src != nullptr || k_dst != nullptr;  // one of them NULL: an error naming it
   const rotary::TensorArgs t[2] = {{q_src, q_dst, options.q_scale, "q_src", "q_dst"},
                                    {k_src, k_dst, 1.0f, "k_src", "k_dst"}};
+  const rotary::CacheWriteArgs cache{options.k_cache, options.v_src, options.v_cache, options.slot_mapping};
   return Run(rope, t, with_k ? 2 : 1,
              rotary::PositionArgs{options.positions, options.axes, options.offset, options.batch_offsets},
-             options.inverse ? rotary::kInverse : rotary::kForward, options.norm);
+             options.inverse ? rotary::kInverse : rotary::kForward, options.norm, cache.Any() ? &cache : nullptr);
 }
 
 int32_t rotary_axis_count(const rotary_rope* rope) { return rope ? rope->axis_count() : 0; }

@@ -19,8 +19,10 @@ HWY_BEFORE_NAMESPACE();
 namespace rotary {
 namespace HWY_NAMESPACE {
 
-#define ROTARY_INSTANTIATE(PAIRING, SRC, DST) \
-  template void RotateRows<PAIRING, SRC, DST>(const RowJob&, int64_t, int64_t);
+#define ROTARY_INSTANTIATE(PAIRING, SRC, DST)                                                                  \
+  template void RotateRows<PAIRING, SRC, DST>(const RowJob&, int64_t, int64_t);                               \
+  template void RotateOperandRowEntry<PAIRING, SRC, DST>(const Operand&, int64_t, int64_t, int64_t, const float*, \
+                                                         const float*, size_t, size_t, bool);
 ROTARY_FOR_EACH_DESTINATION(ROTARY_INSTANTIATE, ROTARY_INSTANCE_PAIRING, ROTARY_INSTANCE_SOURCE)
 #undef ROTARY_INSTANTIATE
 

@@ -327,6 +327,17 @@ typedef struct {
   float q_scale;                 /* multiplies all of q (finite). Default 1. */
   int32_t inverse;               /* 1: undo the forward rotation (not with norm). Default 0. */
   const rotary_qk_norm* norm;    /* qk-norm before the rotation (rotary_apply_qk_norm), or NULL. Default NULL. */
+  /* The KV-cache write in the same pass (docs/api.md "Paged KV caches"): k rotated into k_cache and v converted
+   * into v_cache, at the slot of each token. A cache is a rotary_tensor seen as [num_blocks, block_size, kv_heads,
+   * head_dim] (batch = num_blocks, seq = block_size, any strides with head_dim contiguous: vLLM's layout and its
+   * CPU backend's [num_blocks, kv_heads, block_size, head_dim] are both views). With a cache, k_src is read and not
+   * written: k_dst must be NULL. Forward only, no norm. */
+  const rotary_tensor* k_cache;  /* Default NULL. */
+  const rotary_tensor* v_src;    /* v [batch, seq, kv_heads, head_dim], as k. Default NULL. */
+  const rotary_tensor* v_cache;  /* Default NULL. */
+  const int64_t* slot_mapping;   /* batch * seq slots: token (b, s) goes to block slot / block_size, row
+                                    slot % block_size; a negative slot is not written. Slots must be below
+                                    num_blocks * block_size, and distinct. Default NULL. */
 } rotary_apply_options;
 /* Sets the first struct_size bytes of *options to the defaults and struct_size; call it through
  * rotary_apply_options_init. */

@@ -321,6 +321,25 @@ struct BorrowedTable {
   }
 };
 
+// The KV-cache write of apply_qk (rotary_apply_options' k_cache, v_src,
+// v_cache, slot_mapping): k rotated, and v converted, into the slot of each
+// token of paged caches, in the same pass. A cache is a Tensor seen as
+// [num_blocks, block_size, kv_heads, head_dim]: e.g. Tensor(k_cache, Dtype::kF16,
+// num_blocks, block_size, kv_heads, head_dim) for vLLM's layout, or with the
+// strides of [num_blocks, kv_heads, block_size, head_dim] for its CPU backend's.
+struct KvCacheWrite {
+  Tensor k_cache, v, v_cache;
+  const int64_t* slot_mapping;  // batch * seq slots; negative: the token is not written
+  int64_t slot_count = -1;      // checked against batch * seq when from a vector; -1 for a bare pointer
+
+  KvCacheWrite(const Tensor& k_cache_view, const Tensor& v_view, const Tensor& v_cache_view,
+               const std::vector<int64_t>& slots)
+      : k_cache(k_cache_view), v(v_view), v_cache(v_cache_view), slot_mapping(slots.data()),
+        slot_count(static_cast<int64_t>(slots.size())) {}
+  KvCacheWrite(const Tensor& k_cache_view, const Tensor& v_view, const Tensor& v_cache_view, const int64_t* slots)
+      : k_cache(k_cache_view), v(v_view), v_cache(v_cache_view), slot_mapping(slots) {}
+};
+
 class Rope {
  public:
   explicit Rope(const Config& config = Config()) : head_dim_(config.c.head_dim) {
@@ -387,6 +406,29 @@ class Rope {
     if (NeedsOptions(positions)) return ApplyWith(q, q, &k, &k, positions, q_scale, false, nullptr);
     detail::Check(rotary_apply_qk(rope_, &q.t, &k.t, positions.ids, positions.offset, q_scale));
   }
+  // q rotated in place (times q_scale) and, in the same pass, k rotated into cache.k_cache and v converted
+  // into cache.v_cache at each token's slot (k and v are only read).
+  void apply_qk(const Tensor& q, const Tensor& k, const KvCacheWrite& cache, Positions positions = Positions(),
+                float q_scale = 1.0f) const {
+    apply_qk_to(q, q, k, cache, positions, q_scale);
+  }
+  // The same with q rotated out of place into q_dst.
+  void apply_qk_to(const Tensor& q_src, const Tensor& q_dst, const Tensor& k, const KvCacheWrite& cache,
+                   Positions positions = Positions(), float q_scale = 1.0f) const {
+    CheckView(q_src, "q_src", positions);
+    CheckView(q_dst, "q_dst", positions);
+    CheckView(k, "k", positions);
+    CheckView(cache.v, "v", positions);
+    for (const Tensor* c : {&cache.k_cache, &cache.v_cache}) {
+      if (c->head_dim >= 0 && c->head_dim != head_dim_) CheckView(*c, "cache", Positions());
+    }
+    if (cache.slot_count >= 0 && cache.slot_count != q_src.t.batch * q_src.t.seq) {
+      throw Error(Status::kInvalidArgument, "slot_mapping: " + std::to_string(cache.slot_count) +
+                                                " slots for batch * seq = " +
+                                                std::to_string(q_src.t.batch * q_src.t.seq) + " tokens");
+    }
+    ApplyWith(q_src, q_dst, &k, nullptr, positions, q_scale, false, nullptr, &cache);
+  }
   void apply_qk_to(const Tensor& q_src, const Tensor& q_dst, const Tensor& k_src, const Tensor& k_dst,
                    Positions positions = Positions(), float q_scale = 1.0f) const {
     CheckView(q_src, "q_src", positions);
@@ -449,9 +491,10 @@ class Rope {
     return positions.axes != 1 || positions.batch_offsets != nullptr;
   }
 
-  // Any call through rotary_apply_with (norm: qk-norm, or nullptr).
+  // Any call through rotary_apply_with (norm: qk-norm, or nullptr; cache: a KV-cache write, or nullptr).
   void ApplyWith(const Tensor& q_src, const Tensor& q_dst, const Tensor* k_src, const Tensor* k_dst,
-                 const Positions& positions, float q_scale, bool inverse, const QkNorm* norm) const {
+                 const Positions& positions, float q_scale, bool inverse, const QkNorm* norm,
+                 const KvCacheWrite* cache = nullptr) const {
     rotary_apply_options options;
     rotary_apply_options_init(&options);
     options.positions = positions.ids;
@@ -469,6 +512,12 @@ class Rope {
       n.weight_offset = norm->weight_offset;
       n.whole_token = norm->whole_token ? 1 : 0;
       options.norm = &n;
+    }
+    if (cache != nullptr) {
+      options.k_cache = &cache->k_cache.t;
+      options.v_src = &cache->v.t;
+      options.v_cache = &cache->v_cache.t;
+      options.slot_mapping = cache->slot_mapping;
     }
     detail::Check(rotary_apply_with(rope_, &q_src.t, &q_dst.t, k_src ? &k_src->t : nullptr,
                                     k_dst ? &k_dst->t : nullptr, &options));

@@ -11,10 +11,14 @@
 namespace rotary {
 
 struct CallOperands {
-  Operand operands[2];
-  int count;  // 1, or 2 (q then k)
+  Operand operands[kMaxOperands];
+  int count;  // 1, 2 (q then k), or 3 (q, then k and v into a KV cache)
   int64_t batch, seq;
-  DtypeIndex src_dtype, dst_dtype;  // shared by all operands
+  DtypeIndex src_dtype, dst_dtype;  // shared by all operands, unless per_operand
+  // Operands with storage types of their own (lib/call/kv_cache_write.h):
+  // operand i reads operand_src[i] and writes operand_dst[i].
+  bool per_operand = false;
+  DtypeIndex operand_src[kMaxOperands], operand_dst[kMaxOperands];
   int64_t bytes_per_row;            // tensor bytes read + written per (b, s) row
   int64_t cost_per_row;             // the same elements at their ElementCost (lib/call/scheduler.h)
 

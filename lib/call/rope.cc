@@ -5,6 +5,7 @@
 
 #include "lib/call/last_level_cache.h"
 #include "lib/call/call_operands.h"
+#include "lib/call/kv_cache_write.h"
 #include "lib/call/qk_norm.h"
 #include "lib/call/scheduler.h"
 #include "lib/error.h"
@@ -86,13 +87,20 @@ rotary::TableRef rotary_rope::PrepareTable(int64_t batch, int64_t seq, const rot
 }
 
 void rotary_rope::Apply(const rotary::TensorArgs* tensors, int count, const rotary::PositionArgs& positions,
-                        rotary::Direction direction, const rotary::NormArgs* norm) const {
+                        rotary::Direction direction, const rotary::NormArgs* norm,
+                        const rotary::CacheWriteArgs* cache) const {
   if (positions.axes != 1 && positions.axes != axis_count_) {
     Fail(Status::kInvalidArgument, "positions have ", positions.axes, " axes; this rope reads ", axis_count_,
          axis_count_ == 1 ? "" : " (or 1: the same id on every axis)");
   }
   const rotary::KernelTable& kernels = rotary::ActiveKernels();
-  rotary::CallOperands call = rotary::ValidateOperands(tensors, count, config_.head_dim);
+  if (cache != nullptr) {
+    if (count != 2) Fail(Status::kInvalidArgument, "a KV-cache write needs k_src (k is rotated into k_cache)");
+    if (direction == rotary::kInverse) Fail(Status::kInvalidArgument, "a KV-cache write goes with the forward rotation");
+    if (norm != nullptr) Fail(Status::kUnsupported, "qk-norm together with a KV-cache write is not supported");
+  }
+  rotary::CallOperands call = rotary::ValidateOperands(tensors, cache ? 1 : count, config_.head_dim);
+  if (cache != nullptr) rotary::AttachCacheWrite(*cache, tensors[0], tensors[1], call, config_.head_dim);
   if (norm != nullptr) rotary::AttachNorm(*norm, call, config_.head_dim);
   const rotary::TableRef table = PrepareTable(call.batch, call.seq, positions, direction);
   Rotate(kernels, call, *table, positions, norm != nullptr);
@@ -136,8 +144,14 @@ void rotary_rope::Rotate(const rotary::KernelTable& kernels, const rotary::CallO
   // Bytes read + written beyond the last-level cache: most come from DRAM.
   job.streaming = call.rows() * call.bytes_per_row > rotary::LastLevelCacheBytes();
 
-  const rotary::RowKernel kernel = (normalize ? kernels.norm_rotate : kernels.rotate)[config_.pairing][call.src_dtype]
-                                                                                   [call.dst_dtype];
+  rotary::RowKernel kernel = (normalize ? kernels.norm_rotate : kernels.rotate)[config_.pairing][call.src_dtype]
+                                                                             [call.dst_dtype];
+  if (call.per_operand) {  // a KV-cache write: each operand with its own storage types
+    for (int i = 0; i < call.count; ++i) {
+      job.operands[i].row_kernel = kernels.rotate_operand[config_.pairing][call.operand_src[i]][call.operand_dst[i]];
+    }
+    kernel = kernels.rotate_per_operand;
+  }
   rotary::ForEachRowRange(call.rows(), call.cost_per_row,
                           [&](int64_t begin, int64_t end) { kernel(job, begin, end); });
 }

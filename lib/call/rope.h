@@ -13,8 +13,9 @@
 
 namespace rotary {
 
-struct CallOperands;  // lib/call/call_operands.h
-struct NormArgs;      // lib/call/qk_norm.h
+struct CallOperands;    // lib/call/call_operands.h
+struct NormArgs;        // lib/call/qk_norm.h
+struct CacheWriteArgs;  // lib/call/kv_cache_write.h
 
 // One tensor of a call as the caller gave it: read from src, written to dst
 // (dst == src: in place), every output component times scale.
@@ -46,10 +47,12 @@ struct rotary_rope {
 
   // Rotates one tensor, or q and k (count == 2) at the same positions in one
   // pass (positions.axes is axis_count(), or 1 for the same id on every
-  // axis). norm: qk-norm before the rotation, or nullptr. Thread-safe.
-  // Throws rotary::Error, having written nothing.
+  // axis). norm: qk-norm before the rotation, or nullptr. cache: k and v
+  // written into a KV cache (tensors[1] is k, read only), or nullptr.
+  // Thread-safe. Throws rotary::Error, having written nothing.
   void Apply(const rotary::TensorArgs* tensors, int count, const rotary::PositionArgs& positions,
-             rotary::Direction direction, const rotary::NormArgs* norm = nullptr) const;
+             rotary::Direction direction, const rotary::NormArgs* norm = nullptr,
+             const rotary::CacheWriteArgs* cache = nullptr) const;
 
   // Moves x, rotated at positions + offset, to positions + offset + delta:
   // the inverse at the old positions, then the forward rotation at the new

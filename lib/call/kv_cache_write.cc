@@ -1,0 +1,144 @@
+#include "lib/call/kv_cache_write.h"
+
+#include <algorithm>
+#include <climits>
+#include <utility>
+#include <vector>
+
+#include "lib/call/scheduler.h"
+#include "lib/call/tensor_layout.h"
+#include "lib/error.h"
+
+namespace rotary {
+namespace {
+
+struct Named {
+  TensorLayout layout;
+  const char* name;
+};
+
+void CheckApart(const Named& a, const Named& b, int32_t head_dim) {
+  if (MayOverlap(a.layout, b.layout, head_dim)) {
+    Fail(Status::kInvalidArgument, a.name, " and ", b.name,
+         " may overlap: a cache must be memory of its own, apart from q, k, v and the other cache");
+  }
+}
+
+// Every slot below `slots_held`, and no slot (>= 0) twice: the rows of one call
+// are written by many threads at once, and two writers of one slot would leave
+// whichever came last.
+void CheckSlots(const int64_t* slots, int64_t count, int64_t slots_held, int64_t num_blocks, int64_t block_size) {
+  bool increasing = true;
+  int64_t previous = -1;
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t slot = slots[i];
+    if (slot >= slots_held) {
+      Fail(Status::kOutOfRange, "slot_mapping[", i, "] = ", slot, " is not below num_blocks * block_size = ",
+           num_blocks, " * ", block_size, " = ", slots_held);
+    }
+    if (slot < 0) continue;
+    increasing = increasing && slot > previous;
+    previous = slot;
+  }
+  if (increasing) return;  // the usual case: a prefill's consecutive slots, a decode batch's sorted ones
+  std::vector<std::pair<int64_t, int64_t>> used;  // (slot, index)
+  used.reserve(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) {
+    if (slots[i] >= 0) used.emplace_back(slots[i], i);
+  }
+  std::sort(used.begin(), used.end());
+  for (size_t i = 1; i < used.size(); ++i) {
+    if (used[i].first == used[i - 1].first) {
+      Fail(Status::kInvalidArgument, "slot_mapping[", used[i - 1].second, "] and slot_mapping[", used[i].second,
+           "] are both ", used[i].first, ": each token needs a slot of its own");
+    }
+  }
+}
+
+Operand CacheOperand(const TensorLayout& src, const TensorLayout& cache, const int64_t* slots, bool copy_only) {
+  Operand op;
+  op.src = src.data;
+  op.dst = cache.data;
+  op.src_stride_batch = src.stride_batch;
+  op.src_stride_seq = src.stride_seq;
+  op.src_stride_head = src.stride_head;
+  op.dst_stride_batch = cache.stride_batch;  // between blocks
+  op.dst_stride_seq = cache.stride_seq;      // between the rows of a block
+  op.dst_stride_head = cache.stride_head;
+  op.heads = src.heads;
+  op.scale = 1.0f;
+  op.write_rest = true;  // every component goes to the cache
+  op.dst_slots = slots;
+  op.block_size = cache.seq;
+  op.copy_only = copy_only;
+  return op;
+}
+
+}  // namespace
+
+void AttachCacheWrite(const CacheWriteArgs& cache, const TensorArgs& q, const TensorArgs& k, CallOperands& call,
+                      int32_t head_dim) {
+  if (cache.k_cache == nullptr) Fail(Status::kInvalidArgument, "options.k_cache is NULL (a KV-cache write needs it)");
+  if (cache.v_src == nullptr) Fail(Status::kInvalidArgument, "options.v_src is NULL (a KV-cache write needs it)");
+  if (cache.v_cache == nullptr) Fail(Status::kInvalidArgument, "options.v_cache is NULL (a KV-cache write needs it)");
+  if (cache.slots == nullptr) Fail(Status::kInvalidArgument, "options.slot_mapping is NULL (a KV-cache write needs it)");
+  if (k.src == nullptr) Fail(Status::kInvalidArgument, "k_src is NULL (a KV-cache write rotates k into k_cache)");
+  if (k.dst != nullptr) {
+    Fail(Status::kInvalidArgument, "k_dst must be NULL with options.k_cache: k is read and written to its cache only");
+  }
+  const Named k_src{ValidateTensor(k.src, head_dim, "k_src"), "k_src"};
+  const Named v_src{ValidateTensor(cache.v_src, head_dim, "v_src"), "v_src"};
+  const Named k_cache{ValidateTensor(cache.k_cache, head_dim, "k_cache"), "k_cache"};
+  const Named v_cache{ValidateTensor(cache.v_cache, head_dim, "v_cache"), "v_cache"};
+  if (k_src.layout.batch != call.batch || k_src.layout.seq != call.seq) {
+    Fail(Status::kInvalidArgument, "k_src is [", k_src.layout.batch, ", ", k_src.layout.seq, "] but ", q.src_name,
+         " is [", call.batch, ", ", call.seq, "] (batch, seq): q and k share positions");
+  }
+  if (v_src.layout.batch != k_src.layout.batch || v_src.layout.seq != k_src.layout.seq ||
+      v_src.layout.heads != k_src.layout.heads) {
+    Fail(Status::kInvalidArgument, "v_src is [", v_src.layout.batch, ", ", v_src.layout.seq, ", ", v_src.layout.heads,
+         "] but k_src is [", k_src.layout.batch, ", ", k_src.layout.seq, ", ", k_src.layout.heads,
+         "] (batch, seq, heads)");
+  }
+  if (k_cache.layout.heads != k_src.layout.heads) {
+    Fail(Status::kInvalidArgument, "k_cache has ", k_cache.layout.heads, " heads but k_src has ", k_src.layout.heads);
+  }
+  if (v_cache.layout.batch != k_cache.layout.batch || v_cache.layout.seq != k_cache.layout.seq ||
+      v_cache.layout.heads != k_cache.layout.heads) {
+    Fail(Status::kInvalidArgument, "v_cache is [", v_cache.layout.batch, ", ", v_cache.layout.seq, ", ",
+         v_cache.layout.heads, "] but k_cache is [", k_cache.layout.batch, ", ", k_cache.layout.seq, ", ",
+         k_cache.layout.heads, "] (num_blocks, block_size, heads)");
+  }
+  // What is written must be apart from everything else the call reads or writes.
+  const Named q_src{ValidateTensor(q.src, head_dim, q.src_name), q.src_name};
+  const Named q_dst{q.dst == q.src ? q_src.layout : ValidateTensor(q.dst, head_dim, q.dst_name), q.dst_name};
+  for (const Named* cache_view : {&k_cache, &v_cache}) {
+    for (const Named* other : {&q_src, &q_dst, &k_src, &v_src}) CheckApart(*cache_view, *other, head_dim);
+  }
+  CheckApart(k_cache, v_cache, head_dim);
+  // q is written while k and v are read (side by side in a packed QKV buffer is fine).
+  CheckApart(q_dst, k_src, head_dim);
+  CheckApart(q_dst, v_src, head_dim);
+
+  int64_t slots_held;
+  if (__builtin_mul_overflow(k_cache.layout.batch, k_cache.layout.seq, &slots_held)) slots_held = INT64_MAX;
+  CheckSlots(cache.slots, call.batch * call.seq, slots_held, k_cache.layout.batch, k_cache.layout.seq);
+
+  call.per_operand = true;
+  call.operand_src[0] = call.src_dtype;
+  call.operand_dst[0] = call.dst_dtype;
+  const Named* sources[2] = {&k_src, &v_src};
+  const Named* caches[2] = {&k_cache, &v_cache};
+  for (int i = 0; i < 2; ++i) {
+    const TensorLayout& src = sources[i]->layout;
+    const TensorLayout& dst = caches[i]->layout;
+    const int o = call.count++;
+    call.operands[o] = CacheOperand(src, dst, cache.slots, /*copy_only=*/i == 1);
+    call.operand_src[o] = static_cast<DtypeIndex>(src.dtype);
+    call.operand_dst[o] = static_cast<DtypeIndex>(dst.dtype);
+    call.bytes_per_row += src.heads * head_dim * static_cast<int64_t>(DtypeBytes(src.dtype) + DtypeBytes(dst.dtype));
+    call.cost_per_row += src.heads * head_dim * (ElementCost(call.operand_src[o]) + ElementCost(call.operand_dst[o]));
+  }
+}
+
+}  // namespace rotary
