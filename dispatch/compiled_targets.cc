@@ -21,6 +21,9 @@ constexpr void ListKernelsFrom(KernelTable& table, DtypeIndex src) {
   table.rotate_operand[kPairing][src][kF32] = &RotateOperandRowEntry<kPairing, Src, F32Storage>;
   table.rotate_operand[kPairing][src][kF16] = &RotateOperandRowEntry<kPairing, Src, F16Storage>;
   table.rotate_operand[kPairing][src][kBF16] = &RotateOperandRowEntry<kPairing, Src, BF16Out>;
+  table.rotate_operand_encoded[kPairing][src][kEncodeE4M3] = &RotateOperandRowEncoded<kPairing, Src, kEncodeE4M3>;
+  table.rotate_operand_encoded[kPairing][src][kEncodeE5M2] = &RotateOperandRowEncoded<kPairing, Src, kEncodeE5M2>;
+  table.rotate_operand_encoded[kPairing][src][kEncodeQ8_0] = &RotateOperandRowEncoded<kPairing, Src, kEncodeQ8_0>;
   table.norm_rotate[kPairing][src][kF32] = &NormRotateRows<kPairing, Src, F32Storage>;
   table.norm_rotate[kPairing][src][kF16] = &NormRotateRows<kPairing, Src, F16Storage>;
   table.norm_rotate[kPairing][src][kBF16] = &NormRotateRows<kPairing, Src, BF16Out>;

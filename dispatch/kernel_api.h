@@ -108,6 +108,8 @@ struct Operand {
   int64_t block_size = 1;
   // Converted, not rotated (v into its cache): every component copied.
   bool copy_only = false;
+  // An FP8 cache stores fp8(y / cache_divisor) (the k or v scale).
+  float cache_divisor = 1.0f;
   // The operand's own row function, in a job whose operands differ in
   // storage types (KernelTable::rotate_per_operand reads it).
   void (*row_kernel)(const Operand& op, int64_t b, int64_t s, int64_t row, const float* cos, const float* sin,
@@ -158,6 +160,9 @@ struct RowJob {
 using RowKernel = void (*)(const RowJob& job, int64_t row_begin, int64_t row_end);
 
 enum PairingIndex { kNeoxPairs = 0, kInterleavedPairs = 1, kNumPairings = 2 };
+// KV-cache formats that are not tensor storage (docs/math.md §9.3, §9.4):
+// OCP FP8 E4M3 and E5M2 bytes, ggml q8_0 records (34 bytes per 32 values).
+enum CacheEncodingIndex { kEncodeE4M3 = 0, kEncodeE5M2 = 1, kEncodeQ8_0 = 2, kNumCacheEncodings = 3 };
 // Storage index: the same values as rotary_dtype.
 enum DtypeIndex { kF32 = 0, kF16 = 1, kBF16 = 2, kNumDtypes = 3 };
 
@@ -199,6 +204,9 @@ struct KernelTable {
   // operands differ in storage types, such as q in place with k into an f16 cache.
   OperandRowKernel rotate_operand[kNumPairings][kNumDtypes][kNumDtypes];
   RowKernel rotate_per_operand;
+  // One operand's row into a KV cache of an encoded format (an Operand whose
+  // dst is bytes), by pairing, source storage and CacheEncodingIndex.
+  OperandRowKernel rotate_operand_encoded[kNumPairings][kNumDtypes][kNumCacheEncodings];
   // The same with qk-norm before the rotation (Operand::norm_weight).
   RowKernel norm_rotate[kNumPairings][kNumDtypes][kNumDtypes];
   RowBuildKernel build_rows;

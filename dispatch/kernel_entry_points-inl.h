@@ -40,6 +40,13 @@ template <int kPairing, class Src, class Dst>
 void RotateOperandRowEntry(const Operand& op, int64_t b, int64_t s, int64_t row, const float* cos, const float* sin,
                            size_t pairs, size_t head_dim, bool one_at_a_time);
 
+// One operand's row into a KV cache of an encoded format (CacheEncodingIndex
+// kEncoding): an OperandRowKernel of KernelTable::rotate_operand_encoded,
+// defined in cache_encoding-inl.h, compiled by dispatch/instances/cache_encoding.cc.
+template <int kPairing, class Src, int kEncoding>
+void RotateOperandRowEncoded(const Operand& op, int64_t b, int64_t s, int64_t row, const float* cos, const float* sin,
+                             size_t pairs, size_t head_dim, bool one_at_a_time);
+
 // The RowKernel of KernelTable::rotate_per_operand (defined in
 // dispatch/instances/rotate_per_operand.cc): each operand's own row kernel.
 void RotateRowsPerOperand(const RowJob& job, int64_t row_begin, int64_t row_end);

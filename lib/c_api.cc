@@ -228,7 +228,10 @@ rotary_status rotary_apply_with(const rotary_rope* rope, const rotary_tensor* q_
   const bool with_k = k_src != nullptr || k_dst != nullptr;  // one of them NULL: an error naming it
   const rotary::TensorArgs t[2] = {{q_src, q_dst, options.q_scale, "q_src", "q_dst"},
                                    {k_src, k_dst, 1.0f, "k_src", "k_dst"}};
-  const rotary::CacheWriteArgs cache{options.k_cache, options.v_src, options.v_cache, options.slot_mapping};
+  const rotary::CacheWriteArgs cache{options.k_cache,      options.v_src,
+                                     options.v_cache,      options.slot_mapping,
+                                     rotary::EnumValue(options.cache_format), options.k_scale,
+                                     options.v_scale};
   return Run(rope, t, with_k ? 2 : 1,
              rotary::PositionArgs{options.positions, options.axes, options.offset, options.batch_offsets},
              options.inverse ? rotary::kInverse : rotary::kForward, options.norm, cache.Any() ? &cache : nullptr);

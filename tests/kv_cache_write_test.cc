@@ -7,7 +7,9 @@
 // rows, explicit, multi-axis and per-sequence positions; nothing else in the
 // caches changes, and bad calls are errors that write nothing.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <string>
@@ -180,7 +182,273 @@ TEST_P(KvCacheWriteTest, MultiAxisIdsRotateKAsApplyQkDoes) {
   EXPECT_TRUE(SameBits(k_cache.data(), k_cache_expected.data()));
 }
 
+// ---- Byte caches: FP8 and q8_0 (docs/math.md §9.3, §9.4) ----
+
+// The float value of an FP8 code with `mantissa` bits and `bias` (finite codes only).
+double Fp8Value(int code, int mantissa, int bias) {
+  const int exponent = (code & 0x7F) >> mantissa, m = code & ((1 << mantissa) - 1);
+  const double magnitude = exponent == 0 ? std::ldexp(m, 1 - bias - mantissa)
+                                         : std::ldexp(1.0 + std::ldexp(m, -mantissa), exponent - bias);
+  return code & 0x80 ? -magnitude : magnitude;
+}
+
+// The OCP rule of §9.3 by brute force: NaN -> 0x7F | sign; |z| >= max -> max code; else the nearest
+// finite code, ties to the even code; the sign kept (also for zero).
+uint8_t Fp8Reference(float z, bool e4m3) {
+  const int mantissa = e4m3 ? 3 : 2, bias = e4m3 ? 7 : 15, max_code = e4m3 ? 0x7E : 0x7B;
+  const int sign = std::signbit(z) ? 0x80 : 0;
+  if (std::isnan(z)) return static_cast<uint8_t>(0x7F | sign);
+  const double a = std::fabs(static_cast<double>(z));
+  if (a >= Fp8Value(max_code, mantissa, bias)) return static_cast<uint8_t>(max_code | sign);
+  int best = 0;
+  for (int c = 1; c <= max_code; ++c) {
+    const double d = std::fabs(Fp8Value(c, mantissa, bias) - a), best_d = std::fabs(Fp8Value(best, mantissa, bias) - a);
+    if (d < best_d || (d == best_d && c % 2 == 0)) best = c;
+  }
+  return static_cast<uint8_t>(best | sign);
+}
+
+// ggml's quantize_row_q8_0_ref for one block of 32 (a NaN ignored in amax and quantized to 0).
+std::vector<uint8_t> Q8Reference(const float* x) {
+  float amax = 0.0f;
+  for (int j = 0; j < 32; ++j) {
+    if (!std::isnan(x[j])) amax = std::max(amax, std::fabs(x[j]));
+  }
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  const uint16_t h = rotary_test::DoubleToHalf(d);
+  std::vector<uint8_t> record = {static_cast<uint8_t>(h & 0xFF), static_cast<uint8_t>(h >> 8)};
+  for (int j = 0; j < 32; ++j) {
+    const float p = x[j] * id;
+    record.push_back(static_cast<uint8_t>(static_cast<int8_t>(std::isnan(p) ? 0 : std::lround(p))));
+  }
+  return record;
+}
+
+// A byte cache [num_blocks, block_size, heads, head_bytes], filled with a sentinel.
+struct ByteCache {
+  int64_t head_bytes;
+  std::vector<uint8_t> bytes;
+  explicit ByteCache(int64_t head) : head_bytes(head), bytes(kBlocks * kBlockSize * kKvHeads * head + 64, 0xA5) {}
+  rotary_tensor view() {
+    return rotary_tensor{bytes.data() + 32, ROTARY_F32, kBlocks, kBlockSize, kKvHeads, kBlockSize * kKvHeads * head_bytes,
+                         kKvHeads * head_bytes, head_bytes};
+  }
+  const uint8_t* head(int64_t slot, int64_t h) const { return bytes.data() + 32 + (slot * kKvHeads + h) * head_bytes; }
+};
+
+// The fused call into byte caches through the C ABI.
+rotary_status WriteBytes(const rotary::Rope& rope, TypedTensor& q, TypedTensor& k, TypedTensor& v, ByteCache& kc,
+                         ByteCache& vc, const std::vector<int64_t>& slots, rotary_cache_format format, double k_scale,
+                         double v_scale) {
+  rotary_tensor rq = q.raw(), rk = k.raw(), rv = v.raw(), rkc = kc.view(), rvc = vc.view();
+  rotary_apply_options options;
+  rotary_apply_options_init(&options);
+  options.k_cache = &rkc;
+  options.v_src = &rv;
+  options.v_cache = &rvc;
+  options.slot_mapping = slots.data();
+  options.cache_format = format;
+  options.k_scale = k_scale;
+  options.v_scale = v_scale;
+  return rotary_apply_with(rope.handle(), &rq, &rq, &rk, nullptr, &options);
+}
+
+// §9.3's examples (scale 1), as v (converted, not rotated) into both FP8 formats.
+TEST_P(KvCacheWriteTest, Fp8CodesOfTheSpecExamples) {
+  struct Example {
+    float x;
+    int e4m3, e5m2;  // -1: not given
+  };
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<Example> examples = {
+      {1.0f, 0x38, 0x3C},     {-2.5f, 0xC2, 0xC1},    {448.0f, 0x7E, 0x5F},  {464.0f, 0x7E, -1},
+      {500.0f, 0x7E, 0x60},   {1e5f, 0x7E, 0x7B},     {inf, 0x7E, 0x7B},     {0.1f, 0x1D, 0x2E},
+      {1.0625f, 0x38, -1},    {1.1875f, 0x3A, -1},    {1.125f, -1, 0x3C},    {1.375f, -1, 0x3E},
+      {std::ldexp(1.0f, -9), 0x01, -1}, {std::ldexp(1.0f, -10), 0x00, -1}, {1.5f * std::ldexp(1.0f, -10), 0x01, -1},
+      {std::ldexp(1.0f, -16), -1, 0x01}, {std::ldexp(1.0f, -17), -1, 0x00}, {-0.0f, 0x80, 0x80},
+      {std::numeric_limits<float>::quiet_NaN(), 0x7F, 0x7F}, {-inf, 0xFE, 0xFB},
+  };
+  const int64_t head_dim = 32;
+  const rotary::Rope rope(rotary::Config().head_dim(head_dim));
+  for (bool e4m3 : {true, false}) {
+    TypedTensor q(ROTARY_F32, 1, 1, 1, head_dim), k(ROTARY_F32, 1, 1, kKvHeads, head_dim),
+        v(ROTARY_F32, 1, 1, kKvHeads, head_dim);
+    q.FillRandom(1);
+    k.FillRandom(2);
+    for (size_t i = 0; i < 2 * head_dim; ++i) {
+      v.Set(0, 0, static_cast<int64_t>(i) / head_dim, static_cast<int64_t>(i) % head_dim,
+            i < examples.size() ? examples[i].x : 0.25 * static_cast<double>(i));
+    }
+    ByteCache kc(head_dim), vc(head_dim);
+    const std::vector<int64_t> slot = {6};
+    ASSERT_EQ(WriteBytes(rope, q, k, v, kc, vc, slot, e4m3 ? ROTARY_CACHE_FP8_E4M3 : ROTARY_CACHE_FP8_E5M2, 0, 0),
+              ROTARY_OK)
+        << rotary_last_error();
+    for (size_t i = 0; i < examples.size(); ++i) {
+      const int want = e4m3 ? examples[i].e4m3 : examples[i].e5m2;
+      const uint8_t got = vc.head(6, static_cast<int64_t>(i) / head_dim)[i % head_dim];
+      if (want >= 0) {
+        EXPECT_EQ(got, want) << (e4m3 ? "E4M3 " : "E5M2 ") << examples[i].x;
+      }
+      EXPECT_EQ(got, Fp8Reference(examples[i].x, e4m3)) << examples[i].x;  // the brute-force rule agrees
+    }
+  }
+}
+
+// Every k and v component, against the rule applied to the f32 values (k: apply_to's f32 result, so
+// one rounding from the f32 value), with scales; random values, every code's midpoints and their
+// neighbours; the bytes of unaddressed slots untouched.
+TEST_P(KvCacheWriteTest, Fp8CachesHoldTheRoundedF32Values) {
+  const int64_t head_dim = 40;  // not a multiple of the vector: the tail path too
+  const rotary::Rope rope(rotary::Config().head_dim(head_dim).max_positions(64));
+  const std::vector<int64_t> slots = RandomSlots(17);
+  for (bool e4m3 : {true, false}) {
+    const int mantissa = e4m3 ? 3 : 2, bias = e4m3 ? 7 : 15, max_code = e4m3 ? 0x7E : 0x7B;
+    const double k_scale = 0.37, v_scale = e4m3 ? 2.0 : 3.0;
+    // v: values at and next to every midpoint between codes (times the scale: z = v / scale lands there).
+    std::vector<float> probes;
+    for (int c = 0; c < max_code; ++c) {
+      const float mid = static_cast<float>((Fp8Value(c, mantissa, bias) + Fp8Value(c + 1, mantissa, bias)) / 2);
+      for (float z : {mid, std::nextafter(mid, 0.0f), std::nextafter(mid, 1e9f)}) {
+        probes.push_back(static_cast<float>(z * v_scale));
+        probes.push_back(static_cast<float>(-z * v_scale));
+      }
+    }
+    TypedTensor q(ROTARY_F32, kBatch, kSeq, kQHeads, head_dim), k(ROTARY_F32, kBatch, kSeq, kKvHeads, head_dim),
+        v(ROTARY_F32, kBatch, kSeq, kKvHeads, head_dim);
+    q.FillRandom(3);
+    k.FillRandom(4, e4m3 ? 300.0 : 30000.0);
+    size_t next = 0;
+    v.ForEach([&](int64_t b, int64_t s, int64_t h, int64_t c) { v.Set(b, s, h, c, probes[next++ % probes.size()]); });
+    TypedTensor k_rotated(ROTARY_F32, kBatch, kSeq, kKvHeads, head_dim);
+    rope.apply_to(k.view(), k_rotated.view());
+    ByteCache kc(head_dim), vc(head_dim);
+    const std::vector<uint8_t> untouched = kc.bytes;
+    ASSERT_EQ(WriteBytes(rope, q, k, v, kc, vc, slots, e4m3 ? ROTARY_CACHE_FP8_E4M3 : ROTARY_CACHE_FP8_E5M2,
+                         k_scale, v_scale),
+              ROTARY_OK)
+        << rotary_last_error();
+    int64_t mismatches = 0;
+    for (int64_t i = 0; i < kBatch * kSeq; ++i) {
+      if (slots[i] < 0) continue;
+      for (int64_t h = 0; h < kKvHeads; ++h) {
+        for (int64_t c = 0; c < head_dim; ++c) {
+          const float kz = static_cast<float>(k_rotated.Get(i / kSeq, i % kSeq, h, c)) / static_cast<float>(k_scale);
+          const float vz = static_cast<float>(v.Get(i / kSeq, i % kSeq, h, c)) / static_cast<float>(v_scale);
+          mismatches += kc.head(slots[i], h)[c] != Fp8Reference(kz, e4m3);
+          mismatches += vc.head(slots[i], h)[c] != Fp8Reference(vz, e4m3);
+        }
+      }
+    }
+    EXPECT_EQ(mismatches, 0) << (e4m3 ? "E4M3" : "E5M2");
+    // Slots no token addressed keep the sentinel.
+    std::vector<bool> used(kBlocks * kBlockSize, false);
+    for (int64_t slot : slots) {
+      if (slot >= 0) used[slot] = true;
+    }
+    for (int64_t slot = 0; slot < kBlocks * kBlockSize; ++slot) {
+      if (used[slot]) continue;
+      EXPECT_TRUE(std::equal(kc.head(slot, 0), kc.head(slot, 0) + kKvHeads * head_dim,
+                             untouched.data() + (kc.head(slot, 0) - kc.bytes.data())))
+          << "slot " << slot;
+    }
+    EXPECT_EQ(kc.bytes[31], 0xA5);  // before the cache
+    EXPECT_EQ(kc.bytes[kc.bytes.size() - 1], 0xA5);
+  }
+}
+
+// q8_0: §9.4's example record, ties away from zero, the extremes, and random blocks against ggml's
+// reference quantizer restated; k's records from apply_to's f32 result.
+TEST_P(KvCacheWriteTest, Q8CachesHoldGgmlsReferenceRecords) {
+  const int64_t head_dim = 64, record_bytes = 34;
+  const rotary::Rope rope(rotary::Config().head_dim(head_dim).max_positions(64));
+  const std::vector<int64_t> slots = RandomSlots(23);
+  TypedTensor q(ROTARY_F32, kBatch, kSeq, kQHeads, head_dim), k(ROTARY_BF16, kBatch, kSeq, kKvHeads, head_dim),
+      v(ROTARY_F32, kBatch, kSeq, kKvHeads, head_dim);
+  q.FillRandom(5);
+  k.FillRandom(6, 40.0);
+  v.FillRandom(7, 3.0);
+  // Blocks of v with known answers: token 0 head 0 block 0 is x_j = j - 16 (§9.4), block 1 has ties
+  // with amax 127; token 1 head 0: amax 1e-6 (d rounds to half 0), and amax 1e7 (half(d) = inf).
+  for (int j = 0; j < 32; ++j) {
+    v.Set(0, 0, 0, j, j - 16);
+    v.Set(0, 0, 0, 32 + j, j == 0 ? 127.0 : j % 2 ? 2.5 : -0.5);
+    v.Set(0, 1, 0, j, j == 5 ? 1e-6 : 1e-7 * j);
+    v.Set(0, 1, 0, 32 + j, j == 9 ? -1e7 : j);
+  }
+  TypedTensor k_rotated(ROTARY_F32, kBatch, kSeq, kKvHeads, head_dim);
+  rope.apply_to(k.view(), k_rotated.view());
+  ByteCache kc(head_dim / 32 * record_bytes), vc(head_dim / 32 * record_bytes);
+  std::vector<int64_t> first_two = slots;
+  first_two[0] = 19;
+  first_two[1] = 0;
+  ASSERT_EQ(WriteBytes(rope, q, k, v, kc, vc, first_two, ROTARY_CACHE_Q8_0, 0, 0), ROTARY_OK) << rotary_last_error();
+  // §9.4's record: d = 0x3008, quants -127, -119, -111, -103, ...
+  const uint8_t* example = vc.head(19, 0);
+  const std::vector<uint8_t> start = {0x08, 0x30, 0x81, 0x89, 0x91, 0x99};
+  EXPECT_TRUE(std::equal(start.begin(), start.end(), example));
+  EXPECT_EQ(static_cast<int8_t>(example[2 + 1]), -119);   // x = -15: -119.0625
+  EXPECT_EQ(static_cast<int8_t>(example[2 + 14]), -16);   // x = -2: -15.875
+  const uint8_t* ties = example + record_bytes;
+  EXPECT_EQ(static_cast<int8_t>(ties[2 + 1]), 3);         // 2.5 -> 3 (half away from zero)
+  EXPECT_EQ(static_cast<int8_t>(ties[2 + 2]), -1);        // -0.5 -> -1
+  EXPECT_EQ(vc.head(0, 0)[0] | vc.head(0, 0)[1] << 8, 0);         // amax 1e-6: half(d) = 0
+  EXPECT_EQ(vc.head(0, 0)[34] | vc.head(0, 0)[35] << 8, 0x7C00);  // amax 1e7: half(d) = +inf
+  int64_t mismatches = 0;
+  for (int64_t i = 0; i < kBatch * kSeq; ++i) {
+    if (first_two[i] < 0) continue;
+    for (int64_t h = 0; h < kKvHeads; ++h) {
+      for (int64_t block = 0; block < head_dim / 32; ++block) {
+        float kx[32], vx[32];
+        for (int j = 0; j < 32; ++j) {
+          kx[j] = static_cast<float>(k_rotated.Get(i / kSeq, i % kSeq, h, block * 32 + j));
+          vx[j] = static_cast<float>(v.Get(i / kSeq, i % kSeq, h, block * 32 + j));
+        }
+        const std::vector<uint8_t> kr = Q8Reference(kx), vr = Q8Reference(vx);
+        mismatches += !std::equal(kr.begin(), kr.end(), kc.head(first_two[i], h) + block * record_bytes);
+        mismatches += !std::equal(vr.begin(), vr.end(), vc.head(first_two[i], h) + block * record_bytes);
+      }
+    }
+  }
+  EXPECT_EQ(mismatches, 0);
+}
+
 ROTARY_TEST_EVERY_TARGET(KvCacheWriteTest);
+
+TEST(KvCacheWrite, BadByteCacheCallsAreErrors) {
+  TypedTensor q(ROTARY_F32, kBatch, kSeq, kQHeads, 48), k(ROTARY_F32, kBatch, kSeq, kKvHeads, 48),
+      v(ROTARY_F32, kBatch, kSeq, kKvHeads, 48);
+  q.FillRandom(1);
+  k.FillRandom(2);
+  v.FillRandom(3);
+  const TypedTensor q0 = q;
+  const rotary::Rope rope(rotary::Config().head_dim(48));
+  const std::vector<int64_t> slots = RandomSlots(1);
+  struct Case {
+    rotary_cache_format format;
+    double k_scale, v_scale;
+    const char* message;
+  };
+  const std::vector<Case> cases = {
+      {ROTARY_CACHE_Q8_0, 0, 0, "head_dim = 48 is not a multiple of 32"},
+      {ROTARY_CACHE_FP8_E4M3, -1.0, 0, "options.k_scale = -1 must be finite and > 0"},
+      {ROTARY_CACHE_FP8_E5M2, 0, std::numeric_limits<double>::infinity(), "options.v_scale = inf"},
+      {ROTARY_CACHE_FP8_E5M2, 1e-50, 0, "options.k_scale = 1e-50 must be finite and > 0 as a float"},
+      {ROTARY_CACHE_TENSOR, 2.0, 0, "options.k_scale = 2 is for FP8 caches only"},
+      {static_cast<rotary_cache_format>(9), 0, 0, "options.cache_format = 9 is not a rotary_cache_format"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.message);
+    ByteCache kc(48), vc(48);
+    const std::vector<uint8_t> before = kc.bytes;
+    EXPECT_EQ(WriteBytes(rope, q, k, v, kc, vc, slots, c.format, c.k_scale, c.v_scale), ROTARY_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(rotary_last_error()).find(c.message), std::string::npos) << rotary_last_error();
+    EXPECT_TRUE(SameBits(q, q0));
+    EXPECT_EQ(kc.bytes, before);
+    EXPECT_EQ(vc.bytes, before);
+  }
+}
 
 // Bad calls: a status naming the problem, and q, k, v and both caches as they were.
 TEST(KvCacheWrite, BadCallsAreErrorsThatWriteNothing) {

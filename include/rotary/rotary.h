@@ -313,6 +313,17 @@ ROTARY_API rotary_status rotary_apply_qk_norm(const rotary_rope* rope, const rot
                                               const rotary_tensor* q_dst, const rotary_tensor* k_src,
                                               const rotary_tensor* k_dst, const int64_t* positions, int32_t axes,
                                               int64_t offset, float q_scale, const rotary_qk_norm* norm);
+/* How k_cache and v_cache store values (rotary_apply_options.cache_format; docs/math.md §9.2-9.4).
+ * The byte formats read the cache tensors as bytes: their dtype field is ignored and their strides are
+ * in bytes; a head is head_dim bytes (FP8) or head_dim / 32 * 34 (q8_0). */
+typedef enum {
+  ROTARY_CACHE_TENSOR = 0,   /* each cache tensor's own dtype: f32, f16 or bf16, rounded to nearest even */
+  ROTARY_CACHE_FP8_E4M3 = 1, /* OCP E4M3 byte of x / scale, nearest even, saturating at +-448 (NaN: 0x7F) */
+  ROTARY_CACHE_FP8_E5M2 = 2, /* OCP E5M2 byte of x / scale, nearest even, saturating at +-57344 */
+  ROTARY_CACHE_Q8_0 = 3      /* ggml block_q8_0 records (f16 d, 32 int8), as quantize_row_q8_0_ref;
+                                head_dim a multiple of 32 */
+} rotary_cache_format;
+
 /* Everything a call can take besides its tensors, in a struct that can grow: rotary_apply_with
  * covers every other apply entry point (positions, multi-axis ids, per-sequence offsets, q_scale,
  * the inverse, qk-norm). The position of (b, s) on axis a is
@@ -338,6 +349,10 @@ typedef struct {
   const int64_t* slot_mapping;   /* batch * seq slots: token (b, s) goes to block slot / block_size, row
                                     slot % block_size; a negative slot is not written. Slots must be below
                                     num_blocks * block_size, and distinct. Default NULL. */
+  rotary_cache_format cache_format; /* how both caches store values. Default ROTARY_CACHE_TENSOR. */
+  double k_scale;                /* FP8: k_cache holds fp8(k / k_scale); finite and > 0 as a float, or 0 for 1.
+                                    Default 0 (1). */
+  double v_scale;                /* FP8: the same for v_cache. Default 0 (1). */
 } rotary_apply_options;
 /* Sets the first struct_size bytes of *options to the defaults and struct_size; call it through
  * rotary_apply_options_init. */

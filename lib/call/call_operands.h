@@ -19,6 +19,7 @@ struct CallOperands {
   // operand i reads operand_src[i] and writes operand_dst[i].
   bool per_operand = false;
   DtypeIndex operand_src[kMaxOperands], operand_dst[kMaxOperands];
+  int operand_encoding[kMaxOperands];  // CacheEncodingIndex of a byte cache, or -1: operand_dst is its storage
   int64_t bytes_per_row;            // tensor bytes read + written per (b, s) row
   int64_t cost_per_row;             // the same elements at their ElementCost (lib/call/scheduler.h)
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <utility>
 #include <vector>
 
@@ -55,6 +56,46 @@ void CheckSlots(const int64_t* slots, int64_t count, int64_t slots_held, int64_t
   }
 }
 
+// The CacheEncodingIndex of a byte format, or -1 for ROTARY_CACHE_TENSOR.
+int EncodingOf(int32_t format, int32_t head_dim) {
+  switch (format) {
+    case ROTARY_CACHE_TENSOR:
+      return -1;
+    case ROTARY_CACHE_FP8_E4M3:
+      return kEncodeE4M3;
+    case ROTARY_CACHE_FP8_E5M2:
+      return kEncodeE5M2;
+    case ROTARY_CACHE_Q8_0:
+      if (head_dim % 32 != 0) {
+        Fail(Status::kInvalidArgument, "head_dim = ", head_dim, " is not a multiple of 32, as q8_0 records need");
+      }
+      return kEncodeQ8_0;
+    default:
+      Fail(Status::kInvalidArgument, "options.cache_format = ", format, " is not a rotary_cache_format");
+  }
+}
+
+// The divisor of an FP8 cache: the scale as a float (0: 1), finite and > 0.
+float ScaleOf(double scale, int encoding, const char* name) {
+  const bool fp8 = encoding == kEncodeE4M3 || encoding == kEncodeE5M2;
+  if (scale == 0.0) return 1.0f;
+  const float f = static_cast<float>(scale);
+  if (!fp8 && scale != 1.0) {
+    Fail(Status::kInvalidArgument, "options.", name, " = ", scale, " is for FP8 caches only (cache_format ",
+         encoding < 0 ? "ROTARY_CACHE_TENSOR" : "ROTARY_CACHE_Q8_0", " has no scale)");
+  }
+  if (!std::isfinite(f) || !(f > 0.0f)) {
+    Fail(Status::kInvalidArgument, "options.", name, " = ", scale, " must be finite and > 0 as a float");
+  }
+  return f;
+}
+
+// Bytes of one head of head_dim values in a cache.
+int64_t CacheHeadBytes(int encoding, const TensorLayout& cache, int32_t head_dim) {
+  if (encoding < 0) return head_dim * static_cast<int64_t>(DtypeBytes(cache.dtype));
+  return encoding == kEncodeQ8_0 ? head_dim / 32 * 34 : head_dim;
+}
+
 Operand CacheOperand(const TensorLayout& src, const TensorLayout& cache, const int64_t* slots, bool copy_only) {
   Operand op;
   op.src = src.data;
@@ -86,10 +127,16 @@ void AttachCacheWrite(const CacheWriteArgs& cache, const TensorArgs& q, const Te
   if (k.dst != nullptr) {
     Fail(Status::kInvalidArgument, "k_dst must be NULL with options.k_cache: k is read and written to its cache only");
   }
+  const int encoding = EncodingOf(cache.format, head_dim);
+  const float scales[2] = {ScaleOf(cache.k_scale, encoding, "k_scale"), ScaleOf(cache.v_scale, encoding, "v_scale")};
+  const auto cache_layout = [&](const rotary_tensor* view, const char* name) {
+    if (encoding < 0) return ValidateTensor(view, head_dim, name);
+    return ValidateByteTensor(view, encoding == kEncodeQ8_0 ? head_dim / 32 * 34 : head_dim, name);
+  };
   const Named k_src{ValidateTensor(k.src, head_dim, "k_src"), "k_src"};
   const Named v_src{ValidateTensor(cache.v_src, head_dim, "v_src"), "v_src"};
-  const Named k_cache{ValidateTensor(cache.k_cache, head_dim, "k_cache"), "k_cache"};
-  const Named v_cache{ValidateTensor(cache.v_cache, head_dim, "v_cache"), "v_cache"};
+  const Named k_cache{cache_layout(cache.k_cache, "k_cache"), "k_cache"};
+  const Named v_cache{cache_layout(cache.v_cache, "v_cache"), "v_cache"};
   if (k_src.layout.batch != call.batch || k_src.layout.seq != call.seq) {
     Fail(Status::kInvalidArgument, "k_src is [", k_src.layout.batch, ", ", k_src.layout.seq, "] but ", q.src_name,
          " is [", call.batch, ", ", call.seq, "] (batch, seq): q and k share positions");
@@ -127,6 +174,7 @@ void AttachCacheWrite(const CacheWriteArgs& cache, const TensorArgs& q, const Te
   call.per_operand = true;
   call.operand_src[0] = call.src_dtype;
   call.operand_dst[0] = call.dst_dtype;
+  call.operand_encoding[0] = -1;
   const Named* sources[2] = {&k_src, &v_src};
   const Named* caches[2] = {&k_cache, &v_cache};
   for (int i = 0; i < 2; ++i) {
@@ -134,9 +182,13 @@ void AttachCacheWrite(const CacheWriteArgs& cache, const TensorArgs& q, const Te
     const TensorLayout& dst = caches[i]->layout;
     const int o = call.count++;
     call.operands[o] = CacheOperand(src, dst, cache.slots, /*copy_only=*/i == 1);
+    call.operands[o].cache_divisor = scales[i];
     call.operand_src[o] = static_cast<DtypeIndex>(src.dtype);
-    call.operand_dst[o] = static_cast<DtypeIndex>(dst.dtype);
-    call.bytes_per_row += src.heads * head_dim * static_cast<int64_t>(DtypeBytes(src.dtype) + DtypeBytes(dst.dtype));
+    call.operand_dst[o] = encoding < 0 ? static_cast<DtypeIndex>(dst.dtype) : kF32;  // kF32: unused when encoded
+    call.operand_encoding[o] = encoding;
+    // An encoded cache costs like an f32 one: a buffer in f32, then the encoding.
+    call.bytes_per_row += src.heads * (head_dim * static_cast<int64_t>(DtypeBytes(src.dtype)) +
+                                       CacheHeadBytes(encoding, dst, head_dim));
     call.cost_per_row += src.heads * head_dim * (ElementCost(call.operand_src[o]) + ElementCost(call.operand_dst[o]));
   }
 }

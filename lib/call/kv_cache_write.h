@@ -18,8 +18,13 @@ struct CacheWriteArgs {
   const rotary_tensor* v_src = nullptr;
   const rotary_tensor* v_cache = nullptr;
   const int64_t* slots = nullptr;
+  int32_t format = ROTARY_CACHE_TENSOR;  // rotary_cache_format, as the caller's int
+  double k_scale = 0.0, v_scale = 0.0;   // FP8 only; 0: 1
 
-  bool Any() const { return k_cache != nullptr || v_src != nullptr || v_cache != nullptr || slots != nullptr; }
+  bool Any() const {
+    return k_cache != nullptr || v_src != nullptr || v_cache != nullptr || slots != nullptr ||
+           format != ROTARY_CACHE_TENSOR || k_scale != 0.0 || v_scale != 0.0;
+  }
 };
 
 // call holds q alone (ValidateOperands of q); k is the caller's k (src, and a
@@ -27,7 +32,9 @@ struct CacheWriteArgs {
 // naming the first bad argument: a missing or extra tensor, caches whose
 // shapes do not match k's and v's heads and each other's blocks, a slot at or
 // beyond num_blocks * block_size or used twice, a cache overlapping q, k, v
-// or the other cache.
+// or the other cache, an unknown format, a scale that is not a finite float
+// > 0 (or given for a format without one), q8_0 with head_dim not a multiple
+// of 32.
 void AttachCacheWrite(const CacheWriteArgs& cache, const TensorArgs& q, const TensorArgs& k, CallOperands& call,
                       int32_t head_dim);
 

@@ -1,6 +1,7 @@
 #include "lib/call/rope.h"
 
 #include <algorithm>
+#include <string>
 #include <utility>
 
 #include "lib/call/last_level_cache.h"
@@ -56,9 +57,9 @@ rotary::TableRef rotary_rope::PrepareTable(int64_t batch, int64_t seq, const rot
       const char* what = positions.batch_offsets ? "offset + batch_offsets[b]" : "offset";
       if (first < 0) Fail(Status::kOutOfRange, what, " = ", first, " is negative (positions are ", what, " + s), b = ", b);
       if (first > limit - seq) {
+        const std::string sequence = positions.batch_offsets ? " (b = " + std::to_string(b) + ")" : "";
         Fail(Status::kOutOfRange, "position ", what, " + seq - 1 = ", first, " + ", seq - 1, " is not below ",
-             limit_name, " = ", limit, positions.batch_offsets ? " (b = " : "", positions.batch_offsets ? b : 0,
-             positions.batch_offsets ? ")" : "");
+             limit_name, " = ", limit, sequence);
       }
       last = std::max(last, first + seq - 1);
     }
@@ -148,7 +149,10 @@ void rotary_rope::Rotate(const rotary::KernelTable& kernels, const rotary::CallO
                                                                              [call.dst_dtype];
   if (call.per_operand) {  // a KV-cache write: each operand with its own storage types
     for (int i = 0; i < call.count; ++i) {
-      job.operands[i].row_kernel = kernels.rotate_operand[config_.pairing][call.operand_src[i]][call.operand_dst[i]];
+      const int encoding = call.operand_encoding[i];
+      job.operands[i].row_kernel =
+          encoding < 0 ? kernels.rotate_operand[config_.pairing][call.operand_src[i]][call.operand_dst[i]]
+                       : kernels.rotate_operand_encoded[config_.pairing][call.operand_src[i]][encoding];
     }
     kernel = kernels.rotate_per_operand;
   }

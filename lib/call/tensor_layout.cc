@@ -35,20 +35,21 @@ bool SameView(const TensorLayout& a, const TensorLayout& b) {
 bool MayOverlap(const TensorLayout& a, const TensorLayout& b, int32_t head_dim) {
   const uintptr_t a_begin = reinterpret_cast<uintptr_t>(a.data);
   const uintptr_t b_begin = reinterpret_cast<uintptr_t>(b.data);
-  const uintptr_t a_end = a_begin + static_cast<uintptr_t>(a.extent_elements) * DtypeBytes(a.dtype);
-  const uintptr_t b_end = b_begin + static_cast<uintptr_t>(b.extent_elements) * DtypeBytes(b.dtype);
+  const uintptr_t a_end = a_begin + static_cast<uintptr_t>(a.extent_elements) * a.element_bytes;
+  const uintptr_t b_end = b_begin + static_cast<uintptr_t>(b.extent_elements) * b.element_bytes;
   if (a_end <= b_begin || b_end <= a_begin) return false;  // separate memory
 
   // Side by side in the rows of one buffer: the same rows, and within a row
   // the heads of one end before the heads of the other begin.
+  if (a.element_bytes == 1 || b.element_bytes == 1) return true;  // bytes: only ever separate memory
   if (a.dtype != b.dtype || a.batch != b.batch || a.seq != b.seq) return true;
   if (a.batch > 1 && a.stride_batch != b.stride_batch) return true;
   if (a.seq > 1 && a.stride_seq != b.stride_seq) return true;
   const TensorLayout& first = a_begin <= b_begin ? a : b;
   const TensorLayout& second = a_begin <= b_begin ? b : a;
   const uintptr_t gap_bytes = (a_begin <= b_begin ? b_begin - a_begin : a_begin - b_begin);
-  if (gap_bytes % DtypeBytes(a.dtype) != 0) return true;
-  const int64_t gap = static_cast<int64_t>(gap_bytes / DtypeBytes(a.dtype));
+  if (gap_bytes % a.element_bytes != 0) return true;
+  const int64_t gap = static_cast<int64_t>(gap_bytes / a.element_bytes);
   auto row_span = [&](const TensorLayout& t) { return (t.heads - 1) * t.stride_head + head_dim; };
   if (gap < row_span(first)) return true;
   // The pair's heads of one (b, s) fill a slot; the slots are disjoint if,
@@ -66,14 +67,10 @@ bool MayOverlap(const TensorLayout& a, const TensorLayout& b, int32_t head_dim) 
   return false;
 }
 
-TensorLayout ValidateTensor(const rotary_tensor* x, int32_t head_dim, const char* name) {
-  if (x == nullptr) Fail(Status::kInvalidArgument, "tensor ", name, " is NULL");
-  if (x->data == nullptr) Fail(Status::kInvalidArgument, name, ".data is NULL");
-  const int32_t dtype = EnumValue(x->dtype);
-  if (dtype != ROTARY_F32 && dtype != ROTARY_F16 && dtype != ROTARY_BF16) {
-    Fail(Status::kInvalidArgument, name, ".dtype must be ROTARY_F32, ROTARY_F16 or ROTARY_BF16, got ",
-         dtype);
-  }
+namespace {
+
+// x's heads (head_elements elements of element_bytes each) disjoint and inside the address space.
+TensorLayout ValidateLayout(const rotary_tensor* x, int64_t head_elements, int64_t element_bytes, const char* name) {
 
   // Innermost first, so that among equal strides the outer dimension is blamed.
   Dim dims[3] = {{"heads", "stride_head", x->heads, x->stride_head},
@@ -94,7 +91,7 @@ TensorLayout ValidateTensor(const rotary_tensor* x, int32_t head_dim, const char
   for (int i = 1; i < 3; ++i) {
     for (int j = i; j > 0 && dims[j].stride < dims[j - 1].stride; --j) std::swap(dims[j], dims[j - 1]);
   }
-  int64_t span = head_dim;
+  int64_t span = head_elements;
   const char* inner = "head_dim";
   for (const Dim& d : dims) {
     if (d.size == 1) continue;
@@ -108,17 +105,36 @@ TensorLayout ValidateTensor(const rotary_tensor* x, int32_t head_dim, const char
     }
     inner = d.size_name;
   }
-  const int64_t max_elements = static_cast<int64_t>(PTRDIFF_MAX / DtypeBytes(x->dtype));
+  const int64_t max_elements = static_cast<int64_t>(PTRDIFF_MAX / element_bytes);
   if (span > max_elements) {
     Fail(Status::kInvalidArgument, name, " spans ", span, " elements, more than the address space holds");
   }
   const uintptr_t start = reinterpret_cast<uintptr_t>(x->data);
-  if (start + static_cast<uintptr_t>(span) * DtypeBytes(x->dtype) < start) {
+  if (start + static_cast<uintptr_t>(span) * static_cast<uintptr_t>(element_bytes) < start) {
     Fail(Status::kInvalidArgument, name, ".data + its extent wraps around the address space");
   }
 
-  return TensorLayout{x->data,  x->dtype,        x->batch,      x->seq,        x->heads,
-                      x->stride_batch, x->stride_seq, x->stride_head, span};
+  return TensorLayout{x->data,        x->dtype,      x->batch,       x->seq, x->heads,
+                      x->stride_batch, x->stride_seq, x->stride_head, span,   element_bytes};
+}
+
+}  // namespace
+
+TensorLayout ValidateTensor(const rotary_tensor* x, int32_t head_dim, const char* name) {
+  if (x == nullptr) Fail(Status::kInvalidArgument, "tensor ", name, " is NULL");
+  if (x->data == nullptr) Fail(Status::kInvalidArgument, name, ".data is NULL");
+  const int32_t dtype = EnumValue(x->dtype);
+  if (dtype != ROTARY_F32 && dtype != ROTARY_F16 && dtype != ROTARY_BF16) {
+    Fail(Status::kInvalidArgument, name, ".dtype must be ROTARY_F32, ROTARY_F16 or ROTARY_BF16, got ",
+         dtype);
+  }
+  return ValidateLayout(x, head_dim, static_cast<int64_t>(DtypeBytes(x->dtype)), name);
+}
+
+TensorLayout ValidateByteTensor(const rotary_tensor* x, int64_t head_bytes, const char* name) {
+  if (x == nullptr) Fail(Status::kInvalidArgument, "tensor ", name, " is NULL");
+  if (x->data == nullptr) Fail(Status::kInvalidArgument, name, ".data is NULL");
+  return ValidateLayout(x, head_bytes, 1, name);
 }
 
 }  // namespace rotary

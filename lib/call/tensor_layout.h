@@ -17,12 +17,17 @@ struct TensorLayout {
   int64_t batch, seq, heads;
   int64_t stride_batch, stride_seq, stride_head;
   int64_t extent_elements;  // elements from data to one past the last one touched
+  int64_t element_bytes;    // of dtype; 1 for a tensor of bytes (ValidateByteTensor)
 
   int64_t rows() const { return batch * seq; }
 };
 
 // `name` is how messages refer to the tensor (e.g. "x").
 TensorLayout ValidateTensor(const rotary_tensor* x, int32_t head_dim, const char* name);
+
+// The same for a tensor of bytes (an encoded KV cache): x->dtype is not read,
+// strides are in bytes, and a head is head_bytes bytes.
+TensorLayout ValidateByteTensor(const rotary_tensor* x, int64_t head_bytes, const char* name);
 
 // The same memory seen the same way (an in-place call).
 bool SameView(const TensorLayout& a, const TensorLayout& b);

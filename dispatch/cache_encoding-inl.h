@@ -1,0 +1,178 @@
+// Per-target writers of the KV-cache formats that are not tensor storage
+// (docs/math.md §9.3, §9.4): OCP FP8 (E4M3, E5M2) of y / scale, rounded to
+// nearest even and saturating, and ggml's q8_0 blocks as its reference
+// quantizer makes them. An operand's heads of one row are rotated (or, for v,
+// converted) into an f32 buffer by the plain operand row kernel, then encoded
+// into the row's cache slot: the f32 value is rounded once, into the format.
+// Every step is an exactly rounded f32 operation or integer arithmetic, so the
+// bytes are the same on every target.
+
+// Per-target include guard (Highway's convention for -inl.h files).
+#if defined(ROTARY_DISPATCH_CACHE_ENCODING_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef ROTARY_DISPATCH_CACHE_ENCODING_INL_H_
+#undef ROTARY_DISPATCH_CACHE_ENCODING_INL_H_
+#else
+#define ROTARY_DISPATCH_CACHE_ENCODING_INL_H_
+#endif
+
+#include <cstdint>
+#include <cstring>
+
+#include "dispatch/convert-inl.h"
+#include "dispatch/kernel_api.h"
+#include "dispatch/kernel_entry_points-inl.h"
+#include "dispatch/partial_vectors-inl.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace rotary {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using convert::DI32;
+using convert::DU32;
+
+// ---- FP8 ----
+
+// The OCP format with kMantissa mantissa bits and exponent bias kBias, whose
+// largest finite value has the bits kMaxBits as an f32.
+template <int kMantissa, int kBias, uint32_t kMaxBits>
+struct Fp8Format {
+  static constexpr uint32_t kMaxFiniteBits = kMaxBits;
+  static constexpr int kShift = 23 - kMantissa;  // f32 mantissa bits dropped
+  static constexpr uint32_t kRebias = static_cast<uint32_t>(127 - kBias) << kMantissa;
+  static constexpr uint32_t kMinNormalBits = static_cast<uint32_t>(127 + 1 - kBias) << 23;
+  // Subnormals are multiples of 2^(1 - kBias - kMantissa): a * 2^(kBias - 1 + kMantissa) counts them.
+  static constexpr uint32_t kSubnormalScaleBits = static_cast<uint32_t>(127 + kBias - 1 + kMantissa) << 23;
+};
+using E4M3 = Fp8Format<3, 7, 0x43E00000u>;   // max 448 (0x7E)
+using E5M2 = Fp8Format<2, 15, 0x47600000u>;  // max 57344 (0x7B)
+
+// The codes of N values z = y / divisor, as bytes in the low 8 bits of each lane.
+template <class Format>
+HWY_INLINE hn::Vec<DU32> Fp8Codes(VF y, VF divisor) {
+  const DF d;
+  const DU32 du;
+  const VF z = hn::Div(y, divisor);
+  const auto sign = hn::And(hn::ShiftRight<24>(hn::BitCast(du, z)), hn::Set(du, 0x80u));
+  // Saturate: |z| >= max (and inf) is the largest finite code. A NaN is replaced below.
+  const VF a = hn::Min(hn::Abs(z), hn::BitCast(d, hn::Set(du, Format::kMaxFiniteBits)));
+  const auto bits = hn::BitCast(du, a);
+  // Normal: drop kShift mantissa bits rounding to nearest even (a carry moves into the exponent), rebias.
+  const auto half_minus_one = hn::Set(du, (1u << (Format::kShift - 1)) - 1u);
+  const auto odd = hn::And(hn::ShiftRight<Format::kShift>(bits), hn::Set(du, 1u));
+  const auto normal =
+      hn::Sub(hn::ShiftRight<Format::kShift>(hn::Add(bits, hn::Add(half_minus_one, odd))), hn::Set(du, Format::kRebias));
+  // Subnormal: the count of the smallest subnormal, to nearest even (exact: a power-of-two scale, then Round).
+  const auto subnormal =
+      hn::BitCast(du, hn::ConvertTo(DI32(), hn::Round(hn::Mul(a, hn::BitCast(d, hn::Set(du, Format::kSubnormalScaleBits))))));
+  const auto is_normal = hn::RebindMask(du, hn::Ge(a, hn::BitCast(d, hn::Set(du, Format::kMinNormalBits))));
+  const auto code = hn::Or(hn::IfThenElse(is_normal, normal, subnormal), sign);
+  return hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(z)), hn::Or(hn::Set(du, 0x7Fu), sign), code);
+}
+
+// `count` bytes of fp8 codes of y[i] / divisor.
+template <class Format>
+HWY_INLINE void EncodeFp8(const float* HWY_RESTRICT y, size_t count, float divisor, uint8_t* HWY_RESTRICT out) {
+  const DF d;
+  const hn::Rebind<uint8_t, DF> d8;
+  const size_t N = hn::Lanes(d);
+  const VF div = hn::Set(d, divisor);
+  size_t i = 0;
+  for (; i + N <= count; i += N) {
+    hn::StoreU(hn::DemoteTo(d8, hn::BitCast(DI32(), Fp8Codes<Format>(hn::LoadU(d, y + i), div))), d8, out + i);
+  }
+  if (i == count) return;
+  HWY_ALIGN float tail[kMaxLanes] = {};
+  HWY_ALIGN uint8_t codes[kMaxLanes];
+  std::memcpy(tail, y + i, (count - i) * sizeof(float));
+  hn::Store(hn::DemoteTo(d8, hn::BitCast(DI32(), Fp8Codes<Format>(hn::Load(d, tail), div))), d8, codes);
+  std::memcpy(out + i, codes, count - i);
+}
+
+// ---- q8_0 ----
+
+constexpr size_t kQ8Block = 32;        // values per record
+constexpr size_t kQ8RecordBytes = 34;  // f16 d, then 32 int8 quants
+
+// One record of 32 values, as ggml's quantize_row_q8_0_ref: amax over |x| (a
+// NaN ignored), d = amax / 127, id = 1 / d (0 if d is 0), half(d) stored
+// little-endian, q = roundf(x * id) (half away from zero; a NaN product gives 0).
+HWY_INLINE void EncodeQ8Record(const float* HWY_RESTRICT x, uint8_t* HWY_RESTRICT record) {
+  const hn::CappedTag<float, 8> d;  // 1 to 8 lanes: a power of two that divides 32
+  const hn::RebindToSigned<decltype(d)> di;
+  const hn::Rebind<int8_t, decltype(d)> d8;
+  const size_t N = hn::Lanes(d);
+  auto amax = hn::Zero(d);
+  for (size_t i = 0; i < kQ8Block; i += N) {
+    const auto a = hn::Abs(hn::LoadU(d, x + i));
+    amax = hn::Max(amax, hn::IfThenZeroElse(hn::IsNaN(a), a));
+  }
+  const float max_abs = hn::GetLane(hn::MaxOfLanes(d, amax));
+  const float scale = max_abs / 127.0f;
+  const float inverse = scale != 0.0f ? 1.0f / scale : 0.0f;
+  HWY_ALIGN uint16_t half[kMaxLanes];
+  convert::F32ToF16(hn::Set(DF(), scale), half);
+  record[0] = static_cast<uint8_t>(half[0] & 0xFF);  // little-endian, whatever the host
+  record[1] = static_cast<uint8_t>(half[0] >> 8);
+  const auto id = hn::Set(d, inverse);
+  const auto one = hn::Set(d, 1.0f), point_five = hn::Set(d, 0.5f);
+  for (size_t i = 0; i < kQ8Block; i += N) {
+    const auto p = hn::Mul(hn::LoadU(d, x + i), id);
+    const auto t = hn::Trunc(p);
+    const auto tie = hn::Eq(hn::Abs(hn::Sub(p, t)), point_five);
+    auto q = hn::IfThenElse(tie, hn::Add(t, hn::CopySign(one, p)), hn::Round(p));
+    q = hn::IfThenZeroElse(hn::IsNaN(p), q);
+    hn::StoreU(hn::DemoteTo(d8, hn::ConvertTo(di, q)), d8, reinterpret_cast<int8_t*>(record + 2 + i));
+  }
+}
+
+// ---- The operand row kernels of the encoded formats ----
+
+// An OperandRowKernel: the operand's heads at (b, s), rotated (or converted:
+// copy_only) in f32 into a buffer a group of heads at a time, then encoded
+// into its cache slot (the operand's dst is bytes, its strides in bytes).
+template <int kPairing, class Src, int kEncoding>
+HWY_NOINLINE void RotateOperandRowEncoded(const Operand& op, int64_t b, int64_t s, int64_t row, const float* cos,
+                                          const float* sin, size_t pairs, size_t head_dim, bool one_at_a_time) {
+  const int64_t slot = op.dst_slots[row];  // an encoded destination is always a cache
+  if (slot < 0) return;
+  uint8_t* y = static_cast<uint8_t*>(op.dst) + slot / op.block_size * op.dst_stride_batch +
+               slot % op.block_size * op.dst_stride_seq;
+  constexpr size_t kBufferFloats = 4096;  // 16 KiB: stays in L1 between the two steps
+  HWY_ALIGN float buffer[kBufferFloats];
+  const int64_t group = static_cast<int64_t>(head_dim >= kBufferFloats ? 1 : kBufferFloats / head_dim);
+  const typename Src::T* x =
+      static_cast<const typename Src::T*>(op.src) + b * op.src_stride_batch + s * op.src_stride_seq;
+  for (int64_t first = 0; first < op.heads; first += group) {
+    // The group's heads, in f32, head_dim apart in the buffer.
+    Operand heads = op;
+    heads.src = x + first * op.src_stride_head;
+    heads.src_stride_batch = heads.src_stride_seq = 0;
+    heads.dst = buffer;
+    heads.dst_stride_batch = heads.dst_stride_seq = 0;
+    heads.dst_stride_head = static_cast<int64_t>(head_dim);
+    heads.heads = op.heads - first < group ? op.heads - first : group;
+    heads.dst_slots = nullptr;
+    heads.write_rest = true;
+    RotateOperandRowEntry<kPairing, Src, F32Storage>(heads, 0, 0, 0, cos, sin, pairs, head_dim, one_at_a_time);
+    for (int64_t h = 0; h < heads.heads; ++h) {
+      const float* values = buffer + h * static_cast<int64_t>(head_dim);
+      uint8_t* out = y + (first + h) * op.dst_stride_head;
+      if (kEncoding == kEncodeQ8_0) {
+        for (size_t j = 0; j < head_dim; j += kQ8Block) EncodeQ8Record(values + j, out + j / kQ8Block * kQ8RecordBytes);
+      } else if (kEncoding == kEncodeE4M3) {
+        EncodeFp8<E4M3>(values, head_dim, op.cache_divisor, out);
+      } else {
+        EncodeFp8<E5M2>(values, head_dim, op.cache_divisor, out);
+      }
+    }
+  }
+}
+
+// NOLINTNEXTLINE(google-readability-namespace-comments)
+}  // namespace HWY_NAMESPACE
+}  // namespace rotary
+HWY_AFTER_NAMESPACE();
+
+#endif  // per-target include guard
