@@ -10,6 +10,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -50,12 +51,17 @@ rotary_scaling ScalingFromName(const std::string& name) {
   Invalid("unknown scaling '" + name + "'; known: " + known);
 }
 
-// Table modes by name (rotary_table_mode order).
-const char* const kTableModes[] = {"auto", "full", "compact", "on_the_fly"};
+// Table modes by name (rotary_table_mode order); "borrowed" is reported
+// (Rope.from_onnx_cache, from_vllm_cache), never configured.
+const char* const kTableModes[] = {"auto", "full", "compact", "on_the_fly", "borrowed"};
 
 rotary_table_mode TableModeFromName(const std::string& name) {
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < ROTARY_TABLE_BORROWED; ++i) {
     if (name == kTableModes[i]) return static_cast<rotary_table_mode>(i);
+  }
+  if (name == kTableModes[ROTARY_TABLE_BORROWED]) {
+    Invalid("table_mode 'borrowed' is not a setting: a rope over a caller's cos/sin cache comes from "
+            "Rope.from_onnx_cache or Rope.from_vllm_cache");
   }
   Invalid("table_mode must be 'auto', 'full', 'compact' or 'on_the_fly', got '" + name + "'");
 }
@@ -92,6 +98,8 @@ class ConfigArgs {
   ConfigArgs& operator=(const ConfigArgs&) = delete;
 
   const rotary::Config& config() const { return config_; }
+  // The keys given a value (not None), rope_scaling's included, in order.
+  const std::vector<std::string>& keys() const { return keys_; }
 
  private:
   static void Point(rotary_array* array, const std::vector<double>& values) {
@@ -110,6 +118,7 @@ class ConfigArgs {
   void SetChecked(const std::string& key, const py::object& value) {
     if (value.is_none()) return;  // absent, as in a HF rope_scaling block
     rotary_config& c = config_.c;
+    if (key != "rope_scaling" && key != "rope_parameters") keys_.push_back(key);
     if (key == "rope_scaling" || key == "rope_parameters") {
       // A model config's block, e.g. {"rope_type": "llama3", "factor": 8.0, ...}.
       if (!py::isinstance<py::dict>(value)) throw py::cast_error();
@@ -193,6 +202,7 @@ class ConfigArgs {
   double partial_rotary_factor_ = 0;
   bool rotary_dim_given_ = false;
   std::vector<double> short_factor_, long_factor_, freq_factors_, inv_freq_;
+  std::vector<std::string> keys_;
 };
 
 // ---- numpy arrays as rotary tensors ----
@@ -375,6 +385,71 @@ class NormWeights {
   rotary::QkNorm norm_;
 };
 
+// ---- Borrowed cos/sin caches (ONNX RotaryEmbedding, vLLM) ----
+
+// A 2-D cache [max_pos, width] viewed in place, as rotary_borrowed_table
+// reads it: rows of width values, the last axis contiguous, any row stride.
+struct CacheView {
+  ArrayView view;  // keeps the array (and its DLPack export) alive
+  rotary::Dtype dtype = rotary::Dtype::kF32;
+  int64_t rows = 0, width = 0;
+  int64_t row_stride = 0;  // in elements
+};
+
+CacheView ViewCache(const py::object& cache, const py::object& dtype, const char* name) {
+  CacheView c;
+  c.view = rotary_python::ViewOf(cache, name);
+  const ArrayView& a = c.view;
+  const std::string who(name);
+  if (a.ndim() != 2) {
+    Invalid(who + ": expected a 2-D cache [max_pos, values per position], got " + std::to_string(a.ndim()) +
+            " dimensions");
+  }
+  c.dtype = DtypeOf(a, dtype, name);
+  c.rows = a.shape[0];
+  c.width = a.shape[1];
+  if (c.rows < 1) Invalid(who + " has no rows: it must hold position 0 at least");
+  if (c.width < 1) Invalid(who + " has rows of no values");
+  if (c.width > ROTARY_MAX_HEAD_DIM) {
+    Invalid(who + ": rows of " + std::to_string(c.width) + " values; rotary_dim is at most " +
+            std::to_string(ROTARY_MAX_HEAD_DIM));
+  }
+  const int64_t item = a.itemsize;
+  if (c.width > 1 && a.strides[1] != item) {
+    Invalid(who + ": the last axis must be contiguous: stride " + std::to_string(a.strides[1]) + " bytes, item size " +
+            std::to_string(item));
+  }
+  if (c.rows == 1) {
+    c.row_stride = c.width;  // one row: its stride is never used
+  } else {
+    if (a.strides[0] % item != 0) {
+      Invalid(who + ": the row stride (" + std::to_string(a.strides[0]) +
+              " bytes) is not a multiple of the item size (" + std::to_string(item) + " bytes)");
+    }
+    c.row_stride = a.strides[0] / item;
+    if (c.row_stride < c.width) {
+      Invalid(who + ": rows of " + std::to_string(c.width) + " values " + std::to_string(c.row_stride) +
+              " elements apart: the rows must follow each other in memory without overlapping");
+    }
+  }
+  return c;
+}
+
+// The configuration keywords a rope over a borrowed cache reads: the layout
+// of the heads and of the position ids. Its angles (and any attention factor)
+// are the cache's: a scaling scheme must be 'default' (checked before the
+// library's own check, whose config validation would first ask for the
+// scheme's parameters), and table_mode 'auto' (the library's check).
+bool ReadWithBorrowedCache(const std::string& key) {
+  static const char* const kKeys[] = {"head_dim",      "rotary_dim", "partial_rotary_factor", "pairing",
+                                      "scaling",       "rope_type",  "type",                  "table_mode",
+                                      "mrope_section", "mrope_interleaved", "vision_2d",      "position_limit"};
+  for (const char* k : kKeys) {
+    if (key == k) return true;
+  }
+  return false;
+}
+
 // ---- The Rope class ----
 
 class PyRope {
@@ -402,6 +477,63 @@ class PyRope {
     }
     kwargs["pairing"] = pairing;
     return PyRope(kwargs);
+  }
+
+  // ONNX RotaryEmbedding's cos_cache and sin_cache, [max_pos, rotary_dim / 2]
+  // each, read in place.
+  static PyRope FromOnnxCache(const py::object& cos_cache, const py::object& sin_cache, const py::object& head_dim,
+                              const py::object& pairing, const py::object& dtype, const py::kwargs& config) {
+    if (config.contains("interleaved")) Invalid("ONNX's interleaved=1 is pairing='interleaved' here");
+    CacheView cos = ViewCache(cos_cache, dtype, "cos_cache");
+    CacheView sin = ViewCache(sin_cache, dtype, "sin_cache");
+    if (cos.dtype != sin.dtype) {
+      Invalid("cos_cache (" + cos.view.type_name + ") and sin_cache (" + sin.view.type_name +
+              ") must have the same dtype");
+    }
+    if (cos.rows != sin.rows || cos.width != sin.width) {
+      Invalid("cos_cache is [" + std::to_string(cos.rows) + ", " + std::to_string(cos.width) + "] but sin_cache [" +
+              std::to_string(sin.rows) + ", " + std::to_string(sin.width) +
+              "]: ONNX's caches are both [max_pos, rotary_dim / 2]");
+    }
+    if (cos.row_stride != sin.row_stride) {
+      Invalid("cos_cache and sin_cache must have the same row stride, got " + std::to_string(cos.row_stride) +
+              " and " + std::to_string(sin.row_stride) + " elements (make both contiguous)");
+    }
+    rotary::BorrowedTable table;
+    table.t.dtype = static_cast<rotary_dtype>(cos.dtype);
+    table.t.cos = cos.view.data;
+    table.t.sin = sin.view.data;
+    table.t.row_stride = cos.row_stride;
+    table.t.rows = cos.rows;
+    std::vector<ArrayView> caches;
+    caches.push_back(std::move(cos.view));
+    caches.push_back(std::move(sin.view));
+    return Borrowed(config, head_dim, pairing, 2 * cos.width, table, std::move(caches));
+  }
+
+  // vLLM's cos_sin_cache [max_pos, rotary_dim]: rotary_dim / 2 cos values then
+  // as many sin values a row, read in place.
+  static PyRope FromVllmCache(const py::object& cos_sin_cache, const py::object& head_dim, bool is_neox_style,
+                              const py::object& dtype, const py::kwargs& config) {
+    if (config.contains("pairing")) {
+      Invalid("from_vllm_cache takes is_neox_style (False: GPT-J's interleaved pairs), not pairing");
+    }
+    CacheView cache = ViewCache(cos_sin_cache, dtype, "cos_sin_cache");
+    if (cache.width % 2 != 0) {
+      Invalid("cos_sin_cache: rows of " + std::to_string(cache.width) +
+              " values; vLLM's hold rotary_dim / 2 cos values then as many sin values, an even count");
+    }
+    const int64_t item = cache.view.itemsize;
+    rotary::BorrowedTable table;
+    table.t.dtype = static_cast<rotary_dtype>(cache.dtype);
+    table.t.cos = cache.view.data;
+    table.t.sin = static_cast<const char*>(cache.view.data) + cache.width / 2 * item;
+    table.t.row_stride = cache.row_stride;
+    table.t.rows = cache.rows;
+    std::vector<ArrayView> caches;
+    caches.push_back(std::move(cache.view));
+    return Borrowed(config, head_dim, py::str(is_neox_style ? "neox" : "interleaved"), cache.width, table,
+                    std::move(caches));
   }
 
   // HF's `cos, sin = rotary_emb(x, position_ids)` and
@@ -531,8 +663,48 @@ class PyRope {
 
  private:
   explicit PyRope(const ConfigArgs& config) : config_(config.config().c), rope_(config.config()) {}
+  PyRope(const rotary::Config& config, const rotary::BorrowedTable& table, std::vector<ArrayView> caches)
+      : config_(config.c), caches_(std::move(caches)), rope_(config, table) {}
+
+  // A rope over a cache of rotary_dim / 2 pairs a position: config's keywords
+  // (those that still apply), head_dim (None: rotary_dim) and the pairing.
+  static PyRope Borrowed(const py::kwargs& config, const py::object& head_dim, const py::object& pairing,
+                         int64_t rotary_dim, const rotary::BorrowedTable& table, std::vector<ArrayView> caches) {
+    py::kwargs kwargs;
+    for (const auto& item : config) kwargs[item.first] = item.second;
+    kwargs["head_dim"] = head_dim.is_none() ? py::int_(rotary_dim) : head_dim;
+    kwargs["pairing"] = pairing;
+    const ConfigArgs args(kwargs);
+    bool dim_given = false;
+    for (const std::string& key : args.keys()) {
+      if (!ReadWithBorrowedCache(key)) {
+        Invalid("'" + key + "' does not apply to a rope over a borrowed cache: the cache's rows are the cos and " +
+                "sin of positions 0 .. max_pos - 1, frequencies and any attention factor included; the keywords " +
+                "that do apply: head_dim, pairing, mrope_section, mrope_interleaved, vision_2d, position_limit");
+      }
+      dim_given = dim_given || key == "rotary_dim" || key == "partial_rotary_factor";
+    }
+    rotary::Config resolved = args.config();
+    if (resolved.c.scaling != ROTARY_SCALING_DEFAULT) {
+      Invalid("a scaling scheme (scaling / rope_type other than 'default') does not apply to a rope over a borrowed "
+              "cache: its cos and sin already are the scaled ones");
+    }
+    const int32_t given = resolved.c.rotary_dim == 0 ? resolved.c.head_dim : resolved.c.rotary_dim;
+    if (dim_given && given != rotary_dim) {
+      Invalid("rotary_dim = " + std::to_string(given) + ", but the cache holds rotary_dim / 2 = " +
+              std::to_string(rotary_dim / 2) + " pairs a position (rotary_dim = " + std::to_string(rotary_dim) + ")");
+    }
+    resolved.rotary_dim(static_cast<int32_t>(rotary_dim));  // <= ROTARY_MAX_HEAD_DIM (ViewCache)
+    // Not read over a borrowed table, but validated against position_limit:
+    // the cache's rows, so that any position_limit >= 1 is accepted.
+    resolved.max_positions(std::max<int64_t>(1, std::min(table.t.rows, resolved.c.position_limit)));
+    return PyRope(resolved, table, std::move(caches));
+  }
 
   rotary_config config_;  // scalars only: its list pointers are not kept valid
+  // A borrowed cache's arrays (and DLPack exports), which rope_ reads in
+  // place: kept alive as long as the rope, and released after it.
+  std::vector<ArrayView> caches_;
   rotary::Rope rope_;
 };
 
@@ -582,6 +754,30 @@ config's rope_scaling (or rope_parameters) dict, whose keys are read the same wa
 A rope for a Hugging Face model config (a dict or a PretrainedConfig): head_dim (else hidden_size /
 num_attention_heads), rope_theta, partial_rotary_factor, max_position_embeddings,
 original_max_position_embeddings and the rope_scaling (rope_parameters) block.
+)doc")
+      .def_static("from_onnx_cache", &PyRope::FromOnnxCache, py::arg("cos_cache"), py::arg("sin_cache"),
+                  py::kw_only(), py::arg("head_dim") = py::none(), py::arg("pairing") = "neox",
+                  py::arg("dtype") = py::none(), R"doc(
+A rope over ONNX RotaryEmbedding's (opset 23) cos_cache and sin_cache, [max_pos, rotary_dim / 2] each:
+pair i at position p rotates by cos_cache[p, i], sin_cache[p, i], the caller's values as they are (no table
+of its own: table_mode 'borrowed', table_bytes 0). rotary_dim = 2 * cos_cache.shape[1]; head_dim defaults
+to it (a larger one rotates only the first rotary_dim components). ONNX's interleaved=1 is
+pairing='interleaved'. The caches: numpy arrays or DLPack tensors (torch) on the CPU, both float32, float16
+or bfloat16 (numpy: uint16 with dtype='bf16'), 2-D, the last axis contiguous, any row stride (the same for
+both). They are read in place, never copied: the rope keeps them alive, and they must not be modified while
+a call runs. Positions must be < max_pos. **config: the other Rope keywords that still apply (mrope_section,
+mrope_interleaved, vision_2d, position_limit); one giving frequencies (scaling, rope_theta, factor, ...) is a
+rotary.Error.
+)doc")
+      .def_static("from_vllm_cache", &PyRope::FromVllmCache, py::arg("cos_sin_cache"), py::kw_only(),
+                  py::arg("head_dim") = py::none(), py::arg("is_neox_style") = true, py::arg("dtype") = py::none(),
+                  R"doc(
+A rope over vLLM's cos_sin_cache [max_pos, rotary_dim] (RotaryEmbedding.cos_sin_cache: rotary_dim / 2 cos
+values then as many sin values a row): pair i at position p rotates by cos_sin_cache[p, i] and
+cos_sin_cache[p, rotary_dim / 2 + i], the caller's values as they are (table_mode 'borrowed'). rotary_dim =
+cos_sin_cache.shape[1]; head_dim defaults to it. is_neox_style=False: GPT-J's interleaved pairs, as vLLM
+names it. The cache, its dtypes and strides, its lifetime and **config as for from_onnx_cache: read in place,
+kept alive by the rope, not to be modified while a call runs.
 )doc")
       .def("hf_apply", &PyRope::HfApply, py::arg("q"), py::arg("k"), py::arg("position_ids"), R"doc(
 Drop-in for HF's rotary_emb + apply_rotary_pos_emb: q [batch, heads, seq, head_dim] and k (torch or numpy)
