@@ -30,6 +30,10 @@ extern "C" rotary_status fuzz_apply_packed_qkv(const rotary_rope* rope, void* da
                                                int64_t seq, int64_t q_heads, int64_t kv_heads, const int64_t* positions,
                                                int64_t offset, float q_scale);
 
+// How many inputs reached each outcome (the replay driver reports them).
+int64_t g_fuzz_created = 0, g_fuzz_rejected_calls = 0, g_fuzz_checked_calls = 0, g_fuzz_checked_norm_calls = 0,
+        g_fuzz_checked_cache_calls = 0;
+
 namespace {
 
 [[noreturn]] void Violation(const char* what) {
@@ -363,10 +367,131 @@ void PickConfig(Bytes& in, int broken, rotary_config& c, std::vector<std::vector
   }
 }
 
+
+// Some in-place q + k calls write k and v into a paged KV cache instead
+// (rotary_apply_options' k_cache, v_src, v_cache, slot_mapping, cache_format;
+// docs/math.md §9). A refused call leaves every buffer as it was; an accepted
+// one leaves k and v as they were, gives q the bits of rotary_apply_qk, writes
+// nothing in the caches but the addressed heads, and for tensor caches writes
+// there exactly what rotary_apply_to (k) and one rounding (v) give. Broken: a
+// slot out of range or used twice, or a bad scale, which must be refused.
+void FuzzCacheWrite(Bytes& input, const rotary_rope* rope, int head_dim, Buffer& q, Buffer& k, const int64_t* ids,
+                    int64_t offset, float q_scale) {
+  // The choices come from the input mixed with k's bytes: inputs are often used
+  // up by the tensors before this point, and zeros alone would always pick the same.
+  std::vector<uint8_t> choices(k.bytes.begin(), k.bytes.end());
+  for (uint8_t& c : choices) c = static_cast<uint8_t>(c ^ input.U8());
+  Bytes in(choices.data(), choices.size());
+  const bool broken = in.U8() % 4 == 3;
+  const int format = in.U8() % 6;  // 0-2: tensor caches of f32, f16, bf16; 3, 4: FP8 E4M3, E5M2; 5: q8_0
+  const rotary_dtype cache_dtype = format < 3 ? static_cast<rotary_dtype>(format) : ROTARY_F32;
+  const int64_t heads = k.view.heads, rows = k.view.batch * k.view.seq;
+  Buffer v;
+  MakeBuffer(in, v, k.view.dtype, k.view.batch, k.view.seq, heads, head_dim, false, false);
+  if (!v.usable || v.too_large) return;
+  const int64_t block_size = 1 + in.U8() % 8;
+  const int64_t num_blocks = (rows + block_size - 1) / block_size + in.U8() % 3;
+  const int64_t head_elements = format == 5 ? head_dim / 32 * 34 : head_dim;  // bytes for the byte formats
+  const int64_t element = format < 3 ? static_cast<int64_t>(ElementBytes(cache_dtype)) : 1;
+  const int64_t head_bytes = head_elements * element;
+  const int64_t slots_held = num_blocks * block_size;
+  const auto make_cache = [&](std::vector<uint8_t>& bytes, rotary_tensor& view) {
+    bytes.assign(static_cast<size_t>(2 * Buffer::kGuardBytes + slots_held * heads * head_bytes), 0);
+    for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i * 37 + 11);
+    view = rotary_tensor{bytes.data() + Buffer::kGuardBytes, cache_dtype, num_blocks, block_size, heads,
+                         block_size * heads * head_elements, heads * head_elements, head_elements};
+  };
+  std::vector<uint8_t> kc, vc;
+  rotary_tensor kc_view, vc_view;
+  make_cache(kc, kc_view);
+  make_cache(vc, vc_view);
+  // Distinct slots in an order the input picks; some tokens padding (-1).
+  std::vector<int64_t> all(static_cast<size_t>(slots_held));
+  for (int64_t i = 0; i < slots_held; ++i) all[i] = i;
+  for (int64_t i = slots_held - 1; i > 0; --i) std::swap(all[i], all[in.U8() % (i + 1)]);
+  std::vector<int64_t> slots(all.begin(), all.begin() + rows);
+  for (int64_t& slot : slots) {
+    if (in.U8() % 5 == 0) slot = -1;
+  }
+  double k_scale = format == 3 || format == 4 ? 0.25 * (1 + in.U8() % 8) : 0.0, v_scale = k_scale;
+  if (broken) {
+    switch (in.U8() % 3) {
+      case 0: slots[in.U8() % rows] = slots_held + in.U8() % 3; break;
+      case 1:
+        if (rows < 2) return;
+        slots[0] = slots[1] = in.U8() % slots_held;
+        break;
+      default: v_scale = in.U8() % 2 ? -1.0 : std::numeric_limits<double>::quiet_NaN(); break;
+    }
+  }
+  const std::vector<uint8_t> q_before = q.bytes, k_before = k.bytes, v_before = v.bytes, kc_before = kc, vc_before = vc;
+
+  rotary_apply_options options;
+  rotary_apply_options_init(&options);
+  options.positions = ids;
+  options.offset = offset;
+  options.q_scale = q_scale;
+  options.k_cache = &kc_view;
+  options.v_src = &v.view;
+  options.v_cache = &vc_view;
+  options.slot_mapping = slots.data();
+  options.cache_format = format < 3 ? ROTARY_CACHE_TENSOR
+                         : format == 3 ? ROTARY_CACHE_FP8_E4M3
+                         : format == 4 ? ROTARY_CACHE_FP8_E5M2
+                                       : ROTARY_CACHE_Q8_0;
+  options.k_scale = k_scale;
+  options.v_scale = v_scale;
+  if (rotary_apply_with(rope, &q.view, &q.view, &k.view, nullptr, &options) != ROTARY_OK) {
+    ++g_fuzz_rejected_calls;
+    if (rotary_last_error()[0] == '\0') Violation("failure without a message");
+    if (q.bytes != q_before || k.bytes != k_before || v.bytes != v_before || kc != kc_before || vc != vc_before) {
+      Violation("a refused KV-cache write wrote memory");
+    }
+    return;
+  }
+  if (broken) Violation("accepted a KV-cache write with a bad slot or scale");
+  ++g_fuzz_checked_calls;
+  ++g_fuzz_checked_cache_calls;
+  if (k.bytes != k_before || v.bytes != v_before) Violation("a KV-cache write changed k or v");
+  // q: the bits of rotary_apply_qk on copies of q and k.
+  Buffer q2 = q, k2 = k;
+  q2.bytes = q_before;
+  k2.bytes = k_before;
+  q2.view.data = q2.bytes.data() + Buffer::kGuardBytes;
+  k2.view.data = k2.bytes.data() + Buffer::kGuardBytes;
+  if (rotary_apply_qk(rope, &q2.view, &k2.view, ids, offset, q_scale) != ROTARY_OK || q2.bytes != q.bytes) {
+    Violation("q of a KV-cache write differs from rotary_apply_qk");
+  }
+  // The caches: the addressed heads as expected (tensor caches), every other byte as it was.
+  std::vector<uint8_t> k_expected = kc_before, v_expected = vc_before;
+  std::vector<uint8_t> rotated(static_cast<size_t>(rows * heads * head_dim * 4));
+  rotary_tensor rotated_view{rotated.data(), cache_dtype, k.view.batch, k.view.seq, heads,
+                             k.view.seq * heads * head_dim, heads * head_dim, head_dim};
+  if (format < 3 && rotary_apply_to(rope, &k.view, &rotated_view, ids, offset) != ROTARY_OK) {
+    Violation("rotary_apply_to refuses what the KV-cache write accepted");
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    if (slots[r] < 0) continue;
+    const int64_t b = r / k.view.seq, s = r % k.view.seq;
+    for (int64_t h = 0; h < heads; ++h) {
+      const size_t at = static_cast<size_t>(Buffer::kGuardBytes + (slots[r] * heads + h) * head_bytes);
+      for (int64_t e = 0; e < head_bytes; ++e) {  // the head's bytes: unknown for the byte formats
+        k_expected[at + e] = kc[at + e];
+        v_expected[at + e] = vc[at + e];
+      }
+      if (format >= 3) continue;
+      for (int64_t c = 0; c < head_dim; ++c) {
+        std::memcpy(&k_expected[at + c * element], rotated.data() + ((r * heads + h) * head_dim + c) * element,
+                    static_cast<size_t>(element));
+        StoreRounded(&v_expected[at + c * element], cache_dtype, LoadStored(v.At(b, s, h, c), v.view.dtype));
+      }
+    }
+  }
+  if (kc != k_expected) Violation("k_cache differs from apply_to's heads at the slots, or changed elsewhere");
+  if (vc != v_expected) Violation("v_cache differs from v rounded once at the slots, or changed elsewhere");
+}
 }  // namespace
 
-// How many inputs reached each outcome (the replay driver reports them).
-int64_t g_fuzz_created = 0, g_fuzz_rejected_calls = 0, g_fuzz_checked_calls = 0, g_fuzz_checked_norm_calls = 0;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Bytes in(data, size);
@@ -522,6 +647,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const int64_t bad_starts[] = {-offset - 1, std::numeric_limits<int64_t>::max()};
     for (int64_t b = 0; b < std::max<int64_t>(batch, 1); ++b) sequence_offsets.push_back(in.Pick(starts));
     if (broken == kOffset) sequence_offsets[in.U8() % sequence_offsets.size()] = in.Pick(bad_starts);
+  }
+
+  // Read last, so that the inputs of every other call kind keep their meaning.
+  if (kind == 3 && !shift && !with_norm && !with_sequence_offsets && axes_given == 1 && in.U8() % 2 == 0) {
+    FuzzCacheWrite(in, rope, head_dim, q, k, id_ptr, offset, q_scale);
+    rotary_destroy(rope);
+    return 0;
   }
 
   rotary_status status;

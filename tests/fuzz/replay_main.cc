@@ -16,7 +16,8 @@
 #include "rotary/rotary.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
-extern int64_t g_fuzz_created, g_fuzz_rejected_calls, g_fuzz_checked_calls, g_fuzz_checked_norm_calls;
+extern int64_t g_fuzz_created, g_fuzz_rejected_calls, g_fuzz_checked_calls, g_fuzz_checked_norm_calls,
+    g_fuzz_checked_cache_calls;
 
 namespace {
 
@@ -81,10 +82,10 @@ int main(int argc, char** argv) {
   std::string names;
   for (const std::string& target : targets) names += " " + target;
   std::printf("fuzz_apply: %d inputs passed on targets%s: %lld created a rope, %lld calls rejected, %lld calls checked "
-              "(%lld with qk-norm)\n",
+              "(%lld with qk-norm, %lld KV-cache writes)\n",
               inputs, names.c_str(), static_cast<long long>(g_fuzz_created),
               static_cast<long long>(g_fuzz_rejected_calls), static_cast<long long>(g_fuzz_checked_calls),
-              static_cast<long long>(g_fuzz_checked_norm_calls));
+              static_cast<long long>(g_fuzz_checked_norm_calls), static_cast<long long>(g_fuzz_checked_cache_calls));
   // The inputs must reach the checks, or this test checks nothing.
   if (g_fuzz_checked_calls == 0) return 1;
   return 0;
