@@ -414,6 +414,56 @@ TEST_P(KvCacheWriteTest, Q8CachesHoldGgmlsReferenceRecords) {
   EXPECT_EQ(mismatches, 0);
 }
 
+// A prefill big enough to be split over threads gives the bits of one call per token (each
+// token's slot written by whichever thread runs its row), for a tensor and an FP8 cache.
+TEST_P(KvCacheWriteTest, ThreadedPrefillWritesWhatOneTokenAtATimeWrites) {
+  constexpr int64_t kTokens = 512, kHeads = 2, kDim = 128, kBlock = 16;
+  const rotary::Rope rope(rotary::Config().head_dim(kDim).max_positions(kTokens));
+  TypedTensor q(ROTARY_BF16, 1, kTokens, 8, kDim), k(ROTARY_BF16, 1, kTokens, kHeads, kDim),
+      v(ROTARY_BF16, 1, kTokens, kHeads, kDim);
+  q.FillRandom(1);
+  k.FillRandom(2);
+  v.FillRandom(3);
+  std::vector<int64_t> slots(kTokens);
+  for (int64_t t = 0; t < kTokens; ++t) slots[t] = (t * 37) % kTokens;  // 37 is coprime to 512: a permutation
+  for (rotary_cache_format format : {ROTARY_CACHE_TENSOR, ROTARY_CACHE_FP8_E4M3}) {
+    const int64_t head = format == ROTARY_CACHE_TENSOR ? kDim * 2 : kDim;  // bytes: f16 or fp8
+    std::vector<uint8_t> caches[2][2];  // [whole, per token][k, v]
+    for (auto& pair : caches) {
+      for (auto& c : pair) c.assign(kTokens * kHeads * head, 0x5A);
+    }
+    const auto call = [&](TypedTensor& qs, int64_t first, int64_t count, std::vector<uint8_t>* kv) {
+      rotary_tensor rq = qs.raw(), rk = k.raw(), rv = v.raw();
+      for (rotary_tensor* t : {&rq, &rk, &rv}) {
+        t->data = static_cast<char*>(t->data) + first * t->stride_seq * 2;
+        t->seq = count;
+      }
+      const int64_t elements = format == ROTARY_CACHE_TENSOR ? kDim : head;
+      rotary_tensor caches_view[2];
+      for (int i = 0; i < 2; ++i) {
+        caches_view[i] = rotary_tensor{kv[i].data(), ROTARY_F16, kTokens / kBlock, kBlock, kHeads,
+                                       kBlock * kHeads * elements, kHeads * elements, elements};
+      }
+      rotary_apply_options options;
+      rotary_apply_options_init(&options);
+      options.offset = first;
+      options.k_cache = &caches_view[0];
+      options.v_src = &rv;
+      options.v_cache = &caches_view[1];
+      options.slot_mapping = slots.data() + first;
+      options.cache_format = format;
+      options.k_scale = format == ROTARY_CACHE_TENSOR ? 0.0 : 0.5;
+      return rotary_apply_with(rope.handle(), &rq, &rq, &rk, nullptr, &options);
+    };
+    TypedTensor q_whole = q, q_tokens = q;
+    ASSERT_EQ(call(q_whole, 0, kTokens, caches[0]), ROTARY_OK) << rotary_last_error();
+    for (int64_t t = 0; t < kTokens; ++t) ASSERT_EQ(call(q_tokens, t, 1, caches[1]), ROTARY_OK) << rotary_last_error();
+    EXPECT_TRUE(SameBits(q_whole, q_tokens));
+    EXPECT_EQ(caches[0][0], caches[1][0]);
+    EXPECT_EQ(caches[0][1], caches[1][1]);
+  }
+}
+
 ROTARY_TEST_EVERY_TARGET(KvCacheWriteTest);
 
 TEST(KvCacheWrite, BadByteCacheCallsAreErrors) {
