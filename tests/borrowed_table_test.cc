@@ -25,6 +25,7 @@
 
 namespace {
 
+using rotary_test::SameBits;
 using rotary_test::TypedTensor;
 
 constexpr int64_t kRows = 300;
@@ -73,14 +74,6 @@ std::vector<int64_t> RandomIds(int64_t count, uint32_t seed, int64_t below = kRo
   for (int64_t& id : ids) id = static_cast<int64_t>(rng() % static_cast<uint32_t>(below));
   ids.back() = below - 1;  // the last row: reads end at the cache's end
   return ids;
-}
-
-// The same bytes, guards included; else where the first difference is.
-::testing::AssertionResult SameBits(const TypedTensor& a, const TypedTensor& b) {
-  if (a.bytes() == b.bytes()) return ::testing::AssertionSuccess();
-  const auto diff = std::mismatch(a.bytes().begin(), a.bytes().end(), b.bytes().begin());
-  return ::testing::AssertionFailure() << "first difference at byte " << (diff.first - a.bytes().begin()) << " of "
-                                       << a.bytes().size();
 }
 
 class BorrowedTableTest : public rotary_test::EveryTargetTest {};

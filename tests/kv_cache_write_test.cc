@@ -19,23 +19,17 @@
 
 #include "rotary/rotary.hpp"
 #include "tests/every_target.h"
+#include "tests/tensor_compare.h"
 #include "tests/typed_tensor.h"
 
 namespace {
 
 using rotary_test::Shape;
+using rotary_test::SameBits;
 using rotary_test::TypedTensor;
 
 constexpr int64_t kBatch = 2, kSeq = 5, kQHeads = 4, kKvHeads = 2, kHeadDim = 64;
 constexpr int64_t kBlocks = 5, kBlockSize = 4;  // 20 slots for 10 tokens
-
-// The same bytes, guards included; else where the first difference is.
-::testing::AssertionResult SameBits(const TypedTensor& a, const TypedTensor& b) {
-  if (a.bytes() == b.bytes()) return ::testing::AssertionSuccess();
-  const auto diff = std::mismatch(a.bytes().begin(), a.bytes().end(), b.bytes().begin());
-  return ::testing::AssertionFailure() << "first difference at byte " << (diff.first - a.bytes().begin()) << " of "
-                                       << a.bytes().size();
-}
 
 // A paged cache [num_blocks, block_size, heads, head_dim] in one of two layouts: vLLM's (block_size outside
 // heads) or its CPU backend's ([num_blocks, heads, block_size, head_dim], the same cache as a transposed view).

@@ -10,6 +10,8 @@
 #include <limits>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "tests/reference.h"
 #include "tests/typed_tensor.h"
 
@@ -68,6 +70,15 @@ inline double MaxDifference(const TypedTensor& a, const TypedTensor& b) {
     worst = std::max(worst, AbsError(a.Get(bi, q, h, k), b.Get(bi, q, h, k)));
   });
   return worst;
+}
+
+// The same bytes, guards and pads included; else where the first difference is
+// (EXPECT_EQ on the byte vectors would print them whole).
+inline ::testing::AssertionResult SameBits(const TypedTensor& a, const TypedTensor& b) {
+  if (a.bytes() == b.bytes()) return ::testing::AssertionSuccess();
+  const auto diff = std::mismatch(a.bytes().begin(), a.bytes().end(), b.bytes().begin());
+  return ::testing::AssertionFailure() << "first difference at byte " << (diff.first - a.bytes().begin()) << " of "
+                                       << a.bytes().size();
 }
 
 }  // namespace rotary_test
