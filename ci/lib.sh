@@ -5,15 +5,23 @@ set -o pipefail  # ci_ctest's status is ctest's, not tee's
 
 ci_jobs=$(nproc)
 
-# ci_build DIR CMAKE_ARGS...: configures and builds DIR from this checkout with
-# every core. The build's output goes to DIR/ci-build.log and is printed only
-# when configuring or building fails (warnings are errors where -Werror is on).
+# ci_build DIR CMAKE_ARGS... [-- BUILD_ARGS...]: configures and builds DIR from
+# this checkout with every core (BUILD_ARGS, e.g. --target NAME, go to the
+# build). The build's output goes to DIR/ci-build.log and is printed only when
+# configuring or building fails (warnings are errors where -Werror is on).
 ci_build() {
   local dir=$1
   shift
+  local configure=() build=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+    configure+=("$1")
+    shift
+  done
+  [ $# -gt 0 ] && shift && build=("$@")  # after --: arguments of the build (e.g. --target NAME)
   mkdir -p "$dir"
   local start=$SECONDS
-  if ! { cmake -S . -B "$dir" "$@" && cmake --build "$dir" -j "$ci_jobs"; } >"$dir/ci-build.log" 2>&1; then
+  if ! { cmake -S . -B "$dir" "${configure[@]}" && cmake --build "$dir" -j "$ci_jobs" "${build[@]}"; } \
+    >"$dir/ci-build.log" 2>&1; then
     cat "$dir/ci-build.log"
     echo "ci: building $dir failed (log above)" >&2
     return 1

@@ -5,7 +5,8 @@
 #         test, so UB fails the run instead of scrolling by. LeakSanitizer is on.
 #   tsan  the concurrency tests under ThreadSanitizer (build/tsan): every test
 #         whose name matches TSAN_TESTS, so new *Concurrent*, *Thread* and
-#         *Stress* tests join without touching this script.
+#         *Stress* tests join without touching this script; only the test
+#         binaries that hold one are built.
 # `bash ci/sanitize.sh asan` (or tsan) runs one; no argument runs both.
 #
 # TSan and oneTBB: Debian's libtbb.so is not instrumented, so TSan cannot see the
@@ -99,14 +100,28 @@ tsan_tbb() {
   echo "$root"
 }
 
+# The test binaries that hold a test matching TSAN_TESTS (tests/<name>.cc builds
+# the target <name>): the TSan build compiles only these, as only their tests run.
+tsan_test_targets() {
+  grep -lE "^TEST(_P|_F)?\([A-Za-z0-9_]+, [A-Za-z0-9_]*($TSAN_TESTS)" tests/*.cc | xargs -n1 basename | sed 's/\.cc$//'
+}
+
 run_tsan() {
-  local tbb
+  local tbb targets
   tbb=$(tsan_tbb) || return 1
   echo "ci: TSan-instrumented oneTBB in $tbb/install"
+  targets=$(tsan_test_targets)
+  if [ -z "$targets" ]; then
+    echo "ci/sanitize.sh: no test matches '$TSAN_TESTS'" >&2
+    return 1
+  fi
+  echo "ci: TSan test binaries: $(echo $targets)"
+  # shellcheck disable=SC2086 # one --target per binary
   ci_build build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo "${optimize[@]}" -DROTARY_BUILD_BENCH=OFF \
+    -DROTARY_BUILD_EXAMPLES=OFF -DROTARY_BUILD_PYTHON=OFF \
     -DROTARY_SANITIZE=thread -DROTARY_HWY_TARGETS=static -DCMAKE_C_FLAGS="$one_target_flags" \
     -DCMAKE_CXX_FLAGS="$one_target_flags" -DTBB_DIR="$tbb/install/lib/cmake/TBB" \
-    -DCMAKE_GTEST_DISCOVER_TESTS_DISCOVERY_MODE=PRE_TEST || return 1
+    -DCMAKE_GTEST_DISCOVER_TESTS_DISCOVERY_MODE=PRE_TEST -- $(printf -- '--target %s ' $targets) || return 1
   # The tests find the instrumented libtbb through the build tree's RPATH. The
   # paths are compared resolved (the checkout may sit under a symlink), and
   # ldd's output is read whole first: `ldd | grep -q` under pipefail fails
