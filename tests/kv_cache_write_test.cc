@@ -458,6 +458,27 @@ TEST_P(KvCacheWriteTest, ThreadedPrefillWritesWhatOneTokenAtATimeWrites) {
   }
 }
 
+// The C++ API writes byte caches too (KvCacheWrite::with_format): the bytes of the C call.
+TEST_P(KvCacheWriteTest, CppWritesByteCachesAsTheCAbiDoes) {
+  const int64_t head_dim = 64, head_bytes = head_dim / 32 * 34;
+  const rotary::Rope rope(rotary::Config().head_dim(head_dim));
+  TypedTensor q(ROTARY_F32, kBatch, kSeq, kQHeads, head_dim), k(ROTARY_F32, kBatch, kSeq, kKvHeads, head_dim),
+      v(ROTARY_F32, kBatch, kSeq, kKvHeads, head_dim);
+  q.FillRandom(1);
+  k.FillRandom(2);
+  v.FillRandom(3);
+  const std::vector<int64_t> slots = RandomSlots(9);
+  TypedTensor q_c = q;
+  ByteCache kc(head_bytes), vc(head_bytes), kc_cpp(head_bytes), vc_cpp(head_bytes);
+  ASSERT_EQ(WriteBytes(rope, q_c, k, v, kc, vc, slots, ROTARY_CACHE_Q8_0, 0, 0), ROTARY_OK) << rotary_last_error();
+  rope.apply_qk(q.view(), k.view(),
+                rotary::KvCacheWrite(rotary::Tensor(kc_cpp.view()), v.view(), rotary::Tensor(vc_cpp.view()), slots)
+                    .with_format(ROTARY_CACHE_Q8_0));
+  EXPECT_TRUE(SameBits(q, q_c));
+  EXPECT_EQ(kc_cpp.bytes, kc.bytes);
+  EXPECT_EQ(vc_cpp.bytes, vc.bytes);
+}
+
 ROTARY_TEST_EVERY_TARGET(KvCacheWriteTest);
 
 TEST(KvCacheWrite, BadByteCacheCallsAreErrors) {

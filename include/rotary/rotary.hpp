@@ -327,10 +327,22 @@ struct BorrowedTable {
 // [num_blocks, block_size, kv_heads, head_dim]: e.g. Tensor(k_cache, Dtype::kF16,
 // num_blocks, block_size, kv_heads, head_dim) for vLLM's layout, or with the
 // strides of [num_blocks, kv_heads, block_size, head_dim] for its CPU backend's.
+// Byte caches (FP8, q8_0: rotary_cache_format) are Tensors of bytes: their
+// dtype is ignored and their strides are in bytes (with_format).
 struct KvCacheWrite {
   Tensor k_cache, v, v_cache;
   const int64_t* slot_mapping;  // batch * seq slots; negative: the token is not written
   int64_t slot_count = -1;      // checked against batch * seq when from a vector; -1 for a bare pointer
+  rotary_cache_format format = ROTARY_CACHE_TENSOR;
+  double k_scale = 0.0, v_scale = 0.0;  // FP8: stored = fp8(x / scale); 0 means 1
+
+  // The caches' format, and for FP8 the scales of k and v.
+  KvCacheWrite& with_format(rotary_cache_format cache_format, double k_divisor = 0.0, double v_divisor = 0.0) {
+    format = cache_format;
+    k_scale = k_divisor;
+    v_scale = v_divisor;
+    return *this;
+  }
 
   KvCacheWrite(const Tensor& k_cache_view, const Tensor& v_view, const Tensor& v_cache_view,
                const std::vector<int64_t>& slots)
@@ -419,8 +431,10 @@ class Rope {
     CheckView(q_dst, "q_dst", positions);
     CheckView(k, "k", positions);
     CheckView(cache.v, "v", positions);
-    for (const Tensor* c : {&cache.k_cache, &cache.v_cache}) {
-      if (c->head_dim >= 0 && c->head_dim != head_dim_) CheckView(*c, "cache", Positions());
+    for (const Tensor* c : {&cache.k_cache, &cache.v_cache}) {  // byte caches: a head is not head_dim elements
+      if (cache.format == ROTARY_CACHE_TENSOR && c->head_dim >= 0 && c->head_dim != head_dim_) {
+        CheckView(*c, "cache", Positions());
+      }
     }
     if (cache.slot_count >= 0 && cache.slot_count != q_src.t.batch * q_src.t.seq) {
       throw Error(Status::kInvalidArgument, "slot_mapping: " + std::to_string(cache.slot_count) +
@@ -518,6 +532,9 @@ class Rope {
       options.v_src = &cache->v.t;
       options.v_cache = &cache->v_cache.t;
       options.slot_mapping = cache->slot_mapping;
+      options.cache_format = cache->format;
+      options.k_scale = cache->k_scale;
+      options.v_scale = cache->v_scale;
     }
     detail::Check(rotary_apply_with(rope_, &q_src.t, &q_dst.t, k_src ? &k_src->t : nullptr,
                                     k_dst ? &k_dst->t : nullptr, &options));
