@@ -108,7 +108,6 @@ void PrintSummary(const std::vector<Result>& results, const std::string& cpu) {
                        "two pass ns");
 
   bool header = false;
-  header = false;
   for (const Result& r : results) {
     if (r.impl != "rotary_to") continue;
     if (!header) {
@@ -119,6 +118,23 @@ void PrintSummary(const std::vector<Result>& results, const std::string& cpu) {
     }
     std::printf("%-8s %-12s %-5s %-11s %7d %9.2f %9.2f %9.3f\n", r.target.c_str(), r.mode.c_str(), r.dtype.c_str(),
                 r.shape.c_str(), r.threads, r.gbps, r.gbps / r.Extra("of_copy", 1), r.Extra("of_copy"));
+  }
+
+  header = false;
+  const std::string paged = "rotary_paged_";
+  for (const Result& r : results) {
+    if (r.impl.compare(0, paged.size(), paged) != 0) continue;
+    if (!header) {
+      std::printf("\npaged KV-cache write (q in place, k rotated and v converted into a paged cache: vLLM layout, "
+                  "block_size 16, shuffled blocks) in one call vs apply_qk then a separate write pass (vs_two_pass) "
+                  "and vs a copy of the same bytes into the same format (of_copy)\n");
+      std::printf("%-8s %-12s %-5s %-11s %7s %-9s %9s %11s %9s %9s\n", "target", "mode", "dtype", "shape", "threads",
+                  "cache", "GB/s", "vs_two_pass", "of_copy", "of_stream");
+      header = true;
+    }
+    std::printf("%-8s %-12s %-5s %-11s %7d %-9s %9.2f %10.2fx %9.3f %9.3f\n", r.target.c_str(), r.mode.c_str(),
+                r.dtype.c_str(), r.shape.c_str(), r.threads, r.impl.substr(paged.size()).c_str(), r.gbps,
+                r.Extra("vs_two_pass"), r.Extra("of_copy"), r.of_stream);
   }
 
   header = false;

@@ -10,7 +10,9 @@
 namespace rotary_bench {
 
 struct Result {
-  std::string impl;  // rotary, naive, stream, rotary_qk, rotary_q_then_k, rotary_to, convert_copy, table_build, first_call
+  // rotary, naive, stream, rotary_qk, rotary_q_then_k, rotary_to, rotary_paged_<cache format> and its
+  // yardsticks rotary_qk_then_write_<format> and copy_paged_<format>, table_build, first_call, ...
+  std::string impl;
   std::string target, mode, dtype, shape;
   int threads = 1;
   double ns_per_call = 0, gbps = 0, of_stream = 0;

@@ -12,6 +12,8 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <numeric>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -49,7 +51,7 @@ struct Options {
   std::vector<std::string> targets;  // empty: the active one; "all": every supported one
   std::vector<int> threads;          // empty: 1 and all cores
   bool naive = true, qk = true, qk_norm = true, kv_write = true, table = true, table_modes = true,
-       multi_axis = true, borrowed = true;
+       multi_axis = true, borrowed = true, paged = true;
   rotary_bench::TimingOptions timing;
   enum { kLines, kCsv, kJson } format = kLines;
   std::string plot_path;
@@ -74,9 +76,13 @@ void Usage() {
       "  --threads=LIST     thread counts (default: 1 and all cores)\n"
       "  --repetitions=N    timed repetitions per case, median reported (default 5)\n"
       "  --min-time=SEC     minimum time of one repetition (default 0.02)\n"
-      "  --no-naive --no-qk --no-qk-norm --no-kv-write --no-table --no-table-modes --no-multi-axis\n"
+      "  --no-naive --no-qk --no-qk-norm --no-kv-write --no-paged --no-table --no-table-modes --no-multi-axis\n"
       "  --no-borrowed      skip those sections (borrowed: ropes over a caller's cos/sin cache, vLLM's and\n"
-      "                     ONNX's layouts, vs rotary's own full table; f32 and bf16 tensors of --dtypes)\n"
+      "                     ONNX's layouts, vs rotary's own full table; f32 and bf16 tensors of --dtypes;\n"
+      "                     paged: q rotated in place with k rotated and v converted into a paged KV cache\n"
+      "                     (vLLM layout, block_size 16, shuffled blocks) in one call, per cache format\n"
+      "                     f16, bf16, fp8_e4m3, fp8_e5m2, q8_0, vs apply_qk then a separate write pass\n"
+      "                     (vs_two_pass) and vs a copy of the same bytes (of_copy); f32 and bf16 sources)\n"
       "  --csv | --json     machine-readable output instead of protocol lines and summary\n"
       "  --plot=FILE.png    bar chart of GB/s per shape and target with the stream limit (needs gnuplot)\n");
 }
@@ -116,6 +122,8 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       o->qk_norm = false;
     } else if (arg == "--no-kv-write") {
       o->kv_write = false;
+    } else if (arg == "--no-paged") {
+      o->paged = false;
     } else if (arg == "--no-table") {
       o->table = false;
     } else if (arg == "--no-table-modes") {
@@ -224,6 +232,11 @@ class Bench {
         if (o_.kv_write) {
           for (const std::string& dtype : o_.dtypes) {
             if (dtype != "f32") KvWrite(FindShape(shape), dtype, o_.modes.front());
+          }
+        }
+        if (o_.paged) {
+          for (const std::string& dtype : o_.dtypes) {
+            if (dtype != "f16") Paged(FindShape(shape), dtype, o_.modes.front());  // f32 and bf16 sources
           }
         }
         if (o_.table_modes) TableModes(FindShape(shape), o_.dtypes.front(), o_.modes.front());
@@ -432,6 +445,194 @@ class Bench {
       r.of_stream = 0;  // the yardstick here is the converting copy
       r.extra = {{"copy_ns", ns[0]}, {"of_copy", ns[0] / ns[1]}};
       Emit(r);
+    }
+  }
+
+  // vLLM's slots of a shape's tokens: `batch` sequences, token s of each at
+  // position offset + s, in blocks of kPagedBlockSize handed out by an
+  // allocator whose free list is shuffled (as in a server that has been
+  // running: the blocks of a sequence are neither adjacent nor in order),
+  // from a pool twice as large as the tokens need.
+  struct PagedSlots {
+    int64_t num_blocks = 0;
+    std::vector<int64_t> slots;
+  };
+  static PagedSlots ShuffledSlots(const Shape& s) {
+    const int64_t first = s.offset / kPagedBlockSize, last = (s.offset + s.seq - 1) / kPagedBlockSize;
+    const int64_t per_sequence = last - first + 1;
+    PagedSlots p;
+    p.num_blocks = 2 * s.batch * per_sequence;
+    std::vector<int64_t> pool(p.num_blocks);
+    std::iota(pool.begin(), pool.end(), int64_t{0});
+    std::mt19937 rng(12345);
+    std::shuffle(pool.begin(), pool.end(), rng);
+    for (int64_t b = 0; b < s.batch; ++b) {
+      for (int64_t i = 0; i < s.seq; ++i) {
+        const int64_t position = s.offset + i;
+        const int64_t block = pool[b * per_sequence + position / kPagedBlockSize - first];
+        p.slots.push_back(block * kPagedBlockSize + position % kPagedBlockSize);
+      }
+    }
+    return p;
+  }
+  static constexpr int64_t kPagedBlockSize = 16;
+
+  struct PagedFormat {
+    const char* name;
+    rotary_cache_format format;
+    rotary_dtype dtype;  // of a ROTARY_CACHE_TENSOR cache
+  };
+
+  // A paged cache in vLLM's layout [num_blocks, kPagedBlockSize, kKvHeads, head], zeroed (touched before timing).
+  struct PagedCacheBuffer {
+    rotary_bench::PagedCache cache;
+    rotary_tensor view;
+    std::unique_ptr<char, decltype(&std::free)> memory{nullptr, &std::free};
+    size_t bytes = 0;
+
+    PagedCacheBuffer(const PagedFormat& f, int64_t num_blocks, int64_t dim, float scale) {
+      const int64_t element = f.dtype == ROTARY_F32 ? 4 : 2;
+      const int64_t head = f.format == ROTARY_CACHE_TENSOR ? dim * element
+                           : f.format == ROTARY_CACHE_Q8_0 ? dim / 32 * 34
+                                                           : dim;
+      bytes = static_cast<size_t>(num_blocks * kPagedBlockSize * kKvHeads * head);
+      memory.reset(static_cast<char*>(std::aligned_alloc(Buffer::kAlignment, (bytes + Buffer::kAlignment - 1) /
+                                                                                 Buffer::kAlignment * Buffer::kAlignment)));
+      if (!memory) throw std::bad_alloc();
+      Clear();
+      cache.data = memory.get();
+      cache.format = f.format;
+      cache.dtype = f.dtype;
+      cache.scale = f.format == ROTARY_CACHE_FP8_E4M3 || f.format == ROTARY_CACHE_FP8_E5M2 ? scale : 1.0f;
+      cache.block_size = kPagedBlockSize;
+      cache.stride_head = head;
+      cache.stride_row = kKvHeads * head;
+      cache.stride_block = kPagedBlockSize * kKvHeads * head;
+      // A tensor cache's strides are in elements; a byte format's in bytes (its dtype is ignored).
+      const int64_t unit = f.format == ROTARY_CACHE_TENSOR ? element : 1;
+      view = rotary_tensor{memory.get(), f.dtype, num_blocks, kPagedBlockSize, kKvHeads, cache.stride_block / unit,
+                           cache.stride_row / unit, cache.stride_head / unit};
+    }
+    void Clear() { std::memset(memory.get(), 0, bytes); }
+    std::vector<char> Bytes() const { return std::vector<char>(memory.get(), memory.get() + bytes); }
+  };
+
+  // Where the yardstick's bytes differ from the fused call's, or -1.
+  static int64_t FirstDifference(const std::vector<char>& fused, const PagedCacheBuffer& yardstick) {
+    const auto diff = std::mismatch(fused.begin(), fused.end(), yardstick.memory.get());
+    return diff.first == fused.end() ? -1 : diff.first - fused.begin();
+  }
+
+  // The paged KV-cache write (rotary_apply_options' k_cache, v_src, v_cache,
+  // slot_mapping, cache_format): q [B, S, 32, 128] rotated in place and, in
+  // the same call, k [B, S, 8, 128] rotated and v converted into the slots of
+  // paged caches (ShuffledSlots) in each cache format, against the stream over
+  // q, k and v in place, the two passes a backend runs without it (rotary's
+  // apply_qk in place, then the plain write pass of k and v into the caches,
+  // rotary_bench::PagedKvWrite) and a copy of the same bytes (q read and
+  // written back, k and v written into the caches unrotated, converted the
+  // same way: the fused call's memory traffic).
+  void Paged(const Shape& s, const std::string& dtype_name, const std::string& mode) {
+    static const PagedFormat kFormats[] = {{"f16", ROTARY_CACHE_TENSOR, ROTARY_F16},
+                                           {"bf16", ROTARY_CACHE_TENSOR, ROTARY_BF16},
+                                           {"fp8_e4m3", ROTARY_CACHE_FP8_E4M3, ROTARY_F32},
+                                           {"fp8_e5m2", ROTARY_CACHE_FP8_E5M2, ROTARY_F32},
+                                           {"q8_0", ROTARY_CACHE_Q8_0, ROTARY_F32}};
+    constexpr float kFp8Scale = 0.05f;  // k_scale and v_scale: x / scale spans the normal codes of both FP8 formats
+    const rotary::Dtype dtype = ParseDtype(dtype_name);
+    const rotary_dtype raw_dtype = static_cast<rotary_dtype>(dtype);
+    const int64_t rows = s.batch * s.seq;
+    const int64_t q_elements = rows * s.heads * s.dim, kv_elements = rows * kKvHeads * s.dim;
+    rotary::Rope rope(rotary::Config().head_dim(static_cast<int32_t>(s.dim)).pairing(ParseMode(mode)));
+    Buffer q(q_elements, dtype), k(kv_elements, dtype), v(kv_elements, dtype);  // every pass runs over these
+    const rotary::Tensor qv(q.data(), dtype, s.batch, s.seq, s.heads, s.dim);
+    const rotary::Tensor kv(k.data(), dtype, s.batch, s.seq, kKvHeads, s.dim);
+    const rotary::Tensor vv(v.data(), dtype, s.batch, s.seq, kKvHeads, s.dim);
+    const PagedSlots paged = ShuffledSlots(s);
+    std::vector<float> k_rotated(kv_elements);
+    for (const PagedFormat& f : kFormats) {
+      PagedCacheBuffer k_cache(f, paged.num_blocks, s.dim, kFp8Scale), v_cache(f, paged.num_blocks, s.dim, kFp8Scale);
+      rotary_apply_options options;
+      rotary_apply_options_init(&options);
+      options.offset = s.offset;
+      options.k_cache = &k_cache.view;
+      options.v_src = &vv.t;
+      options.v_cache = &v_cache.view;
+      options.slot_mapping = paged.slots.data();
+      options.cache_format = f.format;
+      if (f.format == ROTARY_CACHE_FP8_E4M3 || f.format == ROTARY_CACHE_FP8_E5M2) {
+        options.k_scale = options.v_scale = kFp8Scale;
+      }
+      const auto fused = [&] {
+        if (rotary_apply_with(rope.handle(), &qv.t, &qv.t, &kv.t, nullptr, &options) != ROTARY_OK) {
+          throw std::runtime_error(std::string("paged ") + f.name + ": " + rotary_last_error());
+        }
+      };
+      rotary_bench::PagedKvPass write;
+      write.k = k.data();
+      write.v = v.data();
+      write.dtype = raw_dtype;
+      write.rows = rows;
+      write.kv_heads = kKvHeads;
+      write.dim = s.dim;
+      write.slots = paged.slots.data();
+      write.k_cache = k_cache.cache;
+      write.v_cache = v_cache.cache;
+      rotary_bench::PagedKvPass copy = write;
+      copy.q = q.data();
+      copy.q_heads = s.heads;
+
+      // The yardstick writes the bytes the fused call writes: v from the
+      // sources, k from k rotated into f32 (the values the fused call rounds
+      // into its cache; k as it is now: the two passes rotate it in place).
+      // Checked once per case, on its target.
+      fused();
+      rope.apply_to(kv, rotary::Tensor(k_rotated.data(), s.batch, s.seq, kKvHeads, s.dim), s.offset);
+      const std::vector<char> fused_k = k_cache.Bytes(), fused_v = v_cache.Bytes();
+      k_cache.Clear();
+      v_cache.Clear();
+      rotary_bench::PagedKvWrite(write);
+      const int64_t v_diff = FirstDifference(fused_v, v_cache);
+      rotary_bench::PagedKvPass from_f32 = write;
+      from_f32.k = from_f32.v = k_rotated.data();
+      from_f32.dtype = ROTARY_F32;
+      rotary_bench::PagedKvWrite(from_f32);
+      const int64_t k_diff = FirstDifference(fused_k, k_cache);
+      if (k_diff >= 0 || v_diff >= 0) {
+        throw std::runtime_error(std::string("paged ") + f.name + " from " + dtype_name + " on " + target_ +
+                                 ": the separate write pass differs from the fused call at byte " +
+                                 std::to_string(k_diff >= 0 ? k_diff : v_diff) + " of " +
+                                 (k_diff >= 0 ? "k_cache" : "v_cache") + " (a bug in bench/yardsticks.cc or rotary)");
+      }
+
+      // Bytes the fused call reads and writes: q twice, k and v once, their cache heads once.
+      const double bytes = static_cast<double>(2 * q_elements + 2 * kv_elements) * ElementBytes(dtype) +
+                           2.0 * static_cast<double>(k_cache.cache.stride_head) * rows * kKvHeads;
+      for (int threads : o_.threads) {
+        tbb::task_arena arena(threads);
+        const std::vector<double> ns = rotary_bench::MedianNsPerCall(
+            {[&] {
+               arena.execute([&] {
+                 StreamQAndK(q, k, dtype, rows, s);
+                 rotary_bench::StreamInPlace(v.data(), raw_dtype, rows, kKvHeads * s.dim, 0.999f, 0.001f);
+               });
+             },
+             [&] { arena.execute(fused); },
+             [&] {
+               arena.execute([&] {
+                 rope.apply_qk(qv, kv, s.offset);
+                 rotary_bench::PagedKvWrite(write);
+               });
+             },
+             [&] { arena.execute([&] { rotary_bench::PagedKvWrite(copy); }); }},
+            o_.timing);
+        Result r = Measured(std::string("rotary_paged_") + f.name, mode, dtype_name, s, threads, ns[1], bytes, ns[0]);
+        r.extra = {{"two_pass_ns", ns[2]}, {"vs_two_pass", ns[2] / ns[1]}, {"copy_ns", ns[3]},
+                   {"of_copy", ns[3] / ns[1]}};
+        Emit(r);
+        Emit(Measured(std::string("rotary_qk_then_write_") + f.name, mode, dtype_name, s, threads, ns[2], bytes, ns[0]));
+        Emit(Measured(std::string("copy_paged_") + f.name, mode, dtype_name, s, threads, ns[3], bytes, ns[0]));
+      }
     }
   }
 

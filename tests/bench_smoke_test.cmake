@@ -53,7 +53,9 @@ foreach(line IN LISTS lines)
 endforeach()
 foreach(expected rotary stream naive rotary_qk rotary_q_then_k rotary_to
                  rotary_table_full rotary_table_compact rotary_table_on_the_fly
-                 rotary_own_full rotary_borrowed_vllm rotary_borrowed_onnx rotary_borrowed_vllm_bf16)
+                 rotary_own_full rotary_borrowed_vllm rotary_borrowed_onnx rotary_borrowed_vllm_bf16
+                 rotary_paged_f16 rotary_paged_bf16 rotary_paged_fp8_e4m3 rotary_paged_fp8_e5m2 rotary_paged_q8_0
+                 rotary_qk_then_write_q8_0 copy_paged_q8_0)
   if(NOT expected IN_LIST impls)
     message(FATAL_ERROR "no impl=${expected} line in the output:\n${out}")
   endif()
