@@ -607,8 +607,14 @@ HWY_INLINE void RotateOperandRow(const Operand& op, int64_t b, int64_t s, int64_
     if (slot < 0) return;
     y += slot / op.block_size * op.dst_stride_batch + slot % op.block_size * op.dst_stride_seq;
   }
-  if (op.copy_only) pairs = 0;
   const int64_t xs = op.src_stride_head, ys = op.dst_stride_head;
+  if (op.copy_only) {
+    if constexpr (std::is_same<Src, Dst>::value) {  // the same storage: the values as they are
+      for (int64_t h = 0; h < op.heads; ++h) std::memcpy(y + h * ys, x + h * xs, head_dim * sizeof(*x));
+      return;
+    }
+    pairs = 0;  // every component converted
+  }
   // With a scale, the row is scaled a chunk at a time and heads longer than a
   // chunk are rotated chunk by chunk, all heads per chunk; without, the whole
   // row is one chunk. One call site: the head loops are compiled once.
