@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -232,8 +233,9 @@ struct ByteCache {
 };
 
 // The fused call into byte caches through the C ABI.
+// format: a rotary_cache_format's value, or any other int (stored as a C caller could).
 rotary_status WriteBytes(const rotary::Rope& rope, TypedTensor& q, TypedTensor& k, TypedTensor& v, ByteCache& kc,
-                         ByteCache& vc, const std::vector<int64_t>& slots, rotary_cache_format format, double k_scale,
+                         ByteCache& vc, const std::vector<int64_t>& slots, int32_t format, double k_scale,
                          double v_scale) {
   rotary_tensor rq = q.raw(), rk = k.raw(), rv = v.raw(), rkc = kc.view(), rvc = vc.view();
   rotary_apply_options options;
@@ -242,7 +244,7 @@ rotary_status WriteBytes(const rotary::Rope& rope, TypedTensor& q, TypedTensor& 
   options.v_src = &rv;
   options.v_cache = &rvc;
   options.slot_mapping = slots.data();
-  options.cache_format = format;
+  std::memcpy(&options.cache_format, &format, sizeof(format));
   options.k_scale = k_scale;
   options.v_scale = v_scale;
   return rotary_apply_with(rope.handle(), &rq, &rq, &rk, nullptr, &options);
@@ -491,7 +493,7 @@ TEST(KvCacheWrite, BadByteCacheCallsAreErrors) {
   const rotary::Rope rope(rotary::Config().head_dim(48));
   const std::vector<int64_t> slots = RandomSlots(1);
   struct Case {
-    rotary_cache_format format;
+    int32_t format;  // not always a rotary_cache_format
     double k_scale, v_scale;
     const char* message;
   };
@@ -501,7 +503,7 @@ TEST(KvCacheWrite, BadByteCacheCallsAreErrors) {
       {ROTARY_CACHE_FP8_E5M2, 0, std::numeric_limits<double>::infinity(), "options.v_scale = inf"},
       {ROTARY_CACHE_FP8_E5M2, 1e-50, 0, "options.k_scale = 1e-50 must be finite and > 0 as a float"},
       {ROTARY_CACHE_TENSOR, 2.0, 0, "options.k_scale = 2 is for FP8 caches only"},
-      {static_cast<rotary_cache_format>(9), 0, 0, "options.cache_format = 9 is not a rotary_cache_format"},
+      {9, 0, 0, "options.cache_format = 9 is not a rotary_cache_format"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.message);

@@ -387,7 +387,9 @@ void FuzzCacheWrite(Bytes& input, const rotary_rope* rope, int head_dim, Buffer&
   const rotary_dtype cache_dtype = format < 3 ? static_cast<rotary_dtype>(format) : ROTARY_F32;
   const int64_t heads = k.view.heads, rows = k.view.batch * k.view.seq;
   Buffer v;
-  MakeBuffer(in, v, k.view.dtype, k.view.batch, k.view.seq, heads, head_dim, false, false);
+  int32_t k_dtype;  // k's raw dtype, perhaps not a rotary_dtype (an invalid enum value is not read as one)
+  std::memcpy(&k_dtype, &k.view.dtype, sizeof(k_dtype));
+  MakeBuffer(in, v, k_dtype, k.view.batch, k.view.seq, heads, head_dim, false, false);
   if (!v.usable || v.too_large) return;
   const int64_t block_size = 1 + in.U8() % 8;
   const int64_t num_blocks = (rows + block_size - 1) / block_size + in.U8() % 3;
