@@ -11,6 +11,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -450,6 +451,169 @@ bool ReadWithBorrowedCache(const std::string& key) {
   return false;
 }
 
+// ---- Paged KV caches (apply_qk's k_out=, v=, v_out=, slot_mapping=; docs/math.md §9) ----
+
+// How both caches store values: a tensor dtype (f32, f16, bf16), or a byte
+// format (fp8_e4m3, fp8_e5m2, q8_0) whose caches are uint8 arrays.
+struct CacheFormat {
+  rotary_cache_format format = ROTARY_CACHE_TENSOR;
+  rotary::Dtype dtype = rotary::Dtype::kF32;  // ROTARY_CACHE_TENSOR only
+  std::string name;                           // as cache_dtype says it
+  bool inferred = false;                      // from k_out's dtype
+  bool bytes() const { return format != ROTARY_CACHE_TENSOR; }
+};
+
+const char kCacheDtypes[] = "'f32', 'f16', 'bf16', 'fp8_e4m3', 'fp8_e5m2' or 'q8_0'";
+
+// The element type numpy or DLPack says an array holds: f32, f16 or bf16; -1 for anything else.
+int TensorDtypeOf(const ArrayView& a) {
+  if (a.kind == 'f' && a.itemsize == 4) return static_cast<int>(rotary::Dtype::kF32);
+  if (a.kind == 'f' && a.itemsize == 2) return static_cast<int>(rotary::Dtype::kF16);
+  if (a.kind == 'b' && a.itemsize == 2) return static_cast<int>(rotary::Dtype::kBF16);
+  return -1;
+}
+
+// cache_dtype (None: from k_out's dtype, which must then be f32, f16 or bf16),
+// checked against the array `cache` (k_out, then v_out with k_out's format).
+CacheFormat CacheFormatOf(const ArrayView& cache, const py::object& cache_dtype, const char* name) {
+  const std::string who(name);
+  if (!cache_dtype.is_none() && !py::isinstance<py::str>(cache_dtype)) {
+    Invalid(std::string("cache_dtype must be ") + kCacheDtypes + ", got " + Repr(cache_dtype));
+  }
+  const bool is_bytes = cache.kind == 'u' && cache.itemsize == 1;
+  CacheFormat f;
+  if (cache_dtype.is_none()) {
+    if (is_bytes) {
+      Invalid(who + " is a uint8 array: say what its bytes hold with cache_dtype='fp8_e4m3', 'fp8_e5m2' or 'q8_0'");
+    }
+    if (cache.kind == 'u' && cache.itemsize == 2) {
+      Invalid(who + " is a uint16 array: give cache_dtype='bf16' (or 'f16')");
+    }
+    const int natural = TensorDtypeOf(cache);
+    if (natural < 0) {
+      Invalid(who + ": a cache of " + cache.type_name + " is not supported; use float32, float16, bfloat16 (torch), " +
+              "uint16 with cache_dtype='bf16', or uint8 with cache_dtype='fp8_e4m3', 'fp8_e5m2' or 'q8_0'");
+    }
+    f.dtype = static_cast<rotary::Dtype>(natural);
+    static const char* const kNames[] = {"f32", "f16", "bf16"};
+    f.name = kNames[natural];
+    f.inferred = true;
+  } else {
+    f.name = cache_dtype.cast<std::string>();
+    if (f.name == "float32") f.name = "f32";
+    if (f.name == "float16") f.name = "f16";
+    if (f.name == "bfloat16") f.name = "bf16";
+    if (f.name == "f32" || f.name == "f16" || f.name == "bf16") {
+      f.dtype = f.name == "f32" ? rotary::Dtype::kF32 : f.name == "f16" ? rotary::Dtype::kF16 : rotary::Dtype::kBF16;
+    } else if (f.name == "fp8_e4m3" || f.name == "fp8_e5m2" || f.name == "q8_0") {
+      f.format = f.name == "fp8_e4m3"   ? ROTARY_CACHE_FP8_E4M3
+                 : f.name == "fp8_e5m2" ? ROTARY_CACHE_FP8_E5M2
+                                        : ROTARY_CACHE_Q8_0;
+    } else {
+      Invalid(std::string("cache_dtype must be ") + kCacheDtypes + ", got '" + f.name + "'");
+    }
+  }
+  return f;
+}
+
+// The array `cache` checked against a format already resolved (v_out against k_out's).
+void CheckCacheArray(const ArrayView& cache, const CacheFormat& f, const char* name) {
+  const std::string who(name);
+  const std::string said = "cache_dtype='" + f.name + "'" + (f.inferred ? " (k_out's dtype)" : "");
+  if (f.bytes()) {
+    if (cache.kind != 'u' || cache.itemsize != 1) {
+      Invalid(who + ": " + said + " stores bytes: the cache must be a uint8 array, got " + cache.type_name);
+    }
+    return;
+  }
+  if (!cache.native_order) {
+    Invalid(who + ": the array's byte order (" + cache.type_name +
+            ") is not this machine's; convert it first, e.g. with .astype(dtype.newbyteorder('='))");
+  }
+  const bool raw16 = cache.kind == 'u' && cache.itemsize == 2 && f.dtype != rotary::Dtype::kF32;
+  if (TensorDtypeOf(cache) != static_cast<int>(f.dtype) && !raw16) {
+    Invalid(who + " holds " + cache.type_name + ", not " + said + ": both caches store the same format");
+  }
+}
+
+// A cache array [num_blocks, block_size, kv_heads, head width] (any strides,
+// the last axis contiguous) as the rotary_tensor the library reads: batch,
+// seq, heads = blocks, rows, heads; strides in elements, or in bytes for the
+// byte formats (a head: head_dim bytes for fp8, head_dim / 32 records of 34
+// bytes for q8_0).
+rotary::Tensor ToCacheTensor(const ArrayView& a, const CacheFormat& f, int32_t head_dim, const char* name) {
+  const std::string who(name);
+  if (a.ndim() != 4) {
+    Invalid(who + ": a paged cache is [num_blocks, block_size, kv_heads, " +
+            (f.format == ROTARY_CACHE_Q8_0 ? "head_dim / 32 * 34" : "head_dim") +
+            "] (vLLM CPU's [num_blocks, kv_heads, block_size, ...] passed as .transpose(1, 2)), got " +
+            std::to_string(a.ndim()) + " dimensions");
+  }
+  if (a.size() == 0) Invalid(who + " is empty: every axis must be at least 1");
+  int64_t width = head_dim;
+  std::string what = "head_dim = " + std::to_string(head_dim);
+  if (f.format == ROTARY_CACHE_Q8_0) {
+    width = head_dim / 32 * 34;
+    what = "head_dim / 32 * 34 = " + std::to_string(width) + " bytes (a 34-byte block_q8_0 record per 32 components)";
+  } else if (f.bytes()) {
+    what += " bytes (one fp8 byte a component)";
+  }
+  if (a.shape[3] != width) Invalid(who + ": the last axis must be " + what + ", got " + std::to_string(a.shape[3]));
+  if (!a.writable) Invalid(who + " is read-only");
+  const int64_t item = a.itemsize;
+  if (a.strides[3] != item) {
+    Invalid(who + ": the last axis must be contiguous: stride " + std::to_string(a.strides[3]) + " bytes, item size " +
+            std::to_string(item));
+  }
+  int64_t strides[3];
+  for (int i = 0; i < 3; ++i) {
+    if (a.strides[i] % item != 0) {
+      Invalid(who + ": the stride of axis " + std::to_string(i) + " (" + std::to_string(a.strides[i]) +
+              " bytes) is not a multiple of the item size (" + std::to_string(item) + " bytes)");
+    }
+    strides[i] = a.strides[i] / item;
+  }
+  // The byte formats' dtype field is not read.
+  return rotary::Tensor(a.data, f.bytes() ? rotary::Dtype::kF32 : f.dtype, a.shape[0], a.shape[1], a.shape[2],
+                        strides[0], strides[1], strides[2]);
+}
+
+// slot_mapping, [batch, seq] or flat [batch * seq] integers (numpy, torch, a
+// list), copied as int64 while the GIL is held (as positions are).
+std::vector<int64_t> SlotMapping(const py::object& slot_mapping, int64_t batch, int64_t seq) {
+  const py::array raw = py::array::ensure(slot_mapping);
+  if (!raw || (raw.dtype().kind() != 'i' && raw.dtype().kind() != 'u')) {
+    Invalid("slot_mapping must be integers (int64), got " + Repr(slot_mapping));
+  }
+  if (raw.dtype().kind() == 'u' && raw.itemsize() == 8) {
+    Invalid("slot_mapping is uint64; give int64 (a negative slot marks a token not to be written)");
+  }
+  const bool shaped = (raw.ndim() == 2 && raw.shape(0) == batch && raw.shape(1) == seq) ||
+                      (raw.ndim() == 1 && raw.shape(0) == batch * seq);
+  if (!shaped) {
+    std::string shape;
+    for (py::ssize_t i = 0; i < raw.ndim(); ++i) shape += (i ? ", " : "") + std::to_string(raw.shape(i));
+    Invalid("slot_mapping has shape [" + shape + "]; expected [batch, seq] = [" + std::to_string(batch) + ", " +
+            std::to_string(seq) + "] or [batch * seq] = [" + std::to_string(batch * seq) + "]");
+  }
+  const auto slots = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(raw);
+  if (!slots) Invalid("slot_mapping could not be converted to int64");
+  return std::vector<int64_t>(slots.data(), slots.data() + slots.size());
+}
+
+// k_scale / v_scale: the divisor of an fp8 cache, finite and > 0 as a float32;
+// 1 for the other formats, which have no scale.
+void CheckScale(double scale, const CacheFormat& f, const char* name) {
+  const float as_float = static_cast<float>(scale);
+  if (!std::isfinite(as_float) || !(as_float > 0.0f)) {
+    Invalid(std::string(name) + " = " + Repr(py::float_(scale)) + ": a scale must be finite and > 0 as a float32");
+  }
+  if (scale != 1.0 && f.format != ROTARY_CACHE_FP8_E4M3 && f.format != ROTARY_CACHE_FP8_E5M2) {
+    Invalid(std::string(name) + " = " + Repr(py::float_(scale)) + " is for fp8 caches only; cache_dtype='" + f.name +
+            "' has no scale");
+  }
+}
+
 // ---- The Rope class ----
 
 class PyRope {
@@ -602,7 +766,18 @@ class PyRope {
   py::tuple ApplyQk(const py::object& q, const py::object& k, const py::object& positions, const py::object& offset,
                     float q_scale, const py::object& q_out, const py::object& k_out, const py::object& dtype,
                     const py::object& out_dtype, const py::object& q_norm = py::none(),
-                    const py::object& k_norm = py::none(), double norm_eps = 1e-6, double norm_offset = 0.0) const {
+                    const py::object& k_norm = py::none(), double norm_eps = 1e-6, double norm_offset = 0.0,
+                    const py::object& v = py::none(), const py::object& v_out = py::none(),
+                    const py::object& slot_mapping = py::none(), const py::object& cache_dtype = py::none(),
+                    double k_scale = 1.0, double v_scale = 1.0) const {
+    if (!slot_mapping.is_none()) {
+      return ApplyQkToCache(q, k, positions, offset, q_scale, q_out, k_out, dtype, out_dtype, q_norm, k_norm, norm_eps,
+                            norm_offset, v, v_out, slot_mapping, cache_dtype, k_scale, v_scale);
+    }
+    if (!v.is_none() || !v_out.is_none() || !cache_dtype.is_none() || k_scale != 1.0 || v_scale != 1.0) {
+      Invalid("v=, v_out=, cache_dtype=, k_scale= and v_scale= belong to the KV-cache write, which slot_mapping= "
+              "asks for (k rotated into the cache k_out, v into v_out, at each token's slot); slot_mapping is None");
+    }
     if (q_out.is_none() != k_out.is_none()) Invalid("give both q_out and k_out, or neither (in place)");
     const bool in_place = q_out.is_none();
     const ArrayView q_view = rotary_python::ViewOf(q, "q"), k_view = rotary_python::ViewOf(k, "k");
@@ -628,6 +803,100 @@ class PyRope {
                 : rope_.apply_qk_to(q_src, q_dst, k_src, k_dst, ids.get(), q_scale);
     }
     return py::make_tuple(q_out, k_out);
+  }
+
+  // apply_qk with slot_mapping: q rotated (times q_scale) in place or into
+  // q_out; k rotated into the paged cache k_out and v converted into v_out at
+  // each token's slot, in the same pass (rotary_apply_with's KV-cache write);
+  // k and v are only read. Every argument is checked before anything is written.
+  py::tuple ApplyQkToCache(const py::object& q, const py::object& k, const py::object& positions,
+                           const py::object& offset, float q_scale, const py::object& q_out, const py::object& k_out,
+                           const py::object& dtype, const py::object& out_dtype, const py::object& q_norm,
+                           const py::object& k_norm, double norm_eps, double norm_offset, const py::object& v,
+                           const py::object& v_out, const py::object& slot_mapping, const py::object& cache_dtype,
+                           double k_scale, double v_scale) const {
+    std::string missing;
+    for (const auto& arg : {std::make_pair("k_out", &k_out), std::make_pair("v", &v), std::make_pair("v_out", &v_out)}) {
+      if (arg.second->is_none()) missing += std::string(missing.empty() ? "" : ", ") + arg.first + "=";
+    }
+    if (!missing.empty()) {
+      Invalid("slot_mapping= writes k and v into paged caches: it needs k_out= (the k cache), v= and v_out= (the v "
+              "cache); missing " + missing);
+    }
+    const bool in_place = q_out.is_none();
+    const ArrayView q_view = rotary_python::ViewOf(q, "q"), k_view = rotary_python::ViewOf(k, "k"),
+                    v_view = rotary_python::ViewOf(v, "v");
+    const rotary::Tensor q_src = ToTensor(q_view, dtype, head_dim(), in_place, "q");
+    const rotary::Tensor k_src = ToTensor(k_view, dtype, head_dim(), false, "k");  // read only
+    const rotary::Tensor v_src = ToTensor(v_view, dtype, head_dim(), false, "v");
+    ArrayView q_out_view;
+    rotary::Tensor q_dst = q_src;
+    if (!in_place) {
+      q_out_view = rotary_python::ViewOf(q_out, "q_out");
+      q_dst = ToTensor(q_out_view, out_dtype, head_dim(), true, "q_out");
+    }
+    const PositionIds ids(positions, offset, q_src);
+    const bool normalize = !q_norm.is_none() || !k_norm.is_none();
+    const NormWeights weights(q_norm, k_norm, q_src, &k_src, head_dim(), norm_eps, norm_offset, "q_norm", "k_norm");
+
+    const ArrayView k_cache_view = rotary_python::ViewOf(k_out, "k_out"),
+                    v_cache_view = rotary_python::ViewOf(v_out, "v_out");
+    const CacheFormat format = CacheFormatOf(k_cache_view, cache_dtype, "k_out");
+    CheckCacheArray(k_cache_view, format, "k_out");
+    CheckCacheArray(v_cache_view, format, "v_out");
+    if (format.format == ROTARY_CACHE_Q8_0 && head_dim() % 32 != 0) {
+      Invalid("cache_dtype='q8_0' needs head_dim a multiple of 32 (ggml's blocks of 32 components); head_dim = " +
+              std::to_string(head_dim()));
+    }
+    const rotary::Tensor k_cache = ToCacheTensor(k_cache_view, format, head_dim(), "k_out");
+    const rotary::Tensor v_cache = ToCacheTensor(v_cache_view, format, head_dim(), "v_out");
+    if (k_cache_view.shape != v_cache_view.shape) {
+      Invalid("k_out is " + Repr(k_out.attr("shape")) + " but v_out " + Repr(v_out.attr("shape")) +
+              ": the two caches have the same shape");
+    }
+    if (k_src.t.heads != k_cache.t.heads) {
+      Invalid("k_out has " + std::to_string(k_cache.t.heads) + " kv heads (axis 2 of [num_blocks, block_size, " +
+              "kv_heads, ...]) but k has " + std::to_string(k_src.t.heads));
+    }
+    if (v_src.t.batch != k_src.t.batch || v_src.t.seq != k_src.t.seq || v_src.t.heads != k_src.t.heads) {
+      Invalid("v is " + Repr(v.attr("shape")) + " but k " + Repr(k.attr("shape")) + ": v and k have the same shape");
+    }
+    CheckScale(k_scale, format, "k_scale");
+    CheckScale(v_scale, format, "v_scale");
+    const std::vector<int64_t> slots = SlotMapping(slot_mapping, q_src.t.batch, q_src.t.seq);
+
+    rotary_apply_options options;
+    rotary_apply_options_init(&options);
+    options.q_scale = q_scale;
+    options.k_cache = &k_cache.t;
+    options.v_src = &v_src.t;
+    options.v_cache = &v_cache.t;
+    options.slot_mapping = slots.data();
+    options.cache_format = format.format;
+    options.k_scale = k_scale;
+    options.v_scale = v_scale;
+    // qk-norm is passed on as asked: the library refuses it with a cache write, and says so.
+    rotary_qk_norm norm;
+    rotary_qk_norm_init(&norm);
+    if (normalize) {
+      const rotary::QkNorm& n = weights.get();
+      norm.q_weight = n.q_weight;
+      norm.k_weight = n.k_weight;
+      norm.eps = n.eps;
+      norm.weight_offset = n.weight_offset;
+      norm.whole_token = n.whole_token ? 1 : 0;
+      options.norm = &norm;
+    }
+    {
+      py::gil_scoped_release release;
+      const rotary::Positions p = ids.get();
+      options.positions = p.ids;
+      options.axes = p.axes;
+      options.offset = p.offset;
+      options.batch_offsets = p.batch_offsets;
+      rotary::detail::Check(rotary_apply_with(rope_.handle(), &q_src.t, &q_dst.t, &k_src.t, nullptr, &options));
+    }
+    return py::make_tuple(in_place ? q : q_out, k_out);
   }
 
   py::object ApplyPackedQkv(const py::object& qkv, int64_t q_heads, int64_t kv_heads, const py::object& positions,
@@ -816,10 +1085,22 @@ shift). Both position sets are checked before anything is written. Returns x.
            py::arg("offset") = 0, py::kw_only(), py::arg("q_scale") = 1.0f, py::arg("q_out") = py::none(),
            py::arg("k_out") = py::none(), py::arg("dtype") = py::none(), py::arg("out_dtype") = py::none(),
            py::arg("q_norm") = py::none(), py::arg("k_norm") = py::none(), py::arg("norm_eps") = 1e-6,
-           py::arg("norm_offset") = 0.0, R"doc(
+           py::arg("norm_offset") = 0.0, py::arg("v") = py::none(), py::arg("v_out") = py::none(),
+           py::arg("slot_mapping") = py::none(), py::arg("cache_dtype") = py::none(), py::arg("k_scale") = 1.0,
+           py::arg("v_scale") = 1.0, R"doc(
 Rotates q and k (any head counts, same batch and seq) at the same positions in one pass, multiplying all
 of q by q_scale; in place, or into q_out and k_out. Returns (q, k) as written. positions as for apply.
 q_norm, k_norm: qk-norm weights (Qwen3, Gemma 3, OLMo 2), applied before the rotation as apply's norm.
+
+With slot_mapping (int64 [batch, seq] or [batch * seq]), the KV-cache write (paged caches, vLLM's slot rule):
+k_out is then the k cache and v_out the v cache, each [num_blocks, block_size, kv_heads, head_dim] (any
+strides, the last axis contiguous: vLLM CPU's [num_blocks, kv_heads, block_size, head_dim] as .transpose(1, 2)),
+and v= is v [batch, seq, kv_heads, head_dim]. Token (b, s) with slot t >= 0 gets k rotated into
+k_out[t // block_size, t % block_size] and v converted into v_out there; t < 0 writes nothing. k and v are
+only read; q is rotated in place (or into q_out). cache_dtype: 'f32', 'f16', 'bf16' (default: k_out's
+dtype; numpy bf16 as uint16 with 'bf16'), or 'fp8_e4m3', 'fp8_e5m2' (uint8 caches holding fp8(x / k_scale),
+fp8(v / v_scale), nearest even, saturating) or 'q8_0' (uint8 caches, last axis head_dim / 32 * 34: ggml's
+block_q8_0 records). Slots must be distinct and below num_blocks * block_size. Returns (q, k_out).
 )doc")
       .def("apply_packed_qkv", &PyRope::ApplyPackedQkv, py::arg("qkv"), py::arg("q_heads"), py::arg("kv_heads"),
            py::arg("positions") = py::none(), py::arg("offset") = 0, py::kw_only(), py::arg("q_scale") = 1.0f,
