@@ -15,6 +15,8 @@
 #define ROTARY_DISPATCH_CACHE_ENCODING_INL_H_
 #endif
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -95,14 +97,44 @@ HWY_INLINE void EncodeFp8(const float* HWY_RESTRICT y, size_t count, float divis
 constexpr size_t kQ8Block = 32;        // values per record
 constexpr size_t kQ8RecordBytes = 34;  // f16 d, then 32 int8 quants
 
+// half(d), little-endian whatever the host, into record[0..1] (round to nearest even).
+HWY_INLINE void StoreRecordScale(float d, uint8_t* HWY_RESTRICT record) {
+  HWY_ALIGN uint16_t half[kMaxLanes];
+  convert::F32ToF16(hn::Set(DF(), d), half);
+  record[0] = static_cast<uint8_t>(half[0] & 0xFF);
+  record[1] = static_cast<uint8_t>(half[0] >> 8);
+}
+
+// roundf (half away from zero) of an f32 product, 0 for NaN, as the int8 ggml stores.
+HWY_INLINE int8_t QuantOf(float p) {
+  if (std::isnan(p)) return 0;
+  const float t = std::trunc(p);
+  const float r = std::fabs(p - t) == 0.5f ? t + std::copysign(1.0f, p) : std::nearbyint(p);
+  return static_cast<int8_t>(r);
+}
+
 // One record of 32 values, as ggml's quantize_row_q8_0_ref: amax over |x| (a
 // NaN ignored), d = amax / 127, id = 1 / d (0 if d is 0), half(d) stored
-// little-endian, q = roundf(x * id) (half away from zero; a NaN product gives 0).
+// little-endian, q = roundf(x * id) (half away from zero; a NaN product gives
+// 0). Whole vectors where they tile the 32 values, else one value at a time:
+// the same f32 operations either way, so the same bytes. (On SVE_256 the
+// vector form gave wrong records under Highway 1.0.3, found by the q8_0 test
+// under qemu; that target takes the scalar form.)
 HWY_INLINE void EncodeQ8Record(const float* HWY_RESTRICT x, uint8_t* HWY_RESTRICT record) {
-  const hn::CappedTag<float, 8> d;  // 1 to 8 lanes: a power of two that divides 32
-  const hn::RebindToSigned<decltype(d)> di;
-  const hn::Rebind<int8_t, decltype(d)> d8;
+  const DF d;
   const size_t N = hn::Lanes(d);
+  if (HWY_TARGET == HWY_SVE_256 || N > kQ8Block || kQ8Block % N != 0) {
+    float max_abs = 0.0f;
+    for (size_t j = 0; j < kQ8Block; ++j) {
+      if (!std::isnan(x[j])) max_abs = std::max(max_abs, std::fabs(x[j]));
+    }
+    const float scale = max_abs / 127.0f;
+    const float inverse = scale != 0.0f ? 1.0f / scale : 0.0f;
+    StoreRecordScale(scale, record);
+    for (size_t j = 0; j < kQ8Block; ++j) record[2 + j] = static_cast<uint8_t>(QuantOf(x[j] * inverse));
+    return;
+  }
+  const hn::Rebind<int8_t, DF> d8;
   auto amax = hn::Zero(d);
   for (size_t i = 0; i < kQ8Block; i += N) {
     const auto a = hn::Abs(hn::LoadU(d, x + i));
@@ -111,10 +143,7 @@ HWY_INLINE void EncodeQ8Record(const float* HWY_RESTRICT x, uint8_t* HWY_RESTRIC
   const float max_abs = hn::GetLane(hn::MaxOfLanes(d, amax));
   const float scale = max_abs / 127.0f;
   const float inverse = scale != 0.0f ? 1.0f / scale : 0.0f;
-  HWY_ALIGN uint16_t half[kMaxLanes];
-  convert::F32ToF16(hn::Set(DF(), scale), half);
-  record[0] = static_cast<uint8_t>(half[0] & 0xFF);  // little-endian, whatever the host
-  record[1] = static_cast<uint8_t>(half[0] >> 8);
+  StoreRecordScale(scale, record);
   const auto id = hn::Set(d, inverse);
   const auto one = hn::Set(d, 1.0f), point_five = hn::Set(d, 0.5f);
   for (size_t i = 0; i < kQ8Block; i += N) {
@@ -123,7 +152,7 @@ HWY_INLINE void EncodeQ8Record(const float* HWY_RESTRICT x, uint8_t* HWY_RESTRIC
     const auto tie = hn::Eq(hn::Abs(hn::Sub(p, t)), point_five);
     auto q = hn::IfThenElse(tie, hn::Add(t, hn::CopySign(one, p)), hn::Round(p));
     q = hn::IfThenZeroElse(hn::IsNaN(p), q);
-    hn::StoreU(hn::DemoteTo(d8, hn::ConvertTo(di, q)), d8, reinterpret_cast<int8_t*>(record + 2 + i));
+    hn::StoreU(hn::DemoteTo(d8, hn::ConvertTo(DI32(), q)), d8, reinterpret_cast<int8_t*>(record + 2 + i));
   }
 }
 
