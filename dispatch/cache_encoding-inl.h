@@ -105,9 +105,10 @@ HWY_INLINE void StoreRecordScale(float d, uint8_t* HWY_RESTRICT record) {
   record[1] = static_cast<uint8_t>(half[0] >> 8);
 }
 
-// roundf (half away from zero) of an f32 product, 0 for NaN, as the int8 ggml stores.
+// roundf (half away from zero) of an f32 product, as the int8 ggml stores; 0
+// for a NaN or infinite product (amax below 127 / FLT_MAX makes 1 / d infinite).
 HWY_INLINE int8_t QuantOf(float p) {
-  if (std::isnan(p)) return 0;
+  if (!std::isfinite(p)) return 0;
   const float t = std::trunc(p);
   const float r = std::fabs(p - t) == 0.5f ? t + std::copysign(1.0f, p) : std::nearbyint(p);
   return static_cast<int8_t>(r);
@@ -115,8 +116,8 @@ HWY_INLINE int8_t QuantOf(float p) {
 
 // One record of 32 values, as ggml's quantize_row_q8_0_ref: amax over |x| (a
 // NaN ignored), d = amax / 127, id = 1 / d (0 if d is 0), half(d) stored
-// little-endian, q = roundf(x * id) (half away from zero; a NaN product gives
-// 0). Whole vectors where they tile the 32 values, else one value at a time:
+// little-endian, q = roundf(x * id) (half away from zero; a NaN or infinite
+// product gives 0). Whole vectors where they tile the 32 values, else one value at a time:
 // the same f32 operations either way, so the same bytes. (On SVE_256 the
 // vector form gave wrong records under Highway 1.0.3, found by the q8_0 test
 // under qemu; that target takes the scalar form.)
@@ -151,7 +152,7 @@ HWY_INLINE void EncodeQ8Record(const float* HWY_RESTRICT x, uint8_t* HWY_RESTRIC
     const auto t = hn::Trunc(p);
     const auto tie = hn::Eq(hn::Abs(hn::Sub(p, t)), point_five);
     auto q = hn::IfThenElse(tie, hn::Add(t, hn::CopySign(one, p)), hn::Round(p));
-    q = hn::IfThenZeroElse(hn::IsNaN(p), q);
+    q = hn::IfThenElseZero(hn::IsFinite(p), q);
     hn::StoreU(hn::DemoteTo(d8, hn::ConvertTo(DI32(), q)), d8, reinterpret_cast<int8_t*>(record + 2 + i));
   }
 }

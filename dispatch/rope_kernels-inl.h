@@ -609,7 +609,9 @@ HWY_INLINE void RotateOperandRow(const Operand& op, int64_t b, int64_t s, int64_
   }
   const int64_t xs = op.src_stride_head, ys = op.dst_stride_head;
   if (op.copy_only) {
-    if constexpr (std::is_same<Src, Dst>::value) {  // the same storage: the values as they are
+    // The same storage (bf16 rounded by the CPU is bf16 too): the values as they are.
+    if constexpr (std::is_same<Src, Dst>::value ||
+                  (std::is_same<Src, BF16Storage>::value && std::is_same<Dst, BF16NativeStorage>::value)) {
       for (int64_t h = 0; h < op.heads; ++h) std::memcpy(y + h * ys, x + h * xs, head_dim * sizeof(*x));
       return;
     }

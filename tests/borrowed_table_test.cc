@@ -280,6 +280,8 @@ TEST(BorrowedTable, BadTablesAndConfigsAreErrors) {
        ROTARY_UNSUPPORTED, "newer rotary.h"},
       {"scaling", [](rotary_borrowed_table&, rotary_config& c) { c.scaling = ROTARY_SCALING_LINEAR, c.factor = 2; },
        ROTARY_INVALID_ARGUMENT, "config.scaling = 1 with a borrowed table"},
+      {"attention factor", [](rotary_borrowed_table&, rotary_config& c) { c.attention_factor = 1.5; },
+       ROTARY_INVALID_ARGUMENT, "config.attention_factor = 1.5 with a borrowed table"},
       {"table mode", [](rotary_borrowed_table&, rotary_config& c) { c.table_mode = ROTARY_TABLE_FULL; },
        ROTARY_INVALID_ARGUMENT, "config.table_mode = 1 with a borrowed table"},
       {"bad config", [](rotary_borrowed_table&, rotary_config& c) { c.head_dim = 3; }, ROTARY_INVALID_ARGUMENT, "head_dim"},

@@ -203,7 +203,7 @@ uint8_t Fp8Reference(float z, bool e4m3) {
   return static_cast<uint8_t>(best | sign);
 }
 
-// ggml's quantize_row_q8_0_ref for one block of 32 (a NaN ignored in amax and quantized to 0).
+// ggml's quantize_row_q8_0_ref for one block of 32 (a NaN ignored in amax; a NaN or infinite product is 0).
 std::vector<uint8_t> Q8Reference(const float* x) {
   float amax = 0.0f;
   for (int j = 0; j < 32; ++j) {
@@ -215,7 +215,7 @@ std::vector<uint8_t> Q8Reference(const float* x) {
   std::vector<uint8_t> record = {static_cast<uint8_t>(h & 0xFF), static_cast<uint8_t>(h >> 8)};
   for (int j = 0; j < 32; ++j) {
     const float p = x[j] * id;
-    record.push_back(static_cast<uint8_t>(static_cast<int8_t>(std::isnan(p) ? 0 : std::lround(p))));
+    record.push_back(static_cast<uint8_t>(static_cast<int8_t>(std::isfinite(p) ? std::lround(p) : 0)));
   }
   return record;
 }
@@ -372,6 +372,7 @@ TEST_P(KvCacheWriteTest, Q8CachesHoldGgmlsReferenceRecords) {
     v.Set(0, 0, 0, 32 + j, j == 0 ? 127.0 : j % 2 ? 2.5 : -0.5);
     v.Set(0, 1, 0, j, j == 5 ? 1e-6 : 1e-7 * j);
     v.Set(0, 1, 0, 32 + j, j == 9 ? -1e7 : j);
+    v.Set(0, 2, 1, j, j == 4 ? 3e-38 : -1e-38);  // 1 / d is infinite: every product inf, quantized to 0
   }
   TypedTensor k_rotated(ROTARY_F32, kBatch, kSeq, kKvHeads, head_dim);
   rope.apply_to(k.view(), k_rotated.view());
@@ -479,6 +480,31 @@ TEST_P(KvCacheWriteTest, CppWritesByteCachesAsTheCAbiDoes) {
   EXPECT_TRUE(SameBits(q, q_c));
   EXPECT_EQ(kc_cpp.bytes, kc.bytes);
   EXPECT_EQ(vc_cpp.bytes, vc.bytes);
+}
+
+// Slots inside memory the call writes (here: the k cache row of the first token) are read as they were
+// when checked: the kernels work on a copy, so the call writes what it would with the slots elsewhere.
+TEST_P(KvCacheWriteTest, SlotsInsideTheCacheAreReadAsChecked) {
+  const rotary::Rope rope(rotary::Config().head_dim(kHeadDim));
+  TypedTensor q(ROTARY_F32, 1, 4, 1, kHeadDim), k(ROTARY_F32, 1, 4, kKvHeads, kHeadDim),
+      v(ROTARY_F32, 1, 4, kKvHeads, kHeadDim);
+  q.FillRandom(1);
+  k.FillRandom(2);
+  v.FillRandom(3);
+  // A cache of 8 slots of f32 heads; the slots [0, 5, 6, 7] stored in slot 0's k row (head 1), which
+  // the first token overwrites before the kernels reach the later tokens.
+  const int64_t row = kKvHeads * kHeadDim;
+  std::vector<float> k_cache(8 * row, 0.0f), v_cache(8 * row, 0.0f), k_expected, v_expected;
+  const std::vector<int64_t> slots = {0, 5, 6, 7};
+  int64_t* inside = reinterpret_cast<int64_t*>(k_cache.data() + kHeadDim);
+  std::copy(slots.begin(), slots.end(), inside);
+  const auto cache_view = [&](std::vector<float>& c) { return rotary::Tensor(c.data(), 8, 1, kKvHeads, kHeadDim); };
+  TypedTensor q2 = q;
+  std::vector<float> k_other(8 * row, 0.0f), v_other(8 * row, 0.0f);
+  rope.apply_qk(q2.view(), k.view(), rotary::KvCacheWrite(cache_view(k_other), v.view(), cache_view(v_other), slots));
+  rope.apply_qk(q.view(), k.view(), rotary::KvCacheWrite(cache_view(k_cache), v.view(), cache_view(v_cache), inside));
+  EXPECT_EQ(std::memcmp(k_cache.data(), k_other.data(), k_cache.size() * sizeof(float)), 0);
+  EXPECT_EQ(std::memcmp(v_cache.data(), v_other.data(), v_cache.size() * sizeof(float)), 0);
 }
 
 ROTARY_TEST_EVERY_TARGET(KvCacheWriteTest);

@@ -213,10 +213,10 @@ static inline void rotary_borrowed_table_vllm(rotary_borrowed_table* table, cons
 }
 /* A rope object over the caller's table: no table of its own (rotary_table_bytes 0, mode
  * ROTARY_TABLE_BORROWED). The config gives head_dim, rotary_dim, pairing and the multi-axis layout;
- * its frequencies are the table's, so scaling must be ROTARY_SCALING_DEFAULT and table_mode AUTO
- * (base and max_positions are not read). Positions must be below table->rows (and position_limit).
- * The inverse rotates by (cos, -sin) / (cos^2 + sin^2): the inverse of the table's rotation,
- * whatever attention factor it carries. */
+ * its frequencies are the table's, so scaling must be ROTARY_SCALING_DEFAULT, attention_factor 0 and
+ * table_mode AUTO (base and max_positions are validated but not used). Positions must be below
+ * table->rows (and position_limit). The inverse rotates by (cos, -sin) / (cos^2 + sin^2): the inverse
+ * of the table's rotation, whatever attention factor it carries (a row of zeros gives NaN). */
 ROTARY_API rotary_status rotary_create_borrowed(const rotary_config* config, const rotary_borrowed_table* table,
                                                 rotary_rope** out);
 
@@ -348,7 +348,8 @@ typedef struct {
   const rotary_tensor* v_cache;  /* Default NULL. */
   const int64_t* slot_mapping;   /* batch * seq slots: token (b, s) goes to block slot / block_size, row
                                     slot % block_size; a negative slot is not written. Slots must be below
-                                    num_blocks * block_size, and distinct. Default NULL. */
+                                    num_blocks * block_size, and distinct. Read once, at the call's start.
+                                    Default NULL. */
   rotary_cache_format cache_format; /* how both caches store values. Default ROTARY_CACHE_TENSOR. */
   double k_scale;                /* FP8: k_cache holds fp8(k / k_scale); finite and > 0 as a float, or 0 for 1.
                                     Default 0 (1). */

@@ -4,6 +4,7 @@
 #define ROTARY_LIB_CALL_CALL_OPERANDS_H_
 
 #include <cstdint>
+#include <vector>
 
 #include "dispatch/kernel_api.h"
 #include "lib/call/rope.h"
@@ -20,6 +21,7 @@ struct CallOperands {
   bool per_operand = false;
   DtypeIndex operand_src[kMaxOperands], operand_dst[kMaxOperands];
   int operand_encoding[kMaxOperands];  // CacheEncodingIndex of a byte cache, or -1: operand_dst is its storage
+  std::vector<int64_t> slots;          // a KV-cache write's slots, checked: what the kernels read
   int64_t bytes_per_row;            // tensor bytes read + written per (b, s) row
   int64_t cost_per_row;             // the same elements at their ElementCost (lib/call/scheduler.h)
 

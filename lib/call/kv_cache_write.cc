@@ -167,9 +167,13 @@ void AttachCacheWrite(const CacheWriteArgs& cache, const TensorArgs& q, const Te
   CheckApart(q_dst, k_src, head_dim);
   CheckApart(q_dst, v_src, head_dim);
 
+  // The kernels read the slots again while they write: they read a copy, so
+  // that neither this call's own writes (slots inside q or a cache) nor another
+  // thread can change a slot after it was checked.
+  call.slots.assign(cache.slots, cache.slots + call.batch * call.seq);
   int64_t slots_held;
   if (__builtin_mul_overflow(k_cache.layout.batch, k_cache.layout.seq, &slots_held)) slots_held = INT64_MAX;
-  CheckSlots(cache.slots, call.batch * call.seq, slots_held, k_cache.layout.batch, k_cache.layout.seq);
+  CheckSlots(call.slots.data(), call.batch * call.seq, slots_held, k_cache.layout.batch, k_cache.layout.seq);
 
   call.per_operand = true;
   call.operand_src[0] = call.src_dtype;
@@ -181,7 +185,7 @@ void AttachCacheWrite(const CacheWriteArgs& cache, const TensorArgs& q, const Te
     const TensorLayout& src = sources[i]->layout;
     const TensorLayout& dst = caches[i]->layout;
     const int o = call.count++;
-    call.operands[o] = CacheOperand(src, dst, cache.slots, /*copy_only=*/i == 1);
+    call.operands[o] = CacheOperand(src, dst, call.slots.data(), /*copy_only=*/i == 1);
     call.operands[o].cache_divisor = scales[i];
     call.operand_src[o] = static_cast<DtypeIndex>(src.dtype);
     call.operand_dst[o] = encoding < 0 ? static_cast<DtypeIndex>(dst.dtype) : kF32;  // kF32: unused when encoded

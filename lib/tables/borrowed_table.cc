@@ -45,6 +45,10 @@ BorrowedRows ReadBorrowedTable(const rotary_borrowed_table* caller, const rotary
     Fail(Status::kInvalidArgument, "config.scaling = ", EnumValue(config.scaling),
          " with a borrowed table: its cos/sin already are the scaled ones; use ROTARY_SCALING_DEFAULT");
   }
+  if (config.attention_factor != 0.0) {
+    Fail(Status::kInvalidArgument, "config.attention_factor = ", config.attention_factor,
+         " with a borrowed table: its cos/sin carry any factor already; leave it 0");
+  }
   if (EnumValue(config.table_mode) != ROTARY_TABLE_AUTO) {
     Fail(Status::kInvalidArgument, "config.table_mode = ", EnumValue(config.table_mode),
          " with a borrowed table: it is the table; use ROTARY_TABLE_AUTO");
