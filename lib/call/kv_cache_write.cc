@@ -90,10 +90,15 @@ float ScaleOf(double scale, int encoding, const char* name) {
   return f;
 }
 
+// Bytes of one head of head_dim values in a byte cache (an encoding >= 0).
+int64_t EncodedHeadBytes(int encoding, int32_t head_dim) {
+  return encoding == kEncodeQ8_0 ? head_dim / 32 * 34 : head_dim;
+}
+
 // Bytes of one head of head_dim values in a cache.
 int64_t CacheHeadBytes(int encoding, const TensorLayout& cache, int32_t head_dim) {
   if (encoding < 0) return head_dim * static_cast<int64_t>(DtypeBytes(cache.dtype));
-  return encoding == kEncodeQ8_0 ? head_dim / 32 * 34 : head_dim;
+  return EncodedHeadBytes(encoding, head_dim);
 }
 
 Operand CacheOperand(const TensorLayout& src, const TensorLayout& cache, const int64_t* slots, bool copy_only) {
@@ -131,7 +136,7 @@ void AttachCacheWrite(const CacheWriteArgs& cache, const TensorArgs& q, const Te
   const float scales[2] = {ScaleOf(cache.k_scale, encoding, "k_scale"), ScaleOf(cache.v_scale, encoding, "v_scale")};
   const auto cache_layout = [&](const rotary_tensor* view, const char* name) {
     if (encoding < 0) return ValidateTensor(view, head_dim, name);
-    return ValidateByteTensor(view, encoding == kEncodeQ8_0 ? head_dim / 32 * 34 : head_dim, name);
+    return ValidateByteTensor(view, EncodedHeadBytes(encoding, head_dim), name);
   };
   const Named k_src{ValidateTensor(k.src, head_dim, "k_src"), "k_src"};
   const Named v_src{ValidateTensor(cache.v_src, head_dim, "v_src"), "v_src"};

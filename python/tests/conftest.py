@@ -20,12 +20,18 @@ ROUND_TRIP_BOUND = (1 + 2**0.5) * FULL_TABLE_BOUND
 def reference(x, positions, inv_freq, pairing="neox", attention_factor=1.0, inverse=False):
     """RoPE in float64: x [batch, seq, heads, head_dim], positions [batch, seq], inv_freq [rotary_dim / 2]."""
     x = np.asarray(x, dtype=np.float64)
-    pairs = len(inv_freq)
     angle = np.asarray(positions, dtype=np.float64)[..., None] * np.asarray(inv_freq, dtype=np.float64)
     cos = attention_factor * np.cos(angle)[:, :, None, :]
     sin = attention_factor * np.sin(angle)[:, :, None, :]
     if inverse:
         cos, sin = cos / attention_factor**2, -sin / attention_factor**2
+    return rotate_pairs(x, cos, sin, pairing)
+
+
+def rotate_pairs(x, cos, sin, pairing):
+    """x with pair i of the pairing rotated by (cos[..., i], sin[..., i]); the components after
+    2 * pairs pass through."""
+    pairs = cos.shape[-1]
     out = x.copy()
     if pairing == "neox":
         a, b = x[..., :pairs], x[..., pairs : 2 * pairs]

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import rotary
-from conftest import FULL_TABLE_BOUND, ROUND_TRIP_BOUND, from_bf16, to_bf16
+from conftest import FULL_TABLE_BOUND, ROUND_TRIP_BOUND, from_bf16, rotate_pairs, to_bf16
 
 if os.environ.get("ROTARY_REQUIRE_TORCH") == "1":  # set by ctest when torch was there at configure time
     import torch
@@ -60,22 +60,12 @@ def rotate_by(x, cos, sin, positions, pairing, inverse=False):
     """float64: x [batch, seq, heads, head_dim], pair i at (b, s) rotated by cos[positions[b, s], i],
     sin[...] (the inverse: by (cos, -sin) / (cos^2 + sin^2)); the components after 2 * pairs pass."""
     x = np.asarray(x, np.float64)
-    pairs = cos.shape[1]
     c = cos[positions][:, :, None, :]
     s = sin[positions][:, :, None, :]
     if inverse:
         norm = c * c + s * s
         c, s = c / norm, -s / norm
-    out = x.copy()
-    if pairing == "neox":
-        a, b = x[..., :pairs], x[..., pairs : 2 * pairs]
-        out[..., :pairs] = a * c - b * s
-        out[..., pairs : 2 * pairs] = a * s + b * c
-    else:
-        a, b = x[..., 0 : 2 * pairs : 2], x[..., 1 : 2 * pairs : 2]
-        out[..., 0 : 2 * pairs : 2] = a * c - b * s
-        out[..., 1 : 2 * pairs : 2] = a * s + b * c
-    return out
+    return rotate_pairs(x, c, s, pairing)
 
 
 def f32_atol(x, cos, sin):
