@@ -57,7 +57,7 @@ struct TableView {
   int compact_shift = 0;          // kCompact: log2 K
   const float* low_rows = nullptr;  // kCompact: K rows of 2 * pairs floats (cos, sin of lo * inv_freq)
   const double* inv_freq = nullptr;  // kOnTheFly: pairs values
-  float scale = 1.0f;                // kOnTheFly: the attention factor
+  double scale = 1.0;                // kOnTheFly: the attention factor
   // kBorrowed: pair i of position p is cos[p * borrowed_stride + i],
   // sin[...] in storage borrowed_dtype (DtypeIndex); borrowed_inverse: the
   // row holds the inverse rotation, (cos, -sin) / (cos^2 + sin^2).

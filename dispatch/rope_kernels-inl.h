@@ -5,7 +5,9 @@
 //
 // Math (docs/math.md): a pair (a, c) at angle t becomes
 //   a' = a cos t - c sin t,   c' = a sin t + c cos t
-// computed in f32 whatever the storage (f32, f16, bf16), rounded once on store.
+// computed in f32 whatever the storage (f32, f16, bf16), rounded once on store:
+// a' = fma(-c, sin t, a cos t), c' = fma(a, sin t, c cos t), the product inside
+// the fused multiply-add not rounded, on every target (fused_multiply_add-inl.h).
 // The inverse rotation is this one with the table of the negated angles
 // (lib/tables/plan_tables.h): the kernels know one direction.
 // The table row of a position holds the cos values then the sin values, in the
@@ -26,6 +28,7 @@
 #include <utility>
 
 #include "dispatch/convert-inl.h"
+#include "dispatch/fused_multiply_add-inl.h"
 #include "dispatch/kernel_api.h"
 #include "dispatch/kernel_entry_points-inl.h"
 #include "dispatch/partial_vectors-inl.h"
@@ -64,8 +67,8 @@ HWY_INLINE VF InRegister(VF v) {
 
 // Rotates lane-wise pairs (a[j], c[j]) by the angles whose cos/sin are (cs, sn).
 HWY_INLINE void RotatePairs(VF& a, VF& c, VF cs, VF sn) {
-  const VF a_new = hn::NegMulAdd(c, sn, hn::Mul(a, cs));
-  c = hn::MulAdd(a, sn, hn::Mul(c, cs));
+  const VF a_new = FusedNegMulAdd(c, sn, hn::Mul(a, cs));
+  c = FusedMulAdd(a, sn, hn::Mul(c, cs));
   a = a_new;
 }
 
@@ -124,7 +127,7 @@ HWY_INLINE void RotateNeoxHeads(const typename Src::T* x, int64_t xs, typename D
 
 #if HWY_TARGET != HWY_SCALAR
 HWY_INLINE VF RotateAdjacent(VF v, VF cos_dup, VF sin_alt) {
-  return hn::MulAdd(hn::Reverse2(DF(), v), sin_alt, hn::Mul(v, cos_dup));
+  return FusedMulAdd(hn::Reverse2(DF(), v), sin_alt, hn::Mul(v, cos_dup));
 }
 
 // The last partial vector of one head (not inlined, as RotateNeoxTail).

@@ -7,14 +7,13 @@
 //
 // Compact: p = hi * K + lo, and with the high row (scaled by m) and the low row
 // (unscaled), each exact in double and rounded to f32,
-//   cos(p w) = cos_hi cos_lo - sin_hi sin_lo,   sin(p w) = sin_hi cos_lo + cos_hi sin_lo.
-// On the fly: r = p * w reduced mod 2 pi in double (angle_reduction.h, N / 2
-// angles a vector where the target has f64 vectors), with the rounding error
-// of the double product p * w added back (it is exact: a fused multiply-add,
-// or Dekker's product on targets without one), split
-// as r = rf + e with rf = f32(r); Highway's f32 Sin/Cos of rf (3 ulp, valid far
-// beyond |rf| <= pi), corrected to first order for e:
-//   cos r = cos rf - e sin rf,   sin r = sin rf + e cos rf.
+//   cos(p w) = cos_hi cos_lo - sin_hi sin_lo,   sin(p w) = sin_hi cos_lo + cos_hi sin_lo,
+// each a product rounded, then a fused multiply-add (fused_multiply_add-inl.h).
+// On the fly: cos and sin of the exact angle p * w in double (cos_sin_double.h,
+// N / 2 angles a vector where the target has f64 vectors, by the same
+// operations in the same order as the scalar form), times the attention
+// factor, rounded once to f32: a full table's row, up to the last double bits.
+// Every mode gives the same bits on every target.
 
 // Per-target include guard (Highway's convention for -inl.h files).
 #if defined(ROTARY_DISPATCH_ROW_SYNTHESIS_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -24,13 +23,13 @@
 #define ROTARY_DISPATCH_ROW_SYNTHESIS_INL_H_
 #endif
 
-#include "dispatch/angle_reduction.h"
 #include "dispatch/convert-inl.h"
+#include "dispatch/cos_sin_double.h"
+#include "dispatch/fused_multiply_add-inl.h"
 #include "dispatch/kernel_api.h"
 #include "dispatch/kernel_entry_points-inl.h"
 #include "dispatch/partial_vectors-inl.h"
 #include "dispatch/row_layout-inl.h"
-#include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -50,27 +49,33 @@ HWY_INLINE void SynthesizeCompactRow(const TableView& t, int64_t position, float
     const size_t count = pairs - i < N ? pairs - i : N;
     const VF ch = LoadPart(high + i, count, i), sh = LoadPart(high + pairs + i, count, pairs + i);
     const VF cl = LoadPart(low + i, count, i), sl = LoadPart(low + pairs + i, count, pairs + i);
-    StoreRowPart(t.layout, t.pairs, row, i, count, hn::MulSub(ch, cl, hn::Mul(sh, sl)), hn::MulAdd(sh, cl, hn::Mul(ch, sl)));
+    StoreRowPart(t.layout, t.pairs, row, i, count, FusedMulSub(ch, cl, hn::Mul(sh, sl)),
+                 FusedMulAdd(sh, cl, hn::Mul(ch, sl)));
   }
 }
 
-// The f32 parts (rf, e) of the reduced angles p * inv_freq[i + j], j < count,
-// into `reduced` and `residual` (zero beyond count): one at a time in double.
-HWY_INLINE void ReduceAnglesScalar(double p, const double* inv_freq, size_t count, float* reduced, float* residual) {
+// cos and sin of pairs [i, i + count) of the row of position p (count <= N),
+// times the attention factor, rounded once to f32: one pair at a time, the
+// scalar form of VectorOnTheFly, for the remainder of a row and for targets
+// without f64 vectors. Lanes from count on are zero.
+HWY_INLINE void ScalarOnTheFly(const TableView& t, double p, size_t i, size_t count, VF& c, VF& s) {
+  HWY_ALIGN float cos_part[kMaxLanes], sin_part[kMaxLanes];
   for (size_t j = 0; j < hn::Lanes(DF()); ++j) {
-    const double hi = j < count ? p * inv_freq[j] : 0.0;
-    const double r = j < count ? ReduceAngle(hi) + std::fma(p, inv_freq[j], -hi) : 0.0;
-    reduced[j] = static_cast<float>(r);
-    residual[j] = static_cast<float>(r - static_cast<double>(reduced[j]));
+    const CosSin cs = j < count ? CosSinOfAngle(p, t.inv_freq[i + j]) : CosSin{0.0, 0.0};
+    cos_part[j] = static_cast<float>(cs.cos * t.scale);
+    sin_part[j] = static_cast<float>(cs.sin * t.scale);
   }
+  c = hn::Load(DF(), cos_part);
+  s = hn::Load(DF(), sin_part);
 }
 
 #if HWY_TARGET != HWY_SCALAR && HWY_HAVE_FLOAT64
 using DD = hn::RepartitionToWide<DF>;  // N / 2 doubles
 using DHalf = hn::Rebind<float, DD>;   // N / 2 floats: half of DF
+using VD = hn::Vec<DD>;
 
 // p * w - a exactly, for a = p * w rounded: the rounding error of the product.
-HWY_INLINE hn::Vec<DD> ProductError(hn::Vec<DD> p, hn::Vec<DD> w, hn::Vec<DD> a) {
+HWY_INLINE VD ProductError(VD p, VD w, VD a) {
 #if HWY_NATIVE_FMA
   return hn::MulSub(p, w, a);  // one rounding of an exact difference: exact
 #else
@@ -85,59 +90,62 @@ HWY_INLINE hn::Vec<DD> ProductError(hn::Vec<DD> p, hn::Vec<DD> w, hn::Vec<DD> a)
 #endif
 }
 
-// The same as ReduceAngle (plus the product's rounding error, `lo`) for N / 2
-// angles, split into f32 parts; false if an angle is too large for the fast
-// reduction (then the caller goes scalar).
-HWY_INLINE bool ReduceHalf(hn::Vec<DD> a, hn::Vec<DD> lo, hn::Vec<DHalf>& rf, hn::Vec<DHalf>& e) {
+// CosSinOfAngle (cos_sin_double.h) for N / 2 angles p * w, operation for
+// operation (Mul then Add, never a fused multiply-add), times the attention
+// factor, rounded to f32.
+HWY_INLINE void HalfOnTheFly(VD p, VD w, VD scale, hn::Vec<DHalf>& c_out, hn::Vec<DHalf>& s_out) {
   const DD dd;
-  const auto k = hn::Round(hn::Mul(a, hn::Set(dd, kInvTwoPi)));
-  if (!hn::AllTrue(dd, hn::Lt(hn::Abs(k), hn::Set(dd, kMaxTurns)))) return false;
-  const auto reduced = hn::NegMulAdd(k, hn::Set(dd, kTwoPi3),
-                                     hn::NegMulAdd(k, hn::Set(dd, kTwoPi2), hn::NegMulAdd(k, hn::Set(dd, kTwoPi1), a)));
-  const auto r = hn::Add(reduced, lo);
-  rf = hn::DemoteTo(DHalf(), r);
-  e = hn::DemoteTo(DHalf(), hn::Sub(r, hn::PromoteTo(dd, rf)));
-  return true;
+  const VD a = hn::Mul(p, w);
+  const VD k = hn::Round(hn::Mul(a, hn::Set(dd, kTwoOverPi)));
+  const VD reduced =
+      hn::Sub(hn::Sub(hn::Sub(a, hn::Mul(k, hn::Set(dd, kHalfPi1))), hn::Mul(k, hn::Set(dd, kHalfPi2))),
+              hn::Mul(k, hn::Set(dd, kHalfPi3)));
+  const VD x = hn::Add(reduced, ProductError(p, w, a));
+  const VD x2 = hn::Mul(x, x);
+  VD ps = hn::Set(dd, kSinTerms[kSinTermCount - 1]), pc = hn::Set(dd, kCosTerms[kCosTermCount - 1]);
+  for (int i = kSinTermCount - 2; i >= 0; --i) ps = hn::Add(hn::Mul(ps, x2), hn::Set(dd, kSinTerms[i]));
+  for (int i = kCosTermCount - 2; i >= 0; --i) pc = hn::Add(hn::Mul(pc, x2), hn::Set(dd, kCosTerms[i]));
+  const VD sin_x = hn::Add(x, hn::Mul(x, hn::Mul(x2, ps)));
+  const VD cos_x = hn::Add(hn::Set(dd, 1.0), hn::Mul(x2, pc));
+  // Quadrant n = k mod 4: (cos, sin) = (c, s), (-s, c), (-c, -s), (s, -c).
+  const VD n = hn::Sub(k, hn::Mul(hn::Set(dd, 4.0), hn::Floor(hn::Mul(k, hn::Set(dd, 0.25)))));
+  const auto odd = hn::Eq(hn::Abs(hn::Sub(n, hn::Set(dd, 2.0))), hn::Set(dd, 1.0));
+  const VD c0 = hn::IfThenElse(odd, sin_x, cos_x), s0 = hn::IfThenElse(odd, cos_x, sin_x);
+  const auto negate_cos = hn::Eq(hn::Abs(hn::Sub(n, hn::Set(dd, 1.5))), hn::Set(dd, 0.5));  // n = 1 or 2
+  const auto negate_sin = hn::Gt(n, hn::Set(dd, 1.5));                                     // n = 2 or 3
+  c_out = hn::DemoteTo(DHalf(), hn::Mul(hn::IfThenElse(negate_cos, hn::Neg(c0), c0), scale));
+  s_out = hn::DemoteTo(DHalf(), hn::Mul(hn::IfThenElse(negate_sin, hn::Neg(s0), s0), scale));
 }
 
-// N reduced angles of pairs [i, i + N): false if any is too large.
-HWY_INLINE bool ReduceAnglesVector(double p, const double* inv_freq, VF& rf, VF& e) {
+// cos and sin of pairs [i, i + N): two halves of N / 2 doubles.
+HWY_INLINE void VectorOnTheFly(const TableView& t, double p, size_t i, VF& c, VF& s) {
   const DD dd;
   const size_t half = hn::Lanes(dd);
-  const auto pv = hn::Set(dd, p);
-  const auto w_lo = hn::LoadU(dd, inv_freq), w_hi = hn::LoadU(dd, inv_freq + half);
-  const auto a_lo = hn::Mul(pv, w_lo), a_hi = hn::Mul(pv, w_hi);
-  hn::Vec<DHalf> rf_lo, rf_hi, e_lo, e_hi;
-  if (!ReduceHalf(a_lo, ProductError(pv, w_lo, a_lo), rf_lo, e_lo) ||
-      !ReduceHalf(a_hi, ProductError(pv, w_hi, a_hi), rf_hi, e_hi)) {
-    return false;
-  }
-  rf = hn::Combine(DF(), rf_hi, rf_lo);
-  e = hn::Combine(DF(), e_hi, e_lo);
-  return true;
+  const VD pv = hn::Set(dd, p), scale = hn::Set(dd, t.scale);
+  hn::Vec<DHalf> c_lo, s_lo, c_hi, s_hi;
+  HalfOnTheFly(pv, hn::LoadU(dd, t.inv_freq + i), scale, c_lo, s_lo);
+  HalfOnTheFly(pv, hn::LoadU(dd, t.inv_freq + i + half), scale, c_hi, s_hi);
+  c = hn::Combine(DF(), c_hi, c_lo);
+  s = hn::Combine(DF(), s_hi, s_lo);
 }
 #endif
 
 HWY_INLINE void SynthesizeOnTheFlyRow(const TableView& t, int64_t position, float* HWY_RESTRICT row) {
-  const DF d;
   const size_t pairs = t.pairs;
-  const size_t N = hn::Lanes(d);
+  const size_t N = hn::Lanes(DF());
   const double p = static_cast<double>(position);  // exact: positions < 2^31
-  const VF scale = hn::Set(d, t.scale);
-  HWY_ALIGN float reduced[kMaxLanes], residual[kMaxLanes];
   for (size_t i = 0; i < pairs; i += N) {
     const size_t count = pairs - i < N ? pairs - i : N;
-    VF rf, e;
+    VF c, s;
 #if HWY_TARGET != HWY_SCALAR && HWY_HAVE_FLOAT64
-    if (count < N || !ReduceAnglesVector(p, t.inv_freq + i, rf, e))
+    if (count == N) {
+      VectorOnTheFly(t, p, i, c, s);
+    } else
 #endif
     {
-      ReduceAnglesScalar(p, t.inv_freq + i, count, reduced, residual);
-      rf = hn::Load(d, reduced);
-      e = hn::Load(d, residual);
+      ScalarOnTheFly(t, p, i, count, c, s);
     }
-    const VF c = hn::Cos(d, rf), s = hn::Sin(d, rf);
-    StoreRowPart(t.layout, t.pairs, row, i, count, hn::Mul(hn::NegMulAdd(s, e, c), scale), hn::Mul(hn::MulAdd(c, e, s), scale));
+    StoreRowPart(t.layout, t.pairs, row, i, count, c, s);
   }
 }
 

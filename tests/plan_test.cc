@@ -2,9 +2,12 @@
 // computed independently in float64 (tests/reference_plans.h) and against the
 // numeric test vectors of docs/math.md; the properties the schemes exist for;
 // and every invalid scheme parameter as a clear error.
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <complex>
 #include <limits>
+#include <random>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -13,6 +16,9 @@
 
 #include "rotary/rotary.h"
 #include "rotary/rotary.hpp"
+#include "dispatch/cos_sin_double.h"
+#include "lib/config/reproducible_math.h"
+#include "tests/random_values.h"
 #include "tests/reference.h"
 #include "tests/reference_plans.h"
 
@@ -427,6 +433,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadScheme{"InvFreqMissing",
                   Edited(rotary::Config(), [](rotary_config& c) { c.scaling = ROTARY_SCALING_INV_FREQ; }),
                   "inv_freq.count"},
+        BadScheme{"InvFreqOf4Pi", rotary::Config().inv_freq(With(kOnes64, 7, 4 * kRefPi)), "below 4 pi"},
+        BadScheme{"LongropeLongFactorsAbove4Pi",
+                  rotary::Config().longrope(kOnes64, With(kOnes64, 0, 0.05), 4096, 4).position_limit(8192), "below 4 pi"},
         BadScheme{"BoundedWithoutNmax", rotary::Config().bounded(0), "n_max"},
         BadScheme{"BoundedNegativeNmax", rotary::Config().bounded(-5), "n_max"}),
     [](const ::testing::TestParamInfo<BadScheme>& info) { return info.param.name; });
@@ -470,3 +479,61 @@ TEST(PlanCApi, EitherOutputMayBeNull) {
 }
 
 }  // namespace
+
+// ---- The same operations on every CPU: rotary's own log, pow, cos and sin ----
+// Against long double libm (x87's 64-bit significand on x86-64, quad on arm64),
+// in units of 2^-53 relative (log, pow) or absolute (cos, sin, |value| <= 1).
+// The bounds follow the error analysis of reproducible_math.cc and
+// cos_sin_double.h; the measured values are printed.
+
+TEST(ReproducibleMath, LogAndPowAreWithinTwoUlps) {
+  std::mt19937_64 rng(5);
+  double worst_log = 0, worst_pow = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const double x = std::exp2(rotary_test::UniformValue(rng, -30.0, 30.0));
+    const long double want_log = std::log(static_cast<long double>(x));
+    worst_log = std::max(worst_log, static_cast<double>(std::fabs((rotary::ReproducibleLog(x) - want_log) / want_log)));
+    // Frequencies: base^(-2i / R) for bases up to 1e8, and stretches^(R / (R - 2)).
+    const double base = rotary_test::UniformValue(rng, 1.0, 1e8), y = rotary_test::UniformValue(rng, -1.0, 1.1);
+    const long double want_pow = std::pow(static_cast<long double>(base), static_cast<long double>(y));
+    worst_pow =
+        std::max(worst_pow, static_cast<double>(std::fabs((rotary::ReproduciblePow(base, y) - want_pow) / want_pow)));
+  }
+  const double ulp = std::ldexp(1.0, -53);
+  std::printf("log within %.2f, pow within %.2f units of 2^-53\n", worst_log / ulp, worst_pow / ulp);
+  EXPECT_LE(worst_log, 2 * ulp);
+  EXPECT_LE(worst_pow, 3 * ulp);
+  EXPECT_EQ(rotary::ReproduciblePow(10000.0, 0.0), 1.0);
+  EXPECT_EQ(rotary::ReproducibleLog(1.0), 0.0);
+}
+
+TEST(ReproducibleMath, CosSinOfExactAnglesAreWithinThreeUnitsOf2ToTheMinus53) {
+  std::mt19937_64 rng(6);
+  double worst = 0;
+  for (int i = 0; i < 20000; ++i) {
+    // Positions below 2^31, frequencies up to 4 pi: up to 2^32 turns.
+    const double p = static_cast<double>(rng() % (uint64_t{1} << 31));
+    const double w = i % 3 == 0 ? rotary_test::UniformValue(rng, 0.0, rotary::kMaxInvFreq)
+                                : std::exp2(rotary_test::UniformValue(rng, -40.0, 0.0));
+    const rotary::CosSin got = rotary::CosSinOfAngle(p, w);
+    // The exact angle hi + lo reduced in long double with 2 pi in parts of 32,
+    // 32 and 64 bits (k * part exact in a 64-bit significand for k < 2^32):
+    // x87's cos and sin reduce by a 66-bit pi, too coarse for 2^32 turns.
+    const double hi = p * w, lo = std::fma(p, w, -hi);
+    const long double two_pi_a = 0xc90fdaa2p-29L, two_pi_b = 0x2168c234p-61L, two_pi_c = 0xc4c6628b80dc1cd1p-125L;
+    const long double k = std::nearbyint(static_cast<long double>(hi) / (two_pi_a + two_pi_b));
+    const long double r = (((hi - k * two_pi_a) - k * two_pi_b) - k * two_pi_c) + lo;
+    const long double want_cos = std::cos(r), want_sin = std::sin(r);
+    worst = std::max({worst, static_cast<double>(std::fabs(got.cos - want_cos)),
+                      static_cast<double>(std::fabs(got.sin - want_sin))});
+  }
+  const double ulp = std::ldexp(1.0, -53);
+  std::printf("cos and sin within %.2f units of 2^-53\n", worst / ulp);
+  // Two roundings of the reduced angle, below pi / 4 (the reduction's last
+  // step, adding the product's error: half a unit each) and about one unit in
+  // evaluating the polynomial and the quadrant's sign.
+  EXPECT_LE(worst, 3 * ulp);
+  const rotary::CosSin zero = rotary::CosSinOfAngle(0.0, 0.5);
+  EXPECT_EQ(zero.cos, 1.0);
+  EXPECT_EQ(zero.sin, 0.0);
+}

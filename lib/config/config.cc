@@ -8,6 +8,7 @@
 #include <cstring>
 #include <utility>
 
+#include "dispatch/cos_sin_double.h"
 #include "lib/config/enum_value.h"
 #include "lib/config/frequency_scheme.h"
 #include "lib/config/sized_struct.h"
@@ -37,6 +38,15 @@ void CheckPlanRange(const FrequencyScheme& s) {
         Fail(Status::kInvalidArgument, "config.base and the scaling fields give inv_freq[", i, "] = ", w,
              ", and inv_freq times the last position (", s.position_limit_name, " - 1 = ", last,
              ") must be finite");
+      }
+      // The angles' reduction (dispatch/cos_sin_double.h) is exact up to 2^32
+      // turns, which a position below 2^31 reaches at 4 pi rad per position. A
+      // larger frequency aliases a smaller one at integer positions: most
+      // likely wavelengths were passed as frequencies.
+      if (!(w < kMaxInvFreq)) {
+        Fail(Status::kInvalidArgument, "config.base and the scaling fields give inv_freq[", i, "] = ", w,
+             " rad per position; frequencies must be below 4 pi (real models' are at most 1; were wavelengths ",
+             "passed as frequencies?)");
       }
     }
   }

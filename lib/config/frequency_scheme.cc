@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "lib/config/enum_value.h"
+#include "lib/config/reproducible_math.h"
 #include "lib/error.h"
 
 namespace rotary {
@@ -178,7 +179,7 @@ void ResolveLongrope(const rotary_config& c, FrequencyScheme& s) {
   if (c.attention_factor != 0) return;  // s is only needed for the default m
   s.factor = RequireFactor(c);
   s.attention_factor =
-      s.factor > 1 ? std::sqrt(1 + std::log(s.factor) / std::log(static_cast<double>(s.original_length))) : 1.0;
+      s.factor > 1 ? std::sqrt(1 + ReproducibleLog(s.factor) / ReproducibleLog(static_cast<double>(s.original_length))) : 1.0;
 }
 
 void ResolveBounded(const rotary_config& c, FrequencyScheme& s) {
@@ -195,7 +196,7 @@ void ResolveBounded(const rotary_config& c, FrequencyScheme& s) {
 
 }  // namespace
 
-double YarnMscale(double factor, double mu) { return factor > 1 ? 0.1 * mu * std::log(factor) + 1.0 : 1.0; }
+double YarnMscale(double factor, double mu) { return factor > 1 ? 0.1 * mu * ReproducibleLog(factor) + 1.0 : 1.0; }
 
 FrequencyScheme ResolveScheme(const rotary_config& c) {
   FrequencyScheme s;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "lib/config/reproducible_math.h"
+
 namespace rotary {
 namespace {
 
@@ -12,7 +14,7 @@ constexpr double kPi = 3.14159265358979323846;
 // accumulate i ulps (docs/math.md §4).
 std::vector<double> BaseInvFreq(double base, int rotary_dim) {
   std::vector<double> w(rotary_dim / 2);
-  for (size_t i = 0; i < w.size(); ++i) w[i] = std::pow(base, -2.0 * static_cast<double>(i) / rotary_dim);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = ReproduciblePow(base, -2.0 * static_cast<double>(i) / rotary_dim);
   return w;
 }
 
@@ -23,7 +25,7 @@ std::vector<double> DividedBy(std::vector<double> w, const std::vector<double>& 
 
 // NTK-aware base: the slowest pair is interpolated by exactly `stretch` (docs/math.md §2.2).
 double NtkBase(double base, double stretch, int rotary_dim) {
-  return base * std::pow(stretch, static_cast<double>(rotary_dim) / (rotary_dim - 2));
+  return base * ReproduciblePow(stretch, static_cast<double>(rotary_dim) / (rotary_dim - 2));
 }
 
 // docs/math.md §2.3: b'(L) = b * (s L / L0 - (s - 1))^(R / (R - 2)), with L clamped below at L0.
@@ -38,7 +40,7 @@ std::vector<double> DynamicNtkInvFreq(const FrequencyScheme& s, int64_t seq_len)
 std::vector<double> YarnInvFreq(const FrequencyScheme& s) {
   const double R = s.rotary_dim;
   auto pair_with_turns = [&](double turns) {
-    return R * std::log(static_cast<double>(s.original_length) / (turns * 2 * kPi)) / (2 * std::log(s.base));
+    return R * ReproducibleLog(static_cast<double>(s.original_length) / (turns * 2 * kPi)) / (2 * ReproducibleLog(s.base));
   };
   double low = pair_with_turns(s.beta_fast);
   double high = pair_with_turns(s.beta_slow);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "dispatch/cos_sin_double.h"
 #include "lib/call/scheduler.h"
 #include "lib/error.h"
 #include "lib/target_registry.h"
@@ -24,16 +25,11 @@ TableMemory AllocateDirectory(int64_t chunks) {
 
 // cos and sin of the exact angle position * w, not of its double rounding
 // (at position 2^31 the rounded product is off by up to 2^-22 rad, four f32
-// ulps of the result). The product splits exactly as hi + lo, lo from a fused
-// multiply-add (std::fma is exact on every platform; integer positions < 2^53
-// are exact doubles), and libm's cos/sin of hi (exactly reduced) are corrected
-// to first order in lo: |lo| <= 2^-53 |hi|, so its square is below double precision.
+// ulps of the result), by the same operations on every CPU (cos_sin_double.h).
 void ExactCosSin(double position, double w, double* cos_out, double* sin_out) {
-  const double hi = position * w;
-  const double lo = std::fma(position, w, -hi);
-  const double c = std::cos(hi), s = std::sin(hi);
-  *cos_out = c - s * lo;
-  *sin_out = s + c * lo;
+  const CosSin cs = CosSinOfAngle(position, w);
+  *cos_out = cs.cos;
+  *sin_out = cs.sin;
 }
 
 }  // namespace

@@ -131,7 +131,7 @@ TableView CachedTable::MakeView() const {
       break;
     case RowSource::kOnTheFly:
       view.inv_freq = spec_.plan.inv_freq.data();
-      view.scale = static_cast<float>(spec_.plan.scale);
+      view.scale = spec_.plan.scale;
       break;
     case RowSource::kBorrowed: {
       const BorrowedRows& borrowed = spec_.borrowed;
