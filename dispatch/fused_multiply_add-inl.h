@@ -87,7 +87,14 @@ HWY_INLINE hn::Mask<DD> HalfNeedsExactPath(hn::Vec<DD> s) {
   const auto halfway = hn::RebindMask(dd, hn::Eq(hn::And(hn::BitCast(du, s), hn::Set(du, kLowBits)),
                                                  hn::Set(du, kHalfway)));
   const auto subnormal = hn::And(hn::Lt(hn::Abs(s), hn::Set(dd, kMinNormalF32)), hn::Ne(s, hn::Zero(dd)));
+#if HWY_TARGET == HWY_EMU128
+  // Highway's emulated DemoteTo clamps Inf and values beyond f32's range to
+  // the largest float: those lanes (and NaN) take the exact path, as IEEE rounds them.
+  const auto beyond = hn::Not(hn::Le(hn::Abs(s), hn::Set(dd, static_cast<double>(hwy::HighestValue<float>()))));
+  return hn::Or(hn::Or(halfway, subnormal), beyond);
+#else
   return hn::Or(halfway, subnormal);
+#endif
 }
 
 // Not inlined: inlined at each of the kernels' call sites it made the library
