@@ -179,7 +179,9 @@ void ResolveLongrope(const rotary_config& c, FrequencyScheme& s) {
   if (c.attention_factor != 0) return;  // s is only needed for the default m
   s.factor = RequireFactor(c);
   s.attention_factor =
-      s.factor > 1 ? std::sqrt(1 + ReproducibleLog(s.factor) / ReproducibleLog(static_cast<double>(s.original_length))) : 1.0;
+      s.factor > 1
+          ? std::sqrt(1 + ReproducibleLog(s.factor) / ReproducibleLog(static_cast<double>(s.original_length)))
+          : 1.0;
 }
 
 void ResolveBounded(const rotary_config& c, FrequencyScheme& s) {

@@ -40,7 +40,8 @@ std::vector<double> DynamicNtkInvFreq(const FrequencyScheme& s, int64_t seq_len)
 std::vector<double> YarnInvFreq(const FrequencyScheme& s) {
   const double R = s.rotary_dim;
   auto pair_with_turns = [&](double turns) {
-    return R * ReproducibleLog(static_cast<double>(s.original_length) / (turns * 2 * kPi)) / (2 * ReproducibleLog(s.base));
+    return R * ReproducibleLog(static_cast<double>(s.original_length) / (turns * 2 * kPi)) /
+           (2 * ReproducibleLog(s.base));
   };
   double low = pair_with_turns(s.beta_fast);
   double high = pair_with_turns(s.beta_slow);
