@@ -173,8 +173,7 @@ void CheckAgainstReference(const Layout& layout, const TypedTensor& src, const T
             ASSERT_EQ(got, RoundTo(dst.dtype(), scale * src.Get(b, s, h, k))) << what << ": pass-through " << k;
             continue;
           }
-          ExpectOneRoundingOf(dst.dtype(), got, scale * head[k], bound, what.c_str());
-          if (::testing::Test::HasFailure()) {
+          if (!ExpectOneRoundingOf(dst.dtype(), got, scale * head[k], bound, what.c_str())) {
             FAIL() << what << " at b " << b << " s " << s << " h " << h << " k " << k << " (pair axis "
                    << pair_axis[(layout.interleaved_pairs ? k / 2 : k % layout.pairs())] << ")";
           }
