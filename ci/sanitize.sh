@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Sanitizer runs (gcc), each in its own build directory:
+# Sanitizer runs, each in its own build directory:
 #   asan  the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer
-#         (build/asan). -fno-sanitize-recover=all: the first UB report aborts the
+#         (build/asan, clang: ci_build_asan in ci/lib.sh, shared with the fuzz
+#         stage). -fno-sanitize-recover=all: the first UB report aborts the
 #         test, so UB fails the run instead of scrolling by. LeakSanitizer is on.
-#   tsan  the concurrency tests under ThreadSanitizer (build/tsan): every test
+#   tsan  the concurrency tests under ThreadSanitizer (build/tsan, gcc): every test
 #         whose name matches TSAN_TESTS, so new *Concurrent*, *Thread* and
 #         *Stress* tests join without touching this script; only the test
 #         binaries that hold one are built.
@@ -32,24 +33,19 @@ TSAN_TESTS='Concurren|Thread|Stress'
 
 # The run functions are called where `set -e` does not apply (`|| rc=1`), so
 # every step that can fail returns explicitly.
-# Sanitizer builds compile one Highway target (ci_one_target_march: AVX-512
-# where the CPU has it, else AVX2, else the baseline): under ASan+UBSan the
-# six-target kernel and kernel-test files took over 17 minutes to compile on 2
-# cores. The sanitizers look for memory, UB and race bugs in the library's
-# logic, which one target exercises; every target's kernels are tested by the
-# native, clang and arm64 stages.
+# The TSan build compiles one Highway target, as build/asan does (ci_build_asan):
+# the sanitizers look for memory, UB and race bugs in the library's logic, which
+# one target exercises; every target's kernels are tested by the native, clang
+# and arm64 stages.
 one_target_flags=$(ci_one_target_march)
 # -O1 -g1 (line tables: the reports' stacks still name file and line): the
-# sanitizers' usual level, and half the compile time of -O2 -g under ASan+UBSan.
+# sanitizers' usual level, and half the compile time of -O2 -g.
 optimize=(-DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1")
 
 run_asan() {
   # Warnings are the native and clang stages' job: no -Werror here, so that a
   # sanitizer-only false warning cannot fail the run.
-  ci_build build/asan -DCMAKE_BUILD_TYPE=RelWithDebInfo "${optimize[@]}" -DROTARY_BUILD_BENCH=OFF \
-    -DROTARY_SANITIZE=address,undefined -DROTARY_HWY_TARGETS=static \
-    -DCMAKE_C_FLAGS="-fno-sanitize-recover=all $one_target_flags" \
-    -DCMAKE_CXX_FLAGS="-fno-sanitize-recover=all $one_target_flags" || return 1
+  ci_build_asan || return 1
   ASAN_OPTIONS=detect_leaks=1:check_initialization_order=1:strict_init_order=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ci_ctest build/asan build/asan/ci-ctest.log

@@ -12,11 +12,18 @@ file(REMOVE_RECURSE ${prefix} ${work})
 
 # A sanitized rotary needs its runtime in the consumer too.
 set(sanitize_flags "")
+set(c_link_flags "")
 set(cmake_sanitize "")
 if(SANITIZE)
   set(sanitize_flags -fsanitize=${SANITIZE})
+  # clang links UBSan's C++ part (the library's vptr checks need it) only into
+  # C++ programs; a C program calling the library needs it too.
+  if(C_COMPILER MATCHES "clang" AND SANITIZE MATCHES "undefined")
+    set(c_link_flags -fsanitize-link-c++-runtime -lstdc++)
+  endif()
+  string(JOIN " " exe_link_flags ${sanitize_flags} ${c_link_flags})
   set(cmake_sanitize -DCMAKE_C_FLAGS=${sanitize_flags} -DCMAKE_CXX_FLAGS=${sanitize_flags}
-                     -DCMAKE_EXE_LINKER_FLAGS=${sanitize_flags})
+                     "-DCMAKE_EXE_LINKER_FLAGS=${exe_link_flags}")
 endif()
 
 function(run)
@@ -89,7 +96,7 @@ function(build_with_pkg_config package output)
   message(STATUS "pkg-config --cflags --libs ${package}: ${flags}")
   separate_arguments(flags UNIX_COMMAND "${flags}")
   run(${C_COMPILER} -Wall -Wextra -Werror ${sanitize_flags} ${CONSUMER_DIR}/consumer.c -o ${output} ${flags}
-      -Wl,-rpath,${lib_dir})
+      ${c_link_flags} -Wl,-rpath,${lib_dir})
 endfunction()
 build_with_pkg_config(rotary ${work}/consumer_pkg_config)
 check_program(${work}/consumer_pkg_config ${shared_kind})
