@@ -14,6 +14,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -615,9 +616,13 @@ TEST(KvCacheWrite, BadCallsAreErrorsThatWriteNothing) {
     EXPECT_TRUE(SameBits(v_cache.data(), vc0));
   }
   // C++: a slot vector that is not one per token.
-  EXPECT_THROW(rope.apply_qk(q.view(), k.view(), rotary::KvCacheWrite(k_cache.view(), v.view(), v_cache.view(),
-                                                                      std::vector<int64_t>{0, 1, 2})),
-               rotary::Error);
+  const std::vector<int64_t> three_slots = {0, 1, 2};
+  EXPECT_THROW(
+      rope.apply_qk(q.view(), k.view(), rotary::KvCacheWrite(k_cache.view(), v.view(), v_cache.view(), three_slots)),
+      rotary::Error);
+  static_assert(!std::is_constructible_v<rotary::KvCacheWrite, rotary::Tensor, rotary::Tensor, rotary::Tensor,
+                                         std::vector<int64_t>>,
+                "a temporary slot vector would dangle");
   // The good call goes through.
   rope.apply_qk(q.view(), k.view(), rotary::KvCacheWrite(k_cache.view(), v.view(), v_cache.view(), good));
   EXPECT_FALSE(SameBits(k_cache.data(), kc0));

@@ -13,33 +13,24 @@
 
 namespace rotary_test {
 
-inline uint32_t FloatBits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
+// The bits of a value and back (memcpy: no aliasing questions).
+template <class To, class From>
+inline To BitCast(From from) {
+  static_assert(sizeof(To) == sizeof(From), "same size");
+  To to;
+  std::memcpy(&to, &from, sizeof(to));
+  return to;
 }
-inline float BitsFloat(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
+inline uint32_t FloatBits(float f) { return BitCast<uint32_t>(f); }
+inline float BitsFloat(uint32_t u) { return BitCast<float>(u); }
 
 // 2^e for a normal double exponent e (|e| <= 1022), from its bits: exact, and
 // much cheaper than ldexp, which these per-element conversions called on every
 // value (a fifth of some tests' time, more under qemu).
-inline double PowerOfTwo(int e) {
-  const uint64_t bits = static_cast<uint64_t>(e + 1023) << 52;
-  double d;
-  std::memcpy(&d, &bits, 8);
-  return d;
-}
+inline double PowerOfTwo(int e) { return BitCast<double>(static_cast<uint64_t>(e + 1023) << 52); }
 
 // The exponent e of a normal double a > 0: a in [2^e, 2^(e+1)).
-inline int ExponentOf(double a) {
-  uint64_t bits;
-  std::memcpy(&bits, &a, 8);
-  return static_cast<int>((bits >> 52) & 0x7FF) - 1023;
-}
+inline int ExponentOf(double a) { return static_cast<int>((BitCast<uint64_t>(a) >> 52) & 0x7FF) - 1023; }
 
 // f16 bits -> value (exact in double).
 inline double HalfToDouble(uint16_t h) {

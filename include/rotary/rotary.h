@@ -157,7 +157,7 @@ typedef struct {
   rotary_dtype dtype;   /* of cos and sin: F32, F16 or BF16. Default ROTARY_F32. */
   const void* cos;      /* position 0's cos of pair 0. Default NULL (must be set). */
   const void* sin;      /* position 0's sin of pair 0. Default NULL (must be set). */
-  int64_t row_stride;   /* elements from one position's values to the next, >= rotary_dim / 2. Default 0. */
+  int64_t row_stride;   /* elements from one position's values to the next, in [rotary_dim / 2, 2^32]. Default 0. */
   int64_t rows;         /* positions held: every position must be below it. Default 0 (must be set). */
 } rotary_borrowed_table;
 

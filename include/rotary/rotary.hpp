@@ -350,6 +350,9 @@ struct KvCacheWrite {
         slot_count(static_cast<int64_t>(slots.size())) {}
   KvCacheWrite(const Tensor& k_cache_view, const Tensor& v_view, const Tensor& v_cache_view, const int64_t* slots)
       : k_cache(k_cache_view), v(v_view), v_cache(v_cache_view), slot_mapping(slots) {}
+  // The slots are read by the call, not copied: a temporary vector would be
+  // gone before a KvCacheWrite kept in a variable is used. Name the vector.
+  KvCacheWrite(const Tensor&, const Tensor&, const Tensor&, std::vector<int64_t>&&) = delete;
 };
 
 class Rope {
