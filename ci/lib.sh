@@ -56,11 +56,11 @@ ci_targets_run() {
     awk '!seen[$0]++' | tr '\n' ' ' | sed 's/ $//'
 }
 
-# ci_one_target_march: the -march flag of the one Highway target that the
-# sanitizer and fuzz builds compile (six targets under ASan took over 17
-# minutes): AVX-512 (Highway's AVX3) where this CPU has it, so the kernels'
-# 32-register paths run under the sanitizers too; else AVX2; else the baseline.
-ci_one_target_march() {
+# ci_one_target: the one Highway target that the sanitizer and fuzz builds
+# compile (six targets under ASan took over 17 minutes): AVX3 (AVX-512) where
+# this CPU has it, so the kernels' 32-register paths run under the sanitizers
+# too; else AVX2; else nothing (the compiler's baseline).
+ci_one_target() {
   local flags
   flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)
   local f has_avx3=1
@@ -68,10 +68,35 @@ ci_one_target_march() {
     [[ " $flags " == *" $f "* ]] || has_avx3=0
   done
   if [ "$has_avx3" = 1 ]; then
-    echo "-march=skylake-avx512"
+    echo AVX3
   elif [[ " $flags " == *" avx2 "* && " $flags " == *" fma "* ]]; then
-    echo "-march=haswell"
+    echo AVX2
   fi
+}
+
+# ci_one_target_march: the -march flag that makes ci_one_target Highway's
+# static target.
+ci_one_target_march() {
+  case "$(ci_one_target)" in
+    AVX3) echo "-march=skylake-avx512" ;;
+    AVX2) echo "-march=haswell" ;;
+  esac
+}
+
+# ci_check_one_target DIR: fails unless the library built in DIR runs the
+# kernels of ci_one_target (Highway picks its static target from the
+# compiler's feature macros; with -march=haswell's missing AES it once
+# silently compiled SSSE3).
+ci_check_one_target() {
+  local want got
+  want=$(ci_one_target)
+  [ -n "$want" ] || return 0
+  got=$("$1/tests/target_env_check" BEST | sed -nE 's/^active target ([A-Z0-9_]+).*/\1/p')
+  if [ "$got" != "$want" ]; then
+    echo "ci: $1 runs the ${got:-unknown} kernels, not $want ($(ci_one_target_march))" >&2
+    return 1
+  fi
+  echo "ci: $1 runs the $got kernels"
 }
 
 # ci_build_asan [-- BUILD_ARGS...]: configures and builds build/asan, the
@@ -79,9 +104,10 @@ ci_one_target_march() {
 # fuzz stage (tests/fuzz_apply): clang, AddressSanitizer + UndefinedBehavior-
 # Sanitizer with -fno-sanitize-recover=all (the first report aborts),
 # libFuzzer's coverage instrumentation (ROTARY_FUZZ), one Highway target
-# (ci_one_target_march: six targets under ASan took over 17 minutes to
-# compile; every target's kernels are tested by the native, clang and arm64
-# stages), at -O1 -g1 (line tables: reports still name file and line). One
+# (ci_one_target, checked after the build: six targets under ASan took over
+# 17 minutes to compile; every target's kernels are tested by the native,
+# clang and arm64 stages), at -O1 -g1 (line tables: reports still name file
+# and line). One
 # build for both stages, with clang, whose ASan build is 40% faster than gcc's.
 ci_build_asan() {
   local flags
@@ -90,5 +116,6 @@ ci_build_asan() {
   CC=clang CXX=clang++ ci_build build/asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
     -DROTARY_BUILD_BENCH=OFF -DROTARY_SANITIZE=address,undefined -DROTARY_FUZZ=ON -DROTARY_HWY_TARGETS=static \
-    -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" "$@"
+    -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" "$@" || return 1
+  [ $# -gt 0 ] || ci_check_one_target build/asan  # (a build of named targets may lack the checker)
 }
