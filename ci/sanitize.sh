@@ -38,9 +38,6 @@ TSAN_TESTS='Concurren|Thread|Stress'
 # one target exercises; every target's kernels are tested by the native, clang
 # and arm64 stages.
 one_target_flags=$(ci_one_target_march)
-# -O1 -g1 (line tables: the reports' stacks still name file and line): the
-# sanitizers' usual level, and half the compile time of -O2 -g.
-optimize=(-DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1")
 
 run_asan() {
   # Warnings are the native and clang stages' job: no -Werror here, so that a
@@ -85,8 +82,8 @@ tsan_tbb() {
   fi
   # TBB_STRICT=OFF: gcc warns that TSan does not model atomic_thread_fence, and
   # TBB's strict mode makes warnings errors. tbbmalloc is not used by rotary.
-  if ! { cmake -S "$root/src" -B "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${optimize[@]}" -DTBB_SANITIZE=thread \
-    -DTBB_TEST=OFF -DTBB_EXAMPLES=OFF -DTBB_STRICT=OFF -DTBBMALLOC_BUILD=OFF -DTBB_ENABLE_IPO=OFF \
+  if ! { cmake -S "$root/src" -B "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${ci_sanitizer_optimize[@]}" \
+    -DTBB_SANITIZE=thread -DTBB_TEST=OFF -DTBB_EXAMPLES=OFF -DTBB_STRICT=OFF -DTBBMALLOC_BUILD=OFF -DTBB_ENABLE_IPO=OFF \
     -DCMAKE_INSTALL_PREFIX="$root/install" &&
     cmake --build "$root/build" -j "$ci_jobs" && cmake --install "$root/build"; } >"$root/build.log" 2>&1; then
     cat "$root/build.log" >&2
@@ -113,7 +110,7 @@ run_tsan() {
   fi
   echo "ci: TSan test binaries: $(echo $targets)"
   # shellcheck disable=SC2086 # one --target per binary
-  ci_build build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo "${optimize[@]}" -DROTARY_BUILD_BENCH=OFF \
+  ci_build build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo "${ci_sanitizer_optimize[@]}" -DROTARY_BUILD_BENCH=OFF \
     -DROTARY_BUILD_EXAMPLES=OFF -DROTARY_BUILD_PYTHON=OFF \
     -DROTARY_SANITIZE=thread -DROTARY_HWY_TARGETS=static -DCMAKE_C_FLAGS="$one_target_flags" \
     -DCMAKE_CXX_FLAGS="$one_target_flags" -DTBB_DIR="$tbb/install/lib/cmake/TBB" \
