@@ -25,6 +25,7 @@
 #include "bench/report.h"
 #include "bench/timing.h"
 #include "bench/yardsticks.h"
+#include "lib/call/last_level_cache.h"
 #include "rotary/rotary.hpp"
 
 namespace {
@@ -903,7 +904,13 @@ int main(int argc, char** argv) {
   }
   if (o.format == Options::kCsv) rotary_bench::PrintCsv(bench.results());
   if (o.format == Options::kJson) rotary_bench::PrintJson(bench.results());
-  if (o.format == Options::kLines) rotary_bench::PrintSummary(bench.results(), CpuName() + ", " + std::to_string(cores) + " cores");
+  if (o.format == Options::kLines) {
+    // The cache size decides each call's head order (RowJob::streaming): a
+    // wrong one shows as a slow prefill, so the summary says which it was.
+    const rotary::LastLevelCache& llc = rotary::DetectedLastLevelCache();
+    rotary_bench::PrintSummary(bench.results(), CpuName() + ", " + std::to_string(cores) + " cores, last-level cache " +
+                                                    std::to_string(llc.bytes >> 10) + " KiB (" + llc.source + ")");
+  }
   if (!o.plot_path.empty() && !rotary_bench::PlotPng(bench.results(), o.plot_path)) return 1;
   return 0;
 }
