@@ -174,6 +174,40 @@ HWY_INLINE void StorePairsF32(F16Storage, VF even, VF odd, uint16_t* p) {
 }
 #endif
 
+// x86's two-source shuffles take the pairs of 2N components apart into their
+// first and second elements, and unpack joins them back, within each 128-bit
+// block, one instruction per vector each way. The interleaved kernels then
+// rotate as the neox ones do, with one cos and one sin vector per 2N
+// components (split from the row once per row chunk: SplitRowChunk) instead
+// of two table vectors and a lane swap per N; the same products and fused
+// adds of the same values, so the same bits. Streaming from DRAM, that form
+// (four vectors read per 2N components instead of six) keeps up with the
+// stream loop where the swap form did not (measured on AVX2, Zen 5). Not on
+// SSE4 and SSSE3: their emulated fused multiply-add bounds them even from
+// DRAM, and the shuffles only add to it.
+#undef ROTARY_SPLIT_PAIRS
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+#define ROTARY_SPLIT_PAIRS 1
+// Per block: even = (v0[0], v0[2], v1[0], v1[2]), odd = (v0[1], v0[3], v1[1], v1[3]).
+HWY_INLINE void SplitPairs(VF v0, VF v1, VF& even, VF& odd) {
+#if HWY_TARGET <= HWY_AVX3
+  even = VF{_mm512_shuffle_ps(v0.raw, v1.raw, _MM_SHUFFLE(2, 0, 2, 0))};
+  odd = VF{_mm512_shuffle_ps(v0.raw, v1.raw, _MM_SHUFFLE(3, 1, 3, 1))};
+#else
+  even = VF{_mm256_shuffle_ps(v0.raw, v1.raw, _MM_SHUFFLE(2, 0, 2, 0))};
+  odd = VF{_mm256_shuffle_ps(v0.raw, v1.raw, _MM_SHUFFLE(3, 1, 3, 1))};
+#endif
+}
+
+// The inverse of SplitPairs (InterleaveLower/Upper work per block).
+HWY_INLINE void JoinPairs(VF even, VF odd, VF& v0, VF& v1) {
+  v0 = hn::InterleaveLower(DF(), even, odd);
+  v1 = hn::InterleaveUpper(DF(), even, odd);
+}
+#else
+#define ROTARY_SPLIT_PAIRS 0
+#endif
+
 // Pairs [0, count) (components [0, 2 * count)) of kHeads heads, `xs` / `ys` elements apart.
 template <class Src, class Dst, size_t kHeads>
 HWY_INLINE void RotateInterleavedHeads(const typename Src::T* x, int64_t xs, typename Dst::T* y, int64_t ys,
@@ -272,39 +306,62 @@ template <class Src, class Dst>
 constexpr bool kBF16ToBF16 = std::is_same<Src, BF16Storage>::value &&
                              (std::is_same<Dst, BF16Storage>::value || std::is_same<Dst, BF16NativeStorage>::value);
 
-// ---- bf16 in and out: two bf16 per 32-bit lane (bf16_lanes) ----
+// Interleaved pairs taken apart by SplitPairs (x86), in any storage but bf16
+// to bf16 (whose bf16_lanes split the pairs already).
+template <int kPairing, class Src, class Dst>
+constexpr bool kSplitPairsOf = ROTARY_SPLIT_PAIRS && kPairing == kInterleavedPairs && !kBF16ToBF16<Src, Dst>;
+
+// ---- Elements split into even and odd lanes: bf16 two per 32-bit lane, interleaved pairs on x86 ----
 // A vector of 2N bf16 elements is taken apart into its even and odd elements
 // as two f32 vectors by bit operations and joined back after rounding, with
 // no widening, narrowing or lane swap (half the work of LoadF32/StoreF32).
-// The table entries of those elements are split the same way: once per row
-// chunk into a stack buffer (BF16SplitRowChunk), or once per row into
-// registers (RotateBF16HeadsWithRowInRegisters). Not on SCALAR, where a lane
-// cannot hold a pair.
+// Interleaved pairs in other storage are loaded as two vectors and split by
+// SplitPairs. The table entries of those elements are split the same way:
+// once per row chunk into a stack buffer (SplitRowChunk), or once per row
+// into registers (RotateBF16HeadsWithRowInRegisters). Not on SCALAR, where a
+// lane cannot hold a pair.
 #if ROTARY_BF16_LANES
+// Where the entries of the even and odd elements of 2N land: in element
+// order (bf16_lanes: lane j holds elements 2j and 2j + 1), or per 128-bit
+// block as SplitPairs leaves them.
+enum SplitOrder { kElementOrder, kBlockOrder };
+
+template <SplitOrder kOrder>
+HWY_INLINE void SplitEvenOdd(VF lo, VF hi, VF& even, VF& odd) {
+#if ROTARY_SPLIT_PAIRS
+  if constexpr (kOrder == kBlockOrder) {
+    SplitPairs(lo, hi, even, odd);
+    return;
+  }
+#endif
+  even = hn::ConcatEven(DF(), hi, lo);
+  odd = hn::ConcatOdd(DF(), hi, lo);
+}
+
 // The cos/sin of the 2N elements [at, at + 2N) of a head, split into the
 // entries of the even and the odd elements. Neox: element k of a half pairs
 // with cos[k] and sin[k]. Interleaved: lane j holds pair j, whose cos is
 // cos_dup[2j] and whose +sin is sin_alt[2j + 1]; even and odd lanes share them.
 // (Plain variables, not a struct: SVE vectors cannot be members.)
-template <int kPairing>
-HWY_INLINE void LoadBF16Table(const float* cos, const float* sin, size_t at, VF& cos_even, VF& cos_odd,
-                              VF& sin_even, VF& sin_odd) {
+template <int kPairing, SplitOrder kOrder = kElementOrder>
+HWY_INLINE void LoadSplitTable(const float* cos, const float* sin, size_t at, VF& cos_even, VF& cos_odd,
+                               VF& sin_even, VF& sin_odd) {
   const DF d;
   const size_t N = hn::Lanes(d);
-  const VF c_lo = hn::LoadU(d, cos + at), c_hi = hn::LoadU(d, cos + at + N);
-  const VF s_lo = hn::LoadU(d, sin + at), s_hi = hn::LoadU(d, sin + at + N);
-  cos_even = InRegister(hn::ConcatEven(d, c_hi, c_lo));
-  sin_odd = InRegister(hn::ConcatOdd(d, s_hi, s_lo));
+  SplitEvenOdd<kOrder>(hn::LoadU(d, cos + at), hn::LoadU(d, cos + at + N), cos_even, cos_odd);
+  SplitEvenOdd<kOrder>(hn::LoadU(d, sin + at), hn::LoadU(d, sin + at + N), sin_even, sin_odd);
+  cos_even = InRegister(cos_even);
+  sin_odd = InRegister(sin_odd);
   if (kPairing == kNeoxPairs) {
-    cos_odd = InRegister(hn::ConcatOdd(d, c_hi, c_lo));
-    sin_even = InRegister(hn::ConcatEven(d, s_hi, s_lo));
+    cos_odd = InRegister(cos_odd);
+    sin_even = InRegister(sin_even);
   } else {
     cos_odd = cos_even;
     sin_even = sin_odd;
   }
 }
 
-// Elements [at, at + 2N) of one head (and their neox partners `half` further).
+// Elements [at, at + 2N) of one bf16 head (and their neox partners `half` further).
 template <int kPairing, class Dst>
 HWY_INLINE void RotateBF16Elements(const uint16_t* x, uint16_t* y, size_t at, size_t half, VF cos_even, VF cos_odd,
                                    VF sin_even, VF sin_odd) {
@@ -322,13 +379,27 @@ HWY_INLINE void RotateBF16Elements(const uint16_t* x, uint16_t* y, size_t at, si
   bf16_lanes::Store(Dst(), a_even, a_odd, y + at);
 }
 
-// The table entries of a row chunk split for bf16_lanes once per row chunk,
-// so that every head group reads them with plain loads. Splitting per head
-// group instead (two shuffles per vector, four vectors per 2N elements) made
-// AVX2 bf16 0.53-0.65 of its stream loop. Per 2N-element chunk u the buffer
-// holds cos_even, cos_odd, sin_even, sin_odd (neox) or cos, sin (interleaved,
-// whose even and odd lanes share both), N floats each.
-struct BF16SplitRowChunk {
+#if ROTARY_SPLIT_PAIRS
+// Components [at, at + 2N) of one interleaved head, its pairs split by SplitPairs.
+template <class Src, class Dst>
+HWY_INLINE void RotateSplitPairElements(const typename Src::T* x, typename Dst::T* y, size_t at, VF cos, VF sin) {
+  const size_t N = hn::Lanes(DF());
+  VF first, second;
+  SplitPairs(InRegister(LoadF32(Src(), x + at)), InRegister(LoadF32(Src(), x + at + N)), first, second);
+  RotatePairs(first, second, cos, sin);
+  VF lo, hi;
+  JoinPairs(first, second, lo, hi);
+  StoreF32Pair(Dst(), lo, hi, y + at);
+}
+#endif
+
+// The table entries of a row chunk split once per row chunk, so that every
+// head group reads them with plain loads. Splitting per head group instead
+// (two shuffles per vector, four vectors per 2N elements) made AVX2 bf16
+// 0.53-0.65 of its stream loop. Per 2N-element chunk u the buffer holds
+// cos_even, sin_odd, cos_odd, sin_even (neox) or cos, sin (interleaved, whose
+// even and odd lanes share both), N floats each.
+struct SplitRowChunk {
   static constexpr size_t kFloats = 512;  // per half of the row: 4 KiB of stack
   HWY_ALIGN float entries[2 * kFloats];
 
@@ -336,14 +407,14 @@ struct BF16SplitRowChunk {
   static constexpr size_t kVectorsPerChunk = kPairing == kNeoxPairs ? 4 : 2;
 
   // Splits the whole 2N-element chunks of [0, floats) per half, floats <= kFloats.
-  template <int kPairing>
+  template <int kPairing, SplitOrder kOrder>
   void Fill(const float* cos, const float* sin, size_t floats) {
     const DF d;
     const size_t N = hn::Lanes(d);
     float* to = entries;
     for (size_t at = 0; at + 2 * N <= floats; at += 2 * N) {
       VF cos_even, cos_odd, sin_even, sin_odd;
-      LoadBF16Table<kPairing>(cos, sin, at, cos_even, cos_odd, sin_even, sin_odd);
+      LoadSplitTable<kPairing, kOrder>(cos, sin, at, cos_even, cos_odd, sin_even, sin_odd);
       hn::Store(cos_even, d, to);
       hn::Store(sin_odd, d, to + N);
       if (kPairing == kNeoxPairs) {
@@ -373,17 +444,23 @@ struct BF16SplitRowChunk {
 
 // Elements [first, first + chunks * 2N) of kHeads heads, `xs` / `ys` elements
 // apart, with the split table of those elements.
-template <int kPairing, class Dst, size_t kHeads>
-HWY_INLINE void RotateBF16SplitChunks(const uint16_t* x, int64_t xs, uint16_t* y, int64_t ys,
-                                      const BF16SplitRowChunk& split, size_t first, size_t chunks, size_t half) {
+template <int kPairing, class Src, class Dst, size_t kHeads>
+HWY_INLINE void RotateSplitChunks(const typename Src::T* x, int64_t xs, typename Dst::T* y, int64_t ys,
+                                  const SplitRowChunk& split, size_t first, size_t chunks, size_t half) {
   const size_t step = 2 * hn::Lanes(DF());
   for (size_t u = 0; u < chunks; ++u) {
     VF cos_even, cos_odd, sin_even, sin_odd;
     split.Load<kPairing>(u, cos_even, cos_odd, sin_even, sin_odd);
     for (size_t h = 0; h < kHeads; ++h) {
-      RotateBF16Elements<kPairing, Dst>(x + static_cast<int64_t>(h) * xs,
-                                                  y + static_cast<int64_t>(h) * ys, first + u * step, half, cos_even,
-                                                  cos_odd, sin_even, sin_odd);
+      const typename Src::T* xh = x + static_cast<int64_t>(h) * xs;
+      typename Dst::T* yh = y + static_cast<int64_t>(h) * ys;
+      if constexpr (kBF16ToBF16<Src, Dst>) {
+        RotateBF16Elements<kPairing, Dst>(xh, yh, first + u * step, half, cos_even, cos_odd, sin_even, sin_odd);
+      } else {
+#if ROTARY_SPLIT_PAIRS
+        RotateSplitPairElements<Src, Dst>(xh, yh, first + u * step, cos_even, sin_odd);
+#endif
+      }
     }
   }
 }
@@ -392,22 +469,26 @@ HWY_INLINE void RotateBF16SplitChunks(const uint16_t* x, int64_t xs, uint16_t* y
 // (interleaved) of all heads, kHeadGroup heads at a time (one at a time if
 // one_at_a_time), with the table split once per row chunk; returns how many
 // elements per half (head) that covered.
-template <int kPairing, class Dst>
-HWY_INLINE size_t RotateAllBF16Chunks(const uint16_t* x, int64_t xs, uint16_t* y, int64_t ys, int64_t heads,
-                                      const float* cos, const float* sin, size_t floats, size_t half,
-                                      bool one_at_a_time) {
+template <int kPairing, class Src, class Dst>
+HWY_INLINE size_t RotateAllSplitChunks(const typename Src::T* x, int64_t xs, typename Dst::T* y, int64_t ys,
+                                       int64_t heads, const float* cos, const float* sin, size_t floats, size_t half,
+                                       bool one_at_a_time) {
+  constexpr SplitOrder kOrder = kBF16ToBF16<Src, Dst> ? kElementOrder : kBlockOrder;
   const size_t step = 2 * hn::Lanes(DF());
   const size_t whole = floats / step * step;
-  BF16SplitRowChunk split;
-  for (size_t first = 0; first < whole; first += BF16SplitRowChunk::kFloats) {
-    const size_t chunks = std::min(BF16SplitRowChunk::kFloats, whole - first) / step;
-    split.Fill<kPairing>(cos + first, sin + first, chunks * step);
+  SplitRowChunk split;
+  for (size_t first = 0; first < whole; first += SplitRowChunk::kFloats) {
+    const size_t chunks = std::min(SplitRowChunk::kFloats, whole - first) / step;
+    split.Fill<kPairing, kOrder>(cos + first, sin + first, chunks * step);
     int64_t h = 0;
-    for (; !one_at_a_time && h + static_cast<int64_t>(kHeadGroup) <= heads; h += kHeadGroup) {
-      RotateBF16SplitChunks<kPairing, Dst, kHeadGroup>(x + h * xs, xs, y + h * ys, ys, split, first, chunks, half);
+    if constexpr (!kSplitPairsOf<kPairing, Src, Dst>) {  // split pairs: one head at a time (RotateAllHeads)
+      for (; !one_at_a_time && h + static_cast<int64_t>(kHeadGroup) <= heads; h += kHeadGroup) {
+        RotateSplitChunks<kPairing, Src, Dst, kHeadGroup>(x + h * xs, xs, y + h * ys, ys, split, first, chunks,
+                                                          half);
+      }
     }
     for (; h < heads; ++h) {
-      RotateBF16SplitChunks<kPairing, Dst, 1>(x + h * xs, xs, y + h * ys, ys, split, first, chunks, half);
+      RotateSplitChunks<kPairing, Src, Dst, 1>(x + h * xs, xs, y + h * ys, ys, split, first, chunks, half);
     }
   }
   return whole;
@@ -485,7 +566,7 @@ HWY_INLINE void RotateBF16HeadsWithRowInRegisters(const uint16_t* x, int64_t xs,
   constexpr size_t kChunks = kVectors / 2;
   VF cos_even[kChunks], cos_odd[kChunks], sin_even[kChunks], sin_odd[kChunks];
   for (size_t u = 0; u < kChunks; ++u) {
-    LoadBF16Table<kPairing>(cos, sin, u * step, cos_even[u], cos_odd[u], sin_even[u], sin_odd[u]);
+    LoadSplitTable<kPairing>(cos, sin, u * step, cos_even[u], cos_odd[u], sin_even[u], sin_odd[u]);
   }
   for (int64_t h = 0; h < heads; ++h) {
     for (size_t u = 0; u < kChunks; ++u) {
@@ -547,17 +628,21 @@ HWY_INLINE void RotateAllHeads(const typename Src::T* x, int64_t xs, typename Ds
   }
 #endif
 #if ROTARY_BF16_LANES
-  if constexpr (kBF16ToBF16<Src, Dst>) {
-    // bf16 pairs of lanes first; what is left (under 2N elements) is widened.
-    constexpr size_t kPer = kFloatsPerPair<kPairing>;
-    const size_t done =
-        RotateAllBF16Chunks<kPairing, Dst>(x, xs, y, ys, heads, cos, sin, count * kPer, half, one_at_a_time);
-    if (done == count * kPer) return;
-    x += done;
-    y += done;
-    cos += done;
-    sin += done;
-    count -= done / kPer;
+  // Split elements first; what is left (under 2N elements) as below. Split
+  // pairs only when streaming: in cache their shuffles cost more than the
+  // table loads they save (measured on AVX2).
+  if constexpr (kBF16ToBF16<Src, Dst> || kSplitPairsOf<kPairing, Src, Dst>) {
+    if (kBF16ToBF16<Src, Dst> || one_at_a_time) {
+      constexpr size_t kPer = kFloatsPerPair<kPairing>;
+      const size_t done = RotateAllSplitChunks<kPairing, Src, Dst>(x, xs, y, ys, heads, cos, sin, count * kPer,
+                                                                   half, one_at_a_time);
+      if (done == count * kPer) return;
+      x += done;
+      y += done;
+      cos += done;
+      sin += done;
+      count -= done / kPer;
+    }
   }
 #endif
   int64_t h = 0;

@@ -54,6 +54,10 @@ const KernelTable& Kernels() {
   HWY_ABORT("the registry lists no kernels of %s", hwy::TargetName(HWY_TARGET));
 }
 
+DtypeIndex DtypeIndexOf(rotary_dtype dtype) {
+  return dtype == ROTARY_F32 ? kF32 : dtype == ROTARY_F16 ? kF16 : kBF16;
+}
+
 std::vector<size_t> PairCounts() {
   const size_t N = hn::Lanes(DF());
   std::vector<size_t> counts = {1, 2, 3, 7, std::max<size_t>(1, N / 2), N, N + 1, 3 * N, 8 * N + 2, 40, 64};
@@ -241,6 +245,65 @@ void TestRowKernelAtCommonHeadSizes() {
   const int dims[][2] = {{32, 32}, {64, 64}, {128, 128}, {256, 256}, {160, 128}, {96, 64}, {1088, 1088}, {544, 544}};
   for (const int pairing : {kNeoxPairs, kInterleavedPairs}) {
     for (const auto& dim : dims) CheckRowKernelShape(pairing, dim[0], dim[1], {1.0f, 0.25f}, positions);
+  }
+}
+
+// Every storage pair, out of place, in both head orders: the streaming order
+// runs other loops (one head at a time; interleaved pairs split into lanes on
+// AVX2 and AVX-512, SplitPairs) and must write the same bytes as the cache-resident one,
+// each element one rounding of the float64 result (f32: within F32Bound).
+// Head sizes with and without a remainder under two vectors.
+void TestEveryStoragePairInBothHeadOrders() {
+  const rotary_dtype dtypes[] = {ROTARY_F32, ROTARY_F16, ROTARY_BF16};
+  const std::vector<int64_t> positions = {5, 4000, 77};
+  const int dims[][2] = {{128, 128}, {80, 72}};
+  for (const int pairing : {kNeoxPairs, kInterleavedPairs}) {
+    for (const auto& dim : dims) {
+      const std::unique_ptr<RopeTable> table = RowKernelTable(pairing, dim[0], dim[1], positions);
+      const RefRope ref{dim[0], dim[1], pairing == kInterleavedPairs};
+      const rotary_test::Shape shape{1, static_cast<int64_t>(positions.size()), 6, dim[0], 3, 1, 0};
+      for (const rotary_dtype src_type : dtypes) {
+        rotary_test::TypedTensor src(src_type, shape);
+        std::mt19937 rng(7u * static_cast<uint32_t>(src_type) + static_cast<uint32_t>(dim[0]));
+        src.ForEach([&](int64_t b, int64_t s, int64_t h, int64_t k) {
+          src.Set(b, s, h, k, rotary_test::UniformValue(rng, -1.0, 1.0));
+        });
+        const rotary_tensor x = src.raw();
+        for (const rotary_dtype dst_type : dtypes) {
+          rotary_test::TypedTensor in_cache(dst_type, shape), streamed(dst_type, shape);
+          for (rotary_test::TypedTensor* dst : {&in_cache, &streamed}) {
+            const rotary_tensor y = dst->raw();
+            RowJob job{};
+            job.operands[0] = Operand{x.data,         y.data,       x.stride_batch, x.stride_seq, x.stride_head,
+                                      y.stride_batch, y.stride_seq, y.stride_head,  x.heads,      1.0f,
+                                      true};
+            job.num_operands = 1;
+            job.seq = x.seq;
+            job.pairs = static_cast<size_t>(dim[1] / 2);
+            job.head_dim = static_cast<size_t>(dim[0]);
+            job.positions = positions.data();
+            job.table = table->View();
+            job.streaming = dst == &streamed;
+            Kernels().rotate[pairing][DtypeIndexOf(src_type)][DtypeIndexOf(dst_type)](job, 0, x.seq);
+          }
+          const std::string what = "pairing " + std::to_string(pairing) + " head_dim " + std::to_string(dim[0]) +
+                                   " dtypes " + std::to_string(src_type) + " -> " + std::to_string(dst_type);
+          ASSERT_TRUE(in_cache.bytes() == streamed.bytes()) << what << ": the head orders wrote different bytes";
+          for (int64_t s = 0; s < shape.seq; ++s) {
+            for (int64_t h = 0; h < shape.heads; ++h) {
+              std::vector<double> expected(dim[0]);
+              for (int k = 0; k < dim[0]; ++k) expected[k] = src.Get(0, s, h, k);
+              ReferenceRotateHead(ref, expected.data(), expected.data(), positions[s]);
+              for (int k = 0; k < dim[0]; ++k) {
+                ASSERT_TRUE(rotary_test::ExpectOneRoundingOf(dst_type, in_cache.Get(0, s, h, k), expected[k],
+                                                             rotary_test::F32Bound(1.0), what.c_str()))
+                    << "s " << s << " h " << h << " k " << k;
+              }
+            }
+          }
+        }
+      }
+    }
   }
 }
 
@@ -519,6 +582,7 @@ HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestInterleavedHeadAllLengths);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestRowKernelAcrossChunks);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestScaledRowKernelLongHeads);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestRowKernelAtCommonHeadSizes);
+HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestEveryStoragePairInBothHeadOrders);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestSynthesizedRowsMatchDouble);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestF16LoadsEveryValueAndStoresItBack);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestF32ToF16RoundsToNearestEven);
