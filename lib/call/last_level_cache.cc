@@ -83,7 +83,7 @@ LastLevelCache ChooseLastLevelCache(const CacheSizeReports& reports) {
   if (reports.sysfs > 0) return {reports.sysfs, "sysfs"};
   if (reports.cpuid > 0) return {reports.cpuid, "cpuid"};
   if (reports.sysconf > kLargestUnverifiedCacheBytes) {
-    return {kLargestUnverifiedCacheBytes, "sysconf, capped (a total, not one cache)"};
+    return {kLargestUnverifiedCacheBytes, "sysconf reports a total: capped"};
   }
   if (reports.sysconf > 0) return {reports.sysconf, "sysconf"};
   return {kUnknownCacheBytes, "unknown (default)"};
