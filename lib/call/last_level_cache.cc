@@ -35,7 +35,8 @@ int64_t SysfsBytes() {
 // leaf (Intel: 4, AMD: 0x8000001D) lists; each subleaf is one cache instance.
 int64_t LargestCacheOfLeaf(unsigned leaf) {
   const unsigned family = leaf & 0x80000000u;
-  if (__get_cpuid_max(family, nullptr) < leaf) return 0;
+  // unsigned in GCC's cpuid.h, int in clang's
+  if (static_cast<unsigned>(__get_cpuid_max(family, nullptr)) < leaf) return 0;
   int64_t largest = 0;
   for (unsigned subleaf = 0; subleaf < 16; ++subleaf) {
     unsigned a = 0, b = 0, c = 0, d = 0;
