@@ -29,7 +29,7 @@ TEST(LastLevelCache, PerInstanceSourcesAreTakenAsTheyAre) {
 
 // A 2-vCPU VM on AMD EPYC reported the host's 508 MiB of L3 through sysconf
 // alone: taken as is, a 64 MiB call counted as cache-resident and ran in the
-// head-group order at 0.55 of the stream loop.
+// head-group order, the one that streams worst from DRAM.
 TEST(LastLevelCache, AHostWideTotalFromSysconfIsCapped) {
   CacheSizeReports r;
   r.sysconf = 508 * kMiB;

@@ -1,8 +1,8 @@
 // The size of the last-level cache one core's data can occupy: calls whose
 // bytes exceed it stream from DRAM, and the kernels then visit memory in the
 // order that streams best (RowJob::streaming). Picking the wrong side costs
-// 30-45% of the call's speed on AVX2 either way, so the size must be the
-// cache's own, not a total for the whole machine.
+// a large part of the call's speed on AVX2 either way (docs/performance.md),
+// so the size must be the cache's own, not a total for the whole machine.
 #ifndef ROTARY_LIB_CALL_LAST_LEVEL_CACHE_H_
 #define ROTARY_LIB_CALL_LAST_LEVEL_CACHE_H_
 
