@@ -44,6 +44,9 @@ constexpr KernelTable MakeKernelTable() {
   ListKernelsOf<kNeoxPairs, BF16Out>(table);
   ListKernelsOf<kInterleavedPairs, BF16Out>(table);
   table.rotate_per_operand = &RotateRowsPerOperand;
+  table.normalize_operand[kF32] = &NormalizeOperandRow<F32Storage>;
+  table.normalize_operand[kF16] = &NormalizeOperandRow<F16Storage>;
+  table.normalize_operand[kBF16] = &NormalizeOperandRow<BF16Storage>;
   table.build_rows = &BuildTableRows;
   table.synthesize_row = &SynthesizeRow;
   return table;

@@ -114,6 +114,12 @@ struct Operand {
   // storage types (KernelTable::rotate_per_operand reads it).
   void (*row_kernel)(const Operand& op, int64_t b, int64_t s, int64_t row, const float* cos, const float* sin,
                      size_t pairs, size_t head_dim, bool streaming) = nullptr;
+  // An operand of such a job with qk-norm: row_kernel is
+  // KernelTable::normalize_operand, which normalizes the heads of the row
+  // into an f32 buffer and runs this on it (the operand's own row kernel for
+  // an f32 source).
+  void (*normalized_row_kernel)(const Operand& op, int64_t b, int64_t s, int64_t row, const float* cos,
+                                const float* sin, size_t pairs, size_t head_dim, bool streaming) = nullptr;
 };
 
 // Rotates (or, copy_only, converts) all heads of one operand at (b, s),
@@ -209,6 +215,10 @@ struct KernelTable {
   OperandRowKernel rotate_operand_encoded[kNumPairings][kNumDtypes][kNumCacheEncodings];
   // The same with qk-norm before the rotation (Operand::norm_weight).
   RowKernel norm_rotate[kNumPairings][kNumDtypes][kNumDtypes];
+  // qk-norm of one operand's row in a per-operand job (a KV-cache write), by
+  // source storage: the normalized heads then go through the operand's
+  // Operand::normalized_row_kernel.
+  OperandRowKernel normalize_operand[kNumDtypes];
   RowBuildKernel build_rows;
   RowSynthesisKernel synthesize_row;
 };

@@ -56,6 +56,13 @@ void RotateRowsPerOperand(const RowJob& job, int64_t row_begin, int64_t row_end)
 template <int kPairing, class Src, class Dst>
 void NormRotateRows(const RowJob& job, int64_t row_begin, int64_t row_end);
 
+// qk-norm of one operand's row, then its Operand::normalized_row_kernel (an
+// OperandRowKernel of KernelTable::normalize_operand, defined in
+// qk_norm_kernels-inl.h, compiled by dispatch/instances/rotate_per_operand.cc).
+template <class Src>
+void NormalizeOperandRow(const Operand& op, int64_t b, int64_t s, int64_t row, const float* cos, const float* sin,
+                         size_t pairs, size_t head_dim, bool streaming);
+
 // A RowBuildKernel.
 void BuildTableRows(const RowBuild& build, int64_t step_begin, int64_t step_end, float* HWY_RESTRICT row);
 

@@ -507,6 +507,43 @@ inline HWY_NOINLINE void NormRotateRowRange(const RowJob& job, int64_t row_begin
   });
 }
 
+// One operand's row in a per-operand job (a KV-cache write) with qk-norm:
+// every head of the row is loaded into an f32 buffer and normalized there, u =
+// (x * r) * gain (§8.3: the products of ScaleByFactorAndGain, so the bits of
+// NormRotateRows), then rotated from the buffer into the operand's
+// destination, a tensor or a cache slot of any format, by its own row kernel
+// for an f32 source (Operand::normalized_row_kernel). The whole row at once:
+// the destination's slot is the row's, and a one-row buffer stays in L1.
+template <class Src>
+void NormalizeOperandRow(const Operand& op, int64_t b, int64_t s, int64_t row, const float* cos, const float* sin,
+                         size_t pairs, size_t head_dim, bool streaming) {
+  const size_t heads = static_cast<size_t>(op.heads);
+  const NormGroup group{heads, op.norm_whole_token ? head_dim : RoundUpToNormLanes(head_dim)};
+  const size_t gain_floats = RoundUpToNormLanes(GainFloats(op, head_dim));
+  const size_t factor_floats = RoundUpToNormLanes(heads);
+  const size_t buffer_floats = RoundUpToNormLanes(heads * group.stride) + hn::MaxLanes(DF());
+  WithScratch(gain_floats + factor_floats + buffer_floats, [&](float* scratch) {
+    float* const gain = scratch;
+    float* const factors = gain + gain_floats;
+    float* const buffer = factors + factor_floats;
+    const size_t n = GainFloats(op, head_dim);
+    for (size_t d = 0; d < n; ++d) gain[d] = op.norm_weight[d] + op.norm_offset;  // as NormRotateRowRange's
+    const typename Src::T* x = static_cast<const typename Src::T*>(op.src) + b * op.src_stride_batch +
+                               s * op.src_stride_seq;
+    LoadHeadsAndFactors<Src>(op, x, 0, heads, group, head_dim, buffer, factors);
+    const size_t gain_stride = op.norm_whole_token ? head_dim : 0;
+    for (size_t h = 0; h < heads; ++h) {
+      ScaleByFactorAndGain(buffer + h * group.stride, head_dim, factors[h], gain + h * gain_stride);
+    }
+    Operand normalized = op;
+    normalized.src = buffer;
+    normalized.src_stride_batch = normalized.src_stride_seq = 0;
+    normalized.src_stride_head = static_cast<int64_t>(group.stride);
+    normalized.write_rest = true;  // components past rotary_dim are normalized too
+    op.normalized_row_kernel(normalized, b, s, row, cos, sin, pairs, head_dim, streaming);
+  });
+}
+
 template <int kPairing, class Src, class Dst>
 void NormRotateRows(const RowJob& job, int64_t row_begin, int64_t row_end) {
   static constexpr NormKernelParts kParts = {&LoadHeadsAndFactors<Src>, &RotateNormalizingHeads<kPairing, Dst>,

@@ -875,7 +875,7 @@ class PyRope {
     options.cache_format = format.format;
     options.k_scale = k_scale;
     options.v_scale = v_scale;
-    // qk-norm is passed on as asked: the library refuses it with a cache write, and says so.
+    // qk-norm before the rotation: q and k normalized, k before it goes into its cache.
     rotary_qk_norm norm;
     rotary_qk_norm_init(&norm);
     if (normalize) {

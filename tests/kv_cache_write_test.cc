@@ -178,6 +178,68 @@ TEST_P(KvCacheWriteTest, MultiAxisIdsRotateKAsApplyQkDoes) {
   EXPECT_TRUE(SameBits(k_cache.data(), k_cache_expected.data()));
 }
 
+// qk-norm with the cache write (docs/math.md §8, §9.2): q as apply_qk_to with the norm makes it, each
+// token's k head as apply_to with k's norm writes it to a tensor of the cache's storage, v copied without a
+// norm; per-head norms with Gemma's offset and OLMo 2's whole-token norm, q in place and out of place.
+TEST_P(KvCacheWriteTest, QkNormComesBeforeTheCacheWrite) {
+  const std::vector<int64_t> slots = RandomSlots(23);
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> weights(0.25f, 2.0f);
+  for (rotary::Pairing pairing : {rotary::Pairing::kNeox, rotary::Pairing::kInterleaved}) {
+    const rotary::Rope rope(rotary::Config().head_dim(kHeadDim).rotary_dim(48).pairing(pairing).max_positions(64));
+    for (bool whole_token : {false, true}) {
+      std::vector<float> wq((whole_token ? kQHeads : 1) * kHeadDim), wk((whole_token ? kKvHeads : 1) * kHeadDim);
+      for (float& w : wq) w = weights(rng);
+      for (float& w : wk) w = weights(rng);
+      const double offset = whole_token ? 0.0 : 1.0;
+      const rotary::QkNorm norm(wq, wk, 1e-6, offset, whole_token), k_alone(wk, {}, 1e-6, offset, whole_token);
+      for (rotary_dtype src : {ROTARY_F32, ROTARY_BF16}) {
+        for (rotary_dtype cache_dtype : {ROTARY_F32, ROTARY_F16, ROTARY_BF16}) {
+          SCOPED_TRACE(::testing::Message() << "pairing " << static_cast<int>(pairing) << " whole_token "
+                                            << whole_token << " src " << src << " cache " << cache_dtype);
+          TypedTensor q(src, kBatch, kSeq, kQHeads, kHeadDim), k(src, kBatch, kSeq, kKvHeads, kHeadDim),
+              v(src, kBatch, kSeq, kKvHeads, kHeadDim);
+          q.FillRandom(6);
+          k.FillRandom(7, 40.0);
+          v.FillRandom(8);
+          TypedTensor q_expected(src, kBatch, kSeq, kQHeads, kHeadDim), k_scratch(src, kBatch, kSeq, kKvHeads, kHeadDim),
+              k_normalized(cache_dtype, kBatch, kSeq, kKvHeads, kHeadDim);
+          rope.apply_qk_to(q.view(), q_expected.view(), k.view(), k_scratch.view(), norm, rotary::Positions(2), 0.125f);
+          rope.apply_to(k.view(), k_normalized.view(), k_alone, rotary::Positions(2));
+          PagedCache k_expected(cache_dtype, false), v_expected(cache_dtype, false);
+          for (int64_t i = 0; i < kBatch * kSeq; ++i) {
+            if (slots[i] < 0) continue;
+            for (int64_t h = 0; h < kKvHeads; ++h) {
+              for (int64_t c = 0; c < kHeadDim; ++c) {
+                k_expected.Set(slots[i], h, c, k_normalized.Get(i / kSeq, i % kSeq, h, c));
+                v_expected.Set(slots[i], h, c, v.Get(i / kSeq, i % kSeq, h, c));
+              }
+            }
+          }
+          PagedCache k_cache(cache_dtype, false), v_cache(cache_dtype, false);
+          TypedTensor q_fused = q;
+          const TypedTensor k_before = k;
+          rope.apply_qk(q_fused.view(), k.view(), rotary::KvCacheWrite(k_cache.view(), v.view(), v_cache.view(), slots),
+                        norm, rotary::Positions(2), 0.125f);
+          EXPECT_TRUE(SameBits(q_fused, q_expected));
+          EXPECT_TRUE(SameBits(k_cache.data(), k_expected.data()));
+          EXPECT_TRUE(SameBits(v_cache.data(), v_expected.data()));
+          EXPECT_TRUE(SameBits(k, k_before));
+          // q out of place: the same caches again.
+          PagedCache k_cache2(cache_dtype, false), v_cache2(cache_dtype, false);
+          TypedTensor q_out(src, kBatch, kSeq, kQHeads, kHeadDim);
+          rope.apply_qk_to(q.view(), q_out.view(), k.view(),
+                           rotary::KvCacheWrite(k_cache2.view(), v.view(), v_cache2.view(), slots), norm,
+                           rotary::Positions(2), 0.125f);
+          EXPECT_TRUE(SameBits(q_out, q_expected));
+          EXPECT_TRUE(SameBits(k_cache2.data(), k_expected.data()));
+          EXPECT_TRUE(SameBits(v_cache2.data(), v_expected.data()));
+        }
+      }
+    }
+  }
+}
+
 // ---- Byte caches: FP8 and q8_0 (docs/math.md §9.3, §9.4) ----
 
 // The float value of an FP8 code with `mantissa` bits and `bias` (finite codes only).
@@ -412,6 +474,62 @@ TEST_P(KvCacheWriteTest, Q8CachesHoldGgmlsReferenceRecords) {
   EXPECT_EQ(mismatches, 0);
 }
 
+// qk-norm before byte caches: each k head's FP8 codes and q8_0 records are those of apply_to's normalized
+// f32 result (one rounding into the format), v's those of v as it is.
+TEST_P(KvCacheWriteTest, QkNormComesBeforeByteCaches) {
+  const int64_t head_dim = 64;
+  const rotary::Rope rope(rotary::Config().head_dim(head_dim).max_positions(64));
+  const std::vector<int64_t> slots = RandomSlots(29);
+  std::vector<float> wq(head_dim), wk(head_dim);
+  for (int64_t d = 0; d < head_dim; ++d) {
+    wq[d] = 0.5f + 0.03125f * static_cast<float>(d);
+    wk[d] = 2.0f - 0.015625f * static_cast<float>(d);
+  }
+  const rotary::QkNorm norm(wq, wk), k_alone(wk, {});
+  TypedTensor q(ROTARY_BF16, kBatch, kSeq, kQHeads, head_dim), k(ROTARY_BF16, kBatch, kSeq, kKvHeads, head_dim),
+      v(ROTARY_BF16, kBatch, kSeq, kKvHeads, head_dim);
+  q.FillRandom(1);
+  k.FillRandom(2, 30.0);
+  v.FillRandom(3, 3.0);
+  TypedTensor k_normalized(ROTARY_F32, kBatch, kSeq, kKvHeads, head_dim);
+  rope.apply_to(k.view(), k_normalized.view(), k_alone);
+  for (int32_t format : {ROTARY_CACHE_FP8_E4M3, ROTARY_CACHE_Q8_0}) {
+    SCOPED_TRACE(format == ROTARY_CACHE_Q8_0 ? "q8_0" : "fp8_e4m3");
+    const bool q8 = format == ROTARY_CACHE_Q8_0;
+    const int64_t head_bytes = q8 ? head_dim / 32 * 34 : head_dim;
+    const double k_scale = q8 ? 0.0 : 0.05, v_scale = q8 ? 0.0 : 0.5;
+    ByteCache kc(head_bytes), vc(head_bytes);
+    TypedTensor q_fused = q, q_expected(ROTARY_BF16, kBatch, kSeq, kQHeads, head_dim);
+    rope.apply_to(q.view(), q_expected.view(), rotary::QkNorm(wq, {}));
+    rope.apply_qk(q_fused.view(), k.view(),
+                  rotary::KvCacheWrite(rotary::Tensor(kc.view()), v.view(), rotary::Tensor(vc.view()), slots)
+                      .with_format(static_cast<rotary_cache_format>(format), k_scale, v_scale),
+                  norm);
+    EXPECT_TRUE(SameBits(q_fused, q_expected));
+    int64_t mismatches = 0;
+    for (int64_t i = 0; i < kBatch * kSeq; ++i) {
+      if (slots[i] < 0) continue;
+      for (int64_t h = 0; h < kKvHeads; ++h) {
+        float kx[64], vx[64];
+        for (int64_t c = 0; c < head_dim; ++c) {
+          kx[c] = static_cast<float>(k_normalized.Get(i / kSeq, i % kSeq, h, c));
+          vx[c] = static_cast<float>(v.Get(i / kSeq, i % kSeq, h, c));
+        }
+        for (int64_t c = 0; !q8 && c < head_dim; ++c) {
+          mismatches += kc.head(slots[i], h)[c] != Fp8Reference(kx[c] / 0.05f, true);
+          mismatches += vc.head(slots[i], h)[c] != Fp8Reference(vx[c] / 0.5f, true);
+        }
+        for (int64_t block = 0; q8 && block < head_dim / 32; ++block) {
+          const std::vector<uint8_t> kr = Q8Reference(kx + 32 * block), vr = Q8Reference(vx + 32 * block);
+          mismatches += !std::equal(kr.begin(), kr.end(), kc.head(slots[i], h) + block * 34);
+          mismatches += !std::equal(vr.begin(), vr.end(), vc.head(slots[i], h) + block * 34);
+        }
+      }
+    }
+    EXPECT_EQ(mismatches, 0);
+  }
+}
+
 // A prefill big enough to be split over threads gives the bits of one call per token (each
 // token's slot written by whichever thread runs its row), for a tensor and an FP8 cache.
 TEST_P(KvCacheWriteTest, ThreadedPrefillWritesWhatOneTokenAtATimeWrites) {
@@ -581,6 +699,8 @@ TEST(KvCacheWrite, BadCallsAreErrorsThatWriteNothing) {
   over_q.data = rq.data;
   over_k.data = rk.data;
   const std::vector<float> weight(kHeadDim, 1.0f);
+  std::vector<float> nan_weight(kHeadDim, 1.0f);
+  nan_weight[3] = std::numeric_limits<float>::quiet_NaN();
   const std::vector<Case> cases = {
       {"slot beyond the cache", ROTARY_OUT_OF_RANGE, "slot_mapping[4] = 20 is not below num_blocks * block_size", beyond},
       {"slot twice", ROTARY_INVALID_ARGUMENT, "slot_mapping[0] and slot_mapping[5] are both", twice},
@@ -591,8 +711,8 @@ TEST(KvCacheWrite, BadCallsAreErrorsThatWriteNothing) {
       {"cache over k", ROTARY_INVALID_ARGUMENT, "k_cache and k_src may overlap", good, nullptr, &over_k},
       {"no v_cache", ROTARY_INVALID_ARGUMENT, "options.v_cache is NULL", good, nullptr, nullptr, nullptr, nullptr, true},
       {"inverse", ROTARY_INVALID_ARGUMENT, "forward rotation", good, nullptr, nullptr, nullptr, nullptr, false, 1},
-      {"norm", ROTARY_UNSUPPORTED, "qk-norm together with a KV-cache write", good, nullptr, nullptr, nullptr, nullptr,
-       false, 0, true},
+      {"norm weight NaN", ROTARY_INVALID_ARGUMENT, "norm.k_weight[3] = nan is not finite", good, nullptr, nullptr,
+       nullptr, nullptr, false, 0, true},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);
@@ -606,6 +726,7 @@ TEST(KvCacheWrite, BadCallsAreErrorsThatWriteNothing) {
     rotary_qk_norm norm;
     rotary_qk_norm_init(&norm);
     norm.q_weight = weight.data();
+    norm.k_weight = nan_weight.data();
     if (c.norm) options.norm = &norm;
     EXPECT_EQ(rotary_apply_with(rope.handle(), &rq, &rq, &rk, c.k_dst, &options), c.status);
     EXPECT_NE(std::string(rotary_last_error()).find(c.message), std::string::npos) << rotary_last_error();

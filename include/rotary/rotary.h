@@ -342,7 +342,7 @@ typedef struct {
    * into v_cache, at the slot of each token. A cache is a rotary_tensor seen as [num_blocks, block_size, kv_heads,
    * head_dim] (batch = num_blocks, seq = block_size, any strides with head_dim contiguous: vLLM's layout and its
    * CPU backend's [num_blocks, kv_heads, block_size, head_dim] are both views). With a cache, k_src is read and not
-   * written: k_dst must be NULL. Forward only, no norm. */
+   * written: k_dst must be NULL. Forward only. With norm, q and k are normalized first; v is copied as it is. */
   const rotary_tensor* k_cache;  /* Default NULL. */
   const rotary_tensor* v_src;    /* v [batch, seq, kv_heads, head_dim], as k. Default NULL. */
   const rotary_tensor* v_cache;  /* Default NULL. */

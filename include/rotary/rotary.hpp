@@ -430,21 +430,16 @@ class Rope {
   // The same with q rotated out of place into q_dst.
   void apply_qk_to(const Tensor& q_src, const Tensor& q_dst, const Tensor& k, const KvCacheWrite& cache,
                    Positions positions = Positions(), float q_scale = 1.0f) const {
-    CheckView(q_src, "q_src", positions);
-    CheckView(q_dst, "q_dst", positions);
-    CheckView(k, "k", positions);
-    CheckView(cache.v, "v", positions);
-    for (const Tensor* c : {&cache.k_cache, &cache.v_cache}) {  // byte caches: a head is not head_dim elements
-      if (cache.format == ROTARY_CACHE_TENSOR && c->head_dim >= 0 && c->head_dim != head_dim_) {
-        CheckView(*c, "cache", Positions());
-      }
-    }
-    if (cache.slot_count >= 0 && cache.slot_count != q_src.t.batch * q_src.t.seq) {
-      throw Error(Status::kInvalidArgument, "slot_mapping: " + std::to_string(cache.slot_count) +
-                                                " slots for batch * seq = " +
-                                                std::to_string(q_src.t.batch * q_src.t.seq) + " tokens");
-    }
-    ApplyWith(q_src, q_dst, &k, nullptr, positions, q_scale, false, nullptr, &cache);
+    ApplyCacheWrite(q_src, q_dst, k, cache, nullptr, positions, q_scale);
+  }
+  // Both with qk-norm first (q with norm.q_weight, k with norm.k_weight; v is copied as it is).
+  void apply_qk(const Tensor& q, const Tensor& k, const KvCacheWrite& cache, const QkNorm& norm,
+                Positions positions = Positions(), float q_scale = 1.0f) const {
+    ApplyCacheWrite(q, q, k, cache, &norm, positions, q_scale);
+  }
+  void apply_qk_to(const Tensor& q_src, const Tensor& q_dst, const Tensor& k, const KvCacheWrite& cache,
+                   const QkNorm& norm, Positions positions = Positions(), float q_scale = 1.0f) const {
+    ApplyCacheWrite(q_src, q_dst, k, cache, &norm, positions, q_scale);
   }
   void apply_qk_to(const Tensor& q_src, const Tensor& q_dst, const Tensor& k_src, const Tensor& k_dst,
                    Positions positions = Positions(), float q_scale = 1.0f) const {
@@ -541,6 +536,29 @@ class Rope {
     }
     detail::Check(rotary_apply_with(rope_, &q_src.t, &q_dst.t, k_src ? &k_src->t : nullptr,
                                     k_dst ? &k_dst->t : nullptr, &options));
+  }
+
+  void ApplyCacheWrite(const Tensor& q_src, const Tensor& q_dst, const Tensor& k, const KvCacheWrite& cache,
+                       const QkNorm* norm, const Positions& positions, float q_scale) const {
+    CheckView(q_src, "q_src", positions);
+    CheckView(q_dst, "q_dst", positions);
+    CheckView(k, "k", positions);
+    CheckView(cache.v, "v", positions);
+    for (const Tensor* c : {&cache.k_cache, &cache.v_cache}) {  // byte caches: a head is not head_dim elements
+      if (cache.format == ROTARY_CACHE_TENSOR && c->head_dim >= 0 && c->head_dim != head_dim_) {
+        CheckView(*c, "cache", Positions());
+      }
+    }
+    if (cache.slot_count >= 0 && cache.slot_count != q_src.t.batch * q_src.t.seq) {
+      throw Error(Status::kInvalidArgument, "slot_mapping: " + std::to_string(cache.slot_count) +
+                                                " slots for batch * seq = " +
+                                                std::to_string(q_src.t.batch * q_src.t.seq) + " tokens");
+    }
+    if (norm != nullptr) {
+      CheckWeight(norm->q_count, norm->whole_token ? q_src.t.heads : 1, "norm.q_weight");
+      CheckWeight(norm->k_count, norm->whole_token ? k.t.heads : 1, "norm.k_weight");
+    }
+    ApplyWith(q_src, q_dst, &k, nullptr, positions, q_scale, false, norm, &cache);
   }
 
   void ApplyNorm(const Tensor& q_src, const Tensor& q_dst, const Tensor* k_src, const Tensor* k_dst,

@@ -1,5 +1,6 @@
 #include "lib/call/qk_norm.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -48,7 +49,8 @@ NormArgs ReadQkNorm(const rotary_qk_norm* caller) {
 
 void AttachNorm(const NormArgs& norm, CallOperands& call, int32_t head_dim) {
   static const char* const kNames[2] = {"norm.q_weight", "norm.k_weight"};
-  for (int i = 0; i < call.count; ++i) {
+  // q and k only: with a KV-cache write, v (operand 2) is copied as it is.
+  for (int i = 0; i < std::min(call.count, 2); ++i) {
     Operand& op = call.operands[i];
     const float* weight = norm.weight[i];
     if (weight != nullptr) {

@@ -98,7 +98,6 @@ void rotary_rope::Apply(const rotary::TensorArgs* tensors, int count, const rota
   if (cache != nullptr) {
     if (count != 2) Fail(Status::kInvalidArgument, "a KV-cache write needs k_src (k is rotated into k_cache)");
     if (direction == rotary::kInverse) Fail(Status::kInvalidArgument, "a KV-cache write goes with the forward rotation");
-    if (norm != nullptr) Fail(Status::kUnsupported, "qk-norm together with a KV-cache write is not supported");
   }
   rotary::CallOperands call = rotary::ValidateOperands(tensors, cache ? 1 : count, config_.head_dim);
   if (cache != nullptr) rotary::AttachCacheWrite(*cache, tensors[0], tensors[1], call, config_.head_dim);
@@ -150,9 +149,17 @@ void rotary_rope::Rotate(const rotary::KernelTable& kernels, const rotary::CallO
   if (call.per_operand) {  // a KV-cache write: each operand with its own storage types
     for (int i = 0; i < call.count; ++i) {
       const int encoding = call.operand_encoding[i];
-      job.operands[i].row_kernel =
-          encoding < 0 ? kernels.rotate_operand[config_.pairing][call.operand_src[i]][call.operand_dst[i]]
-                       : kernels.rotate_operand_encoded[config_.pairing][call.operand_src[i]][encoding];
+      const auto from = [&](rotary::DtypeIndex src) {
+        return encoding < 0 ? kernels.rotate_operand[config_.pairing][src][call.operand_dst[i]]
+                            : kernels.rotate_operand_encoded[config_.pairing][src][encoding];
+      };
+      rotary::Operand& op = job.operands[i];
+      if (normalize && op.norm_weight != nullptr) {  // normalized into f32, then rotated from there
+        op.normalized_row_kernel = from(rotary::kF32);
+        op.row_kernel = kernels.normalize_operand[call.operand_src[i]];
+      } else {
+        op.row_kernel = from(call.operand_src[i]);
+      }
     }
     kernel = kernels.rotate_per_operand;
   }

@@ -250,6 +250,40 @@ def test_tensor_caches_hold_rotarys_own_conversion(rng, layout, cache_dtype, src
     assert not same_bytes(k_storage, numpy_storage(layout, HEAD_DIM, storage_dtype))  # it wrote
 
 
+@pytest.mark.parametrize("cache_dtype", ["bf16", "fp8_e4m3", "q8_0"])
+@pytest.mark.parametrize("pairing", ["neox", "interleaved"])
+def test_qk_norm_comes_before_the_cache_write(rng, cache_dtype, pairing):
+    """q_norm / k_norm with a cache write: q as apply_qk with the norms makes it; k's slots hold what apply with
+    k's norm writes (f32, then one rounding into the format: bf16, fp8 of k / k_scale, q8_0 records); v copied
+    without a norm (Gemma's 1 + w: norm_offset=1)."""
+    rope = rotary.Rope(head_dim=HEAD_DIM, pairing=pairing, rope_theta=1e6)
+    q, k, v = qkv(rng, np.float32, scale=3.0)
+    wq = rng.uniform(-0.5, 0.5, HEAD_DIM).astype(np.float32)
+    wk = rng.uniform(-0.5, 0.5, HEAD_DIM).astype(np.float32)
+    norm = dict(q_norm=wq, k_norm=wk, norm_eps=1e-6, norm_offset=1.0)
+    slots = random_slots(rng)
+    want_q, _ = rope.apply_qk(q.copy(), k.copy(), POSITIONS, q_scale=0.125, **norm)
+    k_normalized = rope.apply(k.copy(), POSITIONS, norm=wk, norm_eps=1e-6, norm_offset=1.0)
+    width = HEAD_DIM // 32 * 34 if cache_dtype == "q8_0" else HEAD_DIM
+    storage_dtype = np.uint16 if cache_dtype == "bf16" else np.uint8
+    if cache_dtype == "bf16":
+        k_bytes, v_bytes = bf16_rne(k_normalized), bf16_rne(v)
+    elif cache_dtype == "q8_0":
+        k_bytes, v_bytes = q8_0_reference(k_normalized), q8_0_reference(v)
+    else:
+        k_bytes, v_bytes = fp8_reference(k_normalized, 0.25, cache_dtype), fp8_reference(v, 0.5, cache_dtype)
+    want_k = expected_storage("vllm", width, storage_dtype, k_bytes, slots)
+    want_v = expected_storage("vllm", width, storage_dtype, v_bytes, slots)
+    k_storage = numpy_storage("vllm", width, storage_dtype)
+    v_storage = numpy_storage("vllm", width, storage_dtype)
+    scales = dict(k_scale=0.25, v_scale=0.5) if cache_dtype.startswith("fp8") else {}
+    rope.apply_qk(q, k, POSITIONS, q_scale=0.125, k_out=cache_view(k_storage, "vllm"), v=v,
+                  v_out=cache_view(v_storage, "vllm"), slot_mapping=slots, cache_dtype=cache_dtype, **scales, **norm)
+    assert same_bytes(q, want_q)
+    assert same_bytes(k_storage, want_k)
+    assert same_bytes(v_storage, want_v)
+
+
 def mrope():
     return rotary.Rope(head_dim=HEAD_DIM, rope_theta=1e6, mrope_section=[8, 12, 12])
 
@@ -574,8 +608,7 @@ def error_cases(rng):
         ("no k_out, v", {**f16, "k_out": None, "v": None}, IA, "missing k_out=, v="),
         ("v without slot_mapping", {**f16, "slot_mapping": None}, IA, "belong to the KV-cache write"),
         ("v shape", {**f16, "v": v[:, :, :1]}, IA, "v and k have the same shape"),
-        ("norm", {**f16, "q_norm": np.ones(HEAD_DIM, np.float32)}, rotary.UNSUPPORTED,
-         "qk-norm together with a KV-cache write is not supported"),
+        ("norm weight length", {**f16, "k_norm": np.ones(HEAD_DIM - 1, np.float32)}, IA, "k_norm"),
     ]
     return good, cases
 

@@ -373,8 +373,9 @@ void PickConfig(Bytes& in, int broken, rotary_config& c, std::vector<std::vector
 // docs/math.md §9). A refused call leaves every buffer as it was; an accepted
 // one leaves k and v as they were, gives q the bits of rotary_apply_qk, writes
 // nothing in the caches but the addressed heads, and for tensor caches writes
-// there exactly what rotary_apply_to (k) and one rounding (v) give. Broken: a
-// slot out of range or used twice, or a bad scale, which must be refused.
+// there exactly what rotary_apply_to (k; with qk-norm, k normalized alone)
+// and one rounding (v) give. Broken: a slot out of range or used twice, or a
+// bad scale, which must be refused.
 void FuzzCacheWrite(Bytes& input, const rotary_rope* rope, int head_dim, Buffer& q, Buffer& k, const int64_t* ids,
                     int64_t offset, float q_scale) {
   // The choices come from the input mixed with k's bytes: inputs are often used
@@ -426,6 +427,20 @@ void FuzzCacheWrite(Bytes& input, const rotary_rope* rope, int head_dim, Buffer&
       default: v_scale = in.U8() % 2 ? -1.0 : std::numeric_limits<double>::quiet_NaN(); break;
     }
   }
+  // Some calls normalize q and k first (qk-norm, per head): q must then have
+  // the bits of rotary_apply_qk_norm, and k's rows those of k normalized alone.
+  const bool with_norm = in.U8() % 3 == 2;
+  std::vector<float> q_weight(static_cast<size_t>(head_dim)), k_weight(static_cast<size_t>(head_dim));
+  for (float& w : q_weight) w = static_cast<float>(static_cast<int>(in.U8()) - 96) / 64.0f;
+  for (float& w : k_weight) w = static_cast<float>(static_cast<int>(in.U8()) - 96) / 64.0f;
+  rotary_qk_norm norm, k_norm;
+  rotary_qk_norm_init(&norm);
+  norm.q_weight = q_weight.data();
+  norm.k_weight = k_weight.data();
+  norm.weight_offset = in.U8() % 2;
+  k_norm = norm;
+  k_norm.q_weight = k_weight.data();
+  k_norm.k_weight = nullptr;
   const std::vector<uint8_t> q_before = q.bytes, k_before = k.bytes, v_before = v.bytes, kc_before = kc, vc_before = vc;
 
   rotary_apply_options options;
@@ -443,6 +458,7 @@ void FuzzCacheWrite(Bytes& input, const rotary_rope* rope, int head_dim, Buffer&
                                        : ROTARY_CACHE_Q8_0;
   options.k_scale = k_scale;
   options.v_scale = v_scale;
+  if (with_norm) options.norm = &norm;
   if (rotary_apply_with(rope, &q.view, &q.view, &k.view, nullptr, &options) != ROTARY_OK) {
     ++g_fuzz_rejected_calls;
     if (rotary_last_error()[0] == '\0') Violation("failure without a message");
@@ -455,23 +471,29 @@ void FuzzCacheWrite(Bytes& input, const rotary_rope* rope, int head_dim, Buffer&
   ++g_fuzz_checked_calls;
   ++g_fuzz_checked_cache_calls;
   if (k.bytes != k_before || v.bytes != v_before) Violation("a KV-cache write changed k or v");
-  // q: the bits of rotary_apply_qk on copies of q and k.
+  // q: the bits of rotary_apply_qk (with the norm: rotary_apply_qk_norm) on copies of q and k.
   Buffer q2 = q, k2 = k;
   q2.bytes = q_before;
   k2.bytes = k_before;
   q2.view.data = q2.bytes.data() + Buffer::kGuardBytes;
   k2.view.data = k2.bytes.data() + Buffer::kGuardBytes;
-  if (rotary_apply_qk(rope, &q2.view, &k2.view, ids, offset, q_scale) != ROTARY_OK || q2.bytes != q.bytes) {
-    Violation("q of a KV-cache write differs from rotary_apply_qk");
+  const rotary_status q_status =
+      with_norm ? rotary_apply_qk_norm(rope, &q2.view, &q2.view, &k2.view, &k2.view, ids, 1, offset, q_scale, &norm)
+                : rotary_apply_qk(rope, &q2.view, &k2.view, ids, offset, q_scale);
+  if (q_status != ROTARY_OK || q2.bytes != q.bytes) {
+    Violation("q of a KV-cache write differs from rotary_apply_qk (_norm)");
   }
   // The caches: the addressed heads as expected (tensor caches), every other byte as it was.
   std::vector<uint8_t> k_expected = kc_before, v_expected = vc_before;
   std::vector<uint8_t> rotated(static_cast<size_t>(rows * heads * head_dim * 4));
   rotary_tensor rotated_view{rotated.data(), cache_dtype, k.view.batch, k.view.seq, heads,
                              k.view.seq * heads * head_dim, heads * head_dim, head_dim};
-  if (format < 3 && rotary_apply_to(rope, &k.view, &rotated_view, ids, offset) != ROTARY_OK) {
-    Violation("rotary_apply_to refuses what the KV-cache write accepted");
-  }
+  const auto rotate_k = [&] {
+    return with_norm ? rotary_apply_qk_norm(rope, &k.view, &rotated_view, nullptr, nullptr, ids, 1, offset, 1.0f,
+                                            &k_norm)
+                     : rotary_apply_to(rope, &k.view, &rotated_view, ids, offset);
+  };
+  if (format < 3 && rotate_k() != ROTARY_OK) Violation("rotary_apply_to refuses what the KV-cache write accepted");
   for (int64_t r = 0; r < rows; ++r) {
     if (slots[r] < 0) continue;
     const int64_t b = r / k.view.seq, s = r % k.view.seq;
