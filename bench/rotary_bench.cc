@@ -551,7 +551,27 @@ class Bench {
     const rotary::Tensor vv(v.data(), dtype, s.batch, s.seq, kKvHeads, s.dim);
     const PagedSlots paged = ShuffledSlots(s);
     std::vector<float> k_rotated(kv_elements);
+    // Qwen3's qk-norm before the rotation (weights near 1), with the f16 and q8_0 caches: the
+    // "norm_" cases, whose two passes are rotary's fused qk-norm apply_qk, then the write pass.
+    std::vector<float> q_weight(s.dim), k_weight(s.dim);
+    for (int64_t d = 0; d < s.dim; ++d) {
+      q_weight[d] = 1.0f + 0.001f * static_cast<float>(d);
+      k_weight[d] = 1.0f - 0.001f * static_cast<float>(d);
+    }
+    const rotary::QkNorm qk_norm(q_weight, k_weight), k_norm(k_weight, {});
+    rotary_qk_norm norm;
+    rotary_qk_norm_init(&norm);
+    norm.q_weight = q_weight.data();
+    norm.k_weight = k_weight.data();
+    std::vector<std::pair<const PagedFormat*, bool>> cases;  // (format, normalized)
     for (const PagedFormat& f : kFormats) {
+      cases.emplace_back(&f, false);
+      if (std::string(f.name) == "f16" || std::string(f.name) == "q8_0") cases.emplace_back(&f, true);
+    }
+    for (const auto& c : cases) {
+      const PagedFormat& f = *c.first;
+      const bool normalized = c.second;
+      const std::string name = std::string(normalized ? "norm_" : "") + f.name;
       PagedCacheBuffer k_cache(f, paged.num_blocks, s.dim, kFp8Scale), v_cache(f, paged.num_blocks, s.dim, kFp8Scale);
       rotary_apply_options options;
       rotary_apply_options_init(&options);
@@ -564,10 +584,14 @@ class Bench {
       if (f.format == ROTARY_CACHE_FP8_E4M3 || f.format == ROTARY_CACHE_FP8_E5M2) {
         options.k_scale = options.v_scale = kFp8Scale;
       }
+      if (normalized) options.norm = &norm;
       const auto fused = [&] {
         if (rotary_apply_with(rope.handle(), &qv.t, &qv.t, &kv.t, nullptr, &options) != ROTARY_OK) {
-          throw std::runtime_error(std::string("paged ") + f.name + ": " + rotary_last_error());
+          throw std::runtime_error("paged " + name + ": " + rotary_last_error());
         }
+      };
+      const auto rotate_q_and_k = [&] {  // the first of the two passes
+        normalized ? rope.apply_qk(qv, kv, qk_norm, s.offset) : rope.apply_qk(qv, kv, s.offset);
       };
       rotary_bench::PagedKvPass write;
       write.k = k.data();
@@ -588,7 +612,8 @@ class Bench {
       // into its cache; k as it is now: the two passes rotate it in place).
       // Checked once per case, on its target.
       fused();
-      rope.apply_to(kv, rotary::Tensor(k_rotated.data(), s.batch, s.seq, kKvHeads, s.dim), s.offset);
+      const rotary::Tensor k_rotated_view(k_rotated.data(), s.batch, s.seq, kKvHeads, s.dim);
+      normalized ? rope.apply_to(kv, k_rotated_view, k_norm, s.offset) : rope.apply_to(kv, k_rotated_view, s.offset);
       const std::vector<char> fused_k = k_cache.Bytes(), fused_v = v_cache.Bytes();
       k_cache.Clear();
       v_cache.Clear();
@@ -600,7 +625,7 @@ class Bench {
       rotary_bench::PagedKvWrite(from_f32);
       const int64_t k_diff = FirstDifference(fused_k, k_cache);
       if (k_diff >= 0 || v_diff >= 0) {
-        throw std::runtime_error(std::string("paged ") + f.name + " from " + dtype_name + " on " + target_ +
+        throw std::runtime_error("paged " + name + " from " + dtype_name + " on " + target_ +
                                  ": the separate write pass differs from the fused call at byte " +
                                  std::to_string(k_diff >= 0 ? k_diff : v_diff) + " of " +
                                  (k_diff >= 0 ? "k_cache" : "v_cache") + " (a bug in bench/yardsticks.cc or rotary)");
@@ -621,18 +646,18 @@ class Bench {
              [&] { arena.execute(fused); },
              [&] {
                arena.execute([&] {
-                 rope.apply_qk(qv, kv, s.offset);
+                 rotate_q_and_k();
                  rotary_bench::PagedKvWrite(write);
                });
              },
              [&] { arena.execute([&] { rotary_bench::PagedKvWrite(copy); }); }},
             o_.timing);
-        Result r = Measured(std::string("rotary_paged_") + f.name, mode, dtype_name, s, threads, ns[1], bytes, ns[0]);
+        Result r = Measured("rotary_paged_" + name, mode, dtype_name, s, threads, ns[1], bytes, ns[0]);
         r.extra = {{"two_pass_ns", ns[2]}, {"vs_two_pass", ns[2] / ns[1]}, {"copy_ns", ns[3]},
                    {"of_copy", ns[3] / ns[1]}};
         Emit(r);
-        Emit(Measured(std::string("rotary_qk_then_write_") + f.name, mode, dtype_name, s, threads, ns[2], bytes, ns[0]));
-        Emit(Measured(std::string("copy_paged_") + f.name, mode, dtype_name, s, threads, ns[3], bytes, ns[0]));
+        Emit(Measured("rotary_qk_then_write_" + name, mode, dtype_name, s, threads, ns[2], bytes, ns[0]));
+        Emit(Measured("copy_paged_" + name, mode, dtype_name, s, threads, ns[3], bytes, ns[0]));
       }
     }
   }

@@ -162,6 +162,20 @@ void rotary_rope::Rotate(const rotary::KernelTable& kernels, const rotary::CallO
       }
     }
     kernel = kernels.rotate_per_operand;
+    if (normalize && job.operands[0].norm_weight != nullptr) {
+      // q normalized: its own pass with the norm kernel, which normalizes as
+      // it rotates (no buffer pass); then k and v into their caches. q's and
+      // the caches' memory are apart, so the two passes move the bytes of one;
+      // only the table rows are read twice.
+      rotary::RowJob q_job = job;
+      q_job.num_operands = 1;
+      const rotary::RowKernel norm_kernel =
+          kernels.norm_rotate[config_.pairing][call.operand_src[0]][call.operand_dst[0]];
+      rotary::ForEachRowRange(call.rows(), call.cost_per_row,
+                              [&](int64_t begin, int64_t end) { norm_kernel(q_job, begin, end); });
+      for (int i = 1; i < call.count; ++i) job.operands[i - 1] = job.operands[i];
+      job.num_operands = call.count - 1;
+    }
   }
   rotary::ForEachRowRange(call.rows(), call.cost_per_row,
                           [&](int64_t begin, int64_t end) { kernel(job, begin, end); });
