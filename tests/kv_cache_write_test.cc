@@ -240,6 +240,59 @@ TEST_P(KvCacheWriteTest, QkNormComesBeforeTheCacheWrite) {
   }
 }
 
+// FlashInfer keeps k and v in one buffer, [num_blocks, 2, block_size, kv_heads, head_dim]: the two cache
+// views interleave block by block, and are apart. The call writes what it writes into separate caches; a v
+// view half a head off k's does overlap it, and is refused with nothing written.
+TEST_P(KvCacheWriteTest, FlashInfersInterleavedKvBufferIsTwoCaches) {
+  const rotary::Rope rope(rotary::Config().head_dim(kHeadDim).max_positions(64));
+  const std::vector<int64_t> slots = RandomSlots(31);
+  TypedTensor q(ROTARY_F32, kBatch, kSeq, kQHeads, kHeadDim), k(ROTARY_F32, kBatch, kSeq, kKvHeads, kHeadDim),
+      v(ROTARY_F32, kBatch, kSeq, kKvHeads, kHeadDim);
+  q.FillRandom(1);
+  k.FillRandom(2);
+  v.FillRandom(3);
+  TypedTensor q_separate = q;
+  PagedCache k_separate(ROTARY_F32, false), v_separate(ROTARY_F32, false);
+  rope.apply_qk(q_separate.view(), k.view(),
+                rotary::KvCacheWrite(k_separate.view(), v.view(), v_separate.view(), slots));
+
+  const int64_t half = kBlockSize * kKvHeads * kHeadDim;  // one block's k (or v)
+  std::vector<float> buffer(kBlocks * 2 * half, -7.0f);
+  rotary_tensor kc{buffer.data(), ROTARY_F32, kBlocks, kBlockSize, kKvHeads, 2 * half, kKvHeads * kHeadDim, kHeadDim};
+  rotary_tensor vc = kc;
+  vc.data = buffer.data() + half;
+  rope.apply_qk(q.view(), k.view(), rotary::KvCacheWrite(rotary::Tensor(kc), v.view(), rotary::Tensor(vc), slots));
+  EXPECT_TRUE(SameBits(q, q_separate));
+  int64_t mismatches = 0;
+  for (int64_t slot = 0; slot < kBlocks * kBlockSize; ++slot) {
+    const bool used = std::find(slots.begin(), slots.end(), slot) != slots.end();
+    for (int64_t h = 0; h < kKvHeads; ++h) {
+      for (int64_t c = 0; c < kHeadDim; ++c) {
+        const int64_t at = slot / kBlockSize * 2 * half + slot % kBlockSize * kKvHeads * kHeadDim + h * kHeadDim + c;
+        const double k_want = used ? k_separate.data().Get(slot / kBlockSize, slot % kBlockSize, h, c) : -7.0;
+        const double v_want = used ? v_separate.data().Get(slot / kBlockSize, slot % kBlockSize, h, c) : -7.0;
+        mismatches += buffer[at] != k_want;
+        mismatches += buffer[at + half] != v_want;
+      }
+    }
+  }
+  EXPECT_EQ(mismatches, 0);
+
+  const std::vector<float> before = buffer;
+  vc.data = buffer.data() + kHeadDim / 2;
+  rotary_tensor rq = q.raw(), rk = k.raw(), rv = v.raw();
+  rotary_apply_options options;
+  rotary_apply_options_init(&options);
+  options.k_cache = &kc;
+  options.v_src = &rv;
+  options.v_cache = &vc;
+  options.slot_mapping = slots.data();
+  EXPECT_EQ(rotary_apply_with(rope.handle(), &rq, &rq, &rk, nullptr, &options), ROTARY_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(rotary_last_error()).find("k_cache and v_cache may overlap"), std::string::npos)
+      << rotary_last_error();
+  EXPECT_TRUE(std::memcmp(buffer.data(), before.data(), buffer.size() * sizeof(float)) == 0);
+}
+
 // ---- Byte caches: FP8 and q8_0 (docs/math.md §9.3, §9.4) ----
 
 // The float value of an FP8 code with `mantissa` bits and `bias` (finite codes only).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 
 #include "lib/config/enum_value.h"
 #include "lib/error.h"
@@ -22,6 +23,63 @@ bool MulAdd(int64_t a, int64_t b, int64_t c, int64_t* out) {
   return !__builtin_mul_overflow(a, b, &product) && !__builtin_add_overflow(product, c, out);
 }
 
+// Each dimension's stride at least the span of everything inside it, taking
+// them from the smallest stride up (a stable insertion sort: no allocation on
+// a decode call's path): then no two heads of the view overlap.
+struct HeadsCheck {
+  enum Verdict { kApart, kOverlap, kOverflow } verdict;
+  int64_t span;       // kApart: the extent; kOverlap: what `blamed` steps over
+  const Dim* blamed;  // the dimension that failed
+  const char* inner;  // the dimension inside it
+};
+
+template <int kDims>
+HeadsCheck HeadsApart(Dim (&dims)[kDims], int64_t head_elements) {
+  for (int i = 1; i < kDims; ++i) {
+    for (int j = i; j > 0 && dims[j].stride < dims[j - 1].stride; --j) std::swap(dims[j], dims[j - 1]);
+  }
+  HeadsCheck check{HeadsCheck::kApart, head_elements, nullptr, "head_dim"};
+  for (const Dim& d : dims) {
+    if (d.size == 1) continue;
+    check.blamed = &d;
+    if (d.stride < check.span) {
+      check.verdict = HeadsCheck::kOverlap;
+      return check;
+    }
+    if (!MulAdd(d.stride, d.size - 1, check.span, &check.span)) {
+      check.verdict = HeadsCheck::kOverflow;
+      return check;
+    }
+    check.inner = d.size_name;
+  }
+  return check;
+}
+
+// Two views laid out alike (sizes, strides, head and element sizes), one
+// starting `gap` elements after the other, as one view with an extra
+// dimension of 2 at stride gap: FlashInfer's k and v halves of each block
+// ([blocks, 2, block_size, heads, head_dim]), a [2, blocks, ...] cache's
+// halves, equal numbers of k and v heads side by side in QKV rows.
+bool AlikeAndApart(const TensorLayout& a, const TensorLayout& b) {
+  if (a.element_bytes != b.element_bytes || a.head_elements != b.head_elements || a.batch != b.batch ||
+      a.seq != b.seq || a.heads != b.heads) {
+    return false;
+  }
+  if ((a.batch > 1 && a.stride_batch != b.stride_batch) || (a.seq > 1 && a.stride_seq != b.stride_seq) ||
+      (a.heads > 1 && a.stride_head != b.stride_head)) {
+    return false;
+  }
+  const uintptr_t a_begin = reinterpret_cast<uintptr_t>(a.data), b_begin = reinterpret_cast<uintptr_t>(b.data);
+  const uintptr_t gap_bytes = a_begin <= b_begin ? b_begin - a_begin : a_begin - b_begin;
+  const uintptr_t element = static_cast<uintptr_t>(a.element_bytes);
+  if (gap_bytes % element != 0 || gap_bytes / element > static_cast<uintptr_t>(INT64_MAX)) return false;
+  Dim dims[4] = {{"heads", "stride_head", a.heads, a.stride_head},
+                 {"seq", "stride_seq", a.seq, a.stride_seq},
+                 {"batch", "stride_batch", a.batch, a.stride_batch},
+                 {"pair", "gap", 2, static_cast<int64_t>(gap_bytes / element)}};
+  return HeadsApart(dims, a.head_elements).verdict == HeadsCheck::kApart;
+}
+
 }  // namespace
 
 bool SameView(const TensorLayout& a, const TensorLayout& b) {
@@ -38,6 +96,7 @@ bool MayOverlap(const TensorLayout& a, const TensorLayout& b, int32_t head_dim) 
   const uintptr_t a_end = a_begin + static_cast<uintptr_t>(a.extent_elements) * a.element_bytes;
   const uintptr_t b_end = b_begin + static_cast<uintptr_t>(b.extent_elements) * b.element_bytes;
   if (a_end <= b_begin || b_end <= a_begin) return false;  // separate memory
+  if (AlikeAndApart(a, b)) return false;
 
   // Side by side in the rows of one buffer: the same rows, and within a row
   // the heads of one end before the heads of the other begin.
@@ -84,27 +143,16 @@ TensorLayout ValidateLayout(const rotary_tensor* x, int64_t head_elements, int64
     }
   }
 
-  // Heads are disjoint if, taking the dimensions from the smallest stride up,
-  // each stride is at least the span of everything inside it (head_dim first).
-  // A stable insertion sort by stride: std::stable_sort may allocate a buffer,
-  // and this runs on every call, decode included (no allocation there).
-  for (int i = 1; i < 3; ++i) {
-    for (int j = i; j > 0 && dims[j].stride < dims[j - 1].stride; --j) std::swap(dims[j], dims[j - 1]);
+  const HeadsCheck check = HeadsApart(dims, head_elements);
+  if (check.verdict == HeadsCheck::kOverlap) {
+    Fail(Status::kInvalidArgument, name, ".", check.blamed->stride_name, " = ", check.blamed->stride,
+         " makes heads overlap: the ", check.inner, " it steps over spans ", check.span, " elements");
   }
-  int64_t span = head_elements;
-  const char* inner = "head_dim";
-  for (const Dim& d : dims) {
-    if (d.size == 1) continue;
-    if (d.stride < span) {
-      Fail(Status::kInvalidArgument, name, ".", d.stride_name, " = ", d.stride,
-           " makes heads overlap: the ", inner, " it steps over spans ", span, " elements");
-    }
-    if (!MulAdd(d.stride, d.size - 1, span, &span)) {
-      Fail(Status::kInvalidArgument, name, ": the extent of ", d.size_name, " x ", d.stride_name,
-           " overflows int64");
-    }
-    inner = d.size_name;
+  if (check.verdict == HeadsCheck::kOverflow) {
+    Fail(Status::kInvalidArgument, name, ": the extent of ", check.blamed->size_name, " x ",
+         check.blamed->stride_name, " overflows int64");
   }
+  const int64_t span = check.span;
   const int64_t max_elements = static_cast<int64_t>(PTRDIFF_MAX / element_bytes);
   if (span > max_elements) {
     Fail(Status::kInvalidArgument, name, " spans ", span, " elements, more than the address space holds");
@@ -114,8 +162,9 @@ TensorLayout ValidateLayout(const rotary_tensor* x, int64_t head_elements, int64
     Fail(Status::kInvalidArgument, name, ".data + its extent wraps around the address space");
   }
 
-  return TensorLayout{x->data,        x->dtype,      x->batch,       x->seq, x->heads,
-                      x->stride_batch, x->stride_seq, x->stride_head, span,   element_bytes};
+  return TensorLayout{x->data,         x->dtype,      x->batch,       x->seq, x->heads,
+                      x->stride_batch,  x->stride_seq, x->stride_head, span,   element_bytes,
+                      head_elements};
 }
 
 }  // namespace

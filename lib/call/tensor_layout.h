@@ -18,6 +18,7 @@ struct TensorLayout {
   int64_t stride_batch, stride_seq, stride_head;
   int64_t extent_elements;  // elements from data to one past the last one touched
   int64_t element_bytes;    // of dtype; 1 for a tensor of bytes (ValidateByteTensor)
+  int64_t head_elements;    // elements of one head (head_dim, or a byte tensor's head bytes)
 
   int64_t rows() const { return batch * seq; }
 };
@@ -33,8 +34,10 @@ TensorLayout ValidateByteTensor(const rotary_tensor* x, int64_t head_bytes, cons
 bool SameView(const TensorLayout& a, const TensorLayout& b);
 
 // True if some element of a head of `a` is also one of a head of `b`, or might
-// be: exact for separate buffers and for views side by side in the rows of one
-// buffer (q, k and v of a fused QKV projection); conservative otherwise.
+// be: exact for separate buffers, for views side by side in the rows of one
+// buffer (q, k and v of a fused QKV projection), and for two views laid out
+// alike that interleave (the k and v of FlashInfer's [blocks, 2, ...] paged
+// cache); conservative otherwise.
 bool MayOverlap(const TensorLayout& a, const TensorLayout& b, int32_t head_dim);
 
 inline size_t DtypeBytes(rotary_dtype dtype) { return dtype == ROTARY_F32 ? 4 : 2; }

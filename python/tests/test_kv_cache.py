@@ -284,6 +284,25 @@ def test_qk_norm_comes_before_the_cache_write(rng, cache_dtype, pairing):
     assert same_bytes(v_storage, want_v)
 
 
+def test_flashinfers_k_and_v_in_one_buffer(rng):
+    """FlashInfer's paged cache holds k and v in one [num_blocks, 2, block_size, kv_heads, head_dim] array:
+    k_out=cache[:, 0] and v_out=cache[:, 1] interleave block by block, are apart, and get what separate caches
+    get."""
+    rope = rotary.Rope(head_dim=HEAD_DIM)
+    q, k, v = qkv(rng)
+    slots = random_slots(rng)
+    k_alone = numpy_storage("vllm_cpu", HEAD_DIM, np.float16)
+    v_alone = numpy_storage("vllm_cpu", HEAD_DIM, np.float16)
+    want_q, _ = rope.apply_qk(q.copy(), k, POSITIONS, k_out=cache_view(k_alone, "vllm_cpu"), v=v,
+                              v_out=cache_view(v_alone, "vllm_cpu"), slot_mapping=slots)
+    both = np.empty((NUM_BLOCKS, 2, BLOCK_SIZE, KV_HEADS, HEAD_DIM), np.float16)
+    both.view(np.uint8)[...] = SENTINEL
+    rope.apply_qk(q, k, POSITIONS, k_out=both[:, 0], v=v, v_out=both[:, 1], slot_mapping=slots)
+    assert same_bytes(q, want_q)
+    assert same_bytes(both[:, 0], cache_view(k_alone, "vllm_cpu"))
+    assert same_bytes(both[:, 1], cache_view(v_alone, "vllm_cpu"))
+
+
 def mrope():
     return rotary.Rope(head_dim=HEAD_DIM, rope_theta=1e6, mrope_section=[8, 12, 12])
 
