@@ -280,16 +280,13 @@ TEST_P(KvCacheWriteTest, FlashInfersInterleavedKvBufferIsTwoCaches) {
 
   const std::vector<float> before = buffer;
   vc.data = buffer.data() + kHeadDim / 2;
-  rotary_tensor rq = q.raw(), rk = k.raw(), rv = v.raw();
-  rotary_apply_options options;
-  rotary_apply_options_init(&options);
-  options.k_cache = &kc;
-  options.v_src = &rv;
-  options.v_cache = &vc;
-  options.slot_mapping = slots.data();
-  EXPECT_EQ(rotary_apply_with(rope.handle(), &rq, &rq, &rk, nullptr, &options), ROTARY_INVALID_ARGUMENT);
-  EXPECT_NE(std::string(rotary_last_error()).find("k_cache and v_cache may overlap"), std::string::npos)
-      << rotary_last_error();
+  try {
+    rope.apply_qk(q.view(), k.view(), rotary::KvCacheWrite(rotary::Tensor(kc), v.view(), rotary::Tensor(vc), slots));
+    ADD_FAILURE() << "overlapping caches accepted";
+  } catch (const rotary::Error& e) {
+    EXPECT_EQ(e.status(), rotary::Status::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("k_cache and v_cache may overlap"), std::string::npos) << e.what();
+  }
   EXPECT_TRUE(std::memcmp(buffer.data(), before.data(), buffer.size() * sizeof(float)) == 0);
 }
 
