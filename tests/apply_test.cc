@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -295,6 +296,48 @@ TEST_P(ApplyTest, ConcurrentApplyWithTableGrowth) {
       EXPECT_TRUE(inputs[t].OnlyHeadsChanged(before[t], 64));
     }
   }
+}
+
+// Positions (ids, per-sequence offsets) stored inside the memory a call writes: rows rotated early overwrite
+// them before the later rows are read, so the call must read them as they were checked (a copy), and write
+// what it writes with the positions elsewhere: apply in place and out of place, the inverse, shift.
+TEST(PositionsInsideTheOutput, AreReadAsTheyWereChecked) {
+  const rotary::Rope rope(rotary::Config().head_dim(64).max_positions(64));
+  const std::vector<int64_t> ids = {3, 9, 17, 30}, offsets = {5};
+  TypedTensor x(ROTARY_F32, 1, 4, 2, 64, 0);
+  x.FillRandom(1);
+  // Row 0's head 1 (float 64 on: int64 32 on) holds the ids, then the offset: rotated first, before rows
+  // 1-3 read theirs.
+  int64_t* inside = reinterpret_cast<int64_t*>(x.raw().data) + 32;
+  std::copy(ids.begin(), ids.end(), inside);
+  inside[4] = offsets[0];
+  const TypedTensor before = x;
+  const auto expect_as_with = [&](const std::function<void(TypedTensor&, const int64_t*, const int64_t*)>& call,
+                                  const char* what) {
+    TypedTensor got = before, want = before;
+    int64_t* got_ids = reinterpret_cast<int64_t*>(got.raw().data) + 32;
+    call(got, got_ids, got_ids + 4);
+    call(want, ids.data(), offsets.data());
+    EXPECT_TRUE(rotary_test::SameBits(got, want)) << what;
+  };
+  expect_as_with([&](TypedTensor& t, const int64_t* p, const int64_t*) { rope.apply(t.view(), rotary::Positions(p, 0)); },
+                 "apply, ids");
+  expect_as_with(
+      [&](TypedTensor& t, const int64_t*, const int64_t* o) {
+        rope.apply(t.view(), rotary::Positions().with_sequence_offsets(o));
+      },
+      "apply, sequence offsets");
+  expect_as_with(
+      [&](TypedTensor& t, const int64_t* p, const int64_t*) { rope.apply_inverse(t.view(), rotary::Positions(p, 0)); },
+      "inverse");
+  expect_as_with([&](TypedTensor& t, const int64_t* p, const int64_t*) { rope.shift(t.view(), rotary::Positions(p, 0), 7); },
+                 "shift");
+  // Out of place, the ids in the destination.
+  TypedTensor dst = before, dst_want = before;
+  const int64_t* dst_ids = reinterpret_cast<int64_t*>(dst.raw().data) + 32;
+  rope.apply_to(x.view(), dst.view(), rotary::Positions(dst_ids, 0));
+  rope.apply_to(x.view(), dst_want.view(), ids);
+  EXPECT_TRUE(rotary_test::SameBits(dst, dst_want)) << "apply_to, ids in the destination";
 }
 
 }  // namespace

@@ -92,6 +92,7 @@ CallOperands ValidateOperands(const TensorArgs* tensors, int count, int32_t head
     op.write_rest = !in_place[i] || tensors[i].scale != 1.0f;
     call.bytes_per_row += op.heads * head_dim * element_bytes;
     call.cost_per_row += op.heads * head_dim * (ElementCost(call.src_dtype) + ElementCost(call.dst_dtype));
+    call.AddWritten(dst[i].begin(), dst[i].end());
   }
   return call;
 }

@@ -22,10 +22,26 @@ struct CallOperands {
   DtypeIndex operand_src[kMaxOperands], operand_dst[kMaxOperands];
   int operand_encoding[kMaxOperands];  // CacheEncodingIndex of a byte cache, or -1: operand_dst is its storage
   std::vector<int64_t> slots;          // a KV-cache write's slots, checked: what the kernels read
+  // The memory each destination (q's, k's, the caches) lies in: [begin, end) bytes.
+  uintptr_t written_begin[kMaxOperands], written_end[kMaxOperands];
+  int written_count = 0;
   int64_t bytes_per_row;            // tensor bytes read + written per (b, s) row
   int64_t cost_per_row;             // the same elements at their ElementCost (lib/call/scheduler.h)
 
   int64_t rows() const { return batch * seq; }
+
+  void AddWritten(uintptr_t begin, uintptr_t end) {
+    written_begin[written_count] = begin;
+    written_end[written_count++] = end;
+  }
+  // Whether `count` values at p lie (partly) in memory the call writes.
+  bool Writes(const int64_t* p, int64_t count) const {
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(p), end = begin + static_cast<uintptr_t>(count) * 8;
+    for (int i = 0; i < written_count; ++i) {
+      if (begin < written_end[i] && written_begin[i] < end) return true;
+    }
+    return false;
+  }
 };
 
 // count is 1 (one tensor) or 2 (q then k). Throws Error naming the bad argument.

@@ -195,6 +195,7 @@ void AttachCacheWrite(const CacheWriteArgs& cache, const TensorArgs& q, const Te
     call.operand_src[o] = static_cast<DtypeIndex>(src.dtype);
     call.operand_dst[o] = encoding < 0 ? static_cast<DtypeIndex>(dst.dtype) : kF32;  // kF32: unused when encoded
     call.operand_encoding[o] = encoding;
+    call.AddWritten(dst.begin(), dst.end());
     // An encoded cache costs like an f32 one: a buffer in f32, then the encoding.
     call.bytes_per_row += src.heads * (head_dim * static_cast<int64_t>(DtypeBytes(src.dtype)) +
                                        CacheHeadBytes(encoding, dst, head_dim));

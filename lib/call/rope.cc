@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "lib/call/last_level_cache.h"
 #include "lib/call/call_operands.h"
@@ -87,6 +88,31 @@ rotary::TableRef rotary_rope::PrepareTable(int64_t batch, int64_t seq, const rot
                          direction);
 }
 
+namespace {
+
+// The kernels read the positions again while they write. Positions inside
+// memory the call writes are copied first (into ids_copy, offsets_copy), so
+// that rows rotated early cannot change the positions of later rows after
+// they were checked (a table row out of range). Elsewhere they are read in
+// place (no allocation on a decode call's path): the caller must not change
+// them during the call.
+rotary::PositionArgs PositionsToRead(const rotary::CallOperands& call, const rotary::PositionArgs& positions,
+                                     std::vector<int64_t>& ids_copy, std::vector<int64_t>& offsets_copy) {
+  rotary::PositionArgs read = positions;
+  const int64_t id_count = call.rows() * positions.axes;
+  if (positions.ids != nullptr && call.Writes(positions.ids, id_count)) {
+    ids_copy.assign(positions.ids, positions.ids + id_count);
+    read.ids = ids_copy.data();
+  }
+  if (positions.batch_offsets != nullptr && call.Writes(positions.batch_offsets, call.batch)) {
+    offsets_copy.assign(positions.batch_offsets, positions.batch_offsets + call.batch);
+    read.batch_offsets = offsets_copy.data();
+  }
+  return read;
+}
+
+}  // namespace
+
 void rotary_rope::Apply(const rotary::TensorArgs* tensors, int count, const rotary::PositionArgs& positions,
                         rotary::Direction direction, const rotary::NormArgs* norm,
                         const rotary::CacheWriteArgs* cache) const {
@@ -102,8 +128,10 @@ void rotary_rope::Apply(const rotary::TensorArgs* tensors, int count, const rota
   rotary::CallOperands call = rotary::ValidateOperands(tensors, cache ? 1 : count, config_.head_dim);
   if (cache != nullptr) rotary::AttachCacheWrite(*cache, tensors[0], tensors[1], call, config_.head_dim);
   if (norm != nullptr) rotary::AttachNorm(*norm, call, config_.head_dim);
-  const rotary::TableRef table = PrepareTable(call.batch, call.seq, positions, direction);
-  Rotate(kernels, call, *table, positions, norm != nullptr);
+  std::vector<int64_t> ids_copy, offsets_copy;
+  const rotary::PositionArgs read = PositionsToRead(call, positions, ids_copy, offsets_copy);
+  const rotary::TableRef table = PrepareTable(call.batch, call.seq, read, direction);
+  Rotate(kernels, call, *table, read, norm != nullptr);
 }
 
 void rotary_rope::Shift(const rotary_tensor* x, const int64_t* positions, int64_t offset, int64_t delta) const {
@@ -114,9 +142,14 @@ void rotary_rope::Shift(const rotary_tensor* x, const int64_t* positions, int64_
   if (__builtin_add_overflow(offset, delta, &shifted)) {
     Fail(Status::kOutOfRange, "offset + delta = ", offset, " + ", delta, " overflows int64");
   }
-  // Both position sets are checked (and their rows built) before either pass writes.
-  const rotary::PositionArgs old_positions{positions, 1, offset, nullptr};
-  const rotary::PositionArgs new_positions{positions, 1, shifted, nullptr};
+  // Both position sets are checked (and their rows built) before either pass
+  // writes; ids inside x are read from a copy (the first pass rewrites x).
+  std::vector<int64_t> ids_copy, offsets_copy;
+  const rotary::PositionArgs read = PositionsToRead(call, rotary::PositionArgs{positions, 1, offset, nullptr},
+                                                    ids_copy, offsets_copy);
+  const rotary::PositionArgs old_positions = read;
+  rotary::PositionArgs new_positions = read;
+  new_positions.offset = shifted;
   const rotary::TableRef back = PrepareTable(call.batch, call.seq, old_positions, rotary::kInverse);
   const rotary::TableRef forward = PrepareTable(call.batch, call.seq, new_positions, rotary::kForward);
   Rotate(kernels, call, *back, old_positions);

@@ -21,6 +21,9 @@ struct TensorLayout {
   int64_t head_elements;    // elements of one head (head_dim, or a byte tensor's head bytes)
 
   int64_t rows() const { return batch * seq; }
+  // The bytes [begin, end) the heads lie in.
+  uintptr_t begin() const { return reinterpret_cast<uintptr_t>(data); }
+  uintptr_t end() const { return begin() + static_cast<uintptr_t>(extent_elements * element_bytes); }
 };
 
 // `name` is how messages refer to the tensor (e.g. "x").
