@@ -306,16 +306,20 @@ TEST(PositionsInsideTheOutput, AreReadAsTheyWereChecked) {
   const std::vector<int64_t> ids = {3, 9, 17, 30}, offsets = {5};
   TypedTensor x(ROTARY_F32, 1, 4, 2, 64, 0);
   x.FillRandom(1);
-  // Row 0's head 1 (float 64 on: int64 32 on) holds the ids, then the offset: rotated first, before rows
-  // 1-3 read theirs.
-  int64_t* inside = reinterpret_cast<int64_t*>(x.raw().data) + 32;
+  // Row 0's head 1 (floats 64 to 127) holds the ids, then the offset, 8-byte aligned (the tensor starts
+  // after an odd number of guard floats): rotated first, before rows 1-3 read theirs.
+  const auto ids_in = [](TypedTensor& t) {
+    const uintptr_t head_1 = reinterpret_cast<uintptr_t>(static_cast<float*>(t.raw().data) + 64);
+    return reinterpret_cast<int64_t*>((head_1 + 7) & ~uintptr_t{7});
+  };
+  int64_t* inside = ids_in(x);
   std::copy(ids.begin(), ids.end(), inside);
   inside[4] = offsets[0];
   const TypedTensor before = x;
   const auto expect_as_with = [&](const std::function<void(TypedTensor&, const int64_t*, const int64_t*)>& call,
                                   const char* what) {
     TypedTensor got = before, want = before;
-    int64_t* got_ids = reinterpret_cast<int64_t*>(got.raw().data) + 32;
+    int64_t* got_ids = ids_in(got);
     call(got, got_ids, got_ids + 4);
     call(want, ids.data(), offsets.data());
     EXPECT_TRUE(rotary_test::SameBits(got, want)) << what;
@@ -334,7 +338,7 @@ TEST(PositionsInsideTheOutput, AreReadAsTheyWereChecked) {
                  "shift");
   // Out of place, the ids in the destination.
   TypedTensor dst = before, dst_want = before;
-  const int64_t* dst_ids = reinterpret_cast<int64_t*>(dst.raw().data) + 32;
+  const int64_t* dst_ids = ids_in(dst);
   rope.apply_to(x.view(), dst.view(), rotary::Positions(dst_ids, 0));
   rope.apply_to(x.view(), dst_want.view(), ids);
   EXPECT_TRUE(rotary_test::SameBits(dst, dst_want)) << "apply_to, ids in the destination";
