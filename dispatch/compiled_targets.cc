@@ -67,12 +67,15 @@ namespace rotary {
 
 // Constant-initialized (no static-init order issues). Best first: the order in which targets are preferred when several are supported.
 const CompiledTarget kCompiledTargets[] = {
-#if HWY_TARGETS & HWY_AVX3_DL
-    // The AVX3_DL kernels with bf16 output rounded by AVX512_BF16 (convert-inl.h),
+    // AVX3_ZEN4: the best AVX-512 kernels built (AVX3; AVX3_DL where a build
+    // opts into it) with bf16 output rounded by AVX512_BF16 (convert-inl.h),
     // where the CPU has it. Highway from 1.1 has a target of this name with
     // these features; 1.0.3 does not.
+#if HWY_TARGETS & HWY_AVX3_DL
     {HWY_AVX3_DL, "AVX3_ZEN4", N_AVX3_DL::MakeKernelTable<N_AVX3_DL::BF16NativeStorage>(), kAvx512Bf16},
     ROTARY_TARGET_ENTRY(AVX3_DL)
+#elif HWY_TARGETS & HWY_AVX3
+    {HWY_AVX3, "AVX3_ZEN4", N_AVX3::MakeKernelTable<N_AVX3::BF16NativeStorage>(), kAvx512Bf16},
 #endif
 #if HWY_TARGETS & HWY_AVX3
     ROTARY_TARGET_ENTRY(AVX3)

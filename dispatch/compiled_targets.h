@@ -12,7 +12,7 @@ namespace rotary {
 // CPU features a target needs beyond those of its Highway target (which
 // Highway checks), as bits.
 enum ExtraCpuFeature : uint32_t {
-  kAvx512Bf16 = 1,  // VCVTNE2PS2BF16 (AVX3_ZEN4: AVX3_DL kernels rounding bf16 in hardware)
+  kAvx512Bf16 = 1,  // VCVTNE2PS2BF16 (AVX3_ZEN4: AVX-512 kernels rounding bf16 in hardware)
 };
 
 struct CompiledTarget {

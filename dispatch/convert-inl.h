@@ -205,14 +205,15 @@ HWY_INLINE void StoreF32Pair(BF16Storage, VF lo, VF hi, uint16_t* p) {
 // result with a zero lane is checked for them (a denormal becomes a zero, and
 // no normal input does): testing every input (with VFPCLASSPS) cost a third of
 // the speed on Zen 4.
-// Highway 1.0.3 has no op for it and its AVX3_DL target does not require the
+// Highway 1.0.3 has no op for it and no AVX-512 target of it requires the
 // feature, so the instruction is written in inline assembly (which needs no
 // compiler target flag), BF16NativeStorage has loads and stores only when
-// compiling for AVX3_DL, and the kernels built with it are registered as their own target,
-// AVX3_ZEN4, which the registry offers only where CPUID reports AVX512_BF16
-// (lib/target_registry.cc).
+// compiling for the best AVX-512 target built (AVX3; AVX3_DL where a build
+// opts into it), and the kernels built with it are registered as their own
+// target, AVX3_ZEN4, which the registry offers only where CPUID reports
+// AVX512_BF16 (lib/target_registry.cc).
 #undef ROTARY_NATIVE_BF16
-#if HWY_TARGET == HWY_AVX3_DL
+#if HWY_TARGET == HWY_AVX3_DL || (HWY_TARGET == HWY_AVX3 && !(HWY_TARGETS & HWY_AVX3_DL))
 #define ROTARY_NATIVE_BF16 1
 namespace native_bf16 {
 using D16 = hn::Repartition<uint16_t, DF>;  // 2N lanes

@@ -498,7 +498,7 @@ void TestF32ToBF16RoundsToNearestEven() {
 }
 
 #if ROTARY_NATIVE_BF16
-// AVX3_ZEN4's bf16 output (AVX512_BF16, compiled with the AVX3_DL kernels): the
+// AVX3_ZEN4's bf16 output (AVX512_BF16, compiled with the AVX3 kernels): the
 // same bits as the software rounding, including denormal inputs (which the
 // instruction reads as zero: those vectors take the software way), NaN and
 // Inf. Run by NativeBF16.RoundsLikeSoftware below, where the CPU has it.
@@ -599,9 +599,9 @@ HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestTableRowsAreTheScalarFormula);
 #include "rotary/rotary.hpp"
 
 // AVX3_ZEN4 is not a Highway target, so HWY_EXPORT_AND_TEST_P cannot run its
-// bf16 stores: this runs them, with the AVX3_DL code they are part of.
+// bf16 stores: this runs them, with the AVX-512 code they are part of.
 TEST(NativeBF16, RoundsLikeSoftware) {
-#if HWY_TARGETS & HWY_AVX3_DL
+#if HWY_TARGETS & (HWY_AVX3_DL | HWY_AVX3)
   bool supported = false;
   for (size_t i = 0; i < rotary::kNumCompiledTargets; ++i) {
     if (rotary::kCompiledTargets[i].extra_features == rotary::kAvx512Bf16) {
@@ -609,9 +609,13 @@ TEST(NativeBF16, RoundsLikeSoftware) {
     }
   }
   if (!supported) GTEST_SKIP() << "this CPU has no AVX512_BF16";
+#if HWY_TARGETS & HWY_AVX3_DL
   rotary::N_AVX3_DL::CheckNativeBF16RoundsLikeSoftware();
 #else
-  GTEST_SKIP() << "this build has no AVX3_DL kernels";
+  rotary::N_AVX3::CheckNativeBF16RoundsLikeSoftware();
+#endif
+#else
+  GTEST_SKIP() << "this build has no AVX-512 kernels";
 #endif
 }
 
@@ -685,12 +689,14 @@ TEST(FullTable, EntriesWithinHalfUlpOfExact) {
 }
 
 // The library's registry must offer exactly the targets Highway builds and this
-// CPU runs, plus AVX3_ZEN4 (AVX3_DL rounding bf16 in hardware) where the CPU has
+// CPU runs, plus AVX3_ZEN4 (AVX-512 rounding bf16 in hardware) where the CPU has
 // AVX512_BF16: a target missing from the registry would silently go untested.
 TEST(TargetRegistry, OffersEveryTargetHighwayBuildsHere) {
   std::set<std::string> expected;
   for (int64_t target : hwy::SupportedAndGeneratedTargets()) expected.insert(hwy::TargetName(target));
-  if (expected.count("AVX3_DL") != 0 && CpuInfoHasAvx512Bf16()) expected.insert("AVX3_ZEN4");
+  if ((expected.count("AVX3_DL") != 0 || expected.count("AVX3") != 0) && CpuInfoHasAvx512Bf16()) {
+    expected.insert("AVX3_ZEN4");
+  }
   const std::vector<std::string> supported = rotary::supported_targets();
   EXPECT_EQ(expected, std::set<std::string>(supported.begin(), supported.end()));
 }
