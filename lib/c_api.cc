@@ -59,12 +59,18 @@ rotary_status Run(const rotary_rope* rope, const rotary::TensorArgs* tensors, in
   return Run(rope, tensors, count, rotary::PositionArgs{positions, 1, offset, nullptr}, direction);
 }
 
+// A copy of one made once: rotary_apply_options_init runs on every call of
+// the C++ API's option path, and a zero-filled struct per call is a string
+// store (rep stos) whose start-up a decode call notices.
 rotary_apply_options DefaultApplyOptions() {
-  rotary_apply_options options{};
-  options.struct_size = sizeof(rotary_apply_options);
-  options.axes = 1;
-  options.q_scale = 1.0f;
-  return options;
+  static const rotary_apply_options kDefaults = [] {
+    rotary_apply_options options{};
+    options.struct_size = sizeof(rotary_apply_options);
+    options.axes = 1;
+    options.q_scale = 1.0f;
+    return options;
+  }();
+  return kDefaults;
 }
 
 bool IsDtype(int32_t dtype) { return dtype == ROTARY_F32 || dtype == ROTARY_F16 || dtype == ROTARY_BF16; }
@@ -210,12 +216,14 @@ void rotary_apply_options_init_sized(rotary_apply_options* options, size_t struc
 rotary_status rotary_apply_with(const rotary_rope* rope, const rotary_tensor* q_src, const rotary_tensor* q_dst,
                                 const rotary_tensor* k_src, const rotary_tensor* k_dst,
                                 const rotary_apply_options* caller) {
-  rotary_apply_options options = DefaultApplyOptions();
+  rotary_apply_options options;  // filled below: no zero fill on a decode call's path
   const rotary_status read = Guard([&] {
     // The first release's struct: everything up to norm.
     constexpr size_t kFirstSize = offsetof(rotary_apply_options, norm) + sizeof(const rotary_qk_norm*);
     if (caller != nullptr) {
-      options = rotary::ReadSized(caller, DefaultApplyOptions(), kFirstSize, "options", "rotary_apply_options_init");
+      rotary::ReadSized(caller, &options, DefaultApplyOptions, kFirstSize, "options", "rotary_apply_options_init");
+    } else {
+      options = DefaultApplyOptions();
     }
     if (options.inverse != 0 && options.inverse != 1) {
       rotary::Fail(rotary::Status::kInvalidArgument, "options.inverse = ", options.inverse, " must be 0 or 1");

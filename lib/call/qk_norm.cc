@@ -12,11 +12,15 @@
 namespace rotary {
 namespace {
 
+// A copy of one made once (rotary_qk_norm_init runs per call of the C++ API's norm path).
 rotary_qk_norm DefaultQkNorm() {
-  rotary_qk_norm norm{};
-  norm.struct_size = sizeof(rotary_qk_norm);
-  norm.eps = 1e-6;
-  return norm;
+  static const rotary_qk_norm kDefaults = [] {
+    rotary_qk_norm norm{};
+    norm.struct_size = sizeof(rotary_qk_norm);
+    norm.eps = 1e-6;
+    return norm;
+  }();
+  return kDefaults;
 }
 
 // The first release's struct: everything up to whole_token.
@@ -27,7 +31,8 @@ constexpr size_t kFirstQkNormSize = offsetof(rotary_qk_norm, whole_token) + size
 void InitQkNorm(rotary_qk_norm* norm, size_t size) { InitSized(norm, size, DefaultQkNorm()); }
 
 NormArgs ReadQkNorm(const rotary_qk_norm* caller) {
-  const rotary_qk_norm norm = ReadSized(caller, DefaultQkNorm(), kFirstQkNormSize, "norm", "rotary_qk_norm_init");
+  rotary_qk_norm norm;
+  ReadSized(caller, &norm, DefaultQkNorm, kFirstQkNormSize, "norm", "rotary_qk_norm_init");
   NormArgs args;
   args.weight[0] = norm.q_weight;
   args.weight[1] = norm.k_weight;

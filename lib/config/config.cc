@@ -81,7 +81,8 @@ rotary_config DefaultConfig() {
 void InitConfig(rotary_config* config, size_t size) { InitSized(config, size, DefaultConfig()); }
 
 rotary_config ReadConfig(const rotary_config* caller) {
-  rotary_config config = ReadSized(caller, DefaultConfig(), kAbi1ConfigSize, "config", "rotary_config_init");
+  rotary_config config;
+  ReadSized(caller, &config, DefaultConfig, kAbi1ConfigSize, "config", "rotary_config_init");
   if (config.rotary_dim == 0) config.rotary_dim = config.head_dim;
   return config;
 }

@@ -23,8 +23,8 @@ constexpr size_t kFirstBorrowedTableSize = offsetof(rotary_borrowed_table, rows)
 void InitBorrowedTable(rotary_borrowed_table* table, size_t size) { InitSized(table, size, DefaultBorrowedTable()); }
 
 BorrowedRows ReadBorrowedTable(const rotary_borrowed_table* caller, const rotary_config& config) {
-  const rotary_borrowed_table table =
-      ReadSized(caller, DefaultBorrowedTable(), kFirstBorrowedTableSize, "table", "rotary_borrowed_table_init");
+  rotary_borrowed_table table;
+  ReadSized(caller, &table, DefaultBorrowedTable, kFirstBorrowedTableSize, "table", "rotary_borrowed_table_init");
   const int dtype = EnumValue(table.dtype);
   if (dtype != ROTARY_F32 && dtype != ROTARY_F16 && dtype != ROTARY_BF16) {
     Fail(Status::kInvalidArgument, "table.dtype = ", dtype, " is not a rotary_dtype");
