@@ -51,37 +51,41 @@ constexpr size_t RoundUpToNormLanes(size_t n) { return (n + kNormLanes - 1) / kN
 // written, read back and rotated while it is in L1).
 constexpr size_t kNormGroupFloats = 4096;
 
-// §8.3's fixed tree over the 16 lane sums: a_j += a_(j+h) for h = 8, 4, 2, 1.
-HWY_INLINE float SumOfLaneSums(float* HWY_RESTRICT a) {
+// §8.3's fixed tree over the 16 lane sums, a_j += a_(j+h) for h = 8, 4, 2, 1,
+// runs in two halves: h = 8 and 4 per head, leaving its four partial sums
+// a_0..a_3; h = 2 and 1 then across heads, a vector of heads at a time
+// (FactorsOfPartials). One head's tree and factor are a chain of dependent
+// operations (shuffles, adds, two divisions and a square root) that the
+// heads' loop cannot overlap; across heads they are a few vector operations.
+// Each lane's operations are the scalar ones, correctly rounded: same bits.
+
+// Steps h = 8 and h = 4 on 16 lane sums in memory: a_0..a_3 to p[0, 4).
+HWY_INLINE void FoldLaneSumsToFour(float* HWY_RESTRICT a, float* HWY_RESTRICT p) {
   for (size_t j = 0; j < 8; ++j) a[j] = a[j] + a[j + 8];
-  for (size_t j = 0; j < 4; ++j) a[j] = a[j] + a[j + 4];
-  a[0] = a[0] + a[2];
-  a[1] = a[1] + a[3];
-  return a[0] + a[1];
+  for (size_t j = 0; j < 4; ++j) p[j] = a[j] + a[j + 4];
 }
 
-// The same tree over lane sums held in K vectors of N = 16 / K lanes
+// Steps h = 2 and h = 1 on one head's four partial sums.
+HWY_INLINE float SumOfFourPartials(const float* HWY_RESTRICT p) { return (p[0] + p[2]) + (p[1] + p[3]); }
+
+// Steps h = 8 and h = 4 on lane sums held in K vectors of N = 16 / K lanes
 // (lanes of s0, then s1, ...), in registers where the target's shuffles
-// allow: through memory, each head's tree stalled on loads of parts of
-// wider stores.
+// allow: a_0..a_3 to p[0, 4).
 template <size_t K, class D>
-HWY_INLINE float TreeOfLaneSums(D d, hn::Vec<D> s0, hn::Vec<D> s1, hn::Vec<D> s2, hn::Vec<D> s3) {
+HWY_INLINE void StoreFourPartials(D d, hn::Vec<D> s0, hn::Vec<D> s1, hn::Vec<D> s2, hn::Vec<D> s3,
+                                  float* HWY_RESTRICT p) {
 #if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128 && (HWY_ARCH_X86 || HWY_TARGET == HWY_NEON)
-  const auto last_two_steps = [](auto four) {  // h = 2, then h = 1, on lanes 0..3
-    const auto pairs = hn::Add(four, hn::Shuffle1032(four));
-    return hn::GetLane(hn::Add(pairs, hn::Shuffle2301(pairs)));
-  };
   if constexpr (K == 1 && hn::MaxLanes(D()) == 16) {
     const hn::Half<D> d8;
     const hn::Half<decltype(d8)> d4;
     const auto eight = hn::Add(hn::LowerHalf(d8, s0), hn::UpperHalf(d8, s0));
-    return last_two_steps(hn::Add(hn::LowerHalf(d4, eight), hn::UpperHalf(d4, eight)));
+    return hn::StoreU(hn::Add(hn::LowerHalf(d4, eight), hn::UpperHalf(d4, eight)), d4, p);
   } else if constexpr (K == 2 && hn::MaxLanes(D()) == 8) {
     const hn::Half<D> d4;
     const auto eight = hn::Add(s0, s1);
-    return last_two_steps(hn::Add(hn::LowerHalf(d4, eight), hn::UpperHalf(d4, eight)));
+    return hn::StoreU(hn::Add(hn::LowerHalf(d4, eight), hn::UpperHalf(d4, eight)), d4, p);
   } else if constexpr (K == 4 && hn::MaxLanes(D()) == 4) {
-    return last_two_steps(hn::Add(hn::Add(s0, s2), hn::Add(s1, s3)));
+    return hn::StoreU(hn::Add(hn::Add(s0, s2), hn::Add(s1, s3)), d, p);
   }
 #endif
   const size_t N = hn::Lanes(d);
@@ -92,7 +96,7 @@ HWY_INLINE float TreeOfLaneSums(D d, hn::Vec<D> s0, hn::Vec<D> s1, hn::Vec<D> s2
     hn::Store(s2, d, lane_sums + 2 * N);
     hn::Store(s3, d, lane_sums + 3 * N);
   }
-  return SumOfLaneSums(lane_sums);
+  FoldLaneSumsToFour(lane_sums, p);
 }
 
 // 1 / sqrt(sum / n + eps) (§8.3: a division as torch's mean, a correctly
@@ -101,14 +105,47 @@ HWY_INLINE float FactorOfSum(float sum_of_squares, size_t n, float eps) {
   return 1.0f / std::sqrt(sum_of_squares / static_cast<float>(n) + eps);
 }
 
-// The sum of squares of u[0, padded) (padded a multiple of 16, the padding
-// zeros) in §8.3's order: sum j of the 16 gets u[j]^2, u[j + 16]^2, ... in
-// index order, each square and each sum rounded; then the fixed tree. A zero
-// square added to a lane sum leaves it unchanged, so the padding is neutral.
-// Lanes of the vectors below hold 16 / K of those sums each (K vectors of
-// N = 16 / K lanes in flight).
+// factors[h] = FactorOfSum(SumOfFourPartials(partials + 4 h), n, eps) for
+// h < heads <= 16, a vector of heads at a time: the same operations in each
+// lane (Highway's Div and Sqrt are the IEEE ones on every target). Writes
+// factors up to a whole vector past `heads`; reads partials as far (zeros).
+HWY_INLINE void FactorsOfPartials(const float* HWY_RESTRICT partials, size_t heads, size_t n, float eps,
+                                  float* HWY_RESTRICT factors) {
+  const hn::CappedTag<float, kNormLanes> d;
+  const size_t N = hn::Lanes(d);
+  const auto mean_divisor = hn::Set(d, static_cast<float>(n));
+  const auto veps = hn::Set(d, eps);
+  for (size_t h = 0; h < heads; h += N) {
+    hn::Vec<decltype(d)> p0, p1, p2, p3;
+    hn::LoadInterleaved4(d, partials + 4 * h, p0, p1, p2, p3);
+    const auto sum = hn::Add(hn::Add(p0, p2), hn::Add(p1, p3));
+    hn::StoreU(hn::Div(hn::Set(d, 1.0f), hn::Sqrt(hn::Add(hn::Div(sum, mean_divisor), veps))), d, factors + h);
+  }
+}
+
+// The norm factor of each of `heads` heads of n components into
+// factors[0, RoundUpToNormLanes(heads)), 16 heads at a time:
+// partials_of(h, p) writes head h's four partial sums to p[0, 4).
+template <class PartialsOf>
+HWY_INLINE void FactorsOfHeads(size_t heads, size_t n, float eps, float* HWY_RESTRICT factors,
+                               const PartialsOf& partials_of) {
+  HWY_ALIGN float partials[4 * kNormLanes];
+  for (size_t first = 0; first < heads; first += kNormLanes) {
+    const size_t count = std::min(kNormLanes, heads - first);
+    for (size_t h = 0; h < count; ++h) partials_of(first + h, partials + 4 * h);
+    std::fill(partials + 4 * count, partials + 4 * kNormLanes, 0.0f);
+    FactorsOfPartials(partials, count, n, eps, factors + first);
+  }
+}
+
+// The four partial sums of squares of u[0, padded) (padded a multiple of 16,
+// the padding zeros) in §8.3's order: sum j of the 16 gets u[j]^2,
+// u[j + 16]^2, ... in index order, each square and each sum rounded; then
+// steps h = 8 and 4 of the tree. A zero square added to a lane sum leaves it
+// unchanged, so the padding is neutral. Lanes of the vectors below hold
+// 16 / K of those sums each (K vectors of N = 16 / K lanes in flight).
 template <size_t K>
-HWY_INLINE float SumOfSquares(const float* HWY_RESTRICT u, size_t padded) {
+HWY_INLINE void PartialsOfSquares(const float* HWY_RESTRICT u, size_t padded, float* HWY_RESTRICT p) {
   const hn::CappedTag<float, kNormLanes / K> d;
   const size_t N = hn::Lanes(d);
   HWY_ALIGN float lane_sums[kNormLanes];
@@ -128,7 +165,7 @@ HWY_INLINE float SumOfSquares(const float* HWY_RESTRICT u, size_t padded) {
         s3 = hn::Add(s3, hn::Mul(v3, v3));
       }
     }
-    if (K * N == kNormLanes) return TreeOfLaneSums<K>(d, s0, s1, s2, s3);
+    if (K * N == kNormLanes) return StoreFourPartials<K>(d, s0, s1, s2, s3, p);
     hn::Store(s0, d, lane_sums + j);
     if (K > 1) hn::Store(s1, d, lane_sums + j + N);
     if (K > 2) {
@@ -136,14 +173,15 @@ HWY_INLINE float SumOfSquares(const float* HWY_RESTRICT u, size_t padded) {
       hn::Store(s3, d, lane_sums + j + 3 * N);
     }
   }
-  return SumOfLaneSums(lane_sums);
+  FoldLaneSumsToFour(lane_sums, p);
 }
 
-// The same sum of the n elements at x (n a multiple of 16), as they are
-// converted to f32 and stored to u[0, n): one pass over the head. K vectors
-// of this target's full width make 16 lanes (checked by the caller).
+// The same partial sums of the n elements at x (n a multiple of 16), as they
+// are converted to f32 and stored to u[0, n): one pass over the head. K
+// vectors of this target's full width make 16 lanes (checked by the caller).
 template <class Src, size_t K>
-HWY_INLINE float LoadHeadAndSumSquares(const typename Src::T* HWY_RESTRICT x, size_t n, float* HWY_RESTRICT u) {
+HWY_INLINE void LoadHeadAndPartials(const typename Src::T* HWY_RESTRICT x, size_t n, float* HWY_RESTRICT u,
+                                    float* HWY_RESTRICT p) {
   const DF d;
   const size_t N = hn::Lanes(d);
   VF s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
@@ -165,7 +203,7 @@ HWY_INLINE float LoadHeadAndSumSquares(const typename Src::T* HWY_RESTRICT x, si
       s3 = hn::Add(s3, hn::Mul(v3, v3));
     }
   }
-  return TreeOfLaneSums<K>(d, s0, s1, s2, s3);
+  StoreFourPartials<K>(d, s0, s1, s2, s3, p);
 }
 
 // Whether this target's vectors may be 16 / K lanes of f32 (K vectors making
@@ -176,11 +214,19 @@ constexpr bool kMayTakeLaneSumsIn = HWY_HAVE_SCALABLE || hn::MaxLanes(DF()) * K 
 
 // Lane sums in flight: 16 / K vectors of up to 16 lanes, so that one
 // vector's add latency per 16 components does not bound the loop.
-HWY_INLINE float SumOfSquares(const float* HWY_RESTRICT u, size_t padded) {
+HWY_INLINE void PartialsOfSquares(const float* HWY_RESTRICT u, size_t padded, float* HWY_RESTRICT p) {
   const size_t N = hn::Lanes(hn::CappedTag<float, kNormLanes>());
-  if (4 * N <= kNormLanes) return SumOfSquares<4>(u, padded);
-  if (2 * N <= kNormLanes) return SumOfSquares<2>(u, padded);
-  return SumOfSquares<1>(u, padded);
+  if (4 * N <= kNormLanes) return PartialsOfSquares<4>(u, padded, p);
+  if (2 * N <= kNormLanes) return PartialsOfSquares<2>(u, padded, p);
+  return PartialsOfSquares<1>(u, padded, p);
+}
+
+// The whole sum of squares of u[0, padded) in §8.3's order (one sum: a
+// whole-token norm).
+HWY_INLINE float SumOfSquares(const float* HWY_RESTRICT u, size_t padded) {
+  HWY_ALIGN float p[4];
+  PartialsOfSquares(u, padded, p);
+  return SumOfFourPartials(p);
 }
 
 // u[0, n) = (u * r) * gain, gain = w + offset (§8.3's order: two products).
@@ -205,24 +251,25 @@ HWY_INLINE void LoadHeadF32(const typename Src::T* HWY_RESTRICT x, size_t n, flo
 }
 
 // The n elements at x as f32 into u[0, RoundUpToNormLanes(n)) (zero padded),
-// returning their sum of squares in §8.3's order.
+// and their four partial sums of squares in §8.3's order to p[0, 4).
 template <class Src>
-HWY_INLINE float LoadHeadSummingSquares(const typename Src::T* HWY_RESTRICT x, size_t n, float* HWY_RESTRICT u) {
+HWY_INLINE void LoadHeadWithPartials(const typename Src::T* HWY_RESTRICT x, size_t n, float* HWY_RESTRICT u,
+                                     float* HWY_RESTRICT p) {
   const size_t N = hn::Lanes(DF());
   if (n % kNormLanes == 0) {  // one pass; the usual head sizes (64, 128, 256)
     if constexpr (kMayTakeLaneSumsIn<1>) {
-      if (N == kNormLanes) return LoadHeadAndSumSquares<Src, 1>(x, n, u);
+      if (N == kNormLanes) return LoadHeadAndPartials<Src, 1>(x, n, u, p);
     }
     if constexpr (kMayTakeLaneSumsIn<2>) {
-      if (2 * N == kNormLanes) return LoadHeadAndSumSquares<Src, 2>(x, n, u);
+      if (2 * N == kNormLanes) return LoadHeadAndPartials<Src, 2>(x, n, u, p);
     }
     if constexpr (kMayTakeLaneSumsIn<4>) {
-      if (4 * N == kNormLanes) return LoadHeadAndSumSquares<Src, 4>(x, n, u);
+      if (4 * N == kNormLanes) return LoadHeadAndPartials<Src, 4>(x, n, u, p);
     }
   }
   LoadHeadF32<Src>(x, n, u);
   std::fill(u + n, u + RoundUpToNormLanes(n), 0.0f);
-  return SumOfSquares(u, RoundUpToNormLanes(n));
+  PartialsOfSquares(u, RoundUpToNormLanes(n), p);
 }
 
 // How an operand's heads are buffered: `heads` at a time, `stride` floats apart.
@@ -273,70 +320,225 @@ HWY_NOINLINE void LoadHeadsAndFactors(const Operand& op, const void* row, int64_
     std::fill(factors, factors + heads, r);
     return;
   }
-  for (size_t h = 0; h < heads; ++h) {
-    const float sum = LoadHeadSummingSquares<Src>(x + static_cast<int64_t>(h) * op.src_stride_head, head_dim,
-                                                  buffer + h * group.stride);
-    factors[h] = FactorOfSum(sum, head_dim, op.norm_eps);
+  FactorsOfHeads(heads, head_dim, op.norm_eps, factors, [&](size_t h, float* HWY_RESTRICT p) {
+    LoadHeadWithPartials<Src>(x + static_cast<int64_t>(h) * op.src_stride_head, head_dim, buffer + h * group.stride,
+                              p);
+  });
+}
+
+// The heads of a group whose normalized values u = (x * r) * gain are
+// rotated (and scaled: the table chunk carries q's scale) as they are
+// formed, with no pass of their own over the buffer: x is the buffer, or an
+// f32 source (the destination itself, in place).
+struct NormalizingHeads {
+  const float* x;
+  int64_t xs;  // floats from one head of x to the next
+  size_t heads;
+  const float* factors;  // r per head
+  const float* gain;     // w + offset: one vector of head_dim floats (gain_stride 0), or one per head
+  size_t gain_stride;
+  void* y;
+  int64_t ys;  // elements from one head of y to the next
+  // The source of the heads after these, requested while these are
+  // rotated, prefetch_bytes per head, prefetch_stride apart.
+  const char* prefetch;
+  int64_t prefetch_stride;
+  size_t prefetch_bytes;
+  bool streaming;  // from DRAM: the heads one at a time, in address order
+};
+
+// Requests head h's counterpart in the next group (spread over the heads: a
+// burst of them would fill the load queue).
+HWY_INLINE void PrefetchNextHeads(const NormalizingHeads& g, size_t h) {
+  if (g.prefetch == nullptr) return;
+  const char* head = g.prefetch + static_cast<int64_t>(h) * g.prefetch_stride;
+  for (size_t at = 0; at < g.prefetch_bytes; at += 64) hwy::Prefetch(head + at);
+}
+
+// (x[k..] * r) * gain: §8.3's two products.
+HWY_INLINE VF Normalized(const float* x, size_t k, VF r, VF gain) {
+  return hn::Mul(hn::Mul(hn::LoadU(DF(), x + k), r), gain);
+}
+
+// The components past the rotated part of one head: u * scale.
+template <class Dst>
+HWY_INLINE void ScaleNormalizedRest(const float* x, VF r, const float* gain, typename Dst::T* y, size_t rotated,
+                                    size_t head_dim, VF scale) {
+  const DF d;
+  for (size_t k = rotated; k < head_dim; k += hn::Lanes(d)) {
+    StoreF32(Dst(), hn::Mul(Normalized(x, k, r, hn::LoadU(d, gain + k)), scale), y + k);
   }
 }
 
-// The normalized heads of a group, u = (x * r) * gain, rotated and scaled
-// from the buffer (or an f32 source: `buffer` may be the destination itself,
-// in place) to the destination: the products are computed as each
-// vector is rotated, with no pass of their own over the buffer. Rows whose
+// kHeads heads of the group from `first`, each table and gain vector loaded
+// once for all of them (in cache: those loads would otherwise compete with
+// the data's for the L1 ports, as kHeadGroup explains). Two vectors at a time
+// where the part allows: stored as pairs (StoreF32Pair: bf16 rounds both with
+// one permute). Same values either way.
+template <int kPairing, class Dst, size_t kHeads>
+HWY_INLINE void RotateNormalizingHeadGroup(const NormalizingHeads& g, size_t first, const float* cos, const float* sin,
+                                           size_t pairs, size_t head_dim, VF scale) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  const float* x[kHeads];
+  typename Dst::T* y[kHeads];
+  const float* gain[kHeads];
+  float factor[kHeads];  // broadcast where used: SVE vectors cannot be array elements
+  for (size_t h = 0; h < kHeads; ++h) {
+    x[h] = g.x + static_cast<int64_t>(first + h) * g.xs;
+    y[h] = static_cast<typename Dst::T*>(g.y) + static_cast<int64_t>(first + h) * g.ys;
+    gain[h] = g.gain + (first + h) * g.gain_stride;
+    factor[h] = g.factors[first + h];
+    PrefetchNextHeads(g, first + h);
+  }
+  const auto r = [&](size_t h) { return hn::Set(d, factor[h]); };
+  const float* shared_gain = gain[0];  // kHeads > 1 only with one gain vector for all heads
+  if (kPairing == kNeoxPairs) {
+    size_t i = 0;
+    for (; pairs % (2 * N) == 0 && i < pairs; i += 2 * N) {
+      const VF cs0 = InRegister(hn::LoadU(d, cos + i)), sn0 = InRegister(hn::LoadU(d, sin + i));
+      const VF cs1 = InRegister(hn::LoadU(d, cos + i + N)), sn1 = InRegister(hn::LoadU(d, sin + i + N));
+      const VF ga0 = hn::LoadU(d, shared_gain + i), ga1 = hn::LoadU(d, shared_gain + i + N);
+      const VF gc0 = hn::LoadU(d, shared_gain + pairs + i), gc1 = hn::LoadU(d, shared_gain + pairs + i + N);
+      for (size_t h = 0; h < kHeads; ++h) {
+        VF a0 = Normalized(x[h], i, r(h), ga0), c0 = Normalized(x[h], pairs + i, r(h), gc0);
+        VF a1 = Normalized(x[h], i + N, r(h), ga1), c1 = Normalized(x[h], pairs + i + N, r(h), gc1);
+        RotatePairs(a0, c0, cs0, sn0);
+        RotatePairs(a1, c1, cs1, sn1);
+        StoreF32Pair(Dst(), a0, a1, y[h] + i);
+        StoreF32Pair(Dst(), c0, c1, y[h] + pairs + i);
+      }
+    }
+    for (; i < pairs; i += N) {
+      const VF cs = InRegister(hn::LoadU(d, cos + i)), sn = InRegister(hn::LoadU(d, sin + i));
+      const VF ga = hn::LoadU(d, shared_gain + i), gc = hn::LoadU(d, shared_gain + pairs + i);
+      for (size_t h = 0; h < kHeads; ++h) {
+        VF a = Normalized(x[h], i, r(h), ga), c = Normalized(x[h], pairs + i, r(h), gc);
+        RotatePairs(a, c, cs, sn);
+        StoreF32(Dst(), a, y[h] + i);
+        StoreF32(Dst(), c, y[h] + pairs + i);
+      }
+    }
+  } else {
+#if HWY_TARGET != HWY_SCALAR
+    const size_t rotated = 2 * pairs;
+    size_t k = 0;
+    for (; rotated % (2 * N) == 0 && k < rotated; k += 2 * N) {
+      const VF cs0 = InRegister(hn::LoadU(d, cos + k)), sn0 = InRegister(hn::LoadU(d, sin + k));
+      const VF cs1 = InRegister(hn::LoadU(d, cos + k + N)), sn1 = InRegister(hn::LoadU(d, sin + k + N));
+      const VF g0 = hn::LoadU(d, shared_gain + k), g1 = hn::LoadU(d, shared_gain + k + N);
+      for (size_t h = 0; h < kHeads; ++h) {
+        StoreF32Pair(Dst(), RotateAdjacent(Normalized(x[h], k, r(h), g0), cs0, sn0),
+                     RotateAdjacent(Normalized(x[h], k + N, r(h), g1), cs1, sn1), y[h] + k);
+      }
+    }
+    for (; k < rotated; k += N) {
+      const VF cs = InRegister(hn::LoadU(d, cos + k)), sn = InRegister(hn::LoadU(d, sin + k));
+      const VF gk = hn::LoadU(d, shared_gain + k);
+      for (size_t h = 0; h < kHeads; ++h) StoreF32(Dst(), RotateAdjacent(Normalized(x[h], k, r(h), gk), cs, sn), y[h] + k);
+    }
+#endif
+  }
+  for (size_t h = 0; h < kHeads; ++h) ScaleNormalizedRest<Dst>(x[h], r(h), gain[h], y[h], 2 * pairs, head_dim, scale);
+}
+
+#if ROTARY_ROW_IN_REGISTERS
+// AVX-512: the table chunk of kVectors vectors per half in registers, and the
+// gain where it fits beside it (kGainInRegisters), the heads front to back:
+// per vector of a head, the data's load is the only one (the plain kernels'
+// "Table row held in registers").
+template <int kPairing, class Dst, size_t kVectors>
+HWY_NOINLINE void RotateNormalizingHeadsWithRowInRegisters(const NormalizingHeads& g, const float* cos,
+                                                           const float* sin, size_t pairs, size_t head_dim,
+                                                           VF scale) {
+  static_assert(kVectors % 2 == 0, "stored two vectors at a time (StoreF32Pair)");
+  constexpr bool kNeox = kPairing == kNeoxPairs;
+  // The gain of a (and, neox, of c) beside the table, within 24 of the 32 registers.
+  constexpr bool kGainInRegisters = (kNeox ? 4 : 3) * kVectors <= 24;
+  constexpr size_t kGainVectors = kGainInRegisters ? kVectors : 1;
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  const size_t half = kNeox ? pairs : 0;  // where c starts in a head (neox)
+  VF cs[kVectors], sn[kVectors], gain_a[kGainVectors], gain_c[kGainVectors];
+  for (size_t v = 0; v < kVectors; ++v) {
+    cs[v] = InRegister(hn::LoadU(d, cos + v * N));
+    sn[v] = InRegister(hn::LoadU(d, sin + v * N));
+  }
+  if constexpr (kGainInRegisters) {
+    for (size_t v = 0; v < kVectors; ++v) {
+      gain_a[v] = InRegister(hn::LoadU(d, g.gain + v * N));
+      if (kNeox) gain_c[v] = InRegister(hn::LoadU(d, g.gain + half + v * N));
+    }
+  }
+  const auto a_gain = [&](size_t v) {
+    if constexpr (kGainInRegisters) return gain_a[v]; else return hn::LoadU(d, g.gain + v * N);
+  };
+  const auto c_gain = [&](size_t v) {
+    if constexpr (kGainInRegisters) return gain_c[v]; else return hn::LoadU(d, g.gain + half + v * N);
+  };
+  const float* const x0 = g.x;
+  typename Dst::T* const y0 = static_cast<typename Dst::T*>(g.y);
+  const int64_t xs = g.xs, ys = g.ys;
+  const size_t heads = g.heads;
+  for (size_t h = 0; h < heads; ++h) {
+    const float* x = x0 + static_cast<int64_t>(h) * xs;
+    typename Dst::T* y = y0 + static_cast<int64_t>(h) * ys;
+    const VF r = hn::Set(d, g.factors[h]);
+    PrefetchNextHeads(g, h);
+    for (size_t v = 0; v < kVectors; v += 2) {
+      if constexpr (kNeox) {
+        VF a0 = Normalized(x, v * N, r, a_gain(v)), a1 = Normalized(x, (v + 1) * N, r, a_gain(v + 1));
+        VF c0 = Normalized(x, half + v * N, r, c_gain(v)), c1 = Normalized(x, half + (v + 1) * N, r, c_gain(v + 1));
+        RotatePairs(a0, c0, cs[v], sn[v]);
+        RotatePairs(a1, c1, cs[v + 1], sn[v + 1]);
+        StoreF32Pair(Dst(), a0, a1, y + v * N);
+        StoreF32Pair(Dst(), c0, c1, y + half + v * N);
+      } else {
+        StoreF32Pair(Dst(), RotateAdjacent(Normalized(x, v * N, r, a_gain(v)), cs[v], sn[v]),
+                     RotateAdjacent(Normalized(x, (v + 1) * N, r, a_gain(v + 1)), cs[v + 1], sn[v + 1]),
+                     y + v * N);
+      }
+    }
+    ScaleNormalizedRest<Dst>(x, r, g.gain, y, 2 * pairs, head_dim, scale);
+  }
+}
+#endif
+
+// All heads of a group, normalized as they are rotated: with the table in
+// registers (AVX-512, one gain vector for all heads, a chunk of 2, 4 or 8
+// vectors per half), else (other targets) kHeadGroup heads per table vector
+// loaded in cache and one at a time streaming, as the plain kernels visit
+// heads. Rows whose
 // rotated and passed-through parts are whole vectors (NormalizesInRotation);
 // the same bits as ScaleByFactorAndGain then the plain rotation.
 template <int kPairing, class Dst>
-HWY_NOINLINE void RotateNormalizingHeads(const float* buffer, NormGroup group, size_t heads,
-                                         const float* HWY_RESTRICT factors, const float* HWY_RESTRICT gain,
-                                         size_t gain_stride, void* dst, int64_t dst_stride_head, const float* cos,
-                                         const float* sin, size_t pairs, size_t head_dim, float scale,
-                                         const char* prefetch, int64_t prefetch_stride, size_t prefetch_bytes) {
-  const DF d;
-  const size_t N = hn::Lanes(d);
-  const size_t rotated = 2 * pairs;
-  const VF vscale = hn::Set(d, scale);
-  for (size_t h = 0; h < heads; ++h) {
-    const float* x = buffer + h * group.stride;
-    const float* g = gain + h * gain_stride;
-    typename Dst::T* y = static_cast<typename Dst::T*>(dst) + static_cast<int64_t>(h) * dst_stride_head;
-    const VF r = hn::Set(d, factors[h]);
-    if (prefetch != nullptr) {  // spread over the heads: a burst of them would fill the load queue
-      const char* head = prefetch + static_cast<int64_t>(h) * prefetch_stride;
-      for (size_t at = 0; at < prefetch_bytes; at += 64) hwy::Prefetch(head + at);
+HWY_NOINLINE void RotateNormalizingHeads(const NormalizingHeads& g, const float* cos, const float* sin, size_t pairs,
+                                         size_t head_dim, float scale) {
+  const VF vscale = hn::Set(DF(), scale);
+  const bool shared_gain = g.gain_stride == 0;
+#if ROTARY_ROW_IN_REGISTERS
+  const size_t floats = pairs * kFloatsPerPair<kPairing>;
+  if (shared_gain && floats % hn::Lanes(DF()) == 0) {
+    switch (floats / hn::Lanes(DF())) {
+      case 2:
+        return RotateNormalizingHeadsWithRowInRegisters<kPairing, Dst, 2>(g, cos, sin, pairs, head_dim, vscale);
+      case 4:
+        return RotateNormalizingHeadsWithRowInRegisters<kPairing, Dst, 4>(g, cos, sin, pairs, head_dim, vscale);
+      case kMaxRowVectors:
+        return RotateNormalizingHeadsWithRowInRegisters<kPairing, Dst, kMaxRowVectors>(g, cos, sin, pairs, head_dim,
+                                                                                       vscale);
+      default:
+        break;
     }
-    const auto normalized = [&](size_t k) { return hn::Mul(hn::Mul(hn::LoadU(d, x + k), r), hn::LoadU(d, g + k)); };
-    // Two vectors at a time where the part allows: stored as pairs
-    // (StoreF32Pair: bf16 rounds both with one permute). Same values either way.
-    if (kPairing == kNeoxPairs) {
-      size_t i = 0;
-      for (; pairs % (2 * N) == 0 && i < pairs; i += 2 * N) {
-        VF a0 = normalized(i), c0 = normalized(pairs + i), a1 = normalized(i + N), c1 = normalized(pairs + i + N);
-        RotatePairs(a0, c0, InRegister(hn::LoadU(d, cos + i)), InRegister(hn::LoadU(d, sin + i)));
-        RotatePairs(a1, c1, InRegister(hn::LoadU(d, cos + i + N)), InRegister(hn::LoadU(d, sin + i + N)));
-        StoreF32Pair(Dst(), a0, a1, y + i);
-        StoreF32Pair(Dst(), c0, c1, y + pairs + i);
-      }
-      for (; i < pairs; i += N) {
-        VF a = normalized(i), c = normalized(pairs + i);
-        RotatePairs(a, c, InRegister(hn::LoadU(d, cos + i)), InRegister(hn::LoadU(d, sin + i)));
-        StoreF32(Dst(), a, y + i);
-        StoreF32(Dst(), c, y + pairs + i);
-      }
-    } else {
-#if HWY_TARGET != HWY_SCALAR
-      size_t k = 0;
-      for (; rotated % (2 * N) == 0 && k < rotated; k += 2 * N) {
-        StoreF32Pair(Dst(), RotateAdjacent(normalized(k), hn::LoadU(d, cos + k), hn::LoadU(d, sin + k)),
-                     RotateAdjacent(normalized(k + N), hn::LoadU(d, cos + k + N), hn::LoadU(d, sin + k + N)), y + k);
-      }
-      for (; k < rotated; k += N) {
-        StoreF32(Dst(), RotateAdjacent(normalized(k), hn::LoadU(d, cos + k), hn::LoadU(d, sin + k)), y + k);
-      }
-#endif
-    }
-    for (size_t k = rotated; k < head_dim; k += N) StoreF32(Dst(), hn::Mul(normalized(k), vscale), y + k);
   }
+#endif
+  size_t h = 0;
+#if !ROTARY_ROW_IN_REGISTERS  // (there, the rows of other sizes go one head at a time: less code to compile)
+  for (; shared_gain && !g.streaming && h + kHeadGroup <= g.heads; h += kHeadGroup) {
+    RotateNormalizingHeadGroup<kPairing, Dst, kHeadGroup>(g, h, cos, sin, pairs, head_dim, vscale);
+  }
+#endif
+  for (; h < g.heads; ++h) RotateNormalizingHeadGroup<kPairing, Dst, 1>(g, h, cos, sin, pairs, head_dim, vscale);
 }
 
 // Whether RotateNormalizingHeads covers a row: whole vectors in the rotated
@@ -358,11 +560,8 @@ HWY_INLINE bool NormalizesInRotation(int pairing, size_t pairs, size_t head_dim)
 struct NormKernelParts {
   void (*load)(const Operand& op, const void* row, int64_t first, size_t heads, NormGroup group, size_t head_dim,
                float* HWY_RESTRICT buffer, float* HWY_RESTRICT factors);
-  void (*rotate_normalizing)(const float* buffer, NormGroup group, size_t heads,
-                             const float* HWY_RESTRICT factors, const float* HWY_RESTRICT gain, size_t gain_stride,
-                             void* dst, int64_t dst_stride_head, const float* cos, const float* sin, size_t pairs,
-                             size_t head_dim, float scale, const char* prefetch, int64_t prefetch_stride,
-                             size_t prefetch_bytes);
+  void (*rotate_normalizing)(const NormalizingHeads& heads, const float* cos, const float* sin, size_t pairs,
+                             size_t head_dim, float scale);
   RowKernel rotate_plain;
   int pairing;
   size_t src_bytes, dst_bytes;
@@ -379,7 +578,7 @@ HWY_INLINE size_t GainFloats(const Operand& op, size_t head_dim) {
 // its arithmetic leaves the memory idle: the two add up instead of overlapping.
 HWY_INLINE const char* NextGroupSource(const Operand& op, const char* row, int64_t first, size_t heads,
                                        size_t src_bytes, bool streaming) {
-  if (!streaming) return nullptr;
+  (void)streaming;
   const int64_t next = first + static_cast<int64_t>(heads);
   return next < op.heads ? row + next * op.src_stride_head * static_cast<int64_t>(src_bytes)
                          : row + op.src_stride_seq * static_cast<int64_t>(src_bytes);
@@ -417,24 +616,26 @@ HWY_INLINE void NormRotateOperandRow(const Operand& op, int64_t b, int64_t s, co
     char* y_first = y + first * op.dst_stride_head * static_cast<int64_t>(parts.dst_bytes);
     if (direct) {
       const float* xf = reinterpret_cast<const float*>(x) + first * op.src_stride_head;
-      for (size_t h = 0; h < heads; ++h) {
-        factors[h] = FactorOfSum(SumOfSquares(xf + static_cast<int64_t>(h) * op.src_stride_head, job.head_dim),
-                                 job.head_dim, op.norm_eps);
-      }
-      const char* prefetch = NextGroupSource(op, x, first, heads, parts.src_bytes, job.streaming);
-      parts.rotate_normalizing(xf, NormGroup{heads, static_cast<size_t>(op.src_stride_head)}, heads, factors,
-                               gain + static_cast<size_t>(first) * gain_stride, gain_stride, y_first,
-                               op.dst_stride_head, cos, sin, job.pairs, job.head_dim, op.scale, prefetch,
-                               op.src_stride_head * 4, job.head_dim * 4);
+      FactorsOfHeads(heads, job.head_dim, op.norm_eps, factors, [&](size_t h, float* HWY_RESTRICT p) {
+        PartialsOfSquares(xf + static_cast<int64_t>(h) * op.src_stride_head, job.head_dim, p);
+      });
+      const NormalizingHeads from_source{xf, op.src_stride_head, heads, factors,
+                                         gain + static_cast<size_t>(first) * gain_stride, gain_stride, y_first,
+                                         op.dst_stride_head,
+                                         NextGroupSource(op, x, first, heads, parts.src_bytes, job.streaming),
+                                         op.src_stride_head * 4, job.head_dim * 4, job.streaming};
+      parts.rotate_normalizing(from_source, cos, sin, job.pairs, job.head_dim, op.scale);
       continue;
     }
     parts.load(op, x, first, heads, group, job.head_dim, buffer, factors);
-    const char* prefetch = NextGroupSource(op, x, first, heads, parts.src_bytes, job.streaming);
     if (in_rotation) {
-      parts.rotate_normalizing(buffer, group, heads, factors, gain + static_cast<size_t>(first) * gain_stride,
-                               gain_stride, y_first, op.dst_stride_head, cos, sin, job.pairs, job.head_dim, op.scale,
-                               prefetch, op.src_stride_head * static_cast<int64_t>(parts.src_bytes),
-                               job.head_dim * parts.src_bytes);
+      const NormalizingHeads from_buffer{buffer, static_cast<int64_t>(group.stride), heads, factors,
+                                         gain + static_cast<size_t>(first) * gain_stride, gain_stride, y_first,
+                                         op.dst_stride_head,
+                                         NextGroupSource(op, x, first, heads, parts.src_bytes, job.streaming),
+                                         op.src_stride_head * static_cast<int64_t>(parts.src_bytes),
+                                         job.head_dim * parts.src_bytes, job.streaming};
+      parts.rotate_normalizing(from_buffer, cos, sin, job.pairs, job.head_dim, op.scale);
       continue;
     }
     for (size_t h = 0; h < heads; ++h) {
