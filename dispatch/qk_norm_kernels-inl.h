@@ -125,14 +125,18 @@ HWY_INLINE void FactorsOfPartials(const float* HWY_RESTRICT partials, size_t hea
 
 // The norm factor of each of `heads` heads of n components into
 // factors[0, RoundUpToNormLanes(heads)), 16 heads at a time:
-// partials_of(h, p) writes head h's four partial sums to p[0, 4).
+// partials_of writes them (below).
+// partials_of(h, count, p) writes the partials of heads [h, h + count) to
+// p[0, 4 count); count is `at_once` or 1.
 template <class PartialsOf>
-HWY_INLINE void FactorsOfHeads(size_t heads, size_t n, float eps, float* HWY_RESTRICT factors,
+HWY_INLINE void FactorsOfHeads(size_t heads, size_t n, float eps, float* HWY_RESTRICT factors, size_t at_once,
                                const PartialsOf& partials_of) {
   HWY_ALIGN float partials[4 * kNormLanes];
   for (size_t first = 0; first < heads; first += kNormLanes) {
     const size_t count = std::min(kNormLanes, heads - first);
-    for (size_t h = 0; h < count; ++h) partials_of(first + h, partials + 4 * h);
+    size_t h = 0;
+    for (; h + at_once <= count; h += at_once) partials_of(first + h, at_once, partials + 4 * h);
+    for (; h < count; ++h) partials_of(first + h, 1, partials + 4 * h);
     std::fill(partials + 4 * count, partials + 4 * kNormLanes, 0.0f);
     FactorsOfPartials(partials, count, n, eps, factors + first);
   }
@@ -175,6 +179,50 @@ HWY_INLINE void PartialsOfSquares(const float* HWY_RESTRICT u, size_t padded, fl
   }
   FoldLaneSumsToFour(lane_sums, p);
 }
+
+// PartialsOfSquares of 4 / K heads at once (`stride` floats apart; K
+// vectors of N = 16 / K lanes make a head's lane sums, so 4 accumulators are
+// in flight whatever the width): one head's chain of dependent adds would
+// bound the loop by their latency. Head h's partials to p[4 h, 4 h + 4).
+template <size_t K>
+HWY_INLINE void PartialsOfSquaresOfHeads(const float* HWY_RESTRICT u, int64_t stride, size_t padded,
+                                         float* HWY_RESTRICT p) {
+  static_assert(K == 1 || K == 2 || K == 4, "4 / K heads");
+  const hn::CappedTag<float, kNormLanes / K> d;
+  const size_t N = hn::Lanes(d);
+  // Accumulator a: head a / K, lanes (a % K) * N of its 16.
+  const float* u0 = u + (0 / K) * stride + (0 % K) * N;
+  const float* u1 = u + (1 / K) * stride + (1 % K) * N;
+  const float* u2 = u + (2 / K) * stride + (2 % K) * N;
+  const float* u3 = u + (3 / K) * stride + (3 % K) * N;
+  auto s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
+  for (size_t k = 0; k < padded; k += kNormLanes) {
+    const auto v0 = hn::LoadU(d, u0 + k), v1 = hn::LoadU(d, u1 + k);
+    const auto v2 = hn::LoadU(d, u2 + k), v3 = hn::LoadU(d, u3 + k);
+    s0 = hn::Add(s0, hn::Mul(v0, v0));
+    s1 = hn::Add(s1, hn::Mul(v1, v1));
+    s2 = hn::Add(s2, hn::Mul(v2, v2));
+    s3 = hn::Add(s3, hn::Mul(v3, v3));
+  }
+  if constexpr (K == 1) {
+    StoreFourPartials<1>(d, s0, s0, s0, s0, p);
+    StoreFourPartials<1>(d, s1, s1, s1, s1, p + 4);
+    StoreFourPartials<1>(d, s2, s2, s2, s2, p + 8);
+    StoreFourPartials<1>(d, s3, s3, s3, s3, p + 12);
+  } else if constexpr (K == 2) {
+    StoreFourPartials<2>(d, s0, s1, s0, s1, p);
+    StoreFourPartials<2>(d, s2, s3, s2, s3, p + 4);
+  } else {
+    StoreFourPartials<4>(d, s0, s1, s2, s3, p);
+  }
+}
+
+// How many heads PartialsOfSquaresOfHeads sums at once here: 4 / K where K
+// full vectors make a head's 16 lane sums (AVX-512: 4, AVX2: 2); 1 where K
+// is 4 already (128-bit vectors) or the width is not fixed.
+constexpr size_t kLaneSumVectors =
+    HWY_HAVE_SCALABLE || HWY_TARGET == HWY_SCALAR ? 0 : kNormLanes / hn::MaxLanes(DF());
+constexpr size_t kHeadsSummedAtOnce = kLaneSumVectors == 1 ? 4 : kLaneSumVectors == 2 ? 2 : 1;
 
 // The same partial sums of the n elements at x (n a multiple of 16), as they
 // are converted to f32 and stored to u[0, n): one pass over the head. K
@@ -320,7 +368,7 @@ HWY_NOINLINE void LoadHeadsAndFactors(const Operand& op, const void* row, int64_
     std::fill(factors, factors + heads, r);
     return;
   }
-  FactorsOfHeads(heads, head_dim, op.norm_eps, factors, [&](size_t h, float* HWY_RESTRICT p) {
+  FactorsOfHeads(heads, head_dim, op.norm_eps, factors, 1, [&](size_t h, size_t, float* HWY_RESTRICT p) {
     LoadHeadWithPartials<Src>(x + static_cast<int64_t>(h) * op.src_stride_head, head_dim, buffer + h * group.stride,
                               p);
   });
@@ -339,8 +387,9 @@ struct NormalizingHeads {
   size_t gain_stride;
   void* y;
   int64_t ys;  // elements from one head of y to the next
-  // The source of the heads after these, requested while these are
-  // rotated, prefetch_bytes per head, prefetch_stride apart.
+  // Streaming from DRAM: the source of the heads after these, requested
+  // while these are rotated, prefetch_bytes per head, prefetch_stride apart
+  // (nullptr in cache, where it did not pay).
   const char* prefetch;
   int64_t prefetch_stride;
   size_t prefetch_bytes;
@@ -578,7 +627,7 @@ HWY_INLINE size_t GainFloats(const Operand& op, size_t head_dim) {
 // its arithmetic leaves the memory idle: the two add up instead of overlapping.
 HWY_INLINE const char* NextGroupSource(const Operand& op, const char* row, int64_t first, size_t heads,
                                        size_t src_bytes, bool streaming) {
-  (void)streaming;
+  if (!streaming) return nullptr;
   const int64_t next = first + static_cast<int64_t>(heads);
   return next < op.heads ? row + next * op.src_stride_head * static_cast<int64_t>(src_bytes)
                          : row + op.src_stride_seq * static_cast<int64_t>(src_bytes);
@@ -616,9 +665,12 @@ HWY_INLINE void NormRotateOperandRow(const Operand& op, int64_t b, int64_t s, co
     char* y_first = y + first * op.dst_stride_head * static_cast<int64_t>(parts.dst_bytes);
     if (direct) {
       const float* xf = reinterpret_cast<const float*>(x) + first * op.src_stride_head;
-      FactorsOfHeads(heads, job.head_dim, op.norm_eps, factors, [&](size_t h, float* HWY_RESTRICT p) {
-        PartialsOfSquares(xf + static_cast<int64_t>(h) * op.src_stride_head, job.head_dim, p);
-      });
+      FactorsOfHeads(heads, job.head_dim, op.norm_eps, factors, kHeadsSummedAtOnce,
+                     [&](size_t h, size_t count, float* HWY_RESTRICT p) {
+                       const float* u = xf + static_cast<int64_t>(h) * op.src_stride_head;
+                       if (count == 1) return PartialsOfSquares(u, job.head_dim, p);
+                       PartialsOfSquaresOfHeads<4 / kHeadsSummedAtOnce>(u, op.src_stride_head, job.head_dim, p);
+                     });
       const NormalizingHeads from_source{xf, op.src_stride_head, heads, factors,
                                          gain + static_cast<size_t>(first) * gain_stride, gain_stride, y_first,
                                          op.dst_stride_head,
