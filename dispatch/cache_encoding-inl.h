@@ -42,10 +42,14 @@ template <int kMantissa, int kBias, uint32_t kMaxBits>
 struct Fp8Format {
   static constexpr uint32_t kMaxFiniteBits = kMaxBits;
   static constexpr int kShift = 23 - kMantissa;  // f32 mantissa bits dropped
-  static constexpr uint32_t kRebias = static_cast<uint32_t>(127 - kBias) << kMantissa;
   static constexpr uint32_t kMinNormalBits = static_cast<uint32_t>(127 + 1 - kBias) << 23;
-  // Subnormals are multiples of 2^(1 - kBias - kMantissa): a * 2^(kBias - 1 + kMantissa) counts them.
-  static constexpr uint32_t kSubnormalScaleBits = static_cast<uint32_t>(127 + kBias - 1 + kMantissa) << 23;
+  // Added to a normal value's bits (mod 2^32): the exponent rebiased, and half
+  // a code step less one (the rounding, with the kept bit's parity added too).
+  static constexpr uint32_t kRebiasHalf =
+      (static_cast<uint32_t>(kBias - 127) << 23) + (uint32_t{1} << (kShift - 1)) - 1u;
+  // A power of two whose f32 ulp is the subnormals' step, 2^(1 - kBias - kMantissa):
+  // adding it to a subnormal magnitude rounds that to a whole number of steps.
+  static constexpr uint32_t kSubnormalMagicBits = static_cast<uint32_t>(127 + 24 - kBias - kMantissa) << 23;
 };
 using E4M3 = Fp8Format<3, 7, 0x43E00000u>;   // max 448 (0x7E)
 using E5M2 = Fp8Format<2, 15, 0x47600000u>;  // max 57344 (0x7B)
@@ -60,14 +64,14 @@ HWY_INLINE hn::Vec<DU32> Fp8Codes(VF y, VF divisor) {
   // Saturate: |z| >= max (and inf) is the largest finite code. A NaN is replaced below.
   const VF a = hn::Min(hn::Abs(z), hn::BitCast(d, hn::Set(du, Format::kMaxFiniteBits)));
   const auto bits = hn::BitCast(du, a);
-  // Normal: drop kShift mantissa bits rounding to nearest even (a carry moves into the exponent), rebias.
-  const auto half_minus_one = hn::Set(du, (1u << (Format::kShift - 1)) - 1u);
+  // Normal: rebias, and drop kShift mantissa bits rounding to nearest even (a
+  // carry moves into the exponent).
   const auto odd = hn::And(hn::ShiftRight<Format::kShift>(bits), hn::Set(du, 1u));
-  const auto normal =
-      hn::Sub(hn::ShiftRight<Format::kShift>(hn::Add(bits, hn::Add(half_minus_one, odd))), hn::Set(du, Format::kRebias));
-  // Subnormal: the count of the smallest subnormal, to nearest even (exact: a power-of-two scale, then Round).
-  const auto subnormal =
-      hn::BitCast(du, hn::ConvertTo(DI32(), hn::Round(hn::Mul(a, hn::BitCast(d, hn::Set(du, Format::kSubnormalScaleBits))))));
+  const auto normal = hn::ShiftRight<Format::kShift>(hn::Add(hn::Add(bits, hn::Set(du, Format::kRebiasHalf)), odd));
+  // Subnormal: one f32 addition rounds a to the subnormal step, to nearest
+  // even; the magic's bits taken off leave the count of steps.
+  const auto magic = hn::Set(du, Format::kSubnormalMagicBits);
+  const auto subnormal = hn::Sub(hn::BitCast(du, hn::Add(a, hn::BitCast(d, magic))), magic);
   const auto is_normal = hn::RebindMask(du, hn::Ge(a, hn::BitCast(d, hn::Set(du, Format::kMinNormalBits))));
   const auto code = hn::Or(hn::IfThenElse(is_normal, normal, subnormal), sign);
   return hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(z)), hn::Or(hn::Set(du, 0x7Fu), sign), code);
