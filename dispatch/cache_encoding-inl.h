@@ -101,12 +101,10 @@ HWY_INLINE void EncodeFp8(const float* HWY_RESTRICT y, size_t count, float divis
 constexpr size_t kQ8Block = 32;        // values per record
 constexpr size_t kQ8RecordBytes = 34;  // f16 d, then 32 int8 quants
 
-// half(d), little-endian whatever the host, into record[0..1] (round to nearest even).
-HWY_INLINE void StoreRecordScale(float d, uint8_t* HWY_RESTRICT record) {
-  HWY_ALIGN uint16_t half[kMaxLanes];
-  convert::F32ToF16(hn::Set(DF(), d), half);
-  record[0] = static_cast<uint8_t>(half[0] & 0xFF);
-  record[1] = static_cast<uint8_t>(half[0] >> 8);
+// half(d), little-endian whatever the host, into record[0..1].
+HWY_INLINE void StoreRecordScale(uint16_t half, uint8_t* HWY_RESTRICT record) {
+  record[0] = static_cast<uint8_t>(half & 0xFF);
+  record[1] = static_cast<uint8_t>(half >> 8);
 }
 
 // roundf (half away from zero) of an f32 product, as the int8 ggml stores; 0
@@ -118,46 +116,73 @@ HWY_INLINE int8_t QuantOf(float p) {
   return static_cast<int8_t>(r);
 }
 
-// One record of 32 values, as ggml's quantize_row_q8_0_ref: amax over |x| (a
+// ggml's quantize_row_q8_0_ref, one record of 32 values: amax over |x| (a
 // NaN ignored), d = amax / 127, id = 1 / d (0 if d is 0), half(d) stored
-// little-endian, q = roundf(x * id) (half away from zero; a NaN or infinite
-// product gives 0). Whole vectors where they tile the 32 values, else one value at a time:
-// the same f32 operations either way, so the same bytes. (On SVE_256 the
-// vector form gave wrong records under Highway 1.0.3, found by the q8_0 test
-// under qemu; that target takes the scalar form.)
-HWY_INLINE void EncodeQ8Record(const float* HWY_RESTRICT x, uint8_t* HWY_RESTRICT record) {
+// little-endian (round to nearest even), q = roundf(x * id) (half away from
+// zero; a NaN or infinite product gives 0).
+//
+// The `records` records of 32 values at x, to out (34 bytes each). Whole
+// vectors where they tile the 32 values: each record's amax, then d, id and
+// half(d) of N records at once (the scalar form's two divisions per record
+// were a chain of dependent operations that bounded the loop), then its
+// quants. One value at a time otherwise. The same f32 operations either way
+// (Div is the IEEE division in every lane), so the same bytes. (On SVE_256
+// the vector form gave wrong records under Highway 1.0.3, found by the q8_0
+// test under qemu; that target takes the scalar form.)
+HWY_INLINE void EncodeQ8Records(const float* HWY_RESTRICT x, size_t records, uint8_t* HWY_RESTRICT out) {
   const DF d;
   const size_t N = hn::Lanes(d);
   if (HWY_TARGET == HWY_SVE_256 || N > kQ8Block || kQ8Block % N != 0) {
-    float max_abs = 0.0f;
-    for (size_t j = 0; j < kQ8Block; ++j) {
-      if (!std::isnan(x[j])) max_abs = std::max(max_abs, std::fabs(x[j]));
+    for (size_t r = 0; r < records; ++r) {
+      const float* v = x + r * kQ8Block;
+      uint8_t* record = out + r * kQ8RecordBytes;
+      float max_abs = 0.0f;
+      for (size_t j = 0; j < kQ8Block; ++j) {
+        if (!std::isnan(v[j])) max_abs = std::max(max_abs, std::fabs(v[j]));
+      }
+      const float scale = max_abs / 127.0f;
+      const float inverse = scale != 0.0f ? 1.0f / scale : 0.0f;
+      HWY_ALIGN uint16_t half[kMaxLanes];
+      convert::F32ToF16(hn::Set(d, scale), half);
+      StoreRecordScale(half[0], record);
+      for (size_t j = 0; j < kQ8Block; ++j) record[2 + j] = static_cast<uint8_t>(QuantOf(v[j] * inverse));
     }
-    const float scale = max_abs / 127.0f;
-    const float inverse = scale != 0.0f ? 1.0f / scale : 0.0f;
-    StoreRecordScale(scale, record);
-    for (size_t j = 0; j < kQ8Block; ++j) record[2 + j] = static_cast<uint8_t>(QuantOf(x[j] * inverse));
     return;
   }
   const hn::Rebind<int8_t, DF> d8;
-  auto amax = hn::Zero(d);
-  for (size_t i = 0; i < kQ8Block; i += N) {
-    const auto a = hn::Abs(hn::LoadU(d, x + i));
-    amax = hn::Max(amax, hn::IfThenZeroElse(hn::IsNaN(a), a));
-  }
-  const float max_abs = hn::GetLane(hn::MaxOfLanes(d, amax));
-  const float scale = max_abs / 127.0f;
-  const float inverse = scale != 0.0f ? 1.0f / scale : 0.0f;
-  StoreRecordScale(scale, record);
-  const auto id = hn::Set(d, inverse);
-  const auto one = hn::Set(d, 1.0f), point_five = hn::Set(d, 0.5f);
-  for (size_t i = 0; i < kQ8Block; i += N) {
-    const auto p = hn::Mul(hn::LoadU(d, x + i), id);
-    const auto t = hn::Trunc(p);
-    const auto tie = hn::Eq(hn::Abs(hn::Sub(p, t)), point_five);
-    auto q = hn::IfThenElse(tie, hn::Add(t, hn::CopySign(one, p)), hn::Round(p));
-    q = hn::IfThenElseZero(hn::IsFinite(p), q);
-    hn::StoreU(hn::DemoteTo(d8, hn::ConvertTo(DI32(), q)), d8, reinterpret_cast<int8_t*>(record + 2 + i));
+  const auto one = hn::Set(d, 1.0f), point_five = hn::Set(d, 0.5f), infinity = hn::Inf(d);
+  HWY_ALIGN float max_abs[kMaxLanes], inverses[kMaxLanes];
+  HWY_ALIGN uint16_t halves[kMaxLanes];
+  for (size_t first = 0; first < records; first += N) {
+    const size_t count = std::min(N, records - first);
+    for (size_t r = 0; r < count; ++r) {
+      auto amax = hn::Zero(d);
+      for (size_t i = 0; i < kQ8Block; i += N) {
+        const auto a = hn::Abs(hn::LoadU(d, x + (first + r) * kQ8Block + i));
+        amax = hn::Max(amax, hn::IfThenZeroElse(hn::IsNaN(a), a));
+      }
+      max_abs[r] = hn::GetLane(hn::MaxOfLanes(d, amax));
+    }
+    std::fill(max_abs + count, max_abs + N, 0.0f);  // lanes of no record: d = 0
+    const auto scale = hn::Div(hn::Load(d, max_abs), hn::Set(d, 127.0f));
+    const auto nonzero = hn::Ne(scale, hn::Zero(d));
+    hn::Store(hn::IfThenElseZero(nonzero, hn::Div(one, scale)), d, inverses);
+    convert::F32ToF16(scale, halves);
+    for (size_t r = 0; r < count; ++r) {
+      const float* v = x + (first + r) * kQ8Block;
+      uint8_t* record = out + (first + r) * kQ8RecordBytes;
+      StoreRecordScale(halves[r], record);
+      const auto id = hn::Set(d, inverses[r]);
+      for (size_t i = 0; i < kQ8Block; i += N) {
+        // roundf: t = trunc(p), and one further from zero when the fraction
+        // p - t (exact) is at least one half; 0 where p is not finite.
+        const auto p = hn::Mul(hn::LoadU(d, v + i), id);
+        const auto t = hn::Trunc(p);
+        const auto away = hn::IfThenElseZero(hn::Ge(hn::Abs(hn::Sub(p, t)), point_five), one);
+        const auto q = hn::IfThenElseZero(hn::Lt(hn::Abs(p), infinity), hn::Add(t, hn::CopySign(away, p)));
+        hn::StoreU(hn::DemoteTo(d8, hn::ConvertTo(DI32(), q)), d8, reinterpret_cast<int8_t*>(record + 2 + i));
+      }
+    }
   }
 }
 
@@ -194,7 +219,7 @@ HWY_NOINLINE void RotateOperandRowEncoded(const Operand& op, int64_t b, int64_t 
       const float* values = buffer + h * static_cast<int64_t>(head_dim);
       uint8_t* out = y + (first + h) * op.dst_stride_head;
       if (kEncoding == kEncodeQ8_0) {
-        for (size_t j = 0; j < head_dim; j += kQ8Block) EncodeQ8Record(values + j, out + j / kQ8Block * kQ8RecordBytes);
+        EncodeQ8Records(values, head_dim / kQ8Block, out);
       } else if (kEncoding == kEncodeE4M3) {
         EncodeFp8<E4M3>(values, head_dim, op.cache_divisor, out);
       } else {
