@@ -69,6 +69,8 @@ CallOperands ValidateOperands(const TensorArgs* tensors, int count, int32_t head
   }
 
   CallOperands call;
+  call.q_src = src[0];
+  call.q_dst = dst[0];
   call.count = count;
   call.batch = src[0].batch;
   call.seq = src[0].seq;

@@ -3,11 +3,13 @@
 #ifndef ROTARY_LIB_CALL_CALL_OPERANDS_H_
 #define ROTARY_LIB_CALL_CALL_OPERANDS_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
 #include "dispatch/kernel_api.h"
 #include "lib/call/rope.h"
+#include "lib/call/tensor_layout.h"
 
 namespace rotary {
 
@@ -21,7 +23,23 @@ struct CallOperands {
   bool per_operand = false;
   DtypeIndex operand_src[kMaxOperands], operand_dst[kMaxOperands];
   int operand_encoding[kMaxOperands];  // CacheEncodingIndex of a byte cache, or -1: operand_dst is its storage
-  std::vector<int64_t> slots;          // a KV-cache write's slots, checked: what the kernels read
+  // The first tensor's views as validated (a KV-cache write checks its caches apart from them).
+  TensorLayout q_src, q_dst;
+  // A KV-cache write's slots, checked: what the kernels read (CopySlots).
+  const int64_t* slots = nullptr;
+
+  // Copies n slots to memory of this call's own and returns it: inline for
+  // a decode call's few rows (no allocation on its path), else on the heap.
+  // Operands point into it: call it once the CallOperands is where it stays.
+  const int64_t* CopySlots(const int64_t* from, int64_t n) {
+    int64_t* to = slots_inline_;
+    if (n > kInlineSlots) {
+      slots_heap_.resize(static_cast<size_t>(n));
+      to = slots_heap_.data();
+    }
+    std::copy(from, from + n, to);
+    return slots = to;
+  }
   // The memory each destination (q's, k's, the caches) lies in: [begin, end) bytes.
   uintptr_t written_begin[kMaxOperands], written_end[kMaxOperands];
   int written_count = 0;
@@ -42,6 +60,11 @@ struct CallOperands {
     }
     return false;
   }
+
+ private:
+  static constexpr int64_t kInlineSlots = 64;
+  int64_t slots_inline_[kInlineSlots];
+  std::vector<int64_t> slots_heap_;
 };
 
 // count is 1 (one tensor) or 2 (q then k). Throws Error naming the bad argument.

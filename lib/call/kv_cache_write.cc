@@ -162,8 +162,8 @@ void AttachCacheWrite(const CacheWriteArgs& cache, const TensorArgs& q, const Te
          k_cache.layout.heads, "] (num_blocks, block_size, heads)");
   }
   // What is written must be apart from everything else the call reads or writes.
-  const Named q_src{ValidateTensor(q.src, head_dim, q.src_name), q.src_name};
-  const Named q_dst{q.dst == q.src ? q_src.layout : ValidateTensor(q.dst, head_dim, q.dst_name), q.dst_name};
+  const Named q_src{call.q_src, q.src_name};  // as ValidateOperands found them
+  const Named q_dst{call.q_dst, q.dst_name};
   for (const Named* cache_view : {&k_cache, &v_cache}) {
     for (const Named* other : {&q_src, &q_dst, &k_src, &v_src}) CheckApart(*cache_view, *other, head_dim);
   }
@@ -175,10 +175,10 @@ void AttachCacheWrite(const CacheWriteArgs& cache, const TensorArgs& q, const Te
   // The kernels read the slots again while they write: they read a copy, so
   // that neither this call's own writes (slots inside q or a cache) nor another
   // thread can change a slot after it was checked.
-  call.slots.assign(cache.slots, cache.slots + call.batch * call.seq);
+  const int64_t* slots = call.CopySlots(cache.slots, call.batch * call.seq);
   int64_t slots_held;
   if (__builtin_mul_overflow(k_cache.layout.batch, k_cache.layout.seq, &slots_held)) slots_held = INT64_MAX;
-  CheckSlots(call.slots.data(), call.batch * call.seq, slots_held, k_cache.layout.batch, k_cache.layout.seq);
+  CheckSlots(slots, call.batch * call.seq, slots_held, k_cache.layout.batch, k_cache.layout.seq);
 
   call.per_operand = true;
   call.operand_src[0] = call.src_dtype;
@@ -190,7 +190,7 @@ void AttachCacheWrite(const CacheWriteArgs& cache, const TensorArgs& q, const Te
     const TensorLayout& src = sources[i]->layout;
     const TensorLayout& dst = caches[i]->layout;
     const int o = call.count++;
-    call.operands[o] = CacheOperand(src, dst, call.slots.data(), /*copy_only=*/i == 1);
+    call.operands[o] = CacheOperand(src, dst, slots, /*copy_only=*/i == 1);
     call.operands[o].cache_divisor = scales[i];
     call.operand_src[o] = static_cast<DtypeIndex>(src.dtype);
     call.operand_dst[o] = encoding < 0 ? static_cast<DtypeIndex>(dst.dtype) : kF32;  // kF32: unused when encoded
