@@ -507,8 +507,13 @@ class Rope {
   void ApplyWith(const Tensor& q_src, const Tensor& q_dst, const Tensor* k_src, const Tensor* k_dst,
                  const Positions& positions, float q_scale, bool inverse, const QkNorm* norm,
                  const KvCacheWrite* cache = nullptr) const {
-    rotary_apply_options options;
-    rotary_apply_options_init(&options);
+    // The library's defaults, read once (a decode call pays for every call it makes).
+    static const rotary_apply_options kDefaults = [] {
+      rotary_apply_options o;
+      rotary_apply_options_init(&o);
+      return o;
+    }();
+    rotary_apply_options options = kDefaults;
     options.positions = positions.ids;
     options.axes = positions.axes;
     options.offset = positions.offset;

@@ -90,6 +90,14 @@ rotary::TableRef rotary_rope::PrepareTable(int64_t batch, int64_t seq, const rot
 
 namespace {
 
+// Whether every token's ids (axis-major, `rows` per axis) are the same on all axes.
+bool AxesAgree(const int64_t* ids, int32_t axes, int64_t rows) {
+  for (int32_t a = 1; a < axes; ++a) {
+    if (!std::equal(ids, ids + rows, ids + a * rows)) return false;
+  }
+  return true;
+}
+
 // The kernels read the positions again while they write. Positions inside
 // memory the call writes are copied first (into ids_copy, offsets_copy), so
 // that rows rotated early cannot change the positions of later rows after
@@ -169,8 +177,11 @@ void rotary_rope::Rotate(const rotary::KernelTable& kernels, const rotary::CallO
   job.offset = positions.offset;
   job.batch_offsets = positions.batch_offsets;
   job.table = table.View();
-  // Without ids every axis is offset + s: one axis, plain RoPE's rows.
-  job.num_axes = positions.ids ? positions.axes : 1;
+  // Without ids every axis is offset + s: one axis, plain RoPE's rows. So
+  // are ids that agree on every axis for every token (a text-only call):
+  // read as one axis, the kernels neither compare each row's axes nor build
+  // a row (the same rows, so the same bits).
+  job.num_axes = positions.ids && !AxesAgree(positions.ids, positions.axes, call.rows()) ? positions.axes : 1;
   job.axis_stride = call.rows();
   job.row_axes = row_axes_.data();
   job.row_run_ends = row_run_ends_.data();
