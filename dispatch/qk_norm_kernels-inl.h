@@ -555,16 +555,16 @@ HWY_NOINLINE void RotateNormalizingHeadsWithRowInRegisters(const NormalizingHead
 
 // All heads of a group, normalized as they are rotated: with the table in
 // registers (AVX-512, one gain vector for all heads, a chunk of 2, 4 or 8
-// vectors per half), else (other targets) kHeadGroup heads per table vector
-// loaded in cache and one at a time streaming, as the plain kernels visit
-// heads. Rows whose
+// vectors per half), else (other FMA targets) kHeadGroup heads per table
+// vector loaded in cache and one at a time streaming, as the plain kernels
+// visit heads. Rows whose
 // rotated and passed-through parts are whole vectors (NormalizesInRotation);
 // the same bits as ScaleByFactorAndGain then the plain rotation.
 template <int kPairing, class Dst>
 HWY_NOINLINE void RotateNormalizingHeads(const NormalizingHeads& g, const float* cos, const float* sin, size_t pairs,
                                          size_t head_dim, float scale) {
   const VF vscale = hn::Set(DF(), scale);
-  const bool shared_gain = g.gain_stride == 0;
+  [[maybe_unused]] const bool shared_gain = g.gain_stride == 0;  // (one gain vector for all heads)
 #if ROTARY_ROW_IN_REGISTERS
   const size_t floats = pairs * kFloatsPerPair<kPairing>;
   if (shared_gain && floats % hn::Lanes(DF()) == 0) {
@@ -582,7 +582,10 @@ HWY_NOINLINE void RotateNormalizingHeads(const NormalizingHeads& g, const float*
   }
 #endif
   size_t h = 0;
-#if !ROTARY_ROW_IN_REGISTERS  // (there, the rows of other sizes go one head at a time: less code to compile)
+  // Not with the table in registers (there, the rows of other sizes go one
+  // head at a time) nor without FMA (whose emulation bounds the loop, not the
+  // loads): less code to compile.
+#if !ROTARY_ROW_IN_REGISTERS && HWY_NATIVE_FMA
   for (; shared_gain && !g.streaming && h + kHeadGroup <= g.heads; h += kHeadGroup) {
     RotateNormalizingHeadGroup<kPairing, Dst, kHeadGroup>(g, h, cos, sin, pairs, head_dim, vscale);
   }
