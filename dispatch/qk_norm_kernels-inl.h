@@ -557,9 +557,9 @@ HWY_NOINLINE void RotateNormalizingHeadsWithRowInRegisters(const NormalizingHead
 // registers (AVX-512, one gain vector for all heads, a chunk of 2, 4 or 8
 // vectors per half), else (other FMA targets) kHeadGroup heads per table
 // vector loaded in cache and one at a time streaming, as the plain kernels
-// visit heads. Rows whose
-// rotated and passed-through parts are whole vectors (NormalizesInRotation);
-// the same bits as ScaleByFactorAndGain then the plain rotation.
+// visit heads. Rows whose rotated and passed-through parts are whole vectors
+// (NormalizesInRotation); the same bits as ScaleByFactorAndGain then the
+// plain rotation.
 template <int kPairing, class Dst>
 HWY_NOINLINE void RotateNormalizingHeads(const NormalizingHeads& g, const float* cos, const float* sin, size_t pairs,
                                          size_t head_dim, float scale) {

@@ -25,12 +25,10 @@ struct CallOperands {
   int operand_encoding[kMaxOperands];  // CacheEncodingIndex of a byte cache, or -1: operand_dst is its storage
   // The first tensor's views as validated (a KV-cache write checks its caches apart from them).
   TensorLayout q_src, q_dst;
-  // A KV-cache write's slots, checked: what the kernels read (CopySlots).
-  const int64_t* slots = nullptr;
-
-  // Copies n slots to memory of this call's own and returns it: inline for
-  // a decode call's few rows (no allocation on its path), else on the heap.
-  // Operands point into it: call it once the CallOperands is where it stays.
+  // Copies a KV-cache write's n slots to memory of this call's own and
+  // returns it (the kernels read it once checked): inline for a decode call's
+  // few rows (no allocation on its path), else on the heap. Operands point
+  // into it: call it once the CallOperands is where it stays.
   const int64_t* CopySlots(const int64_t* from, int64_t n) {
     int64_t* to = slots_inline_;
     if (n > kInlineSlots) {
@@ -38,7 +36,7 @@ struct CallOperands {
       to = slots_heap_.data();
     }
     std::copy(from, from + n, to);
-    return slots = to;
+    return to;
   }
   // The memory each destination (q's, k's, the caches) lies in: [begin, end) bytes.
   uintptr_t written_begin[kMaxOperands], written_end[kMaxOperands];
