@@ -42,6 +42,9 @@ namespace fma_emulation {
 constexpr uint64_t kLowBits = (uint64_t{1} << 29) - 1;
 constexpr uint64_t kHalfway = uint64_t{1} << 28;
 constexpr double kMinNormalF32 = 0x1p-126;
+// The high 32 bits of the doubles 2^-126 and (the largest float).
+constexpr uint32_t kMinNormalHighWord = 0x38100000u;
+constexpr uint32_t kLargestF32HighWord = 0x47EFFFFFu;
 
 // Whether the double s may round to f32 differently from the exact value it
 // was rounded from (see above): s is halfway between two floats, or a
@@ -58,10 +61,13 @@ HWY_INLINE VF MulAdd(VF m, VF x, VF a) {
   const double s = static_cast<double>(mf) * static_cast<double>(xf) + static_cast<double>(af);
   return hn::Set(DF(), NeedsExactPath(s) ? std::fmaf(mf, xf, af) : static_cast<float>(s));
 }
+HWY_INLINE void MulAdd2(VF m0, VF x0, VF a0, VF m1, VF x1, VF a1, VF& r0, VF& r1) {
+  r0 = MulAdd(m0, x0, a0);
+  r1 = MulAdd(m1, x1, a1);
+}
 #else
 using DD = hn::RepartitionToWide<DF>;  // N / 2 doubles
 using DHalf = hn::Rebind<float, DD>;   // N / 2 floats
-using DU64 = hn::RebindToUnsigned<DD>;
 
 // The rare vectors: lane by lane, exactly. Not inlined: off the hot path
 // (inline: one definition for the several instance files of a target).
@@ -81,35 +87,69 @@ HWY_INLINE hn::Vec<DD> HalfSum(hn::Vec<DHalf> m, hn::Vec<DHalf> x, hn::Vec<DHalf
   return hn::Add(hn::Mul(hn::PromoteTo(dd, m), hn::PromoteTo(dd, x)), hn::PromoteTo(dd, a));
 }
 
-HWY_INLINE hn::Mask<DD> HalfNeedsExactPath(hn::Vec<DD> s) {
-  const DD dd;
-  const DU64 du;
-  const auto halfway = hn::RebindMask(dd, hn::Eq(hn::And(hn::BitCast(du, s), hn::Set(du, kLowBits)),
-                                                 hn::Set(du, kHalfway)));
-  const auto subnormal = hn::And(hn::Lt(hn::Abs(s), hn::Set(dd, kMinNormalF32)), hn::Ne(s, hn::Zero(dd)));
+// Which lanes of the doubles lo, hi (in some order) may round to f32
+// differently from the exact value they were rounded from (as above). Tested on
+// 32-bit words, four lanes per instruction: the pattern below f32's
+// significand lies in each double's low word, and its sign and exponent in
+// the high word, where 0 < |high| < the high word of 2^-126 is f32's
+// subnormal range (s = 0 has a zero high word; no sum of f32 products is a
+// double subnormal). 0 < v < t as one signed compare: v + (2^31 - 1) < t +
+// (2^31 - 1), wrapped.
+HWY_INLINE hn::Mask<hn::RebindToUnsigned<DF>> NeedsExactPath(hn::Vec<DD> lo, hn::Vec<DD> hi) {
+  const hn::RebindToUnsigned<DF> du;
+  const hn::RebindToSigned<DF> di;
+  const auto lo32 = hn::BitCast(du, lo);
+  const auto hi32 = hn::BitCast(du, hi);
+  const auto low_words = hn::ConcatEven(du, hi32, lo32);
+  const auto high_words = hn::And(hn::ConcatOdd(du, hi32, lo32), hn::Set(du, 0x7FFFFFFFu));
+  const auto halfway = hn::Eq(hn::And(low_words, hn::Set(du, static_cast<uint32_t>(kLowBits))),
+                              hn::Set(du, static_cast<uint32_t>(kHalfway)));
+  constexpr uint32_t kBias = 0x7FFFFFFFu;
+  const auto subnormal = hn::RebindMask(du, hn::Lt(hn::BitCast(di, hn::Add(high_words, hn::Set(du, kBias))),
+                                                   hn::Set(di, static_cast<int32_t>(kMinNormalHighWord + kBias))));
 #if HWY_TARGET == HWY_EMU128
   // Highway's emulated DemoteTo clamps Inf and values beyond f32's range to
-  // the largest float: those lanes (and NaN) take the exact path, as IEEE rounds them.
-  const auto beyond = hn::Not(hn::Le(hn::Abs(s), hn::Set(dd, static_cast<double>(hwy::HighestValue<float>()))));
+  // the largest float: those lanes (and NaN, and a few below the largest
+  // float: any lane may take the exact path) round as IEEE rounds them.
+  const auto beyond = hn::Ge(high_words, hn::Set(du, kLargestF32HighWord));
   return hn::Or(hn::Or(halfway, subnormal), beyond);
 #else
   return hn::Or(halfway, subnormal);
 #endif
 }
 
-// Not inlined: inlined at each of the kernels' call sites it made the library
-// 7% larger and its build 14% longer, for a 10-20% gain on targets that are
-// slow here anyway (SCALAR's one-lane form is small and stays inline).
+// One vector: compact row synthesis and the kernels' tails. Not inlined:
+// inlined at each of those call sites it made the library 7% larger and its
+// build 14% longer, for little (SCALAR's one-lane form is small and stays inline).
 inline HWY_NOINLINE VF MulAdd(VF m, VF x, VF a) {
   const DF d;
-  const DD dd;
   const DHalf dh;
   const auto lo = HalfSum(hn::LowerHalf(dh, m), hn::LowerHalf(dh, x), hn::LowerHalf(dh, a));
   const auto hi = HalfSum(hn::UpperHalf(dh, m), hn::UpperHalf(dh, x), hn::UpperHalf(dh, a));
-  if (HWY_UNLIKELY(!hn::AllFalse(dd, hn::Or(HalfNeedsExactPath(lo), HalfNeedsExactPath(hi))))) {
-    return ExactLanes(m, x, a);
-  }
+  if (HWY_UNLIKELY(!hn::AllFalse(hn::RebindToUnsigned<DF>(), NeedsExactPath(lo, hi)))) return ExactLanes(m, x, a);
   return hn::Combine(d, hn::DemoteTo(dh, hi), hn::DemoteTo(dh, lo));
+}
+
+// m0 * x0 + a0 into r0 and m1 * x1 + a1 into r1, one test of the rare lanes
+// for both: the kernels' loops, two outputs at a time (a rotated pair's, or
+// two vectors of a head). Inlined there, so the loops keep their constants in
+// registers (the spills and reloads around a call cost as much as the
+// arithmetic), at the price of about 4% more library code.
+HWY_INLINE void MulAdd2(VF m0, VF x0, VF a0, VF m1, VF x1, VF a1, VF& r0, VF& r1) {
+  const DF d;
+  const DHalf dh;
+  const auto lo0 = HalfSum(hn::LowerHalf(dh, m0), hn::LowerHalf(dh, x0), hn::LowerHalf(dh, a0));
+  const auto hi0 = HalfSum(hn::UpperHalf(dh, m0), hn::UpperHalf(dh, x0), hn::UpperHalf(dh, a0));
+  const auto lo1 = HalfSum(hn::LowerHalf(dh, m1), hn::LowerHalf(dh, x1), hn::LowerHalf(dh, a1));
+  const auto hi1 = HalfSum(hn::UpperHalf(dh, m1), hn::UpperHalf(dh, x1), hn::UpperHalf(dh, a1));
+  if (HWY_UNLIKELY(!hn::AllFalse(hn::RebindToUnsigned<DF>(),
+                                 hn::Or(NeedsExactPath(lo0, hi0), NeedsExactPath(lo1, hi1))))) {
+    r0 = ExactLanes(m0, x0, a0);
+    r1 = ExactLanes(m1, x1, a1);
+    return;
+  }
+  r0 = hn::Combine(d, hn::DemoteTo(dh, hi0), hn::DemoteTo(dh, lo0));
+  r1 = hn::Combine(d, hn::DemoteTo(dh, hi1), hn::DemoteTo(dh, lo1));
 }
 #endif
 
@@ -140,6 +180,20 @@ HWY_INLINE VF FusedMulSub(VF m, VF x, VF a) {
   return hn::MulSub(m, x, a);
 #else
   return fma_emulation::MulAdd(m, x, hn::Neg(a));
+#endif
+}
+
+// FusedMulAdd(m0, x0, a0) into r0 (FusedNegMulAdd with kNegateFirst: a
+// rotated pair's first output) and FusedMulAdd(m1, x1, a1) into r1; r0 and
+// r1 may be the inputs' variables.
+template <bool kNegateFirst = false>
+HWY_INLINE void FusedMulAdd2(VF m0, VF x0, VF a0, VF m1, VF x1, VF a1, VF& r0, VF& r1) {
+#if HWY_NATIVE_FMA
+  const VF first = kNegateFirst ? hn::NegMulAdd(m0, x0, a0) : hn::MulAdd(m0, x0, a0);
+  r1 = hn::MulAdd(m1, x1, a1);
+  r0 = first;
+#else
+  fma_emulation::MulAdd2(kNegateFirst ? hn::Neg(m0) : m0, x0, a0, m1, x1, a1, r0, r1);
 #endif
 }
 

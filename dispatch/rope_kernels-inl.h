@@ -67,9 +67,7 @@ HWY_INLINE VF InRegister(VF v) {
 
 // Rotates lane-wise pairs (a[j], c[j]) by the angles whose cos/sin are (cs, sn).
 HWY_INLINE void RotatePairs(VF& a, VF& c, VF cs, VF sn) {
-  const VF a_new = FusedNegMulAdd(c, sn, hn::Mul(a, cs));
-  c = FusedMulAdd(a, sn, hn::Mul(c, cs));
-  a = a_new;
+  FusedMulAdd2</*kNegateFirst=*/true>(c, sn, hn::Mul(a, cs), a, sn, hn::Mul(c, cs), a, c);
 }
 
 // ---- NeoX / half-split: pair i is (x[i], x[i + half]); table: cos t_i, then sin t_i ----
@@ -270,6 +268,19 @@ HWY_INLINE void RotateInterleavedHeads(const typename Src::T* x, int64_t xs, typ
     // index serves every stream (stepped pointers cost an add each).
     for (; k + 2 * N <= n; k += 2 * N) rotate_pairs(cos_dup + k, sin_alt + k, x + k, y + k);
 #endif
+  }
+#endif
+#if !HWY_NATIVE_FMA
+  // Two vectors of a head per emulated fused multiply-add (FusedMulAdd2).
+  for (; k + 2 * N <= n; k += 2 * N) {
+    const VF cs0 = hn::LoadU(d, cos_dup + k), cs1 = hn::LoadU(d, cos_dup + k + N);
+    const VF sn0 = hn::LoadU(d, sin_alt + k), sn1 = hn::LoadU(d, sin_alt + k + N);
+    for (size_t h = 0; h < kHeads; ++h) {
+      const typename Src::T* xh = x + static_cast<int64_t>(h) * xs + k;
+      VF v0 = LoadF32(Src(), xh), v1 = LoadF32(Src(), xh + N);
+      FusedMulAdd2(hn::Reverse2(d, v0), sn0, hn::Mul(v0, cs0), hn::Reverse2(d, v1), sn1, hn::Mul(v1, cs1), v0, v1);
+      StoreF32Pair(Dst(), v0, v1, y + static_cast<int64_t>(h) * ys + k);
+    }
   }
 #endif
   for (; k + N <= n; k += N) {

@@ -20,6 +20,7 @@
 
 #include "dispatch/compiled_targets.h"
 #include "dispatch/convert-inl.h"
+#include "dispatch/fused_multiply_add-inl.h"
 #include "dispatch/partial_vectors-inl.h"
 #include "hwy/highway.h"
 #include "hwy/tests/hwy_gtest.h"
@@ -569,6 +570,119 @@ void TestTableRowsAreTheScalarFormula() {
   }
 }
 
+// ---- the fused multiply-add: rounded once on every target ----
+
+// Inputs (m, x, a) whose m * x + a, computed in double and then rounded to
+// f32, is not the once-rounded result: the double sum lands on a point halfway
+// between two floats (normal, and subnormal results), plus ties that are
+// exact, NaN, Inf and overflow. Random inputs almost never reach these (one
+// lane in 2^29), so the emulation's check for them is tested here.
+struct MulAddCase {
+  float m, x, a;
+};
+
+std::vector<MulAddCase> MulAddHardCases() {
+  std::vector<MulAddCase> cases;
+  std::mt19937 rng(2026);
+  size_t double_rounded = 0, subnormal = 0;
+  // m * x near half an ulp of a (a normal) or half the subnormal spacing (a a
+  // multiple of 2^-149): the sum in double is the halfway point itself when
+  // the product's bits below the double's fall away.
+  for (int i = 0; i < 400000 && (double_rounded < 96 || subnormal < 32); ++i) {
+    const bool tiny = i % 2 == 1;
+    // Tiny: m and x both near 2^-75, so that neither is subnormal.
+    const float m = std::ldexp(1.0f + static_cast<float>(rng() >> 9) * 0x1p-23f, tiny ? -75 : 0);
+    // Tiny: a subnormal a near 2^-127, so that the double's ulp is far below the sum's f32 spacing.
+    const float a = tiny ? static_cast<float>((rng() % (1u << 22)) + (1u << 22)) * 0x1p-149f
+                         : std::ldexp(1.0f + static_cast<float>(rng() >> 9) * 0x1p-23f, static_cast<int>(rng() % 40) - 20);
+    const double half_ulp = tiny ? 0x1p-150 : std::ldexp(1.0, std::ilogb(a) - 24);
+    float x = static_cast<float>(half_ulp / m);
+    for (int k = 0; k < static_cast<int>(rng() % 3); ++k) x = std::nextafter(x, rng() % 2 ? 1.0f : 0.0f);
+    const float signs[2] = {1.0f, -1.0f};
+    const MulAddCase c{m * signs[rng() % 2], x, a * signs[rng() % 2]};
+    const double s = static_cast<double>(c.m) * c.x + c.a;
+    if (static_cast<float>(s) == std::fmaf(c.m, c.x, c.a)) continue;
+    cases.push_back(c);
+    (tiny ? subnormal : double_rounded) += 1;
+  }
+  EXPECT_GE(double_rounded, 96u);
+  EXPECT_GE(subnormal, 32u);
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  const float big = std::numeric_limits<float>::max();
+  for (const MulAddCase& c : std::vector<MulAddCase>{{1.0f, 0x1p-24f, 1.0f},         // an exact tie: to even
+                                                    {3.0f, 0x1p-24f, 1.0f},         // an exact tie: to even
+                                                    {0x1p-75f, 0x1p-75f, 0.0f},     // exactly half the subnormal spacing
+                                                    {0x1p-70f, 0x1p-70f, -0x1p-140f},  // cancels to zero
+                                                    {2.0f, big, -big}, {2.0f, big, 0.0f}, {-2.0f, big, 1.0f},
+                                                    {inf, 1.0f, 1.0f}, {inf, 0.0f, 1.0f}, {1.0f, 1.0f, -inf},
+                                                    {nan, 1.0f, 1.0f}, {1.0f, 2.0f, nan}, {0.0f, -0.0f, 0.0f},
+                                                    {-0.0f, 0.0f, -0.0f}}) {
+    cases.push_back(c);
+  }
+  return cases;
+}
+
+bool SameFloatOrBothNaN(float got, float expected) {
+  return rotary_test::FloatBits(got) == rotary_test::FloatBits(expected) || (std::isnan(got) && std::isnan(expected));
+}
+
+// Each form of the fused multiply-add against std::fmaf, bit for bit, each
+// case in every lane of a vector of ordinary lanes (so a vector's rare-lane
+// path and its lane order are exercised), and for the two-vector forms in
+// either vector, beside an ordinary one.
+void TestFusedMulAddRoundsOnce() {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  const auto fma = [](float p, float q, float r) { return std::fmaf(p, q, r); };
+  const auto neg_fma = [](float p, float q, float r) { return std::fmaf(-p, q, r); };
+  const auto fms = [](float p, float q, float r) { return std::fmaf(p, q, -r); };
+  HWY_ALIGN float m[kMaxLanes], x[kMaxLanes], a[kMaxLanes], om[kMaxLanes], ox[kMaxLanes], oa[kMaxLanes];
+  for (size_t j = 0; j < kMaxLanes; ++j) {
+    om[j] = 1.5f + static_cast<float>(j);
+    ox[j] = 0.25f;
+    oa[j] = -1.0f;
+  }
+  const VF vom = hn::Load(d, om), vox = hn::Load(d, ox), voa = hn::Load(d, oa);
+  for (const MulAddCase& c : MulAddHardCases()) {
+    for (size_t lane = 0; lane < N; ++lane) {
+      for (size_t j = 0; j < N; ++j) {
+        m[j] = om[j];
+        x[j] = ox[j];
+        a[j] = oa[j];
+      }
+      m[lane] = c.m;
+      x[lane] = c.x;
+      a[lane] = c.a;
+      const VF vm = hn::Load(d, m), vx = hn::Load(d, x), va = hn::Load(d, a);
+      // The result vector `got` should hold form(in[j]) in every lane j.
+      const auto check = [&](const char* name, VF got, float (*form)(float, float, float), const float* in_m,
+                             const float* in_x, const float* in_a) {
+        HWY_ALIGN float out[kMaxLanes];
+        hn::Store(got, d, out);
+        for (size_t j = 0; j < N; ++j) {
+          const float expected = form(in_m[j], in_x[j], in_a[j]);
+          ASSERT_TRUE(SameFloatOrBothNaN(out[j], expected))
+              << name << " lane " << j << " of " << N << ": m " << in_m[j] << " x " << in_x[j] << " a " << in_a[j]
+              << " got " << out[j] << " expected " << expected;
+        }
+      };
+      check("m * x + a", FusedMulAdd(vm, vx, va), fma, m, x, a);
+      check("a - m * x", FusedNegMulAdd(vm, vx, va), neg_fma, m, x, a);
+      check("m * x - a", FusedMulSub(vm, vx, va), fms, m, x, a);
+      VF r0, r1;
+      FusedMulAdd2(vm, vx, va, vom, vox, voa, r0, r1);
+      check("first of FusedMulAdd2", r0, fma, m, x, a);
+      check("second of FusedMulAdd2 (ordinary)", r1, fma, om, ox, oa);
+      FusedMulAdd2(vom, vox, voa, vm, vx, va, r0, r1);
+      check("first of FusedMulAdd2 (ordinary)", r0, fma, om, ox, oa);
+      check("second of FusedMulAdd2", r1, fma, m, x, a);
+      FusedMulAdd2</*kNegateFirst=*/true>(vm, vx, va, vm, vx, va, r0, r1);
+      check("a - m * x of FusedMulAdd2<kNegateFirst>", r0, neg_fma, m, x, a);
+      check("m * x + a of FusedMulAdd2<kNegateFirst>", r1, fma, m, x, a);
+    }
+  }
+}
+
 // NOLINTNEXTLINE(google-readability-namespace-comments)
 }  // namespace HWY_NAMESPACE
 }  // namespace rotary
@@ -588,6 +702,7 @@ HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestF16LoadsEveryValueAndStoresItBack);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestF32ToF16RoundsToNearestEven);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestF32ToBF16RoundsToNearestEven);
 HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestTableRowsAreTheScalarFormula);
+HWY_EXPORT_AND_TEST_P(RopeKernelTest, TestFusedMulAddRoundsOnce);
 }  // namespace rotary
 #endif
 
