@@ -137,7 +137,12 @@ void rotary_rope::Apply(const rotary::TensorArgs* tensors, int count, const rota
   if (cache != nullptr) rotary::AttachCacheWrite(*cache, tensors[0], tensors[1], call, config_.head_dim);
   if (norm != nullptr) rotary::AttachNorm(*norm, call, config_.head_dim);
   std::vector<int64_t> ids_copy, offsets_copy;
-  const rotary::PositionArgs read = PositionsToRead(call, positions, ids_copy, offsets_copy);
+  rotary::PositionArgs read = PositionsToRead(call, positions, ids_copy, offsets_copy);
+  // Ids that agree on every axis for every token (a text-only call) are read
+  // as one axis: plain RoPE's rows (the same rows, so the same bits), checked
+  // and looked up once, and the kernels neither compare each row's axes nor
+  // gather a row.
+  if (read.ids != nullptr && read.axes > 1 && AxesAgree(read.ids, read.axes, call.rows())) read.axes = 1;
   const rotary::TableRef table = PrepareTable(call.batch, call.seq, read, direction);
   Rotate(kernels, call, *table, read, norm != nullptr);
 }
@@ -177,11 +182,8 @@ void rotary_rope::Rotate(const rotary::KernelTable& kernels, const rotary::CallO
   job.offset = positions.offset;
   job.batch_offsets = positions.batch_offsets;
   job.table = table.View();
-  // Without ids every axis is offset + s: one axis, plain RoPE's rows. So
-  // are ids that agree on every axis for every token (a text-only call):
-  // read as one axis, the kernels neither compare each row's axes nor build
-  // a row (the same rows, so the same bits).
-  job.num_axes = positions.ids && !AxesAgree(positions.ids, positions.axes, call.rows()) ? positions.axes : 1;
+  // Without ids every axis is offset + s: one axis, plain RoPE's rows.
+  job.num_axes = positions.ids ? positions.axes : 1;
   job.axis_stride = call.rows();
   job.row_axes = row_axes_.data();
   job.row_run_ends = row_run_ends_.data();
