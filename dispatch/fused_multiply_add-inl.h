@@ -87,6 +87,19 @@ HWY_INLINE hn::Vec<DD> HalfSum(hn::Vec<DHalf> m, hn::Vec<DHalf> x, hn::Vec<DHalf
   return hn::Add(hn::Mul(hn::PromoteTo(dd, m), hn::PromoteTo(dd, x)), hn::PromoteTo(dd, a));
 }
 
+// m * x + a of all N lanes in double, as its lower and upper halves.
+HWY_INLINE void SumsInDouble(VF m, VF x, VF a, hn::Vec<DD>& lo, hn::Vec<DD>& hi) {
+  const DHalf dh;
+  lo = HalfSum(hn::LowerHalf(dh, m), hn::LowerHalf(dh, x), hn::LowerHalf(dh, a));
+  hi = HalfSum(hn::UpperHalf(dh, m), hn::UpperHalf(dh, x), hn::UpperHalf(dh, a));
+}
+
+// The halves' doubles rounded to f32, as one vector.
+HWY_INLINE VF RoundedToF32(hn::Vec<DD> lo, hn::Vec<DD> hi) {
+  const DHalf dh;
+  return hn::Combine(DF(), hn::DemoteTo(dh, hi), hn::DemoteTo(dh, lo));
+}
+
 // Which lanes of the doubles lo, hi (in some order) may round to f32
 // differently from the exact value they were rounded from (as above). Tested on
 // 32-bit words, four lanes per instruction: the pattern below f32's
@@ -122,12 +135,10 @@ HWY_INLINE hn::Mask<hn::RebindToUnsigned<DF>> NeedsExactPath(hn::Vec<DD> lo, hn:
 // inlined at each of those call sites it made the library 7% larger and its
 // build 14% longer, for little (SCALAR's one-lane form is small and stays inline).
 inline HWY_NOINLINE VF MulAdd(VF m, VF x, VF a) {
-  const DF d;
-  const DHalf dh;
-  const auto lo = HalfSum(hn::LowerHalf(dh, m), hn::LowerHalf(dh, x), hn::LowerHalf(dh, a));
-  const auto hi = HalfSum(hn::UpperHalf(dh, m), hn::UpperHalf(dh, x), hn::UpperHalf(dh, a));
+  hn::Vec<DD> lo, hi;
+  SumsInDouble(m, x, a, lo, hi);
   if (HWY_UNLIKELY(!hn::AllFalse(hn::RebindToUnsigned<DF>(), NeedsExactPath(lo, hi)))) return ExactLanes(m, x, a);
-  return hn::Combine(d, hn::DemoteTo(dh, hi), hn::DemoteTo(dh, lo));
+  return RoundedToF32(lo, hi);
 }
 
 // m0 * x0 + a0 into r0 and m1 * x1 + a1 into r1, one test of the rare lanes
@@ -136,20 +147,17 @@ inline HWY_NOINLINE VF MulAdd(VF m, VF x, VF a) {
 // registers (the spills and reloads around a call cost as much as the
 // arithmetic), at the price of about 4% more library code.
 HWY_INLINE void MulAdd2(VF m0, VF x0, VF a0, VF m1, VF x1, VF a1, VF& r0, VF& r1) {
-  const DF d;
-  const DHalf dh;
-  const auto lo0 = HalfSum(hn::LowerHalf(dh, m0), hn::LowerHalf(dh, x0), hn::LowerHalf(dh, a0));
-  const auto hi0 = HalfSum(hn::UpperHalf(dh, m0), hn::UpperHalf(dh, x0), hn::UpperHalf(dh, a0));
-  const auto lo1 = HalfSum(hn::LowerHalf(dh, m1), hn::LowerHalf(dh, x1), hn::LowerHalf(dh, a1));
-  const auto hi1 = HalfSum(hn::UpperHalf(dh, m1), hn::UpperHalf(dh, x1), hn::UpperHalf(dh, a1));
+  hn::Vec<DD> lo0, hi0, lo1, hi1;
+  SumsInDouble(m0, x0, a0, lo0, hi0);
+  SumsInDouble(m1, x1, a1, lo1, hi1);
   if (HWY_UNLIKELY(!hn::AllFalse(hn::RebindToUnsigned<DF>(),
                                  hn::Or(NeedsExactPath(lo0, hi0), NeedsExactPath(lo1, hi1))))) {
     r0 = ExactLanes(m0, x0, a0);
     r1 = ExactLanes(m1, x1, a1);
     return;
   }
-  r0 = hn::Combine(d, hn::DemoteTo(dh, hi0), hn::DemoteTo(dh, lo0));
-  r1 = hn::Combine(d, hn::DemoteTo(dh, hi1), hn::DemoteTo(dh, lo1));
+  r0 = RoundedToF32(lo0, hi0);
+  r1 = RoundedToF32(lo1, hi1);
 }
 #endif
 
