@@ -132,8 +132,8 @@ HWY_INLINE hn::Mask<hn::RebindToUnsigned<DF>> NeedsExactPath(hn::Vec<DD> lo, hn:
 }
 
 // One vector: compact row synthesis and the kernels' tails. Not inlined:
-// inlined at each of those call sites it made the library 7% larger and its
-// build 14% longer, for little (SCALAR's one-lane form is small and stays inline).
+// at each of those call sites it would add code and build time for little
+// (docs/performance.md; SCALAR's one-lane form is small and stays inline).
 inline HWY_NOINLINE VF MulAdd(VF m, VF x, VF a) {
   hn::Vec<DD> lo, hi;
   SumsInDouble(m, x, a, lo, hi);
@@ -145,7 +145,7 @@ inline HWY_NOINLINE VF MulAdd(VF m, VF x, VF a) {
 // for both: the kernels' loops, two outputs at a time (a rotated pair's, or
 // two vectors of a head). Inlined there, so the loops keep their constants in
 // registers (the spills and reloads around a call cost as much as the
-// arithmetic), at the price of about 4% more library code.
+// arithmetic); the price is library size (docs/performance.md).
 HWY_INLINE void MulAdd2(VF m0, VF x0, VF a0, VF m1, VF x1, VF a1, VF& r0, VF& r1) {
   hn::Vec<DD> lo0, hi0, lo1, hi1;
   SumsInDouble(m0, x0, a0, lo0, hi0);
