@@ -7,11 +7,11 @@
 // reads exactly plain RoPE's row, and pairs of mixed tokens exactly the values
 // plain RoPE has at those positions.
 //
-// Within a run of floats of one axis (a section, vision's halves) the gather
-// copies whole vectors of that axis's row; where axes alternate (interleaved
-// M-RoPE) it selects per float among the axes' rows by RowJob::row_axes, a
-// vector at a time. Either is cheap next to rotating every head of q and k
-// with the row.
+// Where every run of floats of one axis is at least a vector long (sections,
+// vision's halves) the gather copies whole vectors of each run
+// (RowJob::axis_runs); where axes alternate (interleaved M-RoPE) it selects
+// per float among the axes' rows by RowJob::row_axes, a vector at a time.
+// Either is cheap next to rotating every head of q and k with the row.
 
 // Per-target include guard (Highway's convention for -inl.h files).
 #if defined(ROTARY_DISPATCH_AXIS_ROWS_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -31,34 +31,45 @@ namespace rotary {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-const float* GatherAxisRow(const RowJob& job, int64_t b, int64_t s, float* HWY_RESTRICT scratch) {
+const float* GatherAxisRow(const RowJob& job, const int64_t* positions, float* HWY_RESTRICT scratch) {
   const TableView& t = job.table;
   const size_t stride = ScratchRowFloats(t.row_floats);
   const float* rows[kMaxAxes];
   for (int a = 0; a < job.num_axes; ++a) {
-    const int64_t p = job.Position(b, s, a);
+    const int64_t p = positions[a];
     rows[a] = t.mode == RowSource::kFull ? t.Row(p) : SynthesizeRow(t, p, scratch + (1 + a) * stride);
   }
   const DF d;
   const size_t N = hn::Lanes(d);
   const size_t floats = static_cast<size_t>(t.row_floats);
   size_t j = 0;
-  while (j + N <= floats) {
-    const size_t run_end = static_cast<size_t>(job.row_run_ends[j]);
-    if (run_end >= j + N) {  // whole vectors of one axis
-      const float* from = rows[static_cast<int>(job.row_axes[j])];
-      for (; j + N <= run_end; j += N) hn::StoreU(hn::LoadU(d, from + j), d, scratch + j);
-      continue;
+  if (static_cast<size_t>(job.shortest_axis_run) >= N) {
+    // Each run by whole vectors. The vector where a run ends and the next
+    // begins (the next is at least a vector long) takes its lanes from both:
+    // the gathered row is stored by the same vectors the head loops load.
+    for (int r = 0; r < job.num_axis_runs; ++r) {
+      const size_t end = static_cast<size_t>(job.axis_runs[r].end);
+      const float* from = rows[job.axis_runs[r].axis];
+      for (; j + N <= end; j += N) hn::StoreU(hn::LoadU(d, from + j), d, scratch + j);
+      if (j < end && r + 1 < job.num_axis_runs) {
+        const float* next = rows[job.axis_runs[r + 1].axis];
+        hn::StoreU(hn::IfThenElse(hn::FirstN(d, end - j), hn::LoadU(d, from + j), hn::LoadU(d, next + j)), d,
+                   scratch + j);
+        j += N;
+      }
     }
-    const VF axis = hn::LoadU(d, job.row_axes + j);
-    VF v = hn::LoadU(d, rows[0] + j);
-    for (int a = 1; a < job.num_axes; ++a) {
-      v = hn::IfThenElse(hn::Eq(axis, hn::Set(d, static_cast<float>(a))), hn::LoadU(d, rows[a] + j), v);
+  } else {
+    // Axes that alternate within a vector: a select per axis.
+    for (; j + N <= floats; j += N) {
+      const VF axis = hn::LoadU(d, job.row_axes + j);
+      VF v = hn::LoadU(d, rows[0] + j);
+      for (int a = 1; a < job.num_axes; ++a) {
+        v = hn::IfThenElse(hn::Eq(axis, hn::Set(d, static_cast<float>(a))), hn::LoadU(d, rows[a] + j), v);
+      }
+      hn::StoreU(v, d, scratch + j);
     }
-    hn::StoreU(v, d, scratch + j);
-    j += N;
   }
-  for (; j < floats; ++j) scratch[j] = rows[static_cast<int>(job.row_axes[j])][j];
+  for (; j < floats; ++j) scratch[j] = rows[static_cast<int>(job.row_axes[j])][j];  // a row's last partial vector
   return scratch;
 }
 

@@ -130,6 +130,14 @@ using OperandRowKernel = void (*)(const Operand& op, int64_t b, int64_t s, int64
 // Operands of one job: q and k, or q, k and v when k and v go into a KV cache.
 constexpr int kMaxOperands = 3;
 
+// Floats [begin, end) of a table row that read the row of one axis's
+// position (multi-axis RoPE).
+struct AxisRun {
+  int32_t begin;
+  int32_t end;
+  int32_t axis;
+};
+
 // One apply over the (b, s) rows of up to two tensors (q and k) that share the
 // positions, so each table row is read once for both.
 struct RowJob {
@@ -149,12 +157,15 @@ struct RowJob {
   // pair i of a row reads the table row of its axis's position. row_axes
   // names that axis for each float of a row in the table's layout (0.0f to
   // num_axes - 1: compared in the vector type of the row it selects), and
-  // row_run_ends where the run of equal axes that float starts ends (a
-  // section's floats are copied a vector at a time, without selects).
+  // axis_runs the same as runs of equal axes, in row order: where every run
+  // is at least a vector long (sections, vision's halves) a row is gathered
+  // by copying whole vectors of each run, without selects.
   int num_axes;
   int64_t axis_stride;
   const float* row_axes;
-  const int32_t* row_run_ends;
+  const AxisRun* axis_runs;
+  int num_axis_runs;
+  int32_t shortest_axis_run;  // floats in the shortest of axis_runs
 
   int64_t Position(int64_t b, int64_t s, int axis = 0) const {
     return (positions ? positions[axis * axis_stride + b * seq + s] : s) + offset +

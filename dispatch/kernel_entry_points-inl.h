@@ -70,12 +70,12 @@ void BuildTableRows(const RowBuild& build, int64_t step_begin, int64_t step_end,
 // dispatch/instances/table_rows.cc), called by every RotateRows.
 const float* SynthesizeRow(const TableView& t, int64_t position, float* HWY_RESTRICT row);
 
-// The row of (b, s) of a multi-axis job whose axis positions differ, gathered
-// into scratch (defined in axis_rows-inl.h, compiled by
+// The row of a token of a multi-axis job whose axis positions differ
+// (positions: num_axes of them, offsets added), gathered into scratch (defined in axis_rows-inl.h, compiled by
 // dispatch/instances/table_rows.cc): scratch holds 1 + num_axes rows of
 // ScratchRowFloats(row_floats) floats (the last num_axes for the rows of the
 // axes, synthesized first in the modes that store no rows).
-const float* GatherAxisRow(const RowJob& job, int64_t b, int64_t s, float* HWY_RESTRICT scratch);
+const float* GatherAxisRow(const RowJob& job, const int64_t* positions, float* HWY_RESTRICT scratch);
 
 // Applies X(kPairing, Src, Dst) to every destination storage of this target:
 // what an instances/ file instantiates. The registry (compiled_targets.cc)

@@ -758,8 +758,14 @@ HWY_NOINLINE void RotateOperandRowEntry(const Operand& op, int64_t b, int64_t s,
 // token whose axes agree reads the plain row of its position.
 HWY_INLINE const float* RowOf(const RowJob& job, int64_t b, int64_t s, float* scratch) {
   const int64_t p = job.Position(b, s);
-  for (int a = 1; a < job.num_axes; ++a) {
-    if (job.Position(b, s, a) != p) return GatherAxisRow(job, b, s, scratch);
+  if (HWY_UNLIKELY(job.num_axes > 1)) {
+    int64_t positions[kMaxAxes] = {p};
+    bool agree = true;
+    for (int a = 1; a < job.num_axes; ++a) {
+      positions[a] = job.Position(b, s, a);
+      agree &= positions[a] == p;
+    }
+    if (!agree) return GatherAxisRow(job, positions, scratch);
   }
   return job.table.mode == RowSource::kFull ? job.table.Row(p) : SynthesizeRow(job.table, p, scratch);
 }

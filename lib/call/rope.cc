@@ -1,6 +1,7 @@
 #include "lib/call/rope.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,6 +28,12 @@ rotary::FrequencyScheme LimitedToRows(rotary::FrequencyScheme scheme, const rota
   return scheme;
 }
 
+int32_t ShortestRun(const std::vector<rotary::AxisRun>& runs) {
+  int32_t shortest = INT32_MAX;
+  for (const rotary::AxisRun& run : runs) shortest = std::min(shortest, run.end - run.begin);
+  return shortest;
+}
+
 }  // namespace
 
 rotary_rope::rotary_rope(rotary::ResolvedConfig resolved, const rotary::BorrowedRows* borrowed)
@@ -34,13 +41,15 @@ rotary_rope::rotary_rope(rotary::ResolvedConfig resolved, const rotary::Borrowed
       tables_(config_, LimitedToRows(std::move(resolved.scheme), borrowed), borrowed),
       axis_count_(resolved.axes.count),
       row_axes_(resolved.axes.RowAxes(tables_.layout())),
-      row_run_ends_(rotary::PositionAxes::RunEnds(row_axes_)) {}
+      axis_runs_(rotary::PositionAxes::Runs(row_axes_)),
+      shortest_axis_run_(ShortestRun(axis_runs_)) {}
 
 rotary::TableRef rotary_rope::PrepareTable(int64_t batch, int64_t seq, const rotary::PositionArgs& positions,
                                            rotary::Direction direction) const {
   const int64_t limit = tables_.position_limit();
   const char* limit_name = tables_.position_limit_name();
   const int64_t offset = positions.offset;
+  int64_t smallest = INT64_MAX;
   int64_t last = 0;  // the call's largest position: its length picks the plan
   // Each sequence's offset: offset + batch_offsets[b], checked once per sequence.
   const auto sequence_offset = [&](int64_t b) {
@@ -62,29 +71,50 @@ rotary::TableRef rotary_rope::PrepareTable(int64_t batch, int64_t seq, const rot
         Fail(Status::kOutOfRange, "position ", what, " + seq - 1 = ", first, " + ", seq - 1, " is not below ",
              limit_name, " = ", limit, sequence);
       }
+      smallest = std::min(smallest, first);
       last = std::max(last, first + seq - 1);
     }
   } else {
     // Every axis's ids, one flat list: the tables hold rows by position,
     // whichever axis reads them, and a call's length is its largest position
     // on any axis (HF's dynamic_rope_update takes the max over all of them).
+    // Checked by their range (cheap enough for every decode call); an id out
+    // of range is then looked for to name it.
     const int64_t rows = batch * seq;
-    for (int64_t b = 0; b < batch; ++b) {
+    // Without batch_offsets, one offset for all: the ids as one sequence.
+    const int64_t sequences = positions.batch_offsets ? batch : 1;
+    const int64_t per_sequence = positions.batch_offsets ? seq : rows;
+    for (int64_t b = 0; b < sequences; ++b) {
       const int64_t add = sequence_offset(b);
+      if (per_sequence == 0) continue;
+      int64_t lo = INT64_MAX, hi = INT64_MIN;
       for (int32_t a = 0; a < positions.axes; ++a) {
-        for (int64_t s = 0; s < seq; ++s) {
-          const int64_t i = a * rows + b * seq + s;
-          int64_t p;
-          if (__builtin_add_overflow(positions.ids[i], add, &p) || p < 0 || p >= limit) {
-            Fail(Status::kOutOfRange, "positions[", i, "] + ", positions.batch_offsets ? "offset + batch_offsets[b]" : "offset",
-                 " = ", positions.ids[i], " + ", add, " is outside [0, ", limit_name, " = ", limit, ")");
-          }
-          last = std::max(last, p);
+        const int64_t* ids = positions.ids + a * rows + b * per_sequence;
+        for (int64_t i = 0; i < per_sequence; ++i) {
+          lo = std::min(lo, ids[i]);
+          hi = std::max(hi, ids[i]);
         }
       }
+      int64_t first = 0, final = 0;
+      if (__builtin_add_overflow(lo, add, &first) || __builtin_add_overflow(hi, add, &final) || first < 0 ||
+          final >= limit) {
+        for (int32_t a = 0; a < positions.axes; ++a) {
+          for (int64_t i = a * rows + b * per_sequence; i < a * rows + (b + 1) * per_sequence; ++i) {
+            int64_t p;
+            if (__builtin_add_overflow(positions.ids[i], add, &p) || p < 0 || p >= limit) {
+              Fail(Status::kOutOfRange, "positions[", i, "] + ",
+                   positions.batch_offsets ? "offset + batch_offsets[b]" : "offset", " = ", positions.ids[i], " + ",
+                   add, " is outside [0, ", limit_name, " = ", limit, ")");
+            }
+          }
+        }
+      }
+      smallest = std::min(smallest, first);
+      last = std::max(last, final);
     }
   }
-  return tables_.ForCall({positions.ids, batch * seq * positions.axes, offset, last, positions.batch_offsets, batch, seq},
+  return tables_.ForCall({positions.ids, batch * seq * positions.axes, offset, std::min(smallest, last), last,
+                          positions.batch_offsets, batch, seq},
                          direction);
 }
 
@@ -186,7 +216,9 @@ void rotary_rope::Rotate(const rotary::KernelTable& kernels, const rotary::CallO
   job.num_axes = positions.ids ? positions.axes : 1;
   job.axis_stride = call.rows();
   job.row_axes = row_axes_.data();
-  job.row_run_ends = row_run_ends_.data();
+  job.axis_runs = axis_runs_.data();
+  job.num_axis_runs = static_cast<int>(axis_runs_.size());
+  job.shortest_axis_run = shortest_axis_run_;
   // Bytes read + written beyond the last-level cache: most come from DRAM.
   job.streaming = call.rows() * call.bytes_per_row > rotary::LastLevelCacheBytes();
 

@@ -78,8 +78,9 @@ struct rotary_rope {
   const rotary_config config_;  // its rotary_array pointers are the caller's: only tables_ reads them, at create
   const rotary::PlanTables tables_;
   const int32_t axis_count_;           // position ids per token (docs/math.md §7)
-  const std::vector<float> row_axes_;        // axis_count_ > 1: RowJob::row_axes for the tables' layout
-  const std::vector<int32_t> row_run_ends_;  // and RowJob::row_run_ends
+  const std::vector<float> row_axes_;           // axis_count_ > 1: RowJob::row_axes for the tables' layout
+  const std::vector<rotary::AxisRun> axis_runs_;  // and RowJob::axis_runs
+  const int32_t shortest_axis_run_;             // and RowJob::shortest_axis_run
 };
 
 #endif  // ROTARY_LIB_CALL_ROPE_H_

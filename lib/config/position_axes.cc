@@ -41,13 +41,15 @@ std::vector<float> PositionAxes::RowAxes(TableLayout layout) const {
   return axes;
 }
 
-std::vector<int32_t> PositionAxes::RunEnds(const std::vector<float>& row_axes) {
-  std::vector<int32_t> ends(row_axes.size());
-  for (size_t j = row_axes.size(); j-- > 0;) {
-    const bool run_goes_on = j + 1 < row_axes.size() && row_axes[j + 1] == row_axes[j];
-    ends[j] = run_goes_on ? ends[j + 1] : static_cast<int32_t>(j + 1);
+std::vector<AxisRun> PositionAxes::Runs(const std::vector<float>& row_axes) {
+  std::vector<AxisRun> runs;
+  for (size_t j = 0; j < row_axes.size(); ++j) {
+    if (runs.empty() || static_cast<float>(runs.back().axis) != row_axes[j]) {
+      runs.push_back({static_cast<int32_t>(j), static_cast<int32_t>(j), static_cast<int32_t>(row_axes[j])});
+    }
+    runs.back().end = static_cast<int32_t>(j + 1);
   }
-  return ends;
+  return runs;
 }
 
 PositionAxes ResolvePositionAxes(const rotary_config& c) {

@@ -18,9 +18,8 @@ struct PositionAxes {
   // The axis of each float of a table row in `layout` (RowJob::row_axes): a
   // pair's cos and sin entries read its axis.
   std::vector<float> RowAxes(TableLayout layout) const;
-  // For each float of such a row, the end of the run of floats of its axis
-  // that it is in (RowJob::row_run_ends).
-  static std::vector<int32_t> RunEnds(const std::vector<float>& row_axes);
+  // Such a row as runs of floats of one axis (RowJob::axis_runs).
+  static std::vector<AxisRun> Runs(const std::vector<float>& row_axes);
 };
 
 // Validates the multi-axis fields of a config whose rotary_dim is valid.

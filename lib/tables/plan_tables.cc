@@ -65,9 +65,14 @@ TableRef PlanTables::ForCall(const CallPositions& call, Direction direction) con
     return TableRef(direction == kInverse ? borrowed_inverse_.get() : permanent_.get(), nullptr);
   }
   TableRef table = TableOf(call.last + 1, direction);
+  // Consecutive positions, or any a chunk apart at most (every decode call):
+  // the rows of the whole range, without looking at each position.
+  if ((call.positions == nullptr && call.batch_offsets == nullptr) || table->WithinTwoChunks(call.first, call.last)) {
+    Account(*table, table->EnsureRange(call.first, call.last));
+    return table;
+  }
   if (call.batch_offsets == nullptr) {
-    Account(*table, call.positions == nullptr ? table->EnsureRange(call.offset, call.last)
-                                              : table->EnsurePositions(call.positions, call.count, call.offset));
+    Account(*table, table->EnsurePositions(call.positions, call.count, call.offset));
     return table;
   }
   // Each sequence at its own offset (validated: no sum overflows).

@@ -61,7 +61,7 @@ class PlanTables {
     const int64_t* positions;  // nullptr: offset + s
     int64_t count;             // of positions: axes * batch * seq
     int64_t offset;
-    int64_t last;              // the largest position
+    int64_t first, last;       // the smallest and the largest position
     const int64_t* batch_offsets;  // nullptr, or added to sequence b's positions
     int64_t batch, seq;
   };

@@ -46,6 +46,10 @@ class RopeTable {
     if ((first >> chunk_shift_) == (last >> chunk_shift_) && HasChunk(first >> chunk_shift_)) return false;
     return EnsureRangeSlow(first, last);
   }
+  // Whether rows first <= last are in the same or neighbouring chunks.
+  bool WithinTwoChunks(int64_t first, int64_t last) const {
+    return (last >> chunk_shift_) - (first >> chunk_shift_) <= 1;
+  }
   // Makes the rows (positions[i] + offset) >> shift readable for i < count (all in range).
   bool EnsurePositions(const int64_t* positions, int64_t count, int64_t offset, int shift = 0) const;
   // Frees every row. The caller guarantees that nobody reads the table meanwhile.

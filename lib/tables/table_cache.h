@@ -85,6 +85,14 @@ class CachedTable {
     return spec_.mode == RowSource::kFull ? rows_->EnsureRange(first, last) : EnsureRangeOfMode(first, last);
   }
   bool EnsurePositions(const int64_t* positions, int64_t count, int64_t offset) const;
+  // Whether positions first <= last need rows from two neighbouring chunks at
+  // most: then, if both are positions of a call, every chunk EnsureRange(first,
+  // last) builds holds a row the call reads.
+  bool WithinTwoChunks(int64_t first, int64_t last) const {
+    if (rows_ == nullptr) return true;  // a mode without stored rows
+    const int shift = spec_.mode == RowSource::kCompact ? spec_.compact_shift : 0;
+    return rows_->WithinTwoChunks(first >> shift, last >> shift);
+  }
 
   // The kernels' view; valid while pinned, after Ensure*.
   TableView View() const {
