@@ -9,8 +9,9 @@
 //
 // Where every run of floats of one axis is at least a vector long (sections,
 // vision's halves) the gather copies whole vectors of each run
-// (RowJob::axis_runs); where axes alternate (interleaved M-RoPE) it selects
-// per float among the axes' rows by RowJob::row_axes, a vector at a time.
+// (RowJob::axis_runs), in both halves of the row; where axes alternate
+// (interleaved M-RoPE) it selects per float among the axes' rows by
+// RowJob::row_axes, a vector at a time.
 // Either is cheap next to rotating every head of q and k with the row.
 
 // Per-target include guard (Highway's convention for -inl.h files).
@@ -42,24 +43,9 @@ const float* GatherAxisRow(const RowJob& job, const int64_t* positions, float* H
   const DF d;
   const size_t N = hn::Lanes(d);
   const size_t floats = static_cast<size_t>(t.row_floats);
-  size_t j = 0;
-  if (static_cast<size_t>(job.shortest_axis_run) >= N) {
-    // Each run by whole vectors. The vector where a run ends and the next
-    // begins (the next is at least a vector long) takes its lanes from both:
-    // the gathered row is stored by the same vectors the head loops load.
-    for (int r = 0; r < job.num_axis_runs; ++r) {
-      const size_t end = static_cast<size_t>(job.axis_runs[r].end);
-      const float* from = rows[job.axis_runs[r].axis];
-      for (; j + N <= end; j += N) hn::StoreU(hn::LoadU(d, from + j), d, scratch + j);
-      if (j < end && r + 1 < job.num_axis_runs) {
-        const float* next = rows[job.axis_runs[r + 1].axis];
-        hn::StoreU(hn::IfThenElse(hn::FirstN(d, end - j), hn::LoadU(d, from + j), hn::LoadU(d, next + j)), d,
-                   scratch + j);
-        j += N;
-      }
-    }
-  } else {
+  if (static_cast<size_t>(job.shortest_axis_run) < N) {
     // Axes that alternate within a vector: a select per axis.
+    size_t j = 0;
     for (; j + N <= floats; j += N) {
       const VF axis = hn::LoadU(d, job.row_axes + j);
       VF v = hn::LoadU(d, rows[0] + j);
@@ -68,8 +54,36 @@ const float* GatherAxisRow(const RowJob& job, const int64_t* positions, float* H
       }
       hn::StoreU(v, d, scratch + j);
     }
+    for (; j < floats; ++j) scratch[j] = rows[static_cast<int>(job.row_axes[j])][j];
+    return scratch;
   }
-  for (; j < floats; ++j) scratch[j] = rows[static_cast<int>(job.row_axes[j])][j];  // a row's last partial vector
+  // Each run by whole vectors, in the cos half and at the same place in the
+  // sin half. The vector where a run ends and the next begins (the next is at
+  // least a vector long) takes its lanes from both: the gathered row is stored
+  // by the same vectors, from the start of each half, that the head loops load.
+  const size_t half = floats / 2;
+  size_t j = 0;
+  for (int r = 0; r < job.num_axis_runs; ++r) {
+    const size_t end = static_cast<size_t>(job.axis_runs[r].end);
+    const float* from = rows[job.axis_runs[r].axis];
+    for (; j + N <= end; j += N) {
+      hn::StoreU(hn::LoadU(d, from + j), d, scratch + j);
+      hn::StoreU(hn::LoadU(d, from + half + j), d, scratch + half + j);
+    }
+    if (j < end && r + 1 < job.num_axis_runs) {
+      const float* next = rows[job.axis_runs[r + 1].axis];
+      const auto mine = hn::FirstN(d, end - j);
+      hn::StoreU(hn::IfThenElse(mine, hn::LoadU(d, from + j), hn::LoadU(d, next + j)), d, scratch + j);
+      hn::StoreU(hn::IfThenElse(mine, hn::LoadU(d, from + half + j), hn::LoadU(d, next + half + j)), d,
+                 scratch + half + j);
+      j += N;
+    }
+  }
+  for (; j < half; ++j) {  // the last partial vector of each half
+    const float* from = rows[static_cast<int>(job.row_axes[j])];
+    scratch[j] = from[j];
+    scratch[half + j] = from[half + j];
+  }
   return scratch;
 }
 

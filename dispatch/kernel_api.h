@@ -157,9 +157,10 @@ struct RowJob {
   // pair i of a row reads the table row of its axis's position. row_axes
   // names that axis for each float of a row in the table's layout (0.0f to
   // num_axes - 1: compared in the vector type of the row it selects), and
-  // axis_runs the same as runs of equal axes, in row order: where every run
-  // is at least a vector long (sections, vision's halves) a row is gathered
-  // by copying whole vectors of each run, without selects.
+  // axis_runs the cos half's as runs of equal axes, in row order (the sin
+  // half repeats them): where every run is at least a vector long (sections,
+  // vision's halves) a row is gathered by copying whole vectors of each run,
+  // without selects.
   int num_axes;
   int64_t axis_stride;
   const float* row_axes;

@@ -43,7 +43,7 @@ std::vector<float> PositionAxes::RowAxes(TableLayout layout) const {
 
 std::vector<AxisRun> PositionAxes::Runs(const std::vector<float>& row_axes) {
   std::vector<AxisRun> runs;
-  for (size_t j = 0; j < row_axes.size(); ++j) {
+  for (size_t j = 0; j < row_axes.size() / 2; ++j) {
     if (runs.empty() || static_cast<float>(runs.back().axis) != row_axes[j]) {
       runs.push_back({static_cast<int32_t>(j), static_cast<int32_t>(j), static_cast<int32_t>(row_axes[j])});
     }

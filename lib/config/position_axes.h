@@ -18,7 +18,8 @@ struct PositionAxes {
   // The axis of each float of a table row in `layout` (RowJob::row_axes): a
   // pair's cos and sin entries read its axis.
   std::vector<float> RowAxes(TableLayout layout) const;
-  // Such a row as runs of floats of one axis (RowJob::axis_runs).
+  // The cos half of such a row as runs of floats of one axis (RowJob::axis_runs;
+  // the sin half has the same axes).
   static std::vector<AxisRun> Runs(const std::vector<float>& row_axes);
 };
 
