@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "dispatch/convert-inl.h"
 #include "dispatch/kernel_api.h"
@@ -188,9 +189,23 @@ HWY_INLINE void EncodeQ8Records(const float* HWY_RESTRICT x, size_t records, uin
 
 // ---- The operand row kernels of the encoded formats ----
 
+// One head of head_dim f32 values at `values`, encoded to out.
+template <int kEncoding>
+HWY_INLINE void EncodeHead(const float* HWY_RESTRICT values, size_t head_dim, float divisor,
+                           uint8_t* HWY_RESTRICT out) {
+  if (kEncoding == kEncodeQ8_0) {
+    EncodeQ8Records(values, head_dim / kQ8Block, out);
+  } else if (kEncoding == kEncodeE4M3) {
+    EncodeFp8<E4M3>(values, head_dim, divisor, out);
+  } else {
+    EncodeFp8<E5M2>(values, head_dim, divisor, out);
+  }
+}
+
 // An OperandRowKernel: the operand's heads at (b, s), rotated (or converted:
 // copy_only) in f32 into a buffer a group of heads at a time, then encoded
-// into its cache slot (the operand's dst is bytes, its strides in bytes).
+// into its cache slot (the operand's dst is bytes, its strides in bytes). An
+// f32 operand that is only converted (v) is encoded from where it is.
 template <int kPairing, class Src, int kEncoding>
 HWY_NOINLINE void RotateOperandRowEncoded(const Operand& op, int64_t b, int64_t s, int64_t row, const float* cos,
                                           const float* sin, size_t pairs, size_t head_dim, bool one_at_a_time) {
@@ -203,6 +218,14 @@ HWY_NOINLINE void RotateOperandRowEncoded(const Operand& op, int64_t b, int64_t 
   const int64_t group = static_cast<int64_t>(head_dim >= kBufferFloats ? 1 : kBufferFloats / head_dim);
   const typename Src::T* x =
       static_cast<const typename Src::T*>(op.src) + b * op.src_stride_batch + s * op.src_stride_seq;
+  if constexpr (std::is_same<Src, F32Storage>::value) {
+    if (op.copy_only && op.scale == 1.0f) {
+      for (int64_t h = 0; h < op.heads; ++h) {
+        EncodeHead<kEncoding>(x + h * op.src_stride_head, head_dim, op.cache_divisor, y + h * op.dst_stride_head);
+      }
+      return;
+    }
+  }
   for (int64_t first = 0; first < op.heads; first += group) {
     // The group's heads, in f32, head_dim apart in the buffer.
     Operand heads = op;
@@ -216,15 +239,8 @@ HWY_NOINLINE void RotateOperandRowEncoded(const Operand& op, int64_t b, int64_t 
     heads.write_rest = true;
     RotateOperandRowEntry<kPairing, Src, F32Storage>(heads, 0, 0, 0, cos, sin, pairs, head_dim, one_at_a_time);
     for (int64_t h = 0; h < heads.heads; ++h) {
-      const float* values = buffer + h * static_cast<int64_t>(head_dim);
-      uint8_t* out = y + (first + h) * op.dst_stride_head;
-      if (kEncoding == kEncodeQ8_0) {
-        EncodeQ8Records(values, head_dim / kQ8Block, out);
-      } else if (kEncoding == kEncodeE4M3) {
-        EncodeFp8<E4M3>(values, head_dim, op.cache_divisor, out);
-      } else {
-        EncodeFp8<E5M2>(values, head_dim, op.cache_divisor, out);
-      }
+      EncodeHead<kEncoding>(buffer + h * static_cast<int64_t>(head_dim), head_dim, op.cache_divisor,
+                            y + (first + h) * op.dst_stride_head);
     }
   }
 }
