@@ -43,7 +43,7 @@ sudo=""
 # install-deps.sh runs apt-get update whenever it installs, so the arm64
 # package lists arrive with the first install after this.
 grep -qx arm64 <<<"$(dpkg --print-foreign-architectures)" || $sudo dpkg --add-architecture arm64
-bash ci/install-deps.sh cmake make qemu-user g++-aarch64-linux-gnu \
+bash ci/install-deps.sh cmake make ninja-build qemu-user g++-aarch64-linux-gnu \
   libhwy-dev:arm64 libtbb-dev:arm64 libgtest-dev:arm64
 
 # check_targets LOG LIST TESTED ABSENT: prints "TARGET: K kernel + E end-to-end

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=("$@")
 if [ ${#packages[@]} -eq 0 ]; then
-  packages=(cmake make g++ pkg-config libhwy-dev libtbb-dev libgtest-dev libbenchmark-dev)
+  packages=(cmake make ninja-build g++ pkg-config libhwy-dev libtbb-dev libgtest-dev libbenchmark-dev)
 fi
 
 missing=()
