@@ -19,7 +19,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <type_traits>
 
 #include "dispatch/convert-inl.h"
 #include "dispatch/kernel_api.h"
@@ -202,34 +201,38 @@ HWY_INLINE void EncodeHead(const float* HWY_RESTRICT values, size_t head_dim, fl
   }
 }
 
-// An OperandRowKernel: the operand's heads at (b, s), rotated (or converted:
-// copy_only) in f32 into a buffer a group of heads at a time, then encoded
-// into its cache slot (the operand's dst is bytes, its strides in bytes). An
-// f32 operand that is only converted (v) is encoded from where it is.
-template <int kPairing, class Src, int kEncoding>
-HWY_NOINLINE void RotateOperandRowEncoded(const Operand& op, int64_t b, int64_t s, int64_t row, const float* cos,
-                                          const float* sin, size_t pairs, size_t head_dim, bool one_at_a_time) {
+// The operand's heads at (b, s), rotated (or converted: copy_only) in f32
+// into a buffer a group of heads at a time by into_f32 (the operand row kernel
+// of its pairing and source storage, to f32; source elements of src_bytes),
+// then encoded into its cache slot (the operand's dst is bytes, its strides in
+// bytes). An f32 operand that is only converted (v) is encoded from where it
+// is. One copy per encoding: the pairing and the source only pick into_f32.
+template <int kEncoding>
+HWY_NOINLINE void EncodeOperandRow(const Operand& op, int64_t b, int64_t s, int64_t row, const float* cos,
+                                   const float* sin, size_t pairs, size_t head_dim, bool one_at_a_time,
+                                   OperandRowKernel into_f32, size_t src_bytes) {
   const int64_t slot = op.dst_slots[row];  // an encoded destination is always a cache
   if (slot < 0) return;
   uint8_t* y = static_cast<uint8_t*>(op.dst) + slot / op.block_size * op.dst_stride_batch +
                slot % op.block_size * op.dst_stride_seq;
+  const auto source_head = [&](int64_t h) {
+    return static_cast<const char*>(op.src) +
+           static_cast<int64_t>(src_bytes) * (b * op.src_stride_batch + s * op.src_stride_seq + h * op.src_stride_head);
+  };
+  if (src_bytes == sizeof(float) && op.copy_only && op.scale == 1.0f) {
+    for (int64_t h = 0; h < op.heads; ++h) {
+      EncodeHead<kEncoding>(reinterpret_cast<const float*>(source_head(h)), head_dim, op.cache_divisor,
+                            y + h * op.dst_stride_head);
+    }
+    return;
+  }
   constexpr size_t kBufferFloats = 4096;  // 16 KiB: stays in L1 between the two steps
   HWY_ALIGN float buffer[kBufferFloats];
   const int64_t group = static_cast<int64_t>(head_dim >= kBufferFloats ? 1 : kBufferFloats / head_dim);
-  const typename Src::T* x =
-      static_cast<const typename Src::T*>(op.src) + b * op.src_stride_batch + s * op.src_stride_seq;
-  if constexpr (std::is_same<Src, F32Storage>::value) {
-    if (op.copy_only && op.scale == 1.0f) {
-      for (int64_t h = 0; h < op.heads; ++h) {
-        EncodeHead<kEncoding>(x + h * op.src_stride_head, head_dim, op.cache_divisor, y + h * op.dst_stride_head);
-      }
-      return;
-    }
-  }
   for (int64_t first = 0; first < op.heads; first += group) {
     // The group's heads, in f32, head_dim apart in the buffer.
     Operand heads = op;
-    heads.src = x + first * op.src_stride_head;
+    heads.src = source_head(first);
     heads.src_stride_batch = heads.src_stride_seq = 0;
     heads.dst = buffer;
     heads.dst_stride_batch = heads.dst_stride_seq = 0;
@@ -237,12 +240,21 @@ HWY_NOINLINE void RotateOperandRowEncoded(const Operand& op, int64_t b, int64_t 
     heads.heads = op.heads - first < group ? op.heads - first : group;
     heads.dst_slots = nullptr;
     heads.write_rest = true;
-    RotateOperandRowEntry<kPairing, Src, F32Storage>(heads, 0, 0, 0, cos, sin, pairs, head_dim, one_at_a_time);
+    into_f32(heads, 0, 0, 0, cos, sin, pairs, head_dim, one_at_a_time);
     for (int64_t h = 0; h < heads.heads; ++h) {
       EncodeHead<kEncoding>(buffer + h * static_cast<int64_t>(head_dim), head_dim, op.cache_divisor,
                             y + (first + h) * op.dst_stride_head);
     }
   }
+}
+
+// An OperandRowKernel into a cache of an encoded format: EncodeOperandRow
+// through the operand row kernel of kPairing from Src to f32.
+template <int kPairing, class Src, int kEncoding>
+HWY_NOINLINE void RotateOperandRowEncoded(const Operand& op, int64_t b, int64_t s, int64_t row, const float* cos,
+                                          const float* sin, size_t pairs, size_t head_dim, bool one_at_a_time) {
+  EncodeOperandRow<kEncoding>(op, b, s, row, cos, sin, pairs, head_dim, one_at_a_time,
+                              &RotateOperandRowEntry<kPairing, Src, F32Storage>, sizeof(typename Src::T));
 }
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)
