@@ -51,6 +51,10 @@ void RotateOperandRowEncoded(const Operand& op, int64_t b, int64_t s, int64_t ro
 // dispatch/instances/rotate_per_operand.cc): each operand's own row kernel.
 void RotateRowsPerOperand(const RowJob& job, int64_t row_begin, int64_t row_end);
 
+// Rows [row_begin, row_end) of a job, every operand by operand_row (defined
+// in dispatch/instances/rotate_per_operand.cc): what RotateRows runs.
+void RotateRowsWith(const RowJob& job, int64_t row_begin, int64_t row_end, OperandRowKernel operand_row);
+
 // The same with qk-norm first (Operand::norm_weight): a RowKernel of
 // KernelTable::norm_rotate.
 template <int kPairing, class Src, class Dst>

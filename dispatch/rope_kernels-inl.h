@@ -792,15 +792,6 @@ HWY_INLINE void ForEachRowOfJob(const RowJob& job, int64_t row_begin, int64_t ro
   }
 }
 
-template <int kPairing, class Src, class Dst>
-HWY_NOINLINE void RotateRowRange(const RowJob& job, int64_t row_begin, int64_t row_end, float* scratch) {
-  ForEachRowOfJob(job, row_begin, row_end, scratch,
-                  [&](const Operand& op, int64_t b, int64_t s, int64_t row, const float* cos, const float* sin) {
-                    RotateOperandRowEntry<kPairing, Src, Dst>(op, b, s, row, cos, sin, job.pairs, job.head_dim,
-                                                              job.streaming);
-                  });
-}
-
 
 // Rows of scratch a job's built rows need (0: every row is stored): one for a
 // synthesized or gathered row, plus one per axis for the synthesized rows a
@@ -844,9 +835,12 @@ HWY_INLINE void WithRowScratch(const RowJob& job, int64_t row_begin, int64_t row
   }
 }
 
+// The row loop is not a template of the pairing and storages: it calls the
+// operand row kernel through a pointer, once per operand and row, so one copy
+// per target serves all of them (RotateRowsWith).
 template <int kPairing, class Src, class Dst>
 void RotateRows(const RowJob& job, int64_t row_begin, int64_t row_end) {
-  WithRowScratch(job, row_begin, row_end, RotateRowRange<kPairing, Src, Dst>);
+  RotateRowsWith(job, row_begin, row_end, &RotateOperandRowEntry<kPairing, Src, Dst>);
 }
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)

@@ -1,9 +1,11 @@
-// The job kernel whose operands each run their own row kernel
-// (KernelTable::rotate_per_operand), for every Highway target: calls whose
+// The job kernels that run operand row kernels through pointers, for every
+// Highway target: RotateRowsWith, one kernel for every operand (each
+// RotateRows instance of rotate_<pairing>_<source>.cc calls it with its own
+// RotateOperandRowEntry), and RotateRowsPerOperand
+// (KernelTable::rotate_per_operand), each operand its own: calls whose
 // operands differ in storage types, such as q rotated in place with k and v
-// written into an f16 KV cache (docs/math.md §9). The operands' row kernels
-// are the RotateOperandRowEntry instances of rotate_<pairing>_<source>.cc,
-// and with qk-norm NormalizeOperandRow, compiled here.
+// written into an f16 KV cache (docs/math.md §9), and with qk-norm
+// NormalizeOperandRow, compiled here.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "dispatch/instances/rotate_per_operand.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -25,6 +27,20 @@ HWY_NOINLINE void RotatePerOperandRowRange(const RowJob& job, int64_t row_begin,
 
 void RotateRowsPerOperand(const RowJob& job, int64_t row_begin, int64_t row_end) {
   WithRowScratch(job, row_begin, row_end, RotatePerOperandRowRange);
+}
+
+HWY_NOINLINE void RotateRowRangeWith(const RowJob& job, int64_t row_begin, int64_t row_end, float* scratch,
+                                     OperandRowKernel operand_row) {
+  ForEachRowOfJob(job, row_begin, row_end, scratch,
+                  [&](const Operand& op, int64_t b, int64_t s, int64_t row, const float* cos, const float* sin) {
+                    operand_row(op, b, s, row, cos, sin, job.pairs, job.head_dim, job.streaming);
+                  });
+}
+
+void RotateRowsWith(const RowJob& job, int64_t row_begin, int64_t row_end, OperandRowKernel operand_row) {
+  WithRowScratch(job, row_begin, row_end, [operand_row](const RowJob& j, int64_t begin, int64_t end, float* scratch) {
+    RotateRowRangeWith(j, begin, end, scratch, operand_row);
+  });
 }
 
 // The qk-norm of such an operand, per source storage.
