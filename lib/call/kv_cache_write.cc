@@ -14,7 +14,7 @@ namespace rotary {
 namespace {
 
 struct Named {
-  TensorLayout layout;
+  const TensorLayout& layout;
   const char* name;
 };
 
@@ -138,10 +138,12 @@ void AttachCacheWrite(const CacheWriteArgs& cache, const TensorArgs& q, const Te
     if (encoding < 0) return ValidateTensor(view, head_dim, name);
     return ValidateByteTensor(view, EncodedHeadBytes(encoding, head_dim), name);
   };
-  const Named k_src{ValidateTensor(k.src, head_dim, "k_src"), "k_src"};
-  const Named v_src{ValidateTensor(cache.v_src, head_dim, "v_src"), "v_src"};
-  const Named k_cache{cache_layout(cache.k_cache, "k_cache"), "k_cache"};
-  const Named v_cache{cache_layout(cache.v_cache, "v_cache"), "v_cache"};
+  const TensorLayout k_src_layout = ValidateTensor(k.src, head_dim, "k_src");
+  const TensorLayout v_src_layout = ValidateTensor(cache.v_src, head_dim, "v_src");
+  const TensorLayout k_cache_layout = cache_layout(cache.k_cache, "k_cache");
+  const TensorLayout v_cache_layout = cache_layout(cache.v_cache, "v_cache");
+  const Named k_src{k_src_layout, "k_src"}, v_src{v_src_layout, "v_src"};
+  const Named k_cache{k_cache_layout, "k_cache"}, v_cache{v_cache_layout, "v_cache"};
   if (k_src.layout.batch != call.batch || k_src.layout.seq != call.seq) {
     Fail(Status::kInvalidArgument, "k_src is [", k_src.layout.batch, ", ", k_src.layout.seq, "] but ", q.src_name,
          " is [", call.batch, ", ", call.seq, "] (batch, seq): q and k share positions");

@@ -90,12 +90,8 @@ bool SameView(const TensorLayout& a, const TensorLayout& b) {
          stride(a.heads, a.stride_head) == stride(b.heads, b.stride_head);
 }
 
-bool MayOverlap(const TensorLayout& a, const TensorLayout& b, int32_t head_dim) {
-  const uintptr_t a_begin = reinterpret_cast<uintptr_t>(a.data);
-  const uintptr_t b_begin = reinterpret_cast<uintptr_t>(b.data);
-  const uintptr_t a_end = a_begin + static_cast<uintptr_t>(a.extent_elements) * a.element_bytes;
-  const uintptr_t b_end = b_begin + static_cast<uintptr_t>(b.extent_elements) * b.element_bytes;
-  if (a_end <= b_begin || b_end <= a_begin) return false;  // separate memory
+bool MayOverlapInOneBuffer(const TensorLayout& a, const TensorLayout& b, int32_t head_dim) {
+  const uintptr_t a_begin = a.begin(), b_begin = b.begin();
   if (AlikeAndApart(a, b)) return false;
 
   // Side by side in the rows of one buffer: the same rows, and within a row

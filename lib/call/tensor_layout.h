@@ -36,12 +36,19 @@ TensorLayout ValidateByteTensor(const rotary_tensor* x, int64_t head_bytes, cons
 // The same memory seen the same way (an in-place call).
 bool SameView(const TensorLayout& a, const TensorLayout& b);
 
+// MayOverlap of two views whose byte ranges intersect.
+bool MayOverlapInOneBuffer(const TensorLayout& a, const TensorLayout& b, int32_t head_dim);
+
 // True if some element of a head of `a` is also one of a head of `b`, or might
 // be: exact for separate buffers, for views side by side in the rows of one
 // buffer (q, k and v of a fused QKV projection), and for two views laid out
 // alike that interleave (the k and v of FlashInfer's [blocks, 2, ...] paged
 // cache); conservative otherwise.
-bool MayOverlap(const TensorLayout& a, const TensorLayout& b, int32_t head_dim);
+inline bool MayOverlap(const TensorLayout& a, const TensorLayout& b, int32_t head_dim) {
+  // Separate memory (the usual case; a KV-cache write checks eleven pairs per call) without a call.
+  if (a.end() <= b.begin() || b.end() <= a.begin()) return false;
+  return MayOverlapInOneBuffer(a, b, head_dim);
+}
 
 inline size_t DtypeBytes(rotary_dtype dtype) { return dtype == ROTARY_F32 ? 4 : 2; }
 
