@@ -11,8 +11,8 @@
 // vision's halves) the gather copies whole vectors of each run
 // (RowJob::axis_runs), in both halves of the row; where axes alternate
 // (interleaved M-RoPE) it selects per float among the axes' rows by
-// RowJob::row_axes, a vector at a time.
-// Either is cheap next to rotating every head of q and k with the row.
+// RowJob::row_axes, a vector at a time. Either is cheap next to rotating
+// every head of q and k with the row.
 
 // Per-target include guard (Highway's convention for -inl.h files).
 #if defined(ROTARY_DISPATCH_AXIS_ROWS_INL_H_) == defined(HWY_TARGET_TOGGLE)

@@ -792,7 +792,6 @@ HWY_INLINE void ForEachRowOfJob(const RowJob& job, int64_t row_begin, int64_t ro
   }
 }
 
-
 // Rows of scratch a job's built rows need (0: every row is stored): one for a
 // synthesized or gathered row, plus one per axis for the synthesized rows a
 // multi-axis gather reads.
