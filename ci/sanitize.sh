@@ -82,7 +82,8 @@ tsan_tbb() {
   fi
   # TBB_STRICT=OFF: gcc warns that TSan does not model atomic_thread_fence, and
   # TBB's strict mode makes warnings errors. tbbmalloc is not used by rotary.
-  if ! { cmake -S "$root/src" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${ci_sanitizer_optimize[@]}" \
+  if ! { cmake -S "$root/src" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    "${ci_sanitizer_optimize[@]}" \
     -DTBB_SANITIZE=thread -DTBB_TEST=OFF -DTBB_EXAMPLES=OFF -DTBB_STRICT=OFF -DTBBMALLOC_BUILD=OFF -DTBB_ENABLE_IPO=OFF \
     -DCMAKE_INSTALL_PREFIX="$root/install" &&
     cmake --build "$root/build" -j "$ci_jobs" && cmake --install "$root/build"; } >"$root/build.log" 2>&1; then
