@@ -18,17 +18,6 @@ HWY_BEFORE_NAMESPACE();
 namespace rotary {
 namespace HWY_NAMESPACE {
 
-HWY_NOINLINE void RotatePerOperandRowRange(const RowJob& job, int64_t row_begin, int64_t row_end, float* scratch) {
-  ForEachRowOfJob(job, row_begin, row_end, scratch,
-                  [&](const Operand& op, int64_t b, int64_t s, int64_t row, const float* cos, const float* sin) {
-                    op.row_kernel(op, b, s, row, cos, sin, job.pairs, job.head_dim, job.streaming);
-                  });
-}
-
-void RotateRowsPerOperand(const RowJob& job, int64_t row_begin, int64_t row_end) {
-  WithRowScratch(job, row_begin, row_end, RotatePerOperandRowRange);
-}
-
 HWY_NOINLINE void RotateRowRangeWith(const RowJob& job, int64_t row_begin, int64_t row_end, float* scratch,
                                      OperandRowKernel operand_row) {
   ForEachRowOfJob(job, row_begin, row_end, scratch,
@@ -41,6 +30,16 @@ void RotateRowsWith(const RowJob& job, int64_t row_begin, int64_t row_end, Opera
   WithRowScratch(job, row_begin, row_end, [operand_row](const RowJob& j, int64_t begin, int64_t end, float* scratch) {
     RotateRowRangeWith(j, begin, end, scratch, operand_row);
   });
+}
+
+// The operand row kernel that runs each operand's own (Operand::row_kernel).
+void OperandsOwnRowKernel(const Operand& op, int64_t b, int64_t s, int64_t row, const float* cos, const float* sin,
+                          size_t pairs, size_t head_dim, bool streaming) {
+  op.row_kernel(op, b, s, row, cos, sin, pairs, head_dim, streaming);
+}
+
+void RotateRowsPerOperand(const RowJob& job, int64_t row_begin, int64_t row_end) {
+  RotateRowsWith(job, row_begin, row_end, &OperandsOwnRowKernel);
 }
 
 // The qk-norm of such an operand, per source storage.
