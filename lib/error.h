@@ -4,19 +4,55 @@
 #ifndef ROTARY_LIB_ERROR_H_
 #define ROTARY_LIB_ERROR_H_
 
-#include <sstream>
+#include <cstdint>
 #include <string>
+#include <string_view>
+#include <type_traits>
 
 #include "rotary/rotary.hpp"
 
 namespace rotary {
+namespace error_detail {
 
-// Throws Error(status, concatenation of parts).
+// The message is built by these out-of-line appends, one call per part, so
+// that each of the library's ~100 distinct Fail signatures costs a few calls
+// at its call site instead of its own ostringstream function. Numbers read
+// as std::ostream prints them (floating point as "%g").
+void AppendText(std::string& message, std::string_view text);
+void AppendSigned(std::string& message, int64_t value);
+void AppendUnsigned(std::string& message, uint64_t value);
+void AppendFloating(std::string& message, double value);
+[[noreturn]] void Throw(Status status, std::string&& message);
+
+template <typename Part>
+void AppendPart(std::string& message, const Part& part) {
+  if constexpr (std::is_same_v<Part, char>) {
+    AppendText(message, std::string_view(&part, 1));
+  } else if constexpr (std::is_same_v<Part, bool>) {
+    AppendText(message, part ? "1" : "0");
+  } else if constexpr (std::is_integral_v<Part> || std::is_enum_v<Part>) {
+    using Integer = std::conditional_t<std::is_enum_v<Part>, std::underlying_type<Part>, std::common_type<Part>>;
+    if constexpr (std::is_signed_v<typename Integer::type>) {
+      AppendSigned(message, static_cast<int64_t>(part));
+    } else {
+      AppendUnsigned(message, static_cast<uint64_t>(part));
+    }
+  } else if constexpr (std::is_floating_point_v<Part>) {
+    AppendFloating(message, static_cast<double>(part));
+  } else {
+    AppendText(message, std::string_view(part));
+  }
+}
+
+}  // namespace error_detail
+
+// Throws Error(status, concatenation of parts): text, integers and floating
+// point numbers.
 template <typename... Parts>
 [[noreturn]] void Fail(Status status, const Parts&... parts) {
-  std::ostringstream message;
-  (message << ... << parts);
-  throw Error(status, message.str());
+  std::string message;
+  (error_detail::AppendPart(message, parts), ...);
+  error_detail::Throw(status, std::move(message));
 }
 
 void SetLastError(const std::string& message);
