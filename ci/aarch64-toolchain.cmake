@@ -10,7 +10,8 @@
 # Changing ROTARY_QEMU_CPU in an existing build directory rebuilds nothing: it
 # only regenerates the test lists, which gtest discovery (PRE_TEST mode, at
 # ctest time) then rebuilds under the new CPU, because the Highway test names
-# depend on which targets that CPU supports.
+# depend on which targets that CPU supports. (ci/arm64.sh's build has no lists:
+# ROTARY_TESTS_PER_BINARY runs each test binary whole.)
 set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_SYSTEM_PROCESSOR aarch64)
 set(CMAKE_LIBRARY_ARCHITECTURE aarch64-linux-gnu)

@@ -37,18 +37,55 @@ ci_build() {
 # output and keeping a copy in LOG. When CI_COUNTS names a file, appends
 # "passed failed skipped" for this run to it (ci/test.sh sums them; ctest
 # counts a skipped test as passed, so it is taken out of the passed ones).
+# In a build configured with ROTARY_TESTS_PER_BINARY (ci_per_binary_tests),
+# each gtest binary writes a report of its cases to DIR/gtest-results (emptied
+# first) and the counts are of test cases, as in a build whose ctest runs each
+# case on its own.
 ci_ctest() {
   local dir=$1 log=$2
   shift 2
-  local rc=0
-  (cd "$dir" && ctest --output-on-failure --no-tests=error -j "$ci_jobs" "$@") 2>&1 | tee "$log" || rc=$?
+  local rc=0 results=""
+  if grep -qx 'ROTARY_TESTS_PER_BINARY:BOOL=ON' "$dir/CMakeCache.txt" 2>/dev/null; then
+    results="$(cd "$dir" && pwd)/gtest-results"
+    rm -rf "$results"
+  fi
+  (cd "$dir" && if [ -n "$results" ]; then export GTEST_OUTPUT="xml:$results/"; fi &&
+    ctest --output-on-failure --no-tests=error -j "$ci_jobs" "$@") 2>&1 | tee "$log" || rc=$?
   if [ -n "${CI_COUNTS:-}" ]; then
-    local skipped
-    skipped=$(grep -cE '^[[:space:]]*[0-9]+ - .* \(Skipped\)$' "$log" || true)
-    sed -nE 's/^[0-9]+% tests passed, ([0-9]+) tests? failed out of ([0-9]+)$/\2 \1/p' "$log" |
-      awk -v skipped="$skipped" '{print $1 - $2 - skipped, $2, skipped}' >>"$CI_COUNTS"
+    if [ -n "$results" ]; then
+      ci_case_counts "$log" "$results" >>"$CI_COUNTS"
+    else
+      local skipped
+      skipped=$(grep -cE '^[[:space:]]*[0-9]+ - .* \(Skipped\)$' "$log" || true)
+      sed -nE 's/^[0-9]+% tests passed, ([0-9]+) tests? failed out of ([0-9]+)$/\2 \1/p' "$log" |
+        awk -v skipped="$skipped" '{print $1 - $2 - skipped, $2, skipped}' >>"$CI_COUNTS"
+    fi
   fi
   return "$rc"
+}
+
+# ci_per_binary_tests: the CMake argument that makes ctest run each test
+# binary once (tests/CMakeLists.txt), for builds whose every process start is
+# costly (qemu, ASan); ci_ctest then counts the cases from their reports.
+ci_per_binary_tests=(-DROTARY_TESTS_PER_BINARY=ON)
+
+# ci_case_counts LOG RESULTS: "passed failed skipped" of a per-binary ctest
+# run: the cases in the gtest reports in RESULTS (a binary that ended without
+# its report counts as one failed case), plus ctest's other tests from LOG.
+ci_case_counts() {
+  local log=$1 results=$2 name
+  {
+    cat "$results"/*.xml 2>/dev/null |
+      awk '/<testcase /{c = /result="skipped"/ ? "s" : "p"; if (/\/>[[:space:]]*$/) {n[c]++; c = ""}; next}
+           /<failure/{if (c != "") c = "f"}
+           /<\/testcase>/{if (c != "") n[c]++; c = ""}
+           END {print n["p"] + 0, n["f"] + 0, n["s"] + 0}'
+    sed -nE 's/^.*Test +#[0-9]+: gtest\.([^ ]+) .*$/\1/p' "$log" | while read -r name; do
+      [ -f "$results/$name.xml" ] || echo "0 1 0"
+    done
+    grep -E 'Test +#[0-9]+: ' "$log" | grep -vE 'Test +#[0-9]+: gtest\.' |
+      awk '/ Passed /{p++; next} /\*\*\*Skipped /{s++; next} {f++} END {print p + 0, f + 0, s + 0}'
+  } | awk '{p += $1; f += $2; s += $3} END {print p, f, s}'
 }
 
 # ci_targets_run LOG: the kernel targets whose tests passed in LOG (a ctest
@@ -120,13 +157,14 @@ ci_sanitizer_optimize=(-DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" -DCMAKE_CXX_FLAG
 # (ci_one_target, checked after the build: six targets under ASan took over
 # 17 minutes to compile; every target's kernels are tested by the native,
 # clang and arm64 stages), at ci_sanitizer_optimize. One build for both
-# stages, with clang, whose ASan build is 40% faster than gcc's.
+# stages, with clang, whose ASan build is 40% faster than gcc's. Its ctest
+# runs each test binary once (ci_per_binary_tests).
 ci_build_asan() {
   local flags
   flags="-fno-sanitize-recover=all $(ci_one_target_march)"
   bash ci/install-deps.sh clang libclang-rt-14-dev || return 1
   CC=clang CXX=clang++ ci_build build/asan -DCMAKE_BUILD_TYPE=RelWithDebInfo "${ci_sanitizer_optimize[@]}" \
     -DROTARY_BUILD_BENCH=OFF -DROTARY_SANITIZE=address,undefined -DROTARY_FUZZ=ON -DROTARY_HWY_TARGETS=static \
-    -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" "$@" || return 1
+    "${ci_per_binary_tests[@]}" -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" "$@" || return 1
   [ $# -gt 0 ] || ci_check_one_target build/asan  # (a build of named targets may lack the checker)
 }
