@@ -715,6 +715,9 @@ class Bench {
   // for text tokens (every axis the same id) and for an image block (a
   // 2-frame grid of 32 columns from s.offset: the axes differ), against plain
   // RoPE with the same ids (what text-only calls must equal) and the stream.
+  // Every token has a position of its own, the sequences of a decode batch
+  // too: plain RoPE then reads as many table rows as the image block gathers
+  // from (with one shared position it would read a single row).
   void MultiAxis(const Shape& s, const std::string& dtype_name, const std::string& mode) {
     const rotary::Dtype dtype = ParseDtype(dtype_name);
     const int64_t rows = s.batch * s.seq, elements = rows * s.heads * s.dim;
@@ -728,7 +731,7 @@ class Bench {
     constexpr int64_t kColumns = 32;
     const int64_t grid_rows = std::max<int64_t>(1, (rows + 2 * kColumns - 1) / (2 * kColumns));  // two frames
     for (int64_t i = 0; i < rows; ++i) {
-      ids[i] = s.offset + i % s.seq;
+      ids[i] = s.offset + i;  // batch b, token s: offset + b * seq + s
       image[i] = s.offset + 2 * (i / (grid_rows * kColumns));             // t: the frame, temporal step 2
       image[rows + i] = s.offset + (i / kColumns) % grid_rows;           // h: the grid row
       image[2 * rows + i] = s.offset + i % kColumns;                     // w: the grid column
