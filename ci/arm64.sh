@@ -48,13 +48,11 @@ grep -qx arm64 <<<"$(dpkg --print-foreign-architectures)" || $sudo dpkg --add-ar
 bash ci/install-deps.sh cmake make ninja-build qemu-user g++-aarch64-linux-gnu \
   libhwy-dev:arm64 libtbb-dev:arm64 libgtest-dev:arm64
 
-# check_targets LOG LIST TESTED ABSENT: prints "TARGET: K kernel + E end-to-end
-# tests passed" for each tested target and fails if one has none in LOG (the
-# run's output), or if a target that must be absent is in LIST (`ctest -N`).
-# check_targets RESULTS LIST TESTED ABSENT: from the gtest reports in RESULTS
-# (ci_ctest's), that the kernel and end-to-end tests of every TESTED target
-# passed, and from LIST (every case the kernel and end-to-end binaries offer
-# on this CPU model, unfiltered) that no ABSENT target is offered.
+# check_targets RESULTS LIST TESTED ABSENT: prints "TARGET: K kernel + E
+# end-to-end tests passed" for each tested target and fails if one has none in
+# the gtest reports in RESULTS (ci_ctest's), or if a target that must be absent
+# is in LIST (the cases kernel_test and apply_test offer on this CPU model,
+# unfiltered).
 check_targets() {
   local results=$1 list=$2 tested=$3 absent=$4 ok=0 t kernel apply
   for t in $tested; do
@@ -82,7 +80,9 @@ rc=0
 for i in "${!models[@]}"; do
   IFS='|' read -r cpu tested absent <<<"${models[$i]}"
   echo "--- arm64 under qemu-aarch64 -cpu $cpu ---"
+  # Re-configuring rebuilds nothing: only the emulator command changes.
   cmake -S . -B build/arm64 -DROTARY_QEMU_CPU="$cpu" >/dev/null
+  # The same qemu command as the toolchain's emulator; prints the target chosen.
   qemu-aarch64 -L / -cpu "$cpu" build/arm64/tests/target_env_check BEST | sed -n 1p || true
   name=${cpu//[,=]/_}
   filter=()
