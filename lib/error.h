@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 
 #include "rotary/rotary.hpp"
 
@@ -15,9 +16,9 @@ namespace rotary {
 namespace error_detail {
 
 // The message is built by these out-of-line appends, one call per part, so
-// that each of the library's ~100 distinct Fail signatures costs a few calls
-// at its call site instead of its own ostringstream function. Numbers read
-// as std::ostream prints them (floating point as "%g").
+// that each distinct list of Fail's argument types costs a few calls at its
+// call site instead of a function of its own around an ostringstream.
+// Numbers read as std::ostream prints them (floating point as "%g").
 void AppendText(std::string& message, std::string_view text);
 void AppendSigned(std::string& message, int64_t value);
 void AppendUnsigned(std::string& message, uint64_t value);
