@@ -334,6 +334,44 @@ TEST_P(MultiAxisTest, TextTokensAreExactlyPlainRope) {
   }
 }
 
+// The C++ API's multi-axis calls (forward, inverse, out of place, q and k with
+// a q scale, all with an offset) give the C ABI's bits for the same ids.
+TEST_P(MultiAxisTest, CppCallsGiveTheCAbisBits) {
+  constexpr int64_t kBatch = 2, kSeq = 5, kQHeads = 4, kKHeads = 2;
+  constexpr int64_t kOffset = 7;
+  constexpr float kQScale = 0.5f;
+  for (const Layout& layout : kLayouts) {
+    const rotary::Rope rope(layout.Config());
+    const int32_t axes = layout.axes();
+    std::vector<int64_t> ids(axes * kBatch * kSeq);
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>(i * 131 % 997);
+    const rotary::Positions positions = rotary::Positions::Axes(ids, axes, kOffset);
+    TypedTensor q(ROTARY_F32, kBatch, kSeq, kQHeads, layout.head_dim), k(ROTARY_F32, kBatch, kSeq, kKHeads, layout.head_dim);
+    q.FillRandom(5);
+    k.FillRandom(6);
+    for (int inverse = 0; inverse < 2; ++inverse) {
+      TypedTensor want = q, got = q, got_to = q;
+      rotary_tensor w = want.raw();
+      ASSERT_EQ(rotary_apply_axes(rope.handle(), &w, &w, nullptr, nullptr, ids.data(), axes, kOffset, 1.0f, inverse),
+                ROTARY_OK)
+          << rotary_last_error();
+      const rotary::Tensor g(got.raw());
+      inverse ? rope.apply_inverse(g, positions) : rope.apply(g, positions);
+      EXPECT_EQ(got.bytes(), want.bytes()) << layout.name << (inverse ? " apply_inverse" : " apply");
+      if (inverse) continue;
+      rope.apply_to(rotary::Tensor(q.raw()), rotary::Tensor(got_to.raw()), positions);
+      EXPECT_EQ(got_to.bytes(), want.bytes()) << layout.name << " apply_to";
+    }
+    TypedTensor want_q = q, want_k = k, got_q = q, got_k = k;
+    rotary_tensor wq = want_q.raw(), wk = want_k.raw();
+    ASSERT_EQ(rotary_apply_axes(rope.handle(), &wq, &wq, &wk, &wk, ids.data(), axes, kOffset, kQScale, 0), ROTARY_OK)
+        << rotary_last_error();
+    rope.apply_qk(rotary::Tensor(got_q.raw()), rotary::Tensor(got_k.raw()), positions, kQScale);
+    EXPECT_EQ(got_q.bytes(), want_q.bytes()) << layout.name << " apply_qk q";
+    EXPECT_EQ(got_k.bytes(), want_k.bytes()) << layout.name << " apply_qk k";
+  }
+}
+
 // An image token's pair i comes out exactly as plain RoPE's pair i at the
 // position of i's axis: the gathered row holds the table's own values.
 TEST_P(MultiAxisTest, ImageTokenPairsAreExactlyPlainRopeAtTheirAxisPosition) {

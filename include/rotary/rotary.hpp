@@ -504,9 +504,17 @@ class Rope {
   }
 
   // Any call through rotary_apply_with (norm: qk-norm, or nullptr; cache: a KV-cache write, or nullptr).
+  // Multi-axis ids alone go to rotary_apply_axes, which takes them as arguments: no options struct to
+  // fill and read on a decode call's path.
   void ApplyWith(const Tensor& q_src, const Tensor& q_dst, const Tensor* k_src, const Tensor* k_dst,
                  const Positions& positions, float q_scale, bool inverse, const QkNorm* norm,
                  const KvCacheWrite* cache = nullptr) const {
+    if (norm == nullptr && cache == nullptr && positions.batch_offsets == nullptr) {
+      detail::Check(rotary_apply_axes(rope_, &q_src.t, &q_dst.t, k_src ? &k_src->t : nullptr,
+                                      k_dst ? &k_dst->t : nullptr, positions.ids, positions.axes, positions.offset,
+                                      q_scale, inverse ? 1 : 0));
+      return;
+    }
     // The library's defaults, read once (a decode call pays for every call it makes).
     static const rotary_apply_options kDefaults = [] {
       rotary_apply_options o;
