@@ -335,7 +335,8 @@ TEST_P(MultiAxisTest, TextTokensAreExactlyPlainRope) {
 }
 
 // The C++ API's multi-axis calls (forward, inverse, out of place, q and k with
-// a q scale, all with an offset) give the C ABI's bits for the same ids.
+// a q scale, packed QKV, all with an offset) give the C ABI's bits for the
+// same ids.
 TEST_P(MultiAxisTest, CppCallsGiveTheCAbisBits) {
   constexpr int64_t kBatch = 2, kSeq = 5, kQHeads = 4, kKHeads = 2;
   constexpr int64_t kOffset = 7;
@@ -369,6 +370,19 @@ TEST_P(MultiAxisTest, CppCallsGiveTheCAbisBits) {
     rope.apply_qk(rotary::Tensor(got_q.raw()), rotary::Tensor(got_k.raw()), positions, kQScale);
     EXPECT_EQ(got_q.bytes(), want_q.bytes()) << layout.name << " apply_qk q";
     EXPECT_EQ(got_k.bytes(), want_k.bytes()) << layout.name << " apply_qk k";
+
+    // A packed QKV buffer [batch, seq, q_heads + 2 * kv_heads, head_dim]: q and k through its views.
+    TypedTensor packed(ROTARY_F32, kBatch, kSeq, kQHeads + 2 * kKHeads, layout.head_dim);
+    packed.FillRandom(7);
+    TypedTensor want_packed = packed;
+    rotary_tensor pq, pk, pv;
+    ASSERT_EQ(rotary_packed_qkv_views(want_packed.raw().data, ROTARY_F32, kBatch, kSeq, kQHeads, kKHeads,
+                                      layout.head_dim, &pq, &pk, &pv),
+              ROTARY_OK);
+    ASSERT_EQ(rotary_apply_axes(rope.handle(), &pq, &pq, &pk, &pk, ids.data(), axes, kOffset, kQScale, 0), ROTARY_OK)
+        << rotary_last_error();
+    rope.apply_packed_qkv(packed.raw().data, rotary::Dtype::kF32, kBatch, kSeq, kQHeads, kKHeads, positions, kQScale);
+    EXPECT_EQ(packed.bytes(), want_packed.bytes()) << layout.name << " apply_packed_qkv";
   }
 }
 
