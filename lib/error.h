@@ -27,13 +27,10 @@ void AppendFloating(std::string& message, double value);
 
 template <typename Part>
 void AppendPart(std::string& message, const Part& part) {
-  if constexpr (std::is_same_v<Part, char>) {
+  if constexpr (std::is_same_v<Part, char>) {  // a character, as std::ostream prints it
     AppendText(message, std::string_view(&part, 1));
-  } else if constexpr (std::is_same_v<Part, bool>) {
-    AppendText(message, part ? "1" : "0");
-  } else if constexpr (std::is_integral_v<Part> || std::is_enum_v<Part>) {
-    using Integer = std::conditional_t<std::is_enum_v<Part>, std::underlying_type<Part>, std::common_type<Part>>;
-    if constexpr (std::is_signed_v<typename Integer::type>) {
+  } else if constexpr (std::is_integral_v<Part>) {  // bool too: 1 or 0
+    if constexpr (std::is_signed_v<Part>) {
       AppendSigned(message, static_cast<int64_t>(part));
     } else {
       AppendUnsigned(message, static_cast<uint64_t>(part));
