@@ -75,11 +75,11 @@ void BuildTableRows(const RowBuild& build, int64_t step_begin, int64_t step_end,
 const float* SynthesizeRow(const TableView& t, int64_t position, float* HWY_RESTRICT row);
 
 // The row of a token of a multi-axis job whose axis positions differ
-// (positions: num_axes of them, offsets added), gathered into scratch
-// (defined in axis_rows-inl.h, compiled by
-// dispatch/instances/table_rows.cc): scratch holds 1 + num_axes rows of
-// ScratchRowFloats(row_floats) floats (the last num_axes for the rows of the
-// axes, synthesized first in the modes that store no rows).
+// (positions: num_axes of them, offsets added), gathered into scratch (defined
+// in axis_rows-inl.h, compiled by dispatch/instances/table_rows.cc): scratch
+// holds 1 + num_axes rows of ScratchRowFloats(row_floats) floats (the last
+// num_axes for the rows of the axes, synthesized first in the modes that store
+// no rows).
 const float* GatherAxisRow(const RowJob& job, const int64_t* positions, float* HWY_RESTRICT scratch);
 
 // Applies X(kPairing, Src, Dst) to every destination storage of this target:
