@@ -7,7 +7,10 @@
 #   tsan  the concurrency tests under ThreadSanitizer (build/tsan, gcc): every test
 #         whose name matches TSAN_TESTS, so new *Concurrent*, *Thread* and
 #         *Stress* tests join without touching this script; only the test
-#         binaries that hold one are built.
+#         binaries that hold one are built. Its library is compiled one file
+#         at a time (ROTARY_UNITY_BUILD=OFF): the check that each file
+#         includes what it uses, which the other builds' folder-at-a-time
+#         compile would not notice.
 # `bash ci/sanitize.sh asan` (or tsan) runs one; no argument runs both.
 #
 # TSan and oneTBB: Debian's libtbb.so is not instrumented, so TSan cannot see the
@@ -112,7 +115,7 @@ run_tsan() {
   echo "ci: TSan test binaries: $(echo $targets)"
   # shellcheck disable=SC2086 # one --target per binary
   ci_build build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo "${ci_sanitizer_optimize[@]}" -DROTARY_BUILD_BENCH=OFF \
-    -DROTARY_BUILD_EXAMPLES=OFF -DROTARY_BUILD_PYTHON=OFF \
+    -DROTARY_BUILD_EXAMPLES=OFF -DROTARY_BUILD_PYTHON=OFF -DROTARY_UNITY_BUILD=OFF \
     -DROTARY_SANITIZE=thread -DROTARY_HWY_TARGETS=static -DCMAKE_C_FLAGS="$one_target_flags" \
     -DCMAKE_CXX_FLAGS="$one_target_flags" -DTBB_DIR="$tbb/install/lib/cmake/TBB" \
     -DCMAKE_GTEST_DISCOVER_TESTS_DISCOVERY_MODE=PRE_TEST -- $(printf -- '--target %s ' $targets) || return 1
