@@ -56,8 +56,8 @@ bash ci/install-deps.sh cmake make ninja-build qemu-user g++-aarch64-linux-gnu \
 check_targets() {
   local results=$1 list=$2 tested=$3 absent=$4 ok=0 t kernel apply
   for t in $tested; do
-    kernel=$(cat "$results"/*.xml | grep -cE "<testcase name=\"[^\"]*/$t\" .*result=\"completed\".*classname=\"[^\"]*RopeKernelTest\" */>" || true)
-    apply=$(cat "$results"/*.xml | grep -cE "<testcase name=\"[^\"]*/$t\" .*result=\"completed\".*classname=\"EveryTarget/[A-Za-z]+\" */>" || true)
+    kernel=$(ci_passed_cases "$results" | grep -cE "^[^ ]*RopeKernelTest [^ ]*/$t\$" || true)
+    apply=$(ci_passed_cases "$results" | grep -cE "^EveryTarget/[A-Za-z]+ [^ ]*/$t\$" || true)
     echo "  $t: $kernel kernel + $apply end-to-end tests passed"
     if [ "$kernel" -eq 0 ] || [ "$apply" -eq 0 ]; then
       echo "ci/arm64.sh: $t must pass kernel and end-to-end tests on this CPU model (failed, or not run)" >&2

@@ -65,8 +65,11 @@ ci_ctest() {
 }
 
 # ci_per_binary_tests: the CMake argument that makes ctest run each test
-# binary once (tests/CMakeLists.txt), for builds whose every process start is
-# costly (qemu, ASan); ci_ctest then counts the cases from their reports.
+# binary once instead of once per case (tests/CMakeLists.txt): a case run on
+# its own repeats its binary's start and shared set-up (natively that tripled
+# the suite's time; under qemu or ASan a process start alone costs 0.05-0.1 s),
+# and listing the cases costs a run of every binary at build time. ci_ctest
+# then counts the cases from the binaries' reports.
 ci_per_binary_tests=(-DROTARY_TESTS_PER_BINARY=ON)
 
 # ci_case_counts LOG RESULTS: "passed failed skipped" of a per-binary ctest
@@ -88,12 +91,21 @@ ci_case_counts() {
   } | awk '{p += $1; f += $2; s += $3} END {print p, f, s}'
 }
 
-# ci_targets_run LOG: the kernel targets whose tests passed in LOG (a ctest
-# output): Highway's, from the per-target kernel tests, and the registry's own
-# (AVX3_ZEN4), from the end-to-end tests run per target; on one line, in the
-# order ctest reported them.
+# ci_passed_cases RESULTS: "CLASS NAME" of each test case that passed in the
+# gtest reports in RESULTS (ci_ctest's, in a per-binary build), one a line, in
+# the reports' order. A passed case is a self-closing <testcase .../> marked
+# completed: a failed one holds its <failure>, a skipped one is marked skipped.
+ci_passed_cases() {
+  cat "$1"/*.xml 2>/dev/null |
+    sed -nE 's#^[[:space:]]*<testcase name="([^"]+)" .*result="completed".*classname="([^"]+)" */>[[:space:]]*$#\2 \1#p'
+}
+
+# ci_targets_run RESULTS: the kernel targets whose tests passed in the gtest
+# reports in RESULTS: Highway's, from the per-target kernel tests, and the
+# registry's own (AVX3_ZEN4), from the end-to-end tests run per target; on one
+# line, in the reports' order.
 ci_targets_run() {
-  sed -nE 's#^.*Test +\#[0-9]+: (RopeKernelTest|EveryTarget/)[^ ]*/([A-Z0-9_]+) .* Passed .*$#\2#p' "$1" |
+  ci_passed_cases "$1" | sed -nE 's#^([^ ]*RopeKernelTest|EveryTarget/[A-Za-z]+) [^ ]*/([A-Z0-9_]+)$#\2#p' |
     awk '!seen[$0]++' | tr '\n' ' ' | sed 's/ $//'
 }
 

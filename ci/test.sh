@@ -19,9 +19,10 @@ stage_native() {
   bash ci/install-deps.sh &&
     bash ci/install-deps.sh pybind11-dev python3-dev python3-numpy python3-pytest python3-torch python3-venv \
       python3-pip python3-setuptools python3-wheel &&
-    ci_build build/test -DCMAKE_BUILD_TYPE=Release -DROTARY_WERROR=ON -DROTARY_BUILD_PYTHON=ON &&
+    ci_build build/test -DCMAKE_BUILD_TYPE=Release -DROTARY_WERROR=ON -DROTARY_BUILD_PYTHON=ON \
+      "${ci_per_binary_tests[@]}" &&
     ci_ctest build/test build/test/ci-ctest.log &&
-    echo "ci: targets tested on this CPU: $(ci_targets_run build/test/ci-ctest.log)"
+    echo "ci: targets tested on this CPU: $(ci_targets_run build/test/gtest-results)"
 }
 
 # A second compiler: its warnings are errors too. Its baseline target is EMU128
@@ -29,9 +30,9 @@ stage_native() {
 stage_clang() {
   bash ci/install-deps.sh && bash ci/install-deps.sh clang &&
     ci_build build/clang -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-      -DCMAKE_BUILD_TYPE=Release -DROTARY_WERROR=ON &&
+      -DCMAKE_BUILD_TYPE=Release -DROTARY_WERROR=ON "${ci_per_binary_tests[@]}" &&
     ci_ctest build/clang build/clang/ci-ctest.log &&
-    echo "ci: targets tested on this CPU: $(ci_targets_run build/clang/ci-ctest.log)"
+    echo "ci: targets tested on this CPU: $(ci_targets_run build/clang/gtest-results)"
 }
 
 stage_sanitize() { bash ci/sanitize.sh; }
