@@ -72,6 +72,9 @@ done
 # failed tests, and sanitizer and compiler errors.
 why='^ci(/[a-z0-9_-]+\.sh)?:|\*\*\*Failed|Failed +[0-9.]+ sec|\(Failed\)|Timeout|Not Run|Exception|error:'
 why+='|Error [0-9]|FATAL|ERROR: [A-Za-z]+Sanitizer|WARNING: ThreadSanitizer|not permitted|No tests were found'
+# A test binary run whole (ci_per_binary_tests) fails as one ctest test: gtest's
+# own lines name the failed cases and where each failed.
+why+='|^\[  FAILED  \] [A-Za-z_]|: Failure$'
 progress='^ci: (built|targets tested|TSan-instrumented)'
 for stage in "${failed_stages[@]}"; do
   echo
