@@ -66,8 +66,8 @@ ci_ctest() {
 
 # ci_per_binary_tests: the CMake argument that makes ctest run each test
 # binary once instead of once per case (tests/CMakeLists.txt): a case run on
-# its own repeats its binary's start and shared set-up (natively that tripled
-# the suite's time; under qemu or ASan a process start alone costs 0.05-0.1 s),
+# its own repeats its binary's start and shared set-up (natively the suite took
+# 2.5 times as long; under qemu or ASan a process start alone is 0.05-0.1 s),
 # and listing the cases costs a run of every binary at build time. ci_ctest
 # then counts the cases from the binaries' reports.
 ci_per_binary_tests=(-DROTARY_TESTS_PER_BINARY=ON)
