@@ -54,10 +54,11 @@ bash ci/install-deps.sh cmake make ninja-build qemu-user g++-aarch64-linux-gnu \
 # is in LIST (the cases kernel_test and apply_test offer on this CPU model,
 # unfiltered).
 check_targets() {
-  local results=$1 list=$2 tested=$3 absent=$4 ok=0 t kernel apply
+  local results=$1 list=$2 tested=$3 absent=$4 ok=0 t kernel apply passed
+  passed=$(ci_passed_cases "$results")
   for t in $tested; do
-    kernel=$(ci_passed_cases "$results" | grep -cE "^[^ ]*RopeKernelTest [^ ]*/$t\$" || true)
-    apply=$(ci_passed_cases "$results" | grep -cE "^EveryTarget/[A-Za-z]+ [^ ]*/$t\$" || true)
+    kernel=$(grep -cE "^[^ ]*RopeKernelTest [^ ]*/$t\$" <<<"$passed" || true)
+    apply=$(grep -cE "^EveryTarget/[A-Za-z]+ [^ ]*/$t\$" <<<"$passed" || true)
     echo "  $t: $kernel kernel + $apply end-to-end tests passed"
     if [ "$kernel" -eq 0 ] || [ "$apply" -eq 0 ]; then
       echo "ci/arm64.sh: $t must pass kernel and end-to-end tests on this CPU model (failed, or not run)" >&2

@@ -72,17 +72,34 @@ ci_ctest() {
 # then counts the cases from the binaries' reports.
 ci_per_binary_tests=(-DROTARY_TESTS_PER_BINARY=ON)
 
+# ci_case_results RESULTS: "STATUS CLASS NAME" of each test case in the gtest
+# reports in RESULTS (ci_ctest's, in a per-binary build), one a line, in the
+# reports' order. STATUS is skipped (the case is marked so), failed (it holds a
+# <failure>) or passed; the one reading of the reports that the counts and the
+# per-target checks share.
+ci_case_results() {
+  cat "$1"/*.xml 2>/dev/null |
+    awk 'function attribute(key) {
+           return match($0, " " key "=\"[^\"]*\"") ? substr($0, RSTART + length(key) + 3, RLENGTH - length(key) - 4) : ""
+         }
+         function emit() { if (status != "") print status, class, name; status = "" }
+         /<testcase /{
+           emit(); name = attribute("name"); class = attribute("classname")
+           status = /result="skipped"/ ? "skipped" : "passed"
+           if (/\/>[[:space:]]*$/) emit()
+           next
+         }
+         /<failure/{ if (status != "") status = "failed" }
+         /<\/testcase>/{ emit() }'
+}
+
 # ci_case_counts LOG RESULTS: "passed failed skipped" of a per-binary ctest
 # run: the cases in the gtest reports in RESULTS (a binary that ended without
 # its report counts as one failed case), plus ctest's other tests from LOG.
 ci_case_counts() {
   local log=$1 results=$2 name
   {
-    cat "$results"/*.xml 2>/dev/null |
-      awk '/<testcase /{c = /result="skipped"/ ? "s" : "p"; if (/\/>[[:space:]]*$/) {n[c]++; c = ""}; next}
-           /<failure/{if (c != "") c = "f"}
-           /<\/testcase>/{if (c != "") n[c]++; c = ""}
-           END {print n["p"] + 0, n["f"] + 0, n["s"] + 0}'
+    ci_case_results "$results" | awk '{n[$1]++} END {print n["passed"] + 0, n["failed"] + 0, n["skipped"] + 0}'
     sed -nE 's/^.*Test +#[0-9]+: gtest\.([^ ]+) .*$/\1/p' "$log" | while read -r name; do
       [ -f "$results/$name.xml" ] || echo "0 1 0"
     done
@@ -92,12 +109,9 @@ ci_case_counts() {
 }
 
 # ci_passed_cases RESULTS: "CLASS NAME" of each test case that passed in the
-# gtest reports in RESULTS (ci_ctest's, in a per-binary build), one a line, in
-# the reports' order. A passed case is a self-closing <testcase .../> marked
-# completed: a failed one holds its <failure>, a skipped one is marked skipped.
+# gtest reports in RESULTS (ci_case_results).
 ci_passed_cases() {
-  cat "$1"/*.xml 2>/dev/null |
-    sed -nE 's#^[[:space:]]*<testcase name="([^"]+)" .*result="completed".*classname="([^"]+)" */>[[:space:]]*$#\2 \1#p'
+  ci_case_results "$1" | sed -n 's/^passed //p'
 }
 
 # ci_targets_run RESULTS: the kernel targets whose tests passed in the gtest
