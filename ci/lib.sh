@@ -66,8 +66,8 @@ ci_ctest() {
 
 # ci_per_binary_tests: the CMake argument that makes ctest run each test
 # binary once instead of once per case (tests/CMakeLists.txt): a case run on
-# its own repeats its binary's start and shared set-up (natively the suite took
-# 2.5 times as long; under qemu or ASan a process start alone is 0.05-0.1 s),
+# its own repeats its binary's start and shared set-up (under qemu or ASan a
+# process start alone is 0.05-0.1 s, half of a typical case),
 # and listing the cases costs a run of every binary at build time. ci_ctest
 # then counts the cases from the binaries' reports.
 ci_per_binary_tests=(-DROTARY_TESTS_PER_BINARY=ON)
