@@ -5,7 +5,7 @@
 #
 #   cmake -S . -B build/arm64 -DCMAKE_TOOLCHAIN_FILE=ci/aarch64-toolchain.cmake \
 #         -DROTARY_QEMU_CPU=cortex-a57        # NEON only
-#         -DROTARY_QEMU_CPU=max,sve=on,sve256=on   # NEON + SVE, SVE2, SVE_256
+#         -DROTARY_QEMU_CPU=max,sve=on,sve256=on   # NEON + SVE, SVE_256
 #
 # Changing ROTARY_QEMU_CPU in an existing build directory rebuilds nothing: it
 # only regenerates the test lists, which gtest discovery (PRE_TEST mode, at

@@ -3,7 +3,7 @@
 #   native    gcc, -Wall -Wextra -Werror, the whole suite on every target this CPU runs
 #   clang     the same with Debian's clang
 #   sanitize  ci/sanitize.sh: the whole suite under ASan + UBSan, the concurrency tests under TSan
-#   arm64     ci/arm64.sh: aarch64 cross build, the whole suite under qemu-user (NEON, SVE, SVE2)
+#   arm64     ci/arm64.sh: aarch64 cross build, the whole suite under qemu-user (NEON, SVE)
 #   fuzz      ci/fuzz.sh: libFuzzer with ASan + UBSan for ROTARY_FUZZ_SECONDS (default 60)
 # Every stage runs even if an earlier one failed; a summary of each stage's result
 # and time follows, and the exit status is non-zero if any stage failed.
