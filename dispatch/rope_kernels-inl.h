@@ -231,45 +231,6 @@ HWY_INLINE void RotateInterleavedHeads(const typename Src::T* x, int64_t xs, typ
 #else
   const size_t N = hn::Lanes(d);  // even on every target but SCALAR
   size_t k = 0;
-#if ROTARY_PAIR_LOADS
-  // f32 and f16 on NEON and SVE: ld2/st2 split 2N components into their pairs' first
-  // and second elements, so the neox arithmetic rotates 2N components with one
-  // cos and one sin vector (from the cos_dup and sin_alt pairs) instead of
-  // loading two table vectors and swapping lanes for every N: the swap form ran
-  // well over the stream loop's instructions per element (docs/performance.md).
-  // The same conversions, multiplies and fused adds of the same values: the
-  // same bits.
-  if constexpr (kPairLoads<Src> && kPairLoads<Dst>) {
-    // Components [at, at + 2N) of every head, at the table entries cp and sp.
-    const auto rotate_pairs = [&](const float* cp, const float* sp, const typename Src::T* xp,
-                                  typename Dst::T* yp) {
-      VF cs, cs_again, minus_sn, sn;
-      hn::LoadInterleaved2(d, cp, cs, cs_again);
-      hn::LoadInterleaved2(d, sp, minus_sn, sn);
-      for (size_t h = 0; h < kHeads; ++h) {
-        VF a, c;
-        LoadPairsF32(Src(), xp + static_cast<int64_t>(h) * xs, a, c);
-        RotatePairs(a, c, cs, sn);
-        StorePairsF32(Dst(), a, c, yp + static_cast<int64_t>(h) * ys);
-      }
-    };
-#if HWY_TARGET == HWY_NEON
-    // Pointers that step, not indices: NEON's ld2/st2 take no register offset,
-    // and post-incremented addresses spare an add per stream and iteration.
-    const float* cp = cos_dup;
-    const float* sp = sin_alt;
-    const typename Src::T* xp = x;
-    typename Dst::T* yp = y;
-    for (; k + 2 * N <= n; k += 2 * N, cp += 2 * N, sp += 2 * N, xp += 2 * N, yp += 2 * N) {
-      rotate_pairs(cp, sp, xp, yp);
-    }
-#else
-    // SVE's ld2/st2 take a register offset scaled by the element size: one
-    // index serves every stream (stepped pointers cost an add each).
-    for (; k + 2 * N <= n; k += 2 * N) rotate_pairs(cos_dup + k, sin_alt + k, x + k, y + k);
-#endif
-  }
-#endif
 #if !HWY_NATIVE_FMA
   // Two vectors of a head per emulated fused multiply-add (FusedMulAdd2).
   for (; k + 2 * N <= n; k += 2 * N) {
@@ -322,15 +283,31 @@ constexpr bool kBF16ToBF16 = std::is_same<Src, BF16Storage>::value &&
 template <int kPairing, class Src, class Dst>
 constexpr bool kSplitPairsOf = ROTARY_SPLIT_PAIRS && kPairing == kInterleavedPairs && !kBF16ToBF16<Src, Dst>;
 
-// ---- Elements split into even and odd lanes: bf16 two per 32-bit lane, interleaved pairs on x86 ----
+// Interleaved pairs in f32 or f16 storage, taken apart by Arm's structure
+// loads (NEON, SVE: ld2/st2, LoadPairsF32) and rotated as neox pairs, with one
+// cos and one sin vector per 2N components: the swap form (a lane swap and two
+// table vectors per N) ran well over the stream loop's instructions per
+// element (docs/performance.md). The table entries come split once per row
+// chunk (SplitRowChunk), not by an ld2 of cos_dup and of sin_alt for every 2N
+// components, which throws half of each load away and costs 2 vector µops a
+// Q-form ld2 on Neoverse N1, the pipes that bind these loops.
+#if ROTARY_PAIR_LOADS
+template <int kPairing, class Src, class Dst>
+constexpr bool kPairLoadsOf = kPairing == kInterleavedPairs && kPairLoads<Src> && kPairLoads<Dst>;
+#else
+template <int kPairing, class Src, class Dst>
+constexpr bool kPairLoadsOf = false;
+#endif
+
+// ---- Elements split into even and odd lanes: bf16 two per 32-bit lane, interleaved pairs ----
 // A vector of 2N bf16 elements is taken apart into its even and odd elements
 // as two f32 vectors by bit operations and joined back after rounding, with
 // no widening, narrowing or lane swap (half the work of LoadF32/StoreF32).
 // Interleaved pairs in other storage are loaded as two vectors and split by
-// SplitPairs. The table entries of those elements are split the same way:
-// once per row chunk into a stack buffer (SplitRowChunk), or once per row
-// into registers (RotateBF16HeadsWithRowInRegisters). Not on SCALAR, where a
-// lane cannot hold a pair.
+// SplitPairs (x86), or by ld2 (Arm). The table entries of those elements are
+// split the same way: once per row chunk into a stack buffer (SplitRowChunk),
+// or once per row into registers (RotateBF16HeadsWithRowInRegisters). Not on
+// SCALAR, where a lane cannot hold a pair.
 #if ROTARY_BF16_LANES
 // Where the entries of the even and odd elements of 2N land: in element
 // order (bf16_lanes: lane j holds elements 2j and 2j + 1), or per 128-bit
@@ -404,6 +381,17 @@ HWY_INLINE void RotateSplitPairElements(const typename Src::T* x, typename Dst::
 }
 #endif
 
+#if ROTARY_PAIR_LOADS
+// Components [at, at + 2N) of one interleaved head, its pairs split by ld2.
+template <class Src, class Dst>
+HWY_INLINE void RotatePairLoadElements(const typename Src::T* x, typename Dst::T* y, size_t at, VF cos, VF sin) {
+  VF first, second;
+  LoadPairsF32(Src(), x + at, first, second);
+  RotatePairs(first, second, cos, sin);
+  StorePairsF32(Dst(), first, second, y + at);
+}
+#endif
+
 // The table entries of a row chunk split once per row chunk, so that every
 // head group reads them with plain loads. Splitting per head group instead
 // (two shuffles per vector, four vectors per 2N elements) made AVX2 bf16
@@ -436,16 +424,19 @@ struct SplitRowChunk {
     }
   }
 
+  // The entries of the 2N elements from `at` (a multiple of 2N) on.
   template <int kPairing>
-  void Load(size_t chunk, VF& cos_even, VF& cos_odd, VF& sin_even, VF& sin_odd) const {
+  void Load(size_t at, VF& cos_even, VF& cos_odd, VF& sin_even, VF& sin_odd) const {
     const DF d;
     const size_t N = hn::Lanes(d);
-    const float* from = entries + chunk * kVectorsPerChunk<kPairing> * N;
-    cos_even = InRegister(hn::Load(d, from));
-    sin_odd = InRegister(hn::Load(d, from + N));
+    // Each vector of the chunk as a base plus the offset, so that SVE takes
+    // every address in one instruction from the index the data use too.
+    const size_t off = kPairing == kNeoxPairs ? 2 * at : at;  // 4 or 2 vectors per 2N
+    cos_even = InRegister(hn::Load(d, entries + off));
+    sin_odd = InRegister(hn::Load(d, entries + N + off));
     if (kPairing == kNeoxPairs) {
-      cos_odd = InRegister(hn::Load(d, from + 2 * N));
-      sin_even = InRegister(hn::Load(d, from + 3 * N));
+      cos_odd = InRegister(hn::Load(d, entries + 2 * N + off));
+      sin_even = InRegister(hn::Load(d, entries + 3 * N + off));
     } else {
       cos_odd = cos_even;
       sin_even = sin_odd;
@@ -458,18 +449,26 @@ struct SplitRowChunk {
 template <int kPairing, class Src, class Dst, size_t kHeads>
 HWY_INLINE void RotateSplitChunks(const typename Src::T* x, int64_t xs, typename Dst::T* y, int64_t ys,
                                   const SplitRowChunk& split, size_t first, size_t chunks, size_t half) {
+  // One index for the table and every head (SVE addresses each by a base
+  // register plus the index, scaled).
   const size_t step = 2 * hn::Lanes(DF());
-  for (size_t u = 0; u < chunks; ++u) {
+  x += first;
+  y += first;
+  for (size_t at = 0; at < chunks * step; at += step) {
     VF cos_even, cos_odd, sin_even, sin_odd;
-    split.Load<kPairing>(u, cos_even, cos_odd, sin_even, sin_odd);
+    split.Load<kPairing>(at, cos_even, cos_odd, sin_even, sin_odd);
     for (size_t h = 0; h < kHeads; ++h) {
       const typename Src::T* xh = x + static_cast<int64_t>(h) * xs;
       typename Dst::T* yh = y + static_cast<int64_t>(h) * ys;
       if constexpr (kBF16ToBF16<Src, Dst>) {
-        RotateBF16Elements<kPairing, Dst>(xh, yh, first + u * step, half, cos_even, cos_odd, sin_even, sin_odd);
+        RotateBF16Elements<kPairing, Dst>(xh, yh, at, half, cos_even, cos_odd, sin_even, sin_odd);
+      } else if constexpr (kPairLoadsOf<kPairing, Src, Dst>) {
+#if ROTARY_PAIR_LOADS
+        RotatePairLoadElements<Src, Dst>(xh, yh, at, cos_even, sin_odd);
+#endif
       } else {
 #if ROTARY_SPLIT_PAIRS
-        RotateSplitPairElements<Src, Dst>(xh, yh, first + u * step, cos_even, sin_odd);
+        RotateSplitPairElements<Src, Dst>(xh, yh, at, cos_even, sin_odd);
 #endif
       }
     }
@@ -484,7 +483,7 @@ template <int kPairing, class Src, class Dst>
 HWY_INLINE size_t RotateAllSplitChunks(const typename Src::T* x, int64_t xs, typename Dst::T* y, int64_t ys,
                                        int64_t heads, const float* cos, const float* sin, size_t floats, size_t half,
                                        bool one_at_a_time) {
-  constexpr SplitOrder kOrder = kBF16ToBF16<Src, Dst> ? kElementOrder : kBlockOrder;
+  constexpr SplitOrder kOrder = kSplitPairsOf<kPairing, Src, Dst> ? kBlockOrder : kElementOrder;
   const size_t step = 2 * hn::Lanes(DF());
   const size_t whole = floats / step * step;
   SplitRowChunk split;
@@ -639,11 +638,12 @@ HWY_INLINE void RotateAllHeads(const typename Src::T* x, int64_t xs, typename Ds
   }
 #endif
 #if ROTARY_BF16_LANES
-  // Split elements first; what is left (under 2N elements) as below. Split
-  // pairs only when streaming: in cache their shuffles cost more than the
-  // table loads they save (measured on AVX2).
-  if constexpr (kBF16ToBF16<Src, Dst> || kSplitPairsOf<kPairing, Src, Dst>) {
-    if (kBF16ToBF16<Src, Dst> || one_at_a_time) {
+  // Split elements first; what is left (under 2N elements) as below. x86's
+  // split pairs only when streaming: in cache their shuffles cost more than
+  // the table loads they save (measured on AVX2).
+  constexpr bool kAlwaysSplit = kBF16ToBF16<Src, Dst> || kPairLoadsOf<kPairing, Src, Dst>;
+  if constexpr (kAlwaysSplit || kSplitPairsOf<kPairing, Src, Dst>) {
+    if (kAlwaysSplit || one_at_a_time) {
       constexpr size_t kPer = kFloatsPerPair<kPairing>;
       const size_t done = RotateAllSplitChunks<kPairing, Src, Dst>(x, xs, y, ys, heads, cos, sin, count * kPer,
                                                                    half, one_at_a_time);
