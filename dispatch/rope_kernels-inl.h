@@ -774,8 +774,8 @@ HWY_INLINE const float* RowOf(const RowJob& job, int64_t b, int64_t s, float* sc
 // (b, s) is found (RowOf) once and applied to all heads of every operand. Not
 // inlined, so the stored and built rows share one copy of the head loops.
 // operand_row(op, b, s, row, cos, sin) runs one operand's row: the same
-// function for every operand (RotateRowRange), or each operand's own
-// (RotatePerOperandRowRange).
+// RotateOperandRowEntry for every operand (RotateRows), or each operand's own
+// (RotateRowsPerOperand).
 template <class OperandRow>
 HWY_INLINE void ForEachRowOfJob(const RowJob& job, int64_t row_begin, int64_t row_end, float* scratch,
                                 const OperandRow& operand_row) {
