@@ -431,7 +431,7 @@ struct SplitRowChunk {
     const size_t N = hn::Lanes(d);
     // Each vector of the chunk as a base plus the offset, so that SVE takes
     // every address in one instruction from the index the data use too.
-    const size_t off = kPairing == kNeoxPairs ? 2 * at : at;  // 4 or 2 vectors per 2N
+    const size_t off = at * (kVectorsPerChunk<kPairing> / 2);  // floats of the chunk per element: 2 or 1
     cos_even = InRegister(hn::Load(d, entries + off));
     sin_odd = InRegister(hn::Load(d, entries + N + off));
     if (kPairing == kNeoxPairs) {
