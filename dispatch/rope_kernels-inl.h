@@ -88,6 +88,12 @@ HWY_NOINLINE void RotateNeoxTail(const typename Src::T* x, typename Dst::T* y, c
   StoreTailF32<Dst>(c, y + half + i, rest);
 }
 
+// bf16 stored two vectors at a time on Arm: StoreF32Pair joins their rounded
+// upper halves with one uzp2 and one Q-form store, where StoreF32 narrows each
+// vector (ushr, sqxtun, a D-form store): 4 vector µops less per 2N elements.
+template <class Dst>
+constexpr bool kStoresPairs = ROTARY_ARM_VECTORS && std::is_same_v<Dst, BF16Storage>;
+
 // Pairs [0, count) of kHeads heads, `xs` / `ys` elements apart; x == y when in place.
 template <class Src, class Dst, size_t kHeads>
 HWY_INLINE void RotateNeoxHeads(const typename Src::T* x, int64_t xs, typename Dst::T* y, int64_t ys,
@@ -96,6 +102,22 @@ HWY_INLINE void RotateNeoxHeads(const typename Src::T* x, int64_t xs, typename D
   const DF d;
   const size_t N = hn::Lanes(d);
   size_t i = 0;
+  if constexpr (kStoresPairs<Dst>) {
+    for (; i + 2 * N <= count; i += 2 * N) {
+      const VF cs0 = hn::LoadU(d, cos + i), cs1 = hn::LoadU(d, cos + i + N);
+      const VF sn0 = hn::LoadU(d, sin + i), sn1 = hn::LoadU(d, sin + i + N);
+      for (size_t h = 0; h < kHeads; ++h) {
+        const typename Src::T* xh = x + static_cast<int64_t>(h) * xs + i;
+        typename Dst::T* yh = y + static_cast<int64_t>(h) * ys + i;
+        VF a0 = LoadF32(Src(), xh), a1 = LoadF32(Src(), xh + N);
+        VF c0 = LoadF32(Src(), xh + half), c1 = LoadF32(Src(), xh + half + N);
+        RotatePairs(a0, c0, cs0, sn0);
+        RotatePairs(a1, c1, cs1, sn1);
+        StoreF32Pair(Dst(), a0, a1, yh);
+        StoreF32Pair(Dst(), c0, c1, yh + half);
+      }
+    }
+  }
   for (; i + N <= count; i += N) {
     const VF cs = InRegister(hn::LoadU(d, cos + i));  // used twice per head
     const VF sn = InRegister(hn::LoadU(d, sin + i));
@@ -142,17 +164,15 @@ HWY_NOINLINE void RotateInterleavedTail(const typename Src::T* x, typename Dst::
 
 // Arm's structure loads and stores (ld2/st2), on NEON and SVE.
 #undef ROTARY_PAIR_LOADS
-#if HWY_TARGET == HWY_NEON || (HWY_TARGET & (HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128))
-#define ROTARY_PAIR_LOADS 1
-#else
-#define ROTARY_PAIR_LOADS 0
-#endif
+#define ROTARY_PAIR_LOADS ROTARY_ARM_VECTORS
 
 #if ROTARY_PAIR_LOADS
 // 2N elements of f32 or f16 storage as their even and odd elements in f32
-// (ld2), and back (st2), converted as LoadF32 / StoreF32 convert.
+// (ld2), and back (st2), converted as LoadF32 / StoreF32 convert; bf16, whose
+// lanes hold the pairs, by bf16_lanes.
 template <class S>
-constexpr bool kPairLoads = std::is_same_v<S, F32Storage> || std::is_same_v<S, F16Storage>;
+constexpr bool kPairLoads = std::is_same_v<S, F32Storage> || std::is_same_v<S, F16Storage> ||
+                            (ROTARY_BF16_LANES && std::is_same_v<S, BF16Storage>);
 using DU16Half = hn::Rebind<uint16_t, DF>;
 using DF16Half = hn::Rebind<hwy::float16_t, DF>;
 
@@ -170,6 +190,10 @@ HWY_INLINE void StorePairsF32(F16Storage, VF even, VF odd, uint16_t* p) {
   hn::StoreInterleaved2(hn::BitCast(DU16Half(), hn::DemoteTo(DF16Half(), even)),
                         hn::BitCast(DU16Half(), hn::DemoteTo(DF16Half(), odd)), DU16Half(), p);
 }
+#if ROTARY_BF16_LANES
+HWY_INLINE void LoadPairsF32(BF16Storage, const uint16_t* p, VF& even, VF& odd) { bf16_lanes::Load(p, even, odd); }
+HWY_INLINE void StorePairsF32(BF16Storage, VF even, VF odd, uint16_t* p) { bf16_lanes::Store(even, odd, p); }
+#endif
 #endif
 
 // x86's two-source shuffles take the pairs of 2N components apart into their
@@ -283,9 +307,9 @@ constexpr bool kBF16ToBF16 = std::is_same<Src, BF16Storage>::value &&
 template <int kPairing, class Src, class Dst>
 constexpr bool kSplitPairsOf = ROTARY_SPLIT_PAIRS && kPairing == kInterleavedPairs && !kBF16ToBF16<Src, Dst>;
 
-// Interleaved pairs in f32 or f16 storage, taken apart by Arm's structure
-// loads (NEON, SVE: ld2/st2, LoadPairsF32) and rotated as neox pairs, with one
-// cos and one sin vector per 2N components: the swap form (a lane swap and two
+// Interleaved pairs on Arm (NEON, SVE), taken apart by LoadPairsF32 (f32 and
+// f16 by the structure loads ld2/st2, bf16 by bf16_lanes) and rotated as neox
+// pairs, with one cos and one sin vector per 2N components: the swap form (a lane swap and two
 // table vectors per N) ran well over the stream loop's instructions per
 // element (docs/performance.md). The table entries come split once per row
 // chunk (SplitRowChunk), not by an ld2 of cos_dup and of sin_alt for every 2N
