@@ -213,6 +213,8 @@ def rotation_loops(funcs, target, pairing, src, dst):
                 ops = {i.split()[0] for i in loop}
                 if "fmul" in ops and ops & {"fmla", "fmls", "fmad", "fmsb"}:
                     loops.append((loop, stored_bytes(loop) // ELEMENT_BYTES[dst]))
+    if not loops:
+        return None, None
     most = max(e for _, e in loops)
     four = next(l for l in loops if l[1] == most)
     one = next((l for l in loops if 4 * l[1] == most), None)
@@ -294,6 +296,9 @@ def neon_table(funcs, yard):
         base[name] = (len(loop) / elements, cycles)
         print("| %s | | | %s | | %s | %s | |" % (name, instructions(loop, elements), fixed(uops), fixed(cycles)))
     for name, pairing, order, found, against in kernel_rows(funcs, "NEON"):
+        if found is None:
+            print("| %s | %s | %s | (loop not found) | | | | |" % (name, pairing, order))
+            continue
         loop, elements = found
         uops, cycles = n1(loop, elements)
         print("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
@@ -319,6 +324,9 @@ def sve_table(funcs, yard, mca):
                                                   instructions(vla_loop, vla_elements)))
     vla = {(n, p, o): f for n, p, o, f, _ in kernel_rows(funcs, "SVE")}
     for name, pairing, order, found, against in kernel_rows(funcs, "SVE2_128"):
+        if found is None or vla[(name, pairing, order)] is None:
+            print("| %s | %s | %s | (loop not found) | | | | | |" % (name, pairing, order))
+            continue
         loop, elements = found
         vla_loop, vla_elements = vla[(name, pairing, order)]
         cycles = cycles_of(loop, elements)

@@ -2,16 +2,20 @@
 // the argument, and that the caller's memory was not touched. The calls that
 // reach a rope (bad tensors, positions, two-tensor calls) run on every target
 // this CPU supports; config validation and the target list run once.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
 #include <limits>
 #include <ostream>
+#include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "lib/call/tensor_layout.h"
 #include "rotary/rotary.h"
 #include "tests/every_target.h"
 #include "tests/typed_tensor.h"
@@ -367,6 +371,63 @@ TEST_F(TwoTensorCalls, PackedQkvRejectsBadShapes) {
     ExpectRejected(rotary_apply_packed_qkv(rope_, buffer_.data(), ROTARY_F32, 1, 1, 4, 2, nullptr, -1, 1.0f),
                    ROTARY_OUT_OF_RANGE, "offset");
   });
+}
+
+// What the kernels rely on: every view the validation accepts has heads that
+// lie apart, none before data, the last one ending at the extent it reports.
+// Small random views in every order of strides (nested, interleaved, zero and
+// negative strides), each head's elements enumerated; the usual order (heads
+// inside rows inside batches) and seq-first buffers among them. Both answers
+// must come up often.
+TEST(TensorLayout, AcceptedViewsHaveHeadsApartInsideTheirExtent) {
+  std::mt19937_64 random(20261205);
+  std::uniform_int_distribution<int64_t> size(1, 4), stride(-2, 40), head_bytes(1, 6), nested_slack(0, 3);
+  std::vector<uint8_t> memory(1);
+  int accepted = 0, rejected = 0;
+  for (int trial = 0; trial < 20000; ++trial) {
+    rotary_tensor x{memory.data(), ROTARY_F32, size(random), size(random), size(random), 0, 0, 0};
+    const int64_t head = head_bytes(random);
+    if (trial % 2 == 0) {  // random strides
+      x.stride_batch = stride(random);
+      x.stride_seq = stride(random);
+      x.stride_head = stride(random);
+    } else {  // nested, in a random order of the three dimensions
+      int64_t* strides[3] = {&x.stride_head, &x.stride_seq, &x.stride_batch};
+      const int64_t sizes[3] = {x.heads, x.seq, x.batch};
+      int order[3] = {0, 1, 2};
+      std::shuffle(order, order + 3, random);
+      int64_t inside = head;
+      for (int i : order) {
+        *strides[i] = inside + nested_slack(random) - (trial % 7 == 1 ? 1 : 0);  // sometimes one short
+        inside = *strides[i] * (sizes[i] - 1) + inside;
+      }
+    }
+    rotary::TensorLayout layout;
+    try {
+      layout = rotary::ValidateByteTensor(&x, head, "x");
+    } catch (const rotary::Error&) {
+      ++rejected;
+      continue;
+    }
+    ++accepted;
+    std::vector<std::pair<int64_t, int64_t>> heads;  // [begin, end) of each head
+    for (int64_t b = 0; b < x.batch; ++b) {
+      for (int64_t s = 0; s < x.seq; ++s) {
+        for (int64_t h = 0; h < x.heads; ++h) {
+          const int64_t begin = b * x.stride_batch + s * x.stride_seq + h * x.stride_head;
+          heads.emplace_back(begin, begin + head);
+        }
+      }
+    }
+    std::sort(heads.begin(), heads.end());
+    ASSERT_GE(heads.front().first, 0) << "trial " << trial;
+    ASSERT_EQ(heads.back().second, layout.extent_elements) << "trial " << trial;
+    for (size_t i = 1; i < heads.size(); ++i) {
+      ASSERT_LE(heads[i - 1].second, heads[i].first) << "trial " << trial << ": heads overlap";
+    }
+  }
+  EXPECT_GT(accepted, 5000);
+  EXPECT_GT(rejected, 2000);
 }
 
 }  // namespace
