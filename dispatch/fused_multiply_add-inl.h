@@ -164,6 +164,22 @@ HWY_INLINE void MulAdd2(VF m0, VF x0, VF a0, VF m1, VF x1, VF a1, VF& r0, VF& r1
 }  // namespace fma_emulation
 #endif  // !HWY_NATIVE_FMA
 
+// a * b. Highway 1.0.3's length-agnostic SVE targets (SVE; SVE2, were it
+// compiled) predicate every operation on the largest power-of-two lane count
+// (svptrue_pat_b32(SV_POW2)), so GCC must keep FMUL's predicated form, which
+// overwrites its first operand: an operand still needed later is copied by a
+// movprfx first, in every rotation. Lanes past that count are never loaded or
+// stored (Highway's loads zero them, its stores skip them) and the product is
+// lane by lane, so it may cover every lane: the unpredicated FMUL that the
+// fixed-length targets, whose predicate is all lanes, compile to.
+HWY_INLINE VF Product(VF a, VF b) {
+#if HWY_TARGET == HWY_SVE || HWY_TARGET == HWY_SVE2
+  return svmul_f32_x(svptrue_b32(), a, b);
+#else
+  return hn::Mul(a, b);
+#endif
+}
+
 // m * x + a, rounded once.
 HWY_INLINE VF FusedMulAdd(VF m, VF x, VF a) {
 #if HWY_NATIVE_FMA

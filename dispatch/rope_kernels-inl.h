@@ -67,7 +67,7 @@ HWY_INLINE VF InRegister(VF v) {
 
 // Rotates lane-wise pairs (a[j], c[j]) by the angles whose cos/sin are (cs, sn).
 HWY_INLINE void RotatePairs(VF& a, VF& c, VF cs, VF sn) {
-  FusedMulAdd2</*kNegateFirst=*/true>(c, sn, hn::Mul(a, cs), a, sn, hn::Mul(c, cs), a, c);
+  FusedMulAdd2</*kNegateFirst=*/true>(c, sn, Product(a, cs), a, sn, Product(c, cs), a, c);
 }
 
 // ---- NeoX / half-split: pair i is (x[i], x[i + half]); table: cos t_i, then sin t_i ----
@@ -148,7 +148,7 @@ HWY_INLINE void RotateNeoxHeads(const typename Src::T* x, int64_t xs, typename D
 
 #if HWY_TARGET != HWY_SCALAR
 HWY_INLINE VF RotateAdjacent(VF v, VF cos_dup, VF sin_alt) {
-  return FusedMulAdd(hn::Reverse2(DF(), v), sin_alt, hn::Mul(v, cos_dup));
+  return FusedMulAdd(hn::Reverse2(DF(), v), sin_alt, Product(v, cos_dup));
 }
 
 // The last partial vector of one head (not inlined, as RotateNeoxTail).
