@@ -22,12 +22,14 @@ source ci/lib.sh
 # The registry prefers SVE2_128 > SVE_256 > SVE > NEON; Highway offers SVE_256
 # only at a 256-bit vector length and SVE2_128 only at 128 bits, so one SVE
 # model per length covers every compiled SVE target. The length-agnostic SVE
-# runs at 256 bits (8 f32 lanes, as AVX2); at 128 bits its code paths are
-# SVE2_128's (the same kernels with 4 lanes known at compile time). SVE2 (the
+# runs at 384 bits: 12 f32 lanes, of which Highway uses the largest power of
+# two, 8, so the lanes past them, which that target's code must leave out of
+# every result, are there (at 128 or 256 bits there are none). SVE2 (the
 # length-agnostic one) is not compiled (CMakeLists.txt): no model may offer it.
 models=(
   "cortex-a57|NEON SCALAR|SVE SVE2 SVE_256 SVE2_128"
-  "max,sve=on,sve256=on|SVE SVE_256|SVE2 SVE2_128"
+  "max,sve=on,sve384=on|SVE|SVE2 SVE_256 SVE2_128"
+  "max,sve=on,sve256=on|SVE_256|SVE2 SVE2_128"
   "max,sve=on,sve128=on|SVE2_128|SVE2 SVE_256"
 )
 whole_suite_models=1 # the first model runs every test it has
