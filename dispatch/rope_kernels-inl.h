@@ -312,10 +312,10 @@ constexpr bool kSplitPairsOf = ROTARY_SPLIT_PAIRS && kPairing == kInterleavedPai
 // f16 by the structure loads ld2/st2, bf16 by bf16_lanes) and rotated as neox
 // pairs, with one cos and one sin vector per 2N components: the swap form (a
 // lane swap and two table vectors per N) ran well over the stream loop's
-// instructions per element (docs/performance.md). The table entries come split once per row
-// chunk (SplitRowChunk), not by an ld2 of cos_dup and of sin_alt for every 2N
-// components, which throws half of each load away and costs 2 vector µops a
-// Q-form ld2 on Neoverse N1, the pipes that bind these loops.
+// instructions per element (docs/performance.md). The table entries come split
+// once per row chunk (SplitRowChunk), not by an ld2 of cos_dup and of sin_alt
+// for every 2N components, which throws half of each load away and costs 2
+// vector µops a Q-form ld2 on Neoverse N1, the pipes that bind these loops.
 #if ROTARY_PAIR_LOADS
 template <int kPairing, class Src, class Dst>
 constexpr bool kPairLoadsOf = kPairing == kInterleavedPairs && kPairLoads<Src> && kPairLoads<Dst>;
