@@ -64,13 +64,24 @@ void PrintJson(const std::vector<Result>& results) {
 namespace {
 
 // One fused call against the separate calls it replaces (timed in the same run: extra `separate_key`).
+// "32 q heads, 8 kv heads": the heads of the first case whose impl starts with prefix.
+std::string HeadCounts(const std::vector<Result>& results, const std::string& prefix) {
+  for (const Result& r : results) {
+    if (r.impl.compare(0, prefix.size(), prefix) == 0) {
+      return std::to_string(static_cast<int>(r.Extra("q_heads"))) + " q heads, " +
+             std::to_string(static_cast<int>(r.Extra("kv_heads"))) + " kv heads";
+    }
+  }
+  return "";
+}
+
 void PrintFusedVsSeparate(const std::vector<Result>& results, const char* impl, const char* separate_key,
-                          const char* title, const char* separate_column) {
+                          const std::string& title, const char* separate_column) {
   bool header = false;
   for (const Result& r : results) {
     if (r.impl != impl) continue;
     if (!header) {
-      std::printf("\n%s\n", title);
+      std::printf("\n%s\n", title.c_str());
       std::printf("%-8s %-12s %-5s %-11s %7s %12s %12s %9s %9s\n", "target", "mode", "dtype", "shape", "threads",
                   "fused ns", separate_column, "speedup", "of_stream");
       header = true;
@@ -102,9 +113,10 @@ void PrintSummary(const std::vector<Result>& results, const std::string& cpu) {
   }
 
   PrintFusedVsSeparate(results, "rotary_qk", "two_calls_ns",
-                       "q and k in one call (32 q heads, 8 k heads) vs two calls", "two calls ns");
+                       "q and k in one call (" + HeadCounts(results, "rotary_qk") + ") vs two calls", "two calls ns");
   PrintFusedVsSeparate(results, "rotary_qk_norm", "two_pass_ns",
-                       "qk-norm, RoPE and q scale in one call (32 q heads, 8 k heads) vs an RMSNorm pass, then apply_qk",
+                       "qk-norm, RoPE and q scale in one call (" + HeadCounts(results, "rotary_qk_norm") +
+                           ") vs an RMSNorm pass, then apply_qk",
                        "two pass ns");
 
   bool header = false;
@@ -125,9 +137,10 @@ void PrintSummary(const std::vector<Result>& results, const std::string& cpu) {
   for (const Result& r : results) {
     if (r.impl.compare(0, paged.size(), paged) != 0) continue;
     if (!header) {
-      std::printf("\npaged KV-cache write (q in place, k rotated and v converted into a paged cache: vLLM layout, "
-                  "block_size 16, shuffled blocks) in one call vs apply_qk then a separate write pass (vs_two_pass) "
-                  "and vs a copy of the same bytes into the same format (of_copy)\n");
+      std::printf("\npaged KV-cache write (%s; q in place, k rotated and v converted into a paged cache: vLLM "
+                  "layout, block_size 16, shuffled blocks) in one call vs apply_qk then a separate write pass "
+                  "(vs_two_pass) and vs a copy of the same bytes into the same format (of_copy)\n",
+                  HeadCounts(results, paged).c_str());
       std::printf("%-8s %-12s %-5s %-11s %7s %-9s %9s %11s %9s %9s\n", "target", "mode", "dtype", "shape", "threads",
                   "cache", "GB/s", "vs_two_pass", "of_copy", "of_stream");
       header = true;

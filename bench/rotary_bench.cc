@@ -43,7 +43,6 @@ const Shape kShapes[] = {
     {"decode1", 1, 1, 32, 128, 1000},   {"decode16", 16, 1, 32, 128, 1000}, {"prefill512", 1, 512, 32, 128, 0},
     {"prefill4k", 1, 4096, 32, 128, 0}, {"tiny", 1, 3, 4, 128, 5},
 };
-constexpr int64_t kKvHeads = 8;  // the k of the fused q+k cases (32 q heads)
 
 struct Options {
   std::vector<std::string> shapes = {"decode1", "decode16", "prefill512", "prefill4k"};
@@ -51,6 +50,9 @@ struct Options {
   std::vector<std::string> dtypes = {"f32", "f16", "bf16"};
   std::vector<std::string> targets;  // empty: the active one; "all": every supported one
   std::vector<int> threads;          // empty: 1 and all cores
+  // k's (and v's) heads in the q+k, qk-norm and paged cases: 8 against 32 q
+  // heads (grouped-query attention, as Llama 3 8B), or 32 (multi-head, as Llama 2 7B).
+  int64_t kv_heads = 8;
   bool naive = true, qk = true, qk_norm = true, kv_write = true, table = true, table_modes = true,
        multi_axis = true, borrowed = true, paged = true;
   rotary_bench::TimingOptions timing;
@@ -77,6 +79,8 @@ void Usage() {
       "  --threads=LIST     thread counts (default: 1 and all cores)\n"
       "  --repetitions=N    timed repetitions per case, median reported (default 5)\n"
       "  --min-time=SEC     minimum time of one repetition (default 0.02)\n"
+      "  --kv-heads=N       k and v heads of the q+k, qk-norm and paged cases, 1 to 64 (default 8, against\n"
+      "                     32 q heads; 32 is multi-head attention)\n"
       "  --no-naive --no-qk --no-qk-norm --no-kv-write --no-paged --no-table --no-table-modes --no-multi-axis\n"
       "  --no-borrowed      skip those sections (borrowed: ropes over a caller's cos/sin cache, vLLM's and\n"
       "                     ONNX's layouts, vs rotary's own full table; f32 and bf16 tensors of --dtypes;\n"
@@ -113,6 +117,12 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       o->timing.repetitions = std::max(1, std::atoi(v));
     } else if (const char* v = value("--min-time")) {
       o->timing.min_seconds = std::max(1e-5, std::atof(v));
+    } else if (const char* v = value("--kv-heads")) {
+      o->kv_heads = std::atoi(v);
+      if (o->kv_heads < 1 || o->kv_heads > 64) {
+        std::fprintf(stderr, "rotary-bench: --kv-heads=%s: give 1 to 64\n", v);
+        return false;
+      }
     } else if (const char* v = value("--plot")) {
       o->plot_path = v;
     } else if (arg == "--no-naive") {
@@ -284,10 +294,16 @@ class Bench {
     return r;
   }
 
-  // The stream yardstick over q [rows, heads, dim] and k [rows, kKvHeads, dim].
-  static void StreamQAndK(Buffer& q, Buffer& k, rotary::Dtype dtype, int64_t rows, const Shape& s) {
+  // The head counts of a case with q and k (its protocol line's q_heads and kv_heads).
+  void AddHeadCounts(Result& r, const Shape& s) const {
+    r.extra.emplace_back("q_heads", static_cast<double>(s.heads));
+    r.extra.emplace_back("kv_heads", static_cast<double>(o_.kv_heads));
+  }
+
+  // The stream yardstick over q [rows, heads, dim] and k [rows, kv_heads, dim].
+  void StreamQAndK(Buffer& q, Buffer& k, rotary::Dtype dtype, int64_t rows, const Shape& s) {
     rotary_bench::StreamInPlace(q.data(), static_cast<rotary_dtype>(dtype), rows, s.heads * s.dim, 0.999f, 0.001f);
-    rotary_bench::StreamInPlace(k.data(), static_cast<rotary_dtype>(dtype), rows, kKvHeads * s.dim, 0.999f, 0.001f);
+    rotary_bench::StreamInPlace(k.data(), static_cast<rotary_dtype>(dtype), rows, o_.kv_heads * s.dim, 0.999f, 0.001f);
   }
 
   // In-place apply of [B, S, 32, 128] vs stream over the same bytes (and naive, f32).
@@ -345,16 +361,16 @@ class Bench {
     }
   }
 
-  // q [B, S, 32, 128] and k [B, S, 8, 128] in one call vs two calls.
+  // q [B, S, 32, 128] and k [B, S, kv_heads, 128] in one call vs two calls.
   void QAndK(const Shape& s, const std::string& dtype_name, const std::string& mode) {
     const rotary::Dtype dtype = ParseDtype(dtype_name);
     const int64_t rows = s.batch * s.seq;
-    const int64_t q_elements = rows * s.heads * s.dim, k_elements = rows * kKvHeads * s.dim;
+    const int64_t q_elements = rows * s.heads * s.dim, k_elements = rows * o_.kv_heads * s.dim;
     const double bytes = 2.0 * (q_elements + k_elements) * ElementBytes(dtype);
     rotary::Rope rope(rotary::Config().head_dim(static_cast<int32_t>(s.dim)).pairing(ParseMode(mode)));
     Buffer q(q_elements, dtype), k(k_elements, dtype);  // the stream runs over q and k too (see InPlace)
     const rotary::Tensor qv(q.data(), dtype, s.batch, s.seq, s.heads, s.dim);
-    const rotary::Tensor kv(k.data(), dtype, s.batch, s.seq, kKvHeads, s.dim);
+    const rotary::Tensor kv(k.data(), dtype, s.batch, s.seq, o_.kv_heads, s.dim);
     rope.apply_qk(qv, kv, s.offset);
     for (int threads : o_.threads) {
       tbb::task_arena arena(threads);
@@ -370,24 +386,25 @@ class Bench {
           o_.timing);
       Result fused = Measured("rotary_qk", mode, dtype_name, s, threads, ns[1], bytes, ns[0]);
       fused.extra = {{"two_calls_ns", ns[2]}, {"vs_two_calls", ns[2] / ns[1]}};
+      AddHeadCounts(fused, s);
       Emit(fused);
       Emit(Measured("rotary_q_then_k", mode, dtype_name, s, threads, ns[2], bytes, ns[0]));
     }
   }
 
-  // qk-norm fused (docs/math.md §8): q [B, S, 32, 128] and k [B, S, 8, 128]
+  // qk-norm fused (docs/math.md §8): q [B, S, 32, 128] and k [B, S, kv_heads, 128]
   // normalized, rotated and q scaled in one call, in place, vs the stream over
   // the same bytes (it moves no more) and vs the two passes a backend runs
   // without it: a plain RMSNorm pass over q and k, then rotary's apply_qk.
   void QkNorm(const Shape& s, const std::string& dtype_name, const std::string& mode) {
     const rotary::Dtype dtype = ParseDtype(dtype_name);
     const int64_t rows = s.batch * s.seq;
-    const int64_t q_elements = rows * s.heads * s.dim, k_elements = rows * kKvHeads * s.dim;
+    const int64_t q_elements = rows * s.heads * s.dim, k_elements = rows * o_.kv_heads * s.dim;
     const double bytes = 2.0 * (q_elements + k_elements) * ElementBytes(dtype);
     rotary::Rope rope(rotary::Config().head_dim(static_cast<int32_t>(s.dim)).pairing(ParseMode(mode)));
     Buffer q(q_elements, dtype), k(k_elements, dtype);  // every pass runs over q and k (see InPlace)
     const rotary::Tensor qv(q.data(), dtype, s.batch, s.seq, s.heads, s.dim);
-    const rotary::Tensor kv(k.data(), dtype, s.batch, s.seq, kKvHeads, s.dim);
+    const rotary::Tensor kv(k.data(), dtype, s.batch, s.seq, o_.kv_heads, s.dim);
     std::vector<float> wq(s.dim), wk(s.dim);
     for (int64_t d = 0; d < s.dim; ++d) {
       wq[d] = 1.0f + 0.01f * static_cast<float>(d % 7);
@@ -406,7 +423,7 @@ class Bench {
              arena.execute([&] {
                rotary_bench::RmsNormInPlace(q.data(), static_cast<rotary_dtype>(dtype), rows, s.heads, s.dim,
                                             wq.data(), 1e-6f);
-               rotary_bench::RmsNormInPlace(k.data(), static_cast<rotary_dtype>(dtype), rows, kKvHeads, s.dim,
+               rotary_bench::RmsNormInPlace(k.data(), static_cast<rotary_dtype>(dtype), rows, o_.kv_heads, s.dim,
                                             wk.data(), 1e-6f);
                rope.apply_qk(qv, kv, s.offset, q_scale);
              });
@@ -414,6 +431,7 @@ class Bench {
           o_.timing);
       Result fused = Measured("rotary_qk_norm", mode, dtype_name, s, threads, ns[1], bytes, ns[0]);
       fused.extra = {{"two_pass_ns", ns[2]}, {"vs_two_pass", ns[2] / ns[1]}};
+      AddHeadCounts(fused, s);
       Emit(fused);
       Emit(Measured("rmsnorm_then_rotary_qk", mode, dtype_name, s, threads, ns[2], bytes, ns[0]));
     }
@@ -484,19 +502,19 @@ class Bench {
     rotary_dtype dtype;  // of a ROTARY_CACHE_TENSOR cache
   };
 
-  // A paged cache in vLLM's layout [num_blocks, kPagedBlockSize, kKvHeads, head], zeroed (touched before timing).
+  // A paged cache in vLLM's layout [num_blocks, kPagedBlockSize, kv_heads, head], zeroed (touched before timing).
   struct PagedCacheBuffer {
     rotary_bench::PagedCache cache;
     rotary_tensor view;
     std::unique_ptr<char, decltype(&std::free)> memory{nullptr, &std::free};
     size_t bytes = 0;
 
-    PagedCacheBuffer(const PagedFormat& f, int64_t num_blocks, int64_t dim, float scale) {
+    PagedCacheBuffer(const PagedFormat& f, int64_t num_blocks, int64_t kv_heads, int64_t dim, float scale) {
       const int64_t element = f.dtype == ROTARY_F32 ? 4 : 2;
       const int64_t head = f.format == ROTARY_CACHE_TENSOR ? dim * element
                            : f.format == ROTARY_CACHE_Q8_0 ? dim / 32 * 34
                                                            : dim;
-      bytes = static_cast<size_t>(num_blocks * kPagedBlockSize * kKvHeads * head);
+      bytes = static_cast<size_t>(num_blocks * kPagedBlockSize * kv_heads * head);
       memory.reset(static_cast<char*>(std::aligned_alloc(Buffer::kAlignment, (bytes + Buffer::kAlignment - 1) /
                                                                                  Buffer::kAlignment * Buffer::kAlignment)));
       if (!memory) throw std::bad_alloc();
@@ -507,11 +525,11 @@ class Bench {
       cache.scale = f.format == ROTARY_CACHE_FP8_E4M3 || f.format == ROTARY_CACHE_FP8_E5M2 ? scale : 1.0f;
       cache.block_size = kPagedBlockSize;
       cache.stride_head = head;
-      cache.stride_row = kKvHeads * head;
-      cache.stride_block = kPagedBlockSize * kKvHeads * head;
+      cache.stride_row = kv_heads * head;
+      cache.stride_block = kPagedBlockSize * kv_heads * head;
       // A tensor cache's strides are in elements; a byte format's in bytes (its dtype is ignored).
       const int64_t unit = f.format == ROTARY_CACHE_TENSOR ? element : 1;
-      view = rotary_tensor{memory.get(), f.dtype, num_blocks, kPagedBlockSize, kKvHeads, cache.stride_block / unit,
+      view = rotary_tensor{memory.get(), f.dtype, num_blocks, kPagedBlockSize, kv_heads, cache.stride_block / unit,
                            cache.stride_row / unit, cache.stride_head / unit};
     }
     void Clear() { std::memset(memory.get(), 0, bytes); }
@@ -526,7 +544,7 @@ class Bench {
 
   // The paged KV-cache write (rotary_apply_options' k_cache, v_src, v_cache,
   // slot_mapping, cache_format): q [B, S, 32, 128] rotated in place and, in
-  // the same call, k [B, S, 8, 128] rotated and v converted into the slots of
+  // the same call, k [B, S, kv_heads, 128] rotated and v converted into the slots of
   // paged caches (ShuffledSlots) in each cache format, against the stream over
   // q, k and v in place, the two passes a backend runs without it (rotary's
   // apply_qk in place, then the plain write pass of k and v into the caches,
@@ -543,12 +561,12 @@ class Bench {
     const rotary::Dtype dtype = ParseDtype(dtype_name);
     const rotary_dtype raw_dtype = static_cast<rotary_dtype>(dtype);
     const int64_t rows = s.batch * s.seq;
-    const int64_t q_elements = rows * s.heads * s.dim, kv_elements = rows * kKvHeads * s.dim;
+    const int64_t q_elements = rows * s.heads * s.dim, kv_elements = rows * o_.kv_heads * s.dim;
     rotary::Rope rope(rotary::Config().head_dim(static_cast<int32_t>(s.dim)).pairing(ParseMode(mode)));
     Buffer q(q_elements, dtype), k(kv_elements, dtype), v(kv_elements, dtype);  // every pass runs over these
     const rotary::Tensor qv(q.data(), dtype, s.batch, s.seq, s.heads, s.dim);
-    const rotary::Tensor kv(k.data(), dtype, s.batch, s.seq, kKvHeads, s.dim);
-    const rotary::Tensor vv(v.data(), dtype, s.batch, s.seq, kKvHeads, s.dim);
+    const rotary::Tensor kv(k.data(), dtype, s.batch, s.seq, o_.kv_heads, s.dim);
+    const rotary::Tensor vv(v.data(), dtype, s.batch, s.seq, o_.kv_heads, s.dim);
     const PagedSlots paged = ShuffledSlots(s);
     std::vector<float> k_rotated(kv_elements);
     // Qwen3's qk-norm before the rotation (weights near 1), with the f16 and q8_0 caches: the
@@ -572,7 +590,8 @@ class Bench {
       const PagedFormat& f = *c.first;
       const bool normalized = c.second;
       const std::string name = std::string(normalized ? "norm_" : "") + f.name;
-      PagedCacheBuffer k_cache(f, paged.num_blocks, s.dim, kFp8Scale), v_cache(f, paged.num_blocks, s.dim, kFp8Scale);
+      PagedCacheBuffer k_cache(f, paged.num_blocks, o_.kv_heads, s.dim, kFp8Scale),
+          v_cache(f, paged.num_blocks, o_.kv_heads, s.dim, kFp8Scale);
       rotary_apply_options options;
       rotary_apply_options_init(&options);
       options.offset = s.offset;
@@ -598,7 +617,7 @@ class Bench {
       write.v = v.data();
       write.dtype = raw_dtype;
       write.rows = rows;
-      write.kv_heads = kKvHeads;
+      write.kv_heads = o_.kv_heads;
       write.dim = s.dim;
       write.slots = paged.slots.data();
       write.k_cache = k_cache.cache;
@@ -612,7 +631,7 @@ class Bench {
       // into its cache; k as it is now: the two passes rotate it in place).
       // Checked once per case, on its target.
       fused();
-      const rotary::Tensor k_rotated_view(k_rotated.data(), s.batch, s.seq, kKvHeads, s.dim);
+      const rotary::Tensor k_rotated_view(k_rotated.data(), s.batch, s.seq, o_.kv_heads, s.dim);
       normalized ? rope.apply_to(kv, k_rotated_view, k_norm, s.offset) : rope.apply_to(kv, k_rotated_view, s.offset);
       const std::vector<char> fused_k = k_cache.Bytes(), fused_v = v_cache.Bytes();
       k_cache.Clear();
@@ -633,14 +652,14 @@ class Bench {
 
       // Bytes the fused call reads and writes: q twice, k and v once, their cache heads once.
       const double bytes = static_cast<double>(2 * q_elements + 2 * kv_elements) * ElementBytes(dtype) +
-                           2.0 * static_cast<double>(k_cache.cache.stride_head) * rows * kKvHeads;
+                           2.0 * static_cast<double>(k_cache.cache.stride_head) * rows * o_.kv_heads;
       for (int threads : o_.threads) {
         tbb::task_arena arena(threads);
         const std::vector<double> ns = rotary_bench::MedianNsPerCall(
             {[&] {
                arena.execute([&] {
                  StreamQAndK(q, k, dtype, rows, s);
-                 rotary_bench::StreamInPlace(v.data(), raw_dtype, rows, kKvHeads * s.dim, 0.999f, 0.001f);
+                 rotary_bench::StreamInPlace(v.data(), raw_dtype, rows, o_.kv_heads * s.dim, 0.999f, 0.001f);
                });
              },
              [&] { arena.execute(fused); },
@@ -655,6 +674,7 @@ class Bench {
         Result r = Measured("rotary_paged_" + name, mode, dtype_name, s, threads, ns[1], bytes, ns[0]);
         r.extra = {{"two_pass_ns", ns[2]}, {"vs_two_pass", ns[2] / ns[1]}, {"copy_ns", ns[3]},
                    {"of_copy", ns[3] / ns[1]}};
+        AddHeadCounts(r, s);
         Emit(r);
         Emit(Measured("rotary_qk_then_write_" + name, mode, dtype_name, s, threads, ns[2], bytes, ns[0]));
         Emit(Measured("copy_paged_" + name, mode, dtype_name, s, threads, ns[3], bytes, ns[0]));
