@@ -77,9 +77,10 @@ HWY_INLINE hn::Vec<DU32> Fp8Codes(VF y, VF divisor) {
   return hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(z)), hn::Or(hn::Set(du, 0x7Fu), sign), code);
 }
 
-// `count` bytes of fp8 codes of y[i] / divisor.
+// `count` bytes of fp8 codes of y[i] / divisor, the last ones from a partial
+// vector (copied through a buffer: a call).
 template <class Format>
-HWY_INLINE void EncodeFp8(const float* HWY_RESTRICT y, size_t count, float divisor, uint8_t* HWY_RESTRICT out) {
+HWY_NOINLINE void EncodeFp8(const float* HWY_RESTRICT y, size_t count, float divisor, uint8_t* HWY_RESTRICT out) {
   const DF d;
   const hn::Rebind<uint8_t, DF> d8;
   const size_t N = hn::Lanes(d);
@@ -94,6 +95,29 @@ HWY_INLINE void EncodeFp8(const float* HWY_RESTRICT y, size_t count, float divis
   std::memcpy(tail, y + i, (count - i) * sizeof(float));
   hn::Store(hn::DemoteTo(d8, hn::BitCast(DI32(), Fp8Codes<Format>(hn::Load(d, tail), div))), d8, codes);
   std::memcpy(out + i, codes, count - i);
+}
+
+// `heads` heads of head_dim values each (y, y + y_stride, ...), encoded to
+// out, out + out_stride, ... Heads of whole vectors take a loop without calls,
+// so the encoding's constants are made once for all heads, not once a head.
+template <class Format>
+HWY_INLINE void EncodeFp8Heads(const float* HWY_RESTRICT y, size_t y_stride, size_t heads, size_t head_dim,
+                               float divisor, uint8_t* HWY_RESTRICT out, size_t out_stride) {
+  const DF d;
+  const hn::Rebind<uint8_t, DF> d8;
+  const size_t N = hn::Lanes(d);
+  if (head_dim % N != 0) {
+    for (size_t h = 0; h < heads; ++h) EncodeFp8<Format>(y + h * y_stride, head_dim, divisor, out + h * out_stride);
+    return;
+  }
+  const VF div = hn::Set(d, divisor);
+  for (size_t h = 0; h < heads; ++h) {
+    const float* head = y + h * y_stride;
+    uint8_t* codes = out + h * out_stride;
+    for (size_t i = 0; i < head_dim; i += N) {
+      hn::StoreU(hn::DemoteTo(d8, hn::BitCast(DI32(), Fp8Codes<Format>(hn::LoadU(d, head + i), div))), d8, codes + i);
+    }
+  }
 }
 
 // ---- q8_0 ----
@@ -188,16 +212,24 @@ HWY_INLINE void EncodeQ8Records(const float* HWY_RESTRICT x, size_t records, uin
 
 // ---- The operand row kernels of the encoded formats ----
 
-// One head of head_dim f32 values at `values`, encoded to out.
+// `heads` heads of head_dim f32 values (values, values + values_stride, ...),
+// encoded to out, out + out_stride, ...
 template <int kEncoding>
-HWY_INLINE void EncodeHead(const float* HWY_RESTRICT values, size_t head_dim, float divisor,
-                           uint8_t* HWY_RESTRICT out) {
+HWY_INLINE void EncodeHeads(const float* HWY_RESTRICT values, size_t values_stride, size_t heads, size_t head_dim,
+                            float divisor, uint8_t* HWY_RESTRICT out, size_t out_stride) {
   if (kEncoding == kEncodeQ8_0) {
-    EncodeQ8Records(values, head_dim / kQ8Block, out);
+    const size_t records = head_dim / kQ8Block;
+    if (values_stride == head_dim && out_stride == records * kQ8RecordBytes) {
+      // Heads back to back in both: one run of records, so that the vectors
+      // of record scales are full (a head of 128 values has only 4 records).
+      EncodeQ8Records(values, heads * records, out);
+      return;
+    }
+    for (size_t h = 0; h < heads; ++h) EncodeQ8Records(values + h * values_stride, records, out + h * out_stride);
   } else if (kEncoding == kEncodeE4M3) {
-    EncodeFp8<E4M3>(values, head_dim, divisor, out);
+    EncodeFp8Heads<E4M3>(values, values_stride, heads, head_dim, divisor, out, out_stride);
   } else {
-    EncodeFp8<E5M2>(values, head_dim, divisor, out);
+    EncodeFp8Heads<E5M2>(values, values_stride, heads, head_dim, divisor, out, out_stride);
   }
 }
 
@@ -219,11 +251,10 @@ HWY_NOINLINE void EncodeOperandRow(const Operand& op, int64_t b, int64_t s, int6
     return static_cast<const char*>(op.src) +
            static_cast<int64_t>(src_bytes) * (b * op.src_stride_batch + s * op.src_stride_seq + h * op.src_stride_head);
   };
+  const size_t heads_stride = static_cast<size_t>(op.dst_stride_head);
   if (src_bytes == sizeof(float) && op.copy_only && op.scale == 1.0f) {
-    for (int64_t h = 0; h < op.heads; ++h) {
-      EncodeHead<kEncoding>(reinterpret_cast<const float*>(source_head(h)), head_dim, op.cache_divisor,
-                            y + h * op.dst_stride_head);
-    }
+    EncodeHeads<kEncoding>(reinterpret_cast<const float*>(source_head(0)), static_cast<size_t>(op.src_stride_head),
+                           static_cast<size_t>(op.heads), head_dim, op.cache_divisor, y, heads_stride);
     return;
   }
   constexpr size_t kBufferFloats = 4096;  // 16 KiB: stays in L1 between the two steps
@@ -241,10 +272,8 @@ HWY_NOINLINE void EncodeOperandRow(const Operand& op, int64_t b, int64_t s, int6
     heads.dst_slots = nullptr;
     heads.write_rest = true;
     into_f32(heads, 0, 0, 0, cos, sin, pairs, head_dim, one_at_a_time);
-    for (int64_t h = 0; h < heads.heads; ++h) {
-      EncodeHead<kEncoding>(buffer + h * static_cast<int64_t>(head_dim), head_dim, op.cache_divisor,
-                            y + (first + h) * op.dst_stride_head);
-    }
+    EncodeHeads<kEncoding>(buffer, head_dim, static_cast<size_t>(heads.heads), head_dim, op.cache_divisor,
+                           y + first * op.dst_stride_head, heads_stride);
   }
 }
 

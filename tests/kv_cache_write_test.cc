@@ -334,15 +334,17 @@ std::vector<uint8_t> Q8Reference(const float* x) {
 }
 
 // A byte cache [num_blocks, block_size, heads, head_bytes], filled with a sentinel.
+// pad: bytes between one head's bytes and the next's (0: heads back to back).
 struct ByteCache {
-  int64_t head_bytes;
+  int64_t head_bytes, head_stride;
   std::vector<uint8_t> bytes;
-  explicit ByteCache(int64_t head) : head_bytes(head), bytes(kBlocks * kBlockSize * kKvHeads * head + 64, 0xA5) {}
+  explicit ByteCache(int64_t head, int64_t pad = 0)
+      : head_bytes(head), head_stride(head + pad), bytes(kBlocks * kBlockSize * kKvHeads * head_stride + 64, 0xA5) {}
   rotary_tensor view() {
-    return rotary_tensor{bytes.data() + 32, ROTARY_F32, kBlocks, kBlockSize, kKvHeads, kBlockSize * kKvHeads * head_bytes,
-                         kKvHeads * head_bytes, head_bytes};
+    return rotary_tensor{bytes.data() + 32, ROTARY_F32, kBlocks, kBlockSize, kKvHeads,
+                         kBlockSize * kKvHeads * head_stride, kKvHeads * head_stride, head_stride};
   }
-  const uint8_t* head(int64_t slot, int64_t h) const { return bytes.data() + 32 + (slot * kKvHeads + h) * head_bytes; }
+  const uint8_t* head(int64_t slot, int64_t h) const { return bytes.data() + 32 + (slot * kKvHeads + h) * head_stride; }
 };
 
 // The fused call into byte caches through the C ABI.
@@ -467,10 +469,9 @@ TEST_P(KvCacheWriteTest, Fp8CachesHoldTheRoundedF32Values) {
   }
 }
 
-// q8_0: §9.4's example record, ties away from zero, the extremes, and random blocks against ggml's
-// reference quantizer restated; k's records from apply_to's f32 result.
-TEST_P(KvCacheWriteTest, Q8CachesHoldGgmlsReferenceRecords) {
-  const int64_t head_dim = 64, record_bytes = 34;
+// The q8_0 records of every k and v head (see below), the cache's heads `pad` bytes apart.
+void Q8RecordsOfEveryHead(int64_t pad) {
+  const int64_t head_dim = 320, record_bytes = 34;
   const rotary::Rope rope(rotary::Config().head_dim(head_dim).max_positions(64));
   const std::vector<int64_t> slots = RandomSlots(23);
   TypedTensor q(ROTARY_F32, kBatch, kSeq, kQHeads, head_dim), k(ROTARY_BF16, kBatch, kSeq, kKvHeads, head_dim),
@@ -489,7 +490,7 @@ TEST_P(KvCacheWriteTest, Q8CachesHoldGgmlsReferenceRecords) {
   }
   TypedTensor k_rotated(ROTARY_F32, kBatch, kSeq, kKvHeads, head_dim);
   rope.apply_to(k.view(), k_rotated.view());
-  ByteCache kc(head_dim / 32 * record_bytes), vc(head_dim / 32 * record_bytes);
+  ByteCache kc(head_dim / 32 * record_bytes, pad), vc(head_dim / 32 * record_bytes, pad);
   std::vector<int64_t> first_two = slots;
   first_two[0] = 19;
   first_two[1] = 0;
@@ -522,6 +523,17 @@ TEST_P(KvCacheWriteTest, Q8CachesHoldGgmlsReferenceRecords) {
     }
   }
   EXPECT_EQ(mismatches, 0);
+}
+
+// q8_0: §9.4's example record, ties away from zero, the extremes, and random blocks against ggml's
+// reference quantizer restated; k's records from apply_to's f32 result. A token's 20 records are more
+// than one vector of record scales on every target: in one run where the heads are back to back, head by
+// head where the cache pads them.
+TEST_P(KvCacheWriteTest, Q8CachesHoldGgmlsReferenceRecords) {
+  for (int64_t pad : {0, 6}) {
+    SCOPED_TRACE("head padding " + std::to_string(pad));
+    Q8RecordsOfEveryHead(pad);
+  }
 }
 
 // qk-norm before byte caches: each k head's FP8 codes and q8_0 records are those of apply_to's normalized
