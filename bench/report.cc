@@ -63,7 +63,6 @@ void PrintJson(const std::vector<Result>& results) {
 
 namespace {
 
-// One fused call against the separate calls it replaces (timed in the same run: extra `separate_key`).
 // "32 q heads, 8 kv heads": the heads of the first case whose impl starts with prefix.
 std::string HeadCounts(const std::vector<Result>& results, const std::string& prefix) {
   for (const Result& r : results) {
@@ -75,6 +74,7 @@ std::string HeadCounts(const std::vector<Result>& results, const std::string& pr
   return "";
 }
 
+// One fused call against the separate calls it replaces (timed in the same run: extra `separate_key`).
 void PrintFusedVsSeparate(const std::vector<Result>& results, const char* impl, const char* separate_key,
                           const std::string& title, const char* separate_column) {
   bool header = false;
