@@ -795,15 +795,55 @@ HWY_INLINE const float* RowOf(const RowJob& job, int64_t b, int64_t s, float* sc
   return job.table.mode == RowSource::kFull ? job.table.Row(p) : SynthesizeRow(job.table, p, scratch);
 }
 
-// Rows [row_begin, row_end) of a job; row = b * seq + s. The table row of each
-// (b, s) is found (RowOf) once and applied to all heads of every operand. Not
-// inlined, so the stored and built rows share one copy of the head loops.
-// operand_row(op, b, s, row, cos, sin) runs one operand's row: the same
-// RotateOperandRowEntry for every operand (RotateRows), or each operand's own
-// (RotateRowsPerOperand).
+// Rows of scratch a job's built rows need (0: every row is stored): one for a
+// synthesized or gathered row, plus one per axis for the synthesized rows a
+// multi-axis gather reads.
+HWY_INLINE size_t ScratchRows(const RowJob& job) {
+  const size_t axis_rows = job.table.mode == RowSource::kFull ? 0 : static_cast<size_t>(job.num_axes);
+  return job.num_axes > 1 ? 1 + axis_rows : job.table.mode == RowSource::kFull ? 0 : 1;
+}
+
+// Rows a job with several operands takes at a time, each operand over all of
+// them before the next (see ForEachRowOfJob). 64 rows of a table of head_dim
+// 128 are 32-64 KiB, which stay in L2 while each operand reads them.
+constexpr int64_t kRowsPerOperandRun = 64;
+
+// Rows [row_begin, row_end) of a job; row = b * seq + s. operand_row(op, b, s,
+// row, cos, sin) runs one operand's row: the same RotateOperandRowEntry for
+// every operand (RotateRows), or each operand's own (RotateRowsPerOperand).
+// With stored table rows, the rows go kRowsPerOperandRun at a time and each
+// operand runs over all of them before the next: each operand's memory is then
+// read and written in long runs that the hardware prefetchers follow. Row by
+// row, a call with q, k, v and two caches switched between their streams every
+// few KiB, which from DRAM was the slower order (docs/performance.md, Log).
+// Built rows (synthesized, gathered) live in one row of scratch: those jobs go
+// row by row, finding each row (RowOf) once for all operands. Either order
+// computes every (operand, row) by the same code, into memory no other operand
+// reads or writes (validated), so the bits do not depend on it. operand_row
+// reaches the head loops through a pointer: both orders share one copy. (The
+// qk-norm row loop, NormRotateRowRange, stays row by row: it requests each
+// group's successor in the same operand while rotating, and measured no gain.)
 template <class OperandRow>
 HWY_INLINE void ForEachRowOfJob(const RowJob& job, int64_t row_begin, int64_t row_end, float* scratch,
                                 const OperandRow& operand_row) {
+  if (job.num_operands > 1 && ScratchRows(job) == 0) {
+    for (int64_t first = row_begin; first < row_end; first += kRowsPerOperandRun) {
+      const int64_t last = std::min(row_end, first + kRowsPerOperandRun);
+      for (int o = 0; o < job.num_operands; ++o) {
+        int64_t b = first / job.seq;
+        int64_t s = first % job.seq;
+        for (int64_t row = first; row < last; ++row) {
+          const float* cos = job.table.Row(job.Position(b, s));
+          operand_row(job.operands[o], b, s, row, cos, cos + job.table.row_floats / 2);
+          if (++s == job.seq) {
+            s = 0;
+            ++b;
+          }
+        }
+      }
+    }
+    return;
+  }
   int64_t b = row_begin / job.seq;
   int64_t s = row_begin % job.seq;
   for (int64_t row = row_begin; row < row_end; ++row) {
@@ -815,14 +855,6 @@ HWY_INLINE void ForEachRowOfJob(const RowJob& job, int64_t row_begin, int64_t ro
       ++b;
     }
   }
-}
-
-// Rows of scratch a job's built rows need (0: every row is stored): one for a
-// synthesized or gathered row, plus one per axis for the synthesized rows a
-// multi-axis gather reads.
-HWY_INLINE size_t ScratchRows(const RowJob& job) {
-  const size_t axis_rows = job.table.mode == RowSource::kFull ? 0 : static_cast<size_t>(job.num_axes);
-  return job.num_axes > 1 ? 1 + axis_rows : job.table.mode == RowSource::kFull ? 0 : 1;
 }
 
 // Runs body(scratch) with `floats` floats of scratch, 64-byte aligned. The

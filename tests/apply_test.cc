@@ -164,6 +164,42 @@ TEST_P(ApplyTest, OffsetAndExplicitPositionsAgreeBitForBit) {
   EXPECT_EQ(a.bytes(), b.bytes());
 }
 
+// q and k in one call are rotated (and normalized) as each alone: a call of
+// several operands takes its rows a run at a time, each operand over the run's
+// rows before the next (dispatch/rope_kernels-inl.h, ForEachRowOfJob); 150
+// rows of 3 sequences of 50 put run ends and sequence ends in different
+// places, and each token has a position of its own.
+TEST_P(ApplyTest, QAndKInOneCallAreRotatedAsEachAlone) {
+  rotary::Rope rope(MakeConfig(64, 64, false));
+  TypedTensor q(Shape{3, 50, 4, 64}, 31), k(Shape{3, 50, 2, 64}, 32);
+  std::vector<int64_t> ids(3 * 50);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>((i * 7919) % 3000);
+  TypedTensor q_alone = q, k_alone = k;
+  rope.apply(q_alone.view(), rotary::Positions(ids));
+  rope.apply(k_alone.view(), rotary::Positions(ids));
+  TypedTensor q_out(Shape{3, 50, 4, 64}, 0), k_out(Shape{3, 50, 2, 64}, 0);
+  rope.apply_qk_to(q.view(), q_out.view(), k.view(), k_out.view(), rotary::Positions(ids));
+  EXPECT_TRUE(rotary_test::SameBits(q_out, q_alone));
+  EXPECT_TRUE(rotary_test::SameBits(k_out, k_alone));
+  TypedTensor q_in = q, k_in = k;
+  rope.apply_qk(q.view(), k.view(), rotary::Positions(ids));
+  EXPECT_TRUE(rotary_test::SameBits(q, q_alone));
+  EXPECT_TRUE(rotary_test::SameBits(k, k_alone));
+
+  // With qk-norm (its own row loop), each normalized with its own weights.
+  std::vector<float> wq(64), wk(64);
+  for (int d = 0; d < 64; ++d) {
+    wq[d] = 0.5f + 0.015625f * static_cast<float>(d);
+    wk[d] = 1.5f - 0.0078125f * static_cast<float>(d);
+  }
+  TypedTensor qn_alone = q_in, kn_alone = k_in;
+  rope.apply(qn_alone.view(), rotary::QkNorm(wq, {}), rotary::Positions(ids));
+  rope.apply(kn_alone.view(), rotary::QkNorm(wk, {}), rotary::Positions(ids));
+  rope.apply_qk(q_in.view(), k_in.view(), rotary::QkNorm(wq, wk), rotary::Positions(ids));
+  EXPECT_TRUE(rotary_test::SameBits(q_in, qn_alone));
+  EXPECT_TRUE(rotary_test::SameBits(k_in, kn_alone));
+}
+
 // Every pad is a region no kernel may touch.
 TEST_P(ApplyTest, PaddedStridesAreNeverWritten) {
   for (bool interleaved : {false, true}) {
