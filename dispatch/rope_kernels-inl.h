@@ -817,7 +817,8 @@ constexpr int64_t kRowsPerOperandRun = 64;
 // row, a call with q, k, v and two caches switched between their streams every
 // few KiB, which from DRAM was the slower order (docs/performance.md, Log).
 // Built rows (synthesized, gathered) live in one row of scratch: those jobs go
-// row by row, finding each row (RowOf) once for all operands. Either order
+// row by row, finding each row (RowOf) once for all operands, as do calls of
+// one row (decode), whose order is the same either way. Either order
 // computes every (operand, row) by the same code, into memory no other operand
 // reads or writes (validated), so the bits do not depend on it. operand_row
 // reaches the head loops through a pointer: both orders share one copy. (The
@@ -826,15 +827,22 @@ constexpr int64_t kRowsPerOperandRun = 64;
 template <class OperandRow>
 HWY_INLINE void ForEachRowOfJob(const RowJob& job, int64_t row_begin, int64_t row_end, float* scratch,
                                 const OperandRow& operand_row) {
-  if (job.num_operands > 1 && ScratchRows(job) == 0) {
+  if (job.num_operands > 1 && row_end - row_begin > 1 && ScratchRows(job) == 0) {
+    const float* table_rows[kRowsPerOperandRun];  // the run's, found once for all operands
+    const int64_t half = job.table.row_floats / 2;
     for (int64_t first = row_begin; first < row_end; first += kRowsPerOperandRun) {
-      const int64_t last = std::min(row_end, first + kRowsPerOperandRun);
+      const int64_t count = std::min(row_end - first, kRowsPerOperandRun);
+      const int64_t first_b = first / job.seq, first_s = first % job.seq;
+      for (int64_t i = 0, b = first_b, s = first_s; i < count; ++i) {
+        table_rows[i] = job.table.Row(job.Position(b, s));
+        if (++s == job.seq) {
+          s = 0;
+          ++b;
+        }
+      }
       for (int o = 0; o < job.num_operands; ++o) {
-        int64_t b = first / job.seq;
-        int64_t s = first % job.seq;
-        for (int64_t row = first; row < last; ++row) {
-          const float* cos = job.table.Row(job.Position(b, s));
-          operand_row(job.operands[o], b, s, row, cos, cos + job.table.row_floats / 2);
+        for (int64_t i = 0, b = first_b, s = first_s; i < count; ++i) {
+          operand_row(job.operands[o], b, s, first + i, table_rows[i], table_rows[i] + half);
           if (++s == job.seq) {
             s = 0;
             ++b;
