@@ -803,31 +803,40 @@ HWY_INLINE size_t ScratchRows(const RowJob& job) {
   return job.num_axes > 1 ? 1 + axis_rows : job.table.mode == RowSource::kFull ? 0 : 1;
 }
 
-// Rows a job with several operands takes at a time, each operand over all of
-// them before the next (see ForEachRowOfJob). 64 rows of a table of head_dim
-// 128 are 32-64 KiB, which stay in L2 while each operand reads them.
+// Rows a KV-cache write takes at a time, each operand over all of them before
+// the next (see ForEachRowOfJob). 64 rows of a table of head_dim 128 are
+// 32-64 KiB, which stay in L2 while each operand reads them.
 constexpr int64_t kRowsPerOperandRun = 64;
+
+// Whether a job writes a KV cache: some operand goes to cache slots.
+HWY_INLINE bool WritesCacheSlots(const RowJob& job) {
+  for (int o = 0; o < job.num_operands; ++o) {
+    if (job.operands[o].dst_slots != nullptr) return true;
+  }
+  return false;
+}
 
 // Rows [row_begin, row_end) of a job; row = b * seq + s. operand_row(op, b, s,
 // row, cos, sin) runs one operand's row: the same RotateOperandRowEntry for
 // every operand (RotateRows), or each operand's own (RotateRowsPerOperand).
-// With stored table rows, the rows go kRowsPerOperandRun at a time and each
-// operand runs over all of them before the next: each operand's memory is then
-// read and written in long runs that the hardware prefetchers follow. Row by
-// row, a call with q, k, v and two caches switched between their streams every
-// few KiB, which from DRAM was the slower order (docs/performance.md, Log).
-// Built rows (synthesized, gathered) live in one row of scratch: those jobs go
-// row by row, finding each row (RowOf) once for all operands, as do calls of
-// one row (decode), whose order is the same either way. Either order
-// computes every (operand, row) by the same code, into memory no other operand
-// reads or writes (validated), so the bits do not depend on it. operand_row
-// reaches the head loops through a pointer: both orders share one copy. (The
-// qk-norm row loop, NormRotateRowRange, stays row by row: it requests each
-// group's successor in the same operand while rotating, and measured no gain.)
+// A KV-cache write with stored table rows goes kRowsPerOperandRun rows at a
+// time, each operand over all of them before the next: each operand's memory
+// is then read and written in long runs that the hardware prefetchers follow.
+// Row by row, q, k, v and their two caches switched between their streams
+// every few KiB, which from DRAM was the slower order (docs/performance.md,
+// Log). Every other job goes row by row, finding each row's table row (RowOf)
+// once for all operands: built rows (synthesized, gathered) live in one row of
+// scratch, a call of one row has one order either way, and q and k alone, two
+// streams in place, measured no faster in runs. Either order computes every
+// (operand, row) by the same code, into memory no other operand reads or
+// writes (validated), so the bits do not depend on it. operand_row reaches the
+// head loops through a pointer: both orders share one copy. (The qk-norm row
+// loop, NormRotateRowRange, is row by row too: it requests each group's
+// successor in the same operand while rotating.)
 template <class OperandRow>
 HWY_INLINE void ForEachRowOfJob(const RowJob& job, int64_t row_begin, int64_t row_end, float* scratch,
                                 const OperandRow& operand_row) {
-  if (job.num_operands > 1 && row_end - row_begin > 1 && ScratchRows(job) == 0) {
+  if (row_end - row_begin > 1 && ScratchRows(job) == 0 && WritesCacheSlots(job)) {
     const float* table_rows[kRowsPerOperandRun];  // the run's, found once for all operands
     const int64_t half = job.table.row_floats / 2;
     for (int64_t first = row_begin; first < row_end; first += kRowsPerOperandRun) {

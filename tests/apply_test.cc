@@ -164,11 +164,8 @@ TEST_P(ApplyTest, OffsetAndExplicitPositionsAgreeBitForBit) {
   EXPECT_EQ(a.bytes(), b.bytes());
 }
 
-// q and k in one call are rotated (and normalized) as each alone: a call of
-// several operands takes its rows a run at a time, each operand over the run's
-// rows before the next (dispatch/rope_kernels-inl.h, ForEachRowOfJob); 150
-// rows of 3 sequences of 50 put run ends and sequence ends in different
-// places, and each token has a position of its own.
+// q and k in one call are rotated (and normalized) as each alone, over 150
+// tokens of 3 sequences, each token with a position of its own.
 TEST_P(ApplyTest, QAndKInOneCallAreRotatedAsEachAlone) {
   rotary::Rope rope(MakeConfig(64, 64, false));
   TypedTensor q(Shape{3, 50, 4, 64}, 31), k(Shape{3, 50, 2, 64}, 32);
@@ -186,7 +183,7 @@ TEST_P(ApplyTest, QAndKInOneCallAreRotatedAsEachAlone) {
   EXPECT_TRUE(rotary_test::SameBits(q, q_alone));
   EXPECT_TRUE(rotary_test::SameBits(k, k_alone));
 
-  // With qk-norm (its own row loop), each normalized with its own weights.
+  // With qk-norm, each normalized with its own weights.
   std::vector<float> wq(64), wk(64);
   for (int d = 0; d < 64; ++d) {
     wq[d] = 0.5f + 0.015625f * static_cast<float>(d);

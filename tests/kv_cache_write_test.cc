@@ -152,6 +152,44 @@ TEST_P(KvCacheWriteTest, WritesWhatApplyQkToWritesIntoEachSlot) {
   }
 }
 
+// Many tokens of several sequences: a cache write goes through its rows 64 at a
+// time, each operand over them before the next (dispatch/rope_kernels-inl.h,
+// ForEachRowOfJob). 150 tokens of 3 sequences of 50 put run ends and sequence
+// ends in different places, each token with a position of its own and a slot
+// of a shuffled pool; q, each cache row and v's are what each alone gives.
+TEST_P(KvCacheWriteTest, ManyTokensOfSeveralSequencesAreWrittenAsEachAlone) {
+  constexpr int64_t kB = 3, kS = 50, kBlockRows = 16, kBlocksHeld = 12;  // 192 slots for 150 tokens
+  const rotary::Rope rope(rotary::Config().head_dim(kHeadDim).max_positions(4096));
+  std::vector<int64_t> ids(kB * kS), pool(kBlocksHeld * kBlockRows);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>((i * 7919) % 3000);
+  std::iota(pool.begin(), pool.end(), 0);
+  std::shuffle(pool.begin(), pool.end(), std::mt19937(5));
+  const std::vector<int64_t> slots(pool.begin(), pool.begin() + kB * kS);
+  TypedTensor q(ROTARY_F32, kB, kS, kQHeads, kHeadDim), k(ROTARY_F32, kB, kS, kKvHeads, kHeadDim),
+      v(ROTARY_F32, kB, kS, kKvHeads, kHeadDim);
+  q.FillRandom(41);
+  k.FillRandom(42);
+  v.FillRandom(43);
+  TypedTensor q_alone = q, k_alone = k;
+  rope.apply(q_alone.view(), ids);
+  rope.apply(k_alone.view(), ids);
+  TypedTensor k_cache(ROTARY_F32, kBlocksHeld, kBlockRows, kKvHeads, kHeadDim),
+      v_cache(ROTARY_F32, kBlocksHeld, kBlockRows, kKvHeads, kHeadDim);
+  TypedTensor k_expected = k_cache, v_expected = v_cache;  // unaddressed slots keep the guard
+  for (int64_t i = 0; i < kB * kS; ++i) {
+    for (int64_t h = 0; h < kKvHeads; ++h) {
+      for (int64_t c = 0; c < kHeadDim; ++c) {
+        k_expected.Set(slots[i] / kBlockRows, slots[i] % kBlockRows, h, c, k_alone.Get(i / kS, i % kS, h, c));
+        v_expected.Set(slots[i] / kBlockRows, slots[i] % kBlockRows, h, c, v.Get(i / kS, i % kS, h, c));
+      }
+    }
+  }
+  rope.apply_qk(q.view(), k.view(), rotary::KvCacheWrite(k_cache.view(), v.view(), v_cache.view(), slots), ids);
+  EXPECT_TRUE(SameBits(q, q_alone));
+  EXPECT_TRUE(SameBits(k_cache, k_expected));
+  EXPECT_TRUE(SameBits(v_cache, v_expected));
+}
+
 // Multi-axis ids (M-RoPE): the k rows of the cache are apply_qk_to's with the same ids.
 TEST_P(KvCacheWriteTest, MultiAxisIdsRotateKAsApplyQkDoes) {
   const rotary::Rope rope(rotary::Config().head_dim(kHeadDim).mrope_section({8, 12, 12}).max_positions(256));
