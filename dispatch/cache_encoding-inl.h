@@ -77,18 +77,29 @@ HWY_INLINE hn::Vec<DU32> Fp8Codes(VF y, VF divisor) {
   return hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(z)), hn::Or(hn::Set(du, 0x7Fu), sign), code);
 }
 
+// The fp8 codes of y[i] / divisor for the whole vectors of y[0, count) to out;
+// returns how many values that was.
+template <class Format>
+HWY_INLINE size_t EncodeFp8WholeVectors(const float* HWY_RESTRICT y, size_t count, VF divisor,
+                                        uint8_t* HWY_RESTRICT out) {
+  const DF d;
+  const hn::Rebind<uint8_t, DF> d8;
+  const size_t N = hn::Lanes(d);
+  size_t i = 0;
+  for (; i + N <= count; i += N) {
+    hn::StoreU(hn::DemoteTo(d8, hn::BitCast(DI32(), Fp8Codes<Format>(hn::LoadU(d, y + i), divisor))), d8, out + i);
+  }
+  return i;
+}
+
 // `count` bytes of fp8 codes of y[i] / divisor, the last ones from a partial
 // vector (copied through a buffer: a call).
 template <class Format>
 HWY_NOINLINE void EncodeFp8(const float* HWY_RESTRICT y, size_t count, float divisor, uint8_t* HWY_RESTRICT out) {
   const DF d;
   const hn::Rebind<uint8_t, DF> d8;
-  const size_t N = hn::Lanes(d);
   const VF div = hn::Set(d, divisor);
-  size_t i = 0;
-  for (; i + N <= count; i += N) {
-    hn::StoreU(hn::DemoteTo(d8, hn::BitCast(DI32(), Fp8Codes<Format>(hn::LoadU(d, y + i), div))), d8, out + i);
-  }
+  const size_t i = EncodeFp8WholeVectors<Format>(y, count, div, out);
   if (i == count) return;
   HWY_ALIGN float tail[kMaxLanes] = {};
   HWY_ALIGN uint8_t codes[kMaxLanes];
@@ -104,19 +115,13 @@ template <class Format>
 HWY_INLINE void EncodeFp8Heads(const float* HWY_RESTRICT y, size_t y_stride, size_t heads, size_t head_dim,
                                float divisor, uint8_t* HWY_RESTRICT out, size_t out_stride) {
   const DF d;
-  const hn::Rebind<uint8_t, DF> d8;
-  const size_t N = hn::Lanes(d);
-  if (head_dim % N != 0) {
+  if (head_dim % hn::Lanes(d) != 0) {
     for (size_t h = 0; h < heads; ++h) EncodeFp8<Format>(y + h * y_stride, head_dim, divisor, out + h * out_stride);
     return;
   }
   const VF div = hn::Set(d, divisor);
   for (size_t h = 0; h < heads; ++h) {
-    const float* head = y + h * y_stride;
-    uint8_t* codes = out + h * out_stride;
-    for (size_t i = 0; i < head_dim; i += N) {
-      hn::StoreU(hn::DemoteTo(d8, hn::BitCast(DI32(), Fp8Codes<Format>(hn::LoadU(d, head + i), div))), d8, codes + i);
-    }
+    EncodeFp8WholeVectors<Format>(y + h * y_stride, head_dim, div, out + h * out_stride);
   }
 }
 
