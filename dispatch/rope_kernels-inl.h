@@ -836,33 +836,31 @@ HWY_INLINE bool WritesCacheSlots(const RowJob& job) {
 template <class OperandRow>
 HWY_INLINE void ForEachRowOfJob(const RowJob& job, int64_t row_begin, int64_t row_end, float* scratch,
                                 const OperandRow& operand_row) {
+  int64_t b = row_begin / job.seq;
+  int64_t s = row_begin % job.seq;
   if (row_end - row_begin > 1 && ScratchRows(job) == 0 && WritesCacheSlots(job)) {
-    const float* table_rows[kRowsPerOperandRun];  // the run's, found once for all operands
+    struct RunRow {  // a row of the run, found once for all operands
+      int64_t b, s;
+      const float* cos;
+    } run[kRowsPerOperandRun];
     const int64_t half = job.table.row_floats / 2;
     for (int64_t first = row_begin; first < row_end; first += kRowsPerOperandRun) {
       const int64_t count = std::min(row_end - first, kRowsPerOperandRun);
-      const int64_t first_b = first / job.seq, first_s = first % job.seq;
-      for (int64_t i = 0, b = first_b, s = first_s; i < count; ++i) {
-        table_rows[i] = job.table.Row(job.Position(b, s));
+      for (int64_t i = 0; i < count; ++i) {
+        run[i] = RunRow{b, s, job.table.Row(job.Position(b, s))};
         if (++s == job.seq) {
           s = 0;
           ++b;
         }
       }
       for (int o = 0; o < job.num_operands; ++o) {
-        for (int64_t i = 0, b = first_b, s = first_s; i < count; ++i) {
-          operand_row(job.operands[o], b, s, first + i, table_rows[i], table_rows[i] + half);
-          if (++s == job.seq) {
-            s = 0;
-            ++b;
-          }
+        for (int64_t i = 0; i < count; ++i) {
+          operand_row(job.operands[o], run[i].b, run[i].s, first + i, run[i].cos, run[i].cos + half);
         }
       }
     }
     return;
   }
-  int64_t b = row_begin / job.seq;
-  int64_t s = row_begin % job.seq;
   for (int64_t row = row_begin; row < row_end; ++row) {
     const float* cos = RowOf(job, b, s, scratch);
     const float* sin = cos + job.table.row_floats / 2;
