@@ -72,11 +72,13 @@ echo "instructions (inclusive), ROTARY_TARGET=$target: $*"
 callgrind_annotate --inclusive=yes --threshold=100 "$profile" 2>/dev/null |
   awk -v match_re="$match" -v top="$top" '
     /PROGRAM TOTALS/ { printf "%15s  (the whole program)\n", $1; next }
-    /^ *[0-9,]+ / && $0 ~ match_re && shown < top {
+    /^ *[0-9,]+ / && shown < top {
       cost = $1
-      sub(/^ *[0-9,]+ +(\([^)]*\) +)?/, "")
-      sub(/ \[[^]]*\]$/, "")
-      sub(/^\?\?\?:/, "")
-      printf "%15s  %s\n", cost, $0
+      name = $0
+      sub(/^ *[0-9,]+ +(\([^)]*\) +)?/, "", name)
+      sub(/ \[[^]]*\]$/, "", name)
+      sub(/^[^:]*:/, "", name)  # the file ("???" without debug info)
+      if (name !~ match_re) next
+      printf "%15s  %s\n", cost, name
       shown++
     }'
