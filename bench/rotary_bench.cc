@@ -178,6 +178,19 @@ rotary::Pairing ParseMode(const std::string& name) {
 
 int64_t ElementBytes(rotary::Dtype d) { return d == rotary::Dtype::kF32 ? 4 : 2; }
 
+// qk-norm weights for the timed cases: magnitude 1, a sign flipped every
+// `period` components. Every timed call normalizes, in place, what the call
+// before it wrote, thousands of times: weights of other magnitudes compound
+// as a power iteration does and drive the components they shrink into
+// denormals, which a model's fresh q and k never are and which slow the
+// arithmetic (f32 too) and bf16's rounding (the AVX3_ZEN4 store checks zeros
+// for them). The arithmetic is the same whatever the weights' values.
+std::vector<float> TimingNormWeights(int64_t dim, int64_t period) {
+  std::vector<float> w(static_cast<size_t>(dim));
+  for (int64_t d = 0; d < dim; ++d) w[static_cast<size_t>(d)] = d % period == 0 ? -1.0f : 1.0f;
+  return w;
+}
+
 // dst (f16 or bf16, `elements` of them, an even count) = values, rounded
 // through rotary itself: an out-of-place apply at position 0 is a converting copy.
 void ConvertThroughRotary(const float* values, void* dst, rotary::Dtype dtype, int64_t elements) {
@@ -405,11 +418,7 @@ class Bench {
     Buffer q(q_elements, dtype), k(k_elements, dtype);  // every pass runs over q and k (see InPlace)
     const rotary::Tensor qv(q.data(), dtype, s.batch, s.seq, s.heads, s.dim);
     const rotary::Tensor kv(k.data(), dtype, s.batch, s.seq, o_.kv_heads, s.dim);
-    std::vector<float> wq(s.dim), wk(s.dim);
-    for (int64_t d = 0; d < s.dim; ++d) {
-      wq[d] = 1.0f + 0.01f * static_cast<float>(d % 7);
-      wk[d] = 1.0f - 0.01f * static_cast<float>(d % 5);
-    }
+    const std::vector<float> wq = TimingNormWeights(s.dim, 7), wk = TimingNormWeights(s.dim, 5);
     const rotary::QkNorm norm(wq, wk, 1e-6);
     // Each call normalizes again, so repeated calls keep q and k at the scale of q_scale.
     const float q_scale = 1.0f / std::sqrt(static_cast<float>(s.dim));
@@ -569,13 +578,9 @@ class Bench {
     const rotary::Tensor vv(v.data(), dtype, s.batch, s.seq, o_.kv_heads, s.dim);
     const PagedSlots paged = ShuffledSlots(s);
     std::vector<float> k_rotated(kv_elements);
-    // Qwen3's qk-norm before the rotation (weights near 1), with the f16 and q8_0 caches: the
-    // "norm_" cases, whose two passes are rotary's fused qk-norm apply_qk, then the write pass.
-    std::vector<float> q_weight(s.dim), k_weight(s.dim);
-    for (int64_t d = 0; d < s.dim; ++d) {
-      q_weight[d] = 1.0f + 0.001f * static_cast<float>(d);
-      k_weight[d] = 1.0f - 0.001f * static_cast<float>(d);
-    }
+    // qk-norm before the rotation (Qwen3's), with the f16 and q8_0 caches: the "norm_" cases,
+    // whose two passes are rotary's fused qk-norm apply_qk, then the write pass.
+    const std::vector<float> q_weight = TimingNormWeights(s.dim, 7), k_weight = TimingNormWeights(s.dim, 5);
     const rotary::QkNorm qk_norm(q_weight, k_weight), k_norm(k_weight, {});
     rotary_qk_norm norm;
     rotary_qk_norm_init(&norm);
