@@ -387,9 +387,9 @@ struct NormalizingHeads {
   size_t gain_stride;
   void* y;
   int64_t ys;  // elements from one head of y to the next
-  // Streaming from DRAM: the source of the heads after these, requested
-  // while these are rotated, prefetch_bytes per head, prefetch_stride apart
-  // (nullptr in cache, where it did not pay).
+  // The source of the heads after these, requested while these are rotated,
+  // prefetch_bytes per head, prefetch_stride apart; nullptr where it does not
+  // pay (NextGroupSource).
   const char* prefetch;
   int64_t prefetch_stride;
   size_t prefetch_bytes;
@@ -624,28 +624,34 @@ HWY_INLINE size_t GainFloats(const Operand& op, size_t head_dim) {
   return op.norm_weight != nullptr && op.norm_whole_token ? static_cast<size_t>(op.heads) * head_dim : head_dim;
 }
 
-// Calls streaming from DRAM: where the source heads after this group start
-// (in this row, else the next row), to be requested while this group is
-// rotated; nullptr otherwise. Without it, a group's loads wait on memory, then
-// its arithmetic leaves the memory idle: the two add up instead of overlapping.
-HWY_INLINE const char* NextGroupSource(const Operand& op, const char* row, int64_t first, size_t heads,
-                                       size_t src_bytes, bool streaming) {
-  if (!streaming) return nullptr;
+// Where the source heads after this group start (in this row, else
+// `next_row`: the next row of the range, or nullptr), to be requested while
+// this group is rotated. Without it, a group's loads wait on memory (DRAM, or
+// L3 for f32 heads summed straight from the tensor), then its arithmetic
+// leaves the memory idle: the two add up instead of overlapping. Not for
+// groups loaded into the buffer in cache: their conversions bound them, and
+// the requests only add to that.
+HWY_INLINE const char* NextGroupSource(const Operand& op, const char* row, const char* next_row, int64_t first,
+                                       size_t heads, size_t src_bytes) {
   const int64_t next = first + static_cast<int64_t>(heads);
-  return next < op.heads ? row + next * op.src_stride_head * static_cast<int64_t>(src_bytes)
-                         : row + op.src_stride_seq * static_cast<int64_t>(src_bytes);
+  return next < op.heads ? row + next * op.src_stride_head * static_cast<int64_t>(src_bytes) : next_row;
 }
 
 // All heads of one operand at row (b, s), a group at a time: loaded with
 // their factors into `buffer`, then normalized as they are rotated with the
 // table row (cos, sin), or normalized in the buffer and rotated from it
 // (rows NormalizesInRotation does not cover).
-HWY_INLINE void NormRotateOperandRow(const Operand& op, int64_t b, int64_t s, const float* cos, const float* sin,
-                                     const RowJob& job, const NormKernelParts& parts, const float* HWY_RESTRICT gain,
-                                     float* HWY_RESTRICT scaled_row, float* HWY_RESTRICT factors,
-                                     float* HWY_RESTRICT buffer) {
-  const char* x = static_cast<const char*>(op.src) +
-                  (b * op.src_stride_batch + s * op.src_stride_seq) * static_cast<int64_t>(parts.src_bytes);
+// `last_row`: the range has no row after this one.
+HWY_INLINE void NormRotateOperandRow(const Operand& op, int64_t b, int64_t s, bool last_row, const float* cos,
+                                     const float* sin, const RowJob& job, const NormKernelParts& parts,
+                                     const float* HWY_RESTRICT gain, float* HWY_RESTRICT scaled_row,
+                                     float* HWY_RESTRICT factors, float* HWY_RESTRICT buffer) {
+  const auto source_row = [&](int64_t row_b, int64_t row_s) {
+    return static_cast<const char*>(op.src) +
+           (row_b * op.src_stride_batch + row_s * op.src_stride_seq) * static_cast<int64_t>(parts.src_bytes);
+  };
+  const char* x = source_row(b, s);
+  const char* next_x = last_row ? nullptr : s + 1 < job.seq ? source_row(b, s + 1) : source_row(b + 1, 0);
   char* y = static_cast<char*>(op.dst) +
             (b * op.dst_stride_batch + s * op.dst_stride_seq) * static_cast<int64_t>(parts.dst_bytes);
   const NormGroup group = NormGroupOf(op, job.head_dim);
@@ -677,7 +683,7 @@ HWY_INLINE void NormRotateOperandRow(const Operand& op, int64_t b, int64_t s, co
       const NormalizingHeads from_source{xf, op.src_stride_head, heads, factors,
                                          gain + static_cast<size_t>(first) * gain_stride, gain_stride, y_first,
                                          op.dst_stride_head,
-                                         NextGroupSource(op, x, first, heads, parts.src_bytes, job.streaming),
+                                         NextGroupSource(op, x, next_x, first, heads, parts.src_bytes),
                                          op.src_stride_head * 4, job.head_dim * 4, job.streaming};
       parts.rotate_normalizing(from_source, cos, sin, job.pairs, job.head_dim, op.scale);
       continue;
@@ -687,7 +693,8 @@ HWY_INLINE void NormRotateOperandRow(const Operand& op, int64_t b, int64_t s, co
       const NormalizingHeads from_buffer{buffer, static_cast<int64_t>(group.stride), heads, factors,
                                          gain + static_cast<size_t>(first) * gain_stride, gain_stride, y_first,
                                          op.dst_stride_head,
-                                         NextGroupSource(op, x, first, heads, parts.src_bytes, job.streaming),
+                                         job.streaming ? NextGroupSource(op, x, next_x, first, heads, parts.src_bytes)
+                                                       : nullptr,
                                          op.src_stride_head * static_cast<int64_t>(parts.src_bytes),
                                          job.head_dim * parts.src_bytes, job.streaming};
       parts.rotate_normalizing(from_buffer, cos, sin, job.pairs, job.head_dim, op.scale);
@@ -753,7 +760,8 @@ inline HWY_NOINLINE void NormRotateRowRange(const RowJob& job, int64_t row_begin
       const float* cos = RowOf(job, b, s, row_scratch);
       const float* sin = cos + job.table.row_floats / 2;
       for (int o = 0; o < job.num_operands; ++o) {
-        NormRotateOperandRow(job.operands[o], b, s, cos, sin, job, parts, gains[o], scaled_row, factors, buffer);
+        NormRotateOperandRow(job.operands[o], b, s, row + 1 == row_end, cos, sin, job, parts, gains[o], scaled_row,
+                             factors, buffer);
       }
       if (++s == job.seq) {
         s = 0;
