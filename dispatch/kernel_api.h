@@ -106,7 +106,8 @@ struct Operand {
   // is not written. nullptr: dst is a [batch, seq] tensor.
   const int64_t* dst_slots = nullptr;
   int64_t block_size = 1;
-  // Converted, not rotated (v into its cache): every component copied.
+  // Converted, not rotated (v into its cache; scale 1): every component copied
+  // as it is, in the destination's storage.
   bool copy_only = false;
   // An FP8 cache stores fp8(y / cache_divisor) (the k or v scale).
   float cache_divisor = 1.0f;

@@ -285,16 +285,23 @@ HWY_INLINE void RotateInterleavedHeads(const typename Src::T* x, int64_t xs, typ
 #endif
 }
 
-// ---- The components past rotary_dim: y = scale * x, converted ----
+// ---- Copies: y = f(x), converted ----
 
-template <class Src, class Dst>
-HWY_INLINE void ScaleCopy(const typename Src::T* x, typename Dst::T* y, VF scale, size_t count) {
+// f of each vector of x[0, count), stored into y converted.
+template <class Src, class Dst, class F>
+HWY_INLINE void MapCopy(const typename Src::T* x, typename Dst::T* y, size_t count, const F& f) {
   const DF d;
   const size_t N = hn::Lanes(d);
   size_t k = 0;
-  for (; k + N <= count; k += N) StoreF32(Dst(), hn::Mul(LoadF32(Src(), x + k), scale), y + k);
+  for (; k + N <= count; k += N) StoreF32(Dst(), f(LoadF32(Src(), x + k)), y + k);
   if (k == count) return;
-  StoreTailF32<Dst>(hn::Mul(LoadTailF32<Src>(x + k, count - k, k), scale), y + k, count - k);
+  StoreTailF32<Dst>(f(LoadTailF32<Src>(x + k, count - k, k)), y + k, count - k);
+}
+
+// The components past rotary_dim: y = scale * x.
+template <class Src, class Dst>
+HWY_INLINE void ScaleCopy(const typename Src::T* x, typename Dst::T* y, VF scale, size_t count) {
+  MapCopy<Src, Dst>(x, y, count, [&scale](VF v) { return hn::Mul(v, scale); });
 }
 
 // bf16 in and out: the kernels that take bf16 apart two per lane (bf16_lanes).
@@ -732,14 +739,16 @@ HWY_INLINE void RotateOperandRow(const Operand& op, int64_t b, int64_t s, int64_
     y += slot / op.block_size * op.dst_stride_batch + slot % op.block_size * op.dst_stride_seq;
   }
   const int64_t xs = op.src_stride_head, ys = op.dst_stride_head;
-  if (op.copy_only) {
-    // The same storage (bf16 rounded by the CPU is bf16 too): the values as they are.
+  if (op.copy_only) {  // v: the values as they are (its scale is 1), converted to the cache's storage
+    // The same storage (bf16 rounded by the CPU is bf16 too): the bytes.
     if constexpr (std::is_same<Src, Dst>::value ||
                   (std::is_same<Src, BF16Storage>::value && std::is_same<Dst, BF16NativeStorage>::value)) {
       for (int64_t h = 0; h < op.heads; ++h) std::memcpy(y + h * ys, x + h * xs, head_dim * sizeof(*x));
-      return;
+    } else {
+      const auto as_it_is = [](VF v) { return v; };
+      for (int64_t h = 0; h < op.heads; ++h) MapCopy<Src, Dst>(x + h * xs, y + h * ys, head_dim, as_it_is);
     }
-    pairs = 0;  // every component converted
+    return;
   }
   // With a scale, the row is scaled a chunk at a time and heads longer than a
   // chunk are rotated chunk by chunk, all heads per chunk; without, the whole
