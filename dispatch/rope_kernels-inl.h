@@ -188,9 +188,9 @@ HWY_INLINE void LoadPairsF32(F16Storage, const uint16_t* p, VF& even, VF& odd) {
 }
 // st2 stores two consecutive registers. Through Highway's StoreInterleaved2
 // GCC 12 computes the rotated pair elsewhere and copies both into such a
-// register pair first (two movs on NEON, two movprfx on SVE, where those make
-// interleaved f32 1.67x the stream loop's cycles on Neoverse N2: the vector
-// pipes bind). With the pair pinned to v30/v31 (z30/z31: caller-saved) for a
+// register pair first (two movs on NEON, two movprfx on SVE): two vector µops
+// more per store, in loops the vector pipes bind (docs/performance.md, the
+// Arm model). With the pair pinned to v30/v31 (z30/z31: caller-saved) for a
 // st2 of our own, GCC computes the products into them and rotates in place.
 #if HWY_TARGET == HWY_NEON
 HWY_INLINE void StorePairsF32(F32Storage, VF even, VF odd, float* p) {
