@@ -180,6 +180,24 @@ HWY_INLINE void PartialsOfSquares(const float* HWY_RESTRICT u, size_t padded, fl
   FoldLaneSumsToFour(lane_sums, p);
 }
 
+// The partials of 4 / K heads from 4 accumulators, accumulator a holding
+// head a / K's lane sums (a % K) * N onwards: head h's to p[4 h, 4 h + 4).
+template <size_t K, class D>
+HWY_INLINE void StorePartialsOfHeads(D d, hn::Vec<D> s0, hn::Vec<D> s1, hn::Vec<D> s2, hn::Vec<D> s3,
+                                     float* HWY_RESTRICT p) {
+  if constexpr (K == 1) {
+    StoreFourPartials<1>(d, s0, s0, s0, s0, p);
+    StoreFourPartials<1>(d, s1, s1, s1, s1, p + 4);
+    StoreFourPartials<1>(d, s2, s2, s2, s2, p + 8);
+    StoreFourPartials<1>(d, s3, s3, s3, s3, p + 12);
+  } else if constexpr (K == 2) {
+    StoreFourPartials<2>(d, s0, s1, s0, s1, p);
+    StoreFourPartials<2>(d, s2, s3, s2, s3, p + 4);
+  } else {
+    StoreFourPartials<4>(d, s0, s1, s2, s3, p);
+  }
+}
+
 // PartialsOfSquares of 4 / K heads at once (`stride` floats apart; K
 // vectors of N = 16 / K lanes make a head's lane sums, so 4 accumulators are
 // in flight whatever the width): one head's chain of dependent adds would
@@ -204,17 +222,7 @@ HWY_INLINE void PartialsOfSquaresOfHeads(const float* HWY_RESTRICT u, int64_t st
     s2 = hn::Add(s2, hn::Mul(v2, v2));
     s3 = hn::Add(s3, hn::Mul(v3, v3));
   }
-  if constexpr (K == 1) {
-    StoreFourPartials<1>(d, s0, s0, s0, s0, p);
-    StoreFourPartials<1>(d, s1, s1, s1, s1, p + 4);
-    StoreFourPartials<1>(d, s2, s2, s2, s2, p + 8);
-    StoreFourPartials<1>(d, s3, s3, s3, s3, p + 12);
-  } else if constexpr (K == 2) {
-    StoreFourPartials<2>(d, s0, s1, s0, s1, p);
-    StoreFourPartials<2>(d, s2, s3, s2, s3, p + 4);
-  } else {
-    StoreFourPartials<4>(d, s0, s1, s2, s3, p);
-  }
+  StorePartialsOfHeads<K>(d, s0, s1, s2, s3, p);
 }
 
 // How many heads PartialsOfSquaresOfHeads sums at once here: 4 / K where K
@@ -252,6 +260,40 @@ HWY_INLINE void LoadHeadAndPartials(const typename Src::T* HWY_RESTRICT x, size_
     }
   }
   StoreFourPartials<K>(d, s0, s1, s2, s3, p);
+}
+
+// LoadHeadAndPartials of 4 / K heads at once (sources xs elements apart,
+// into u's rows `stride` floats apart), 4 accumulators in flight as in
+// PartialsOfSquaresOfHeads. K full vectors of this target make 16 lanes.
+template <class Src, size_t K>
+HWY_INLINE void LoadHeadsAndPartials(const typename Src::T* HWY_RESTRICT x, int64_t xs, size_t n,
+                                     float* HWY_RESTRICT u, size_t stride, float* HWY_RESTRICT p) {
+  static_assert(K == 1 || K == 2, "4 / K heads of K vectors");
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  // Accumulator a: head a / K, lanes (a % K) * N of its 16.
+  const typename Src::T* x0 = x + static_cast<int64_t>(0 / K) * xs + (0 % K) * N;
+  const typename Src::T* x1 = x + static_cast<int64_t>(1 / K) * xs + (1 % K) * N;
+  const typename Src::T* x2 = x + static_cast<int64_t>(2 / K) * xs + (2 % K) * N;
+  const typename Src::T* x3 = x + static_cast<int64_t>(3 / K) * xs + (3 % K) * N;
+  float* u0 = u + (0 / K) * stride + (0 % K) * N;
+  float* u1 = u + (1 / K) * stride + (1 % K) * N;
+  float* u2 = u + (2 / K) * stride + (2 % K) * N;
+  float* u3 = u + (3 / K) * stride + (3 % K) * N;
+  VF s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
+  for (size_t k = 0; k < n; k += kNormLanes) {
+    const VF v0 = LoadF32(Src(), x0 + k), v1 = LoadF32(Src(), x1 + k);
+    const VF v2 = LoadF32(Src(), x2 + k), v3 = LoadF32(Src(), x3 + k);
+    hn::StoreU(v0, d, u0 + k);
+    hn::StoreU(v1, d, u1 + k);
+    hn::StoreU(v2, d, u2 + k);
+    hn::StoreU(v3, d, u3 + k);
+    s0 = hn::Add(s0, hn::Mul(v0, v0));
+    s1 = hn::Add(s1, hn::Mul(v1, v1));
+    s2 = hn::Add(s2, hn::Mul(v2, v2));
+    s3 = hn::Add(s3, hn::Mul(v3, v3));
+  }
+  StorePartialsOfHeads<K>(d, s0, s1, s2, s3, p);
 }
 
 // Whether this target's vectors may be 16 / K lanes of f32 (K vectors making
@@ -368,9 +410,17 @@ HWY_NOINLINE void LoadHeadsAndFactors(const Operand& op, const void* row, int64_
     std::fill(factors, factors + heads, r);
     return;
   }
-  FactorsOfHeads(heads, head_dim, op.norm_eps, factors, 1, [&](size_t h, size_t, float* HWY_RESTRICT p) {
-    LoadHeadWithPartials<Src>(x + static_cast<int64_t>(h) * op.src_stride_head, head_dim, buffer + h * group.stride,
-                              p);
+  // Several heads at once where whole blocks of 16 are whole vectors of this target.
+  const size_t at_once = head_dim % kNormLanes == 0 ? kHeadsSummedAtOnce : 1;
+  FactorsOfHeads(heads, head_dim, op.norm_eps, factors, at_once, [&](size_t h, size_t count, float* HWY_RESTRICT p) {
+    const typename Src::T* xh = x + static_cast<int64_t>(h) * op.src_stride_head;
+    if constexpr (kHeadsSummedAtOnce > 1) {
+      if (count > 1) {
+        return LoadHeadsAndPartials<Src, 4 / kHeadsSummedAtOnce>(xh, op.src_stride_head, head_dim,
+                                                                 buffer + h * group.stride, group.stride, p);
+      }
+    }
+    LoadHeadWithPartials<Src>(xh, head_dim, buffer + h * group.stride, p);
   });
 }
 
