@@ -232,68 +232,46 @@ constexpr size_t kLaneSumVectors =
     HWY_HAVE_SCALABLE || HWY_TARGET == HWY_SCALAR ? 0 : kNormLanes / hn::MaxLanes(DF());
 constexpr size_t kHeadsSummedAtOnce = kLaneSumVectors == 1 ? 4 : kLaneSumVectors == 2 ? 2 : 1;
 
-// The same partial sums of the n elements at x (n a multiple of 16), as they
-// are converted to f32 and stored to u[0, n): one pass over the head. K
-// vectors of this target's full width make 16 lanes (checked by the caller).
-template <class Src, size_t K>
-HWY_INLINE void LoadHeadAndPartials(const typename Src::T* HWY_RESTRICT x, size_t n, float* HWY_RESTRICT u,
-                                    float* HWY_RESTRICT p) {
+// The n elements (a multiple of 16) of each of kHeads heads at x (xs
+// elements apart) converted to f32 into u's rows (`stride` floats apart), and
+// each head's four partial sums of squares in §8.3's order to p[4 h, 4 h + 4):
+// one pass. K full vectors of this target make a head's 16 lane sums (checked
+// by the caller), so K * kHeads accumulators are in flight, at most 4:
+// accumulator a holds head a / K's lanes (a % K) * N onwards. Several heads
+// at once keep 4 in flight on wide targets, where one head's chain of
+// dependent adds would bound the loop by their latency.
+template <class Src, size_t K, size_t kHeads>
+HWY_INLINE void LoadHeadsAndPartials(const typename Src::T* HWY_RESTRICT x, int64_t xs, size_t n,
+                                     float* HWY_RESTRICT u, size_t stride, float* HWY_RESTRICT p) {
+  constexpr size_t kAccumulators = K * kHeads;
+  static_assert(kAccumulators == 1 || kAccumulators == 2 || kAccumulators == 4, "1, 2 or 4 accumulators");
   const DF d;
   const size_t N = hn::Lanes(d);
+  const auto source = [&](size_t a) { return x + static_cast<int64_t>(a / K) * xs + (a % K) * N; };
+  const auto row = [&](size_t a) { return u + (a / K) * stride + (a % K) * N; };
   VF s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
   for (size_t k = 0; k < n; k += kNormLanes) {
-    const VF v0 = LoadF32(Src(), x + k);
-    hn::StoreU(v0, d, u + k);
+    const VF v0 = LoadF32(Src(), source(0) + k);
+    hn::StoreU(v0, d, row(0) + k);
     s0 = hn::Add(s0, hn::Mul(v0, v0));
-    if (K > 1) {
-      const VF v1 = LoadF32(Src(), x + k + N);
-      hn::StoreU(v1, d, u + k + N);
+    if constexpr (kAccumulators > 1) {
+      const VF v1 = LoadF32(Src(), source(1) + k);
+      hn::StoreU(v1, d, row(1) + k);
       s1 = hn::Add(s1, hn::Mul(v1, v1));
     }
-    if (K > 2) {
-      const VF v2 = LoadF32(Src(), x + k + 2 * N);
-      const VF v3 = LoadF32(Src(), x + k + 3 * N);
-      hn::StoreU(v2, d, u + k + 2 * N);
-      hn::StoreU(v3, d, u + k + 3 * N);
+    if constexpr (kAccumulators > 2) {
+      const VF v2 = LoadF32(Src(), source(2) + k), v3 = LoadF32(Src(), source(3) + k);
+      hn::StoreU(v2, d, row(2) + k);
+      hn::StoreU(v3, d, row(3) + k);
       s2 = hn::Add(s2, hn::Mul(v2, v2));
       s3 = hn::Add(s3, hn::Mul(v3, v3));
     }
   }
-  StoreFourPartials<K>(d, s0, s1, s2, s3, p);
-}
-
-// LoadHeadAndPartials of 4 / K heads at once (sources xs elements apart,
-// into u's rows `stride` floats apart), 4 accumulators in flight as in
-// PartialsOfSquaresOfHeads. K full vectors of this target make 16 lanes.
-template <class Src, size_t K>
-HWY_INLINE void LoadHeadsAndPartials(const typename Src::T* HWY_RESTRICT x, int64_t xs, size_t n,
-                                     float* HWY_RESTRICT u, size_t stride, float* HWY_RESTRICT p) {
-  static_assert(K == 1 || K == 2, "4 / K heads of K vectors");
-  const DF d;
-  const size_t N = hn::Lanes(d);
-  // Accumulator a: head a / K, lanes (a % K) * N of its 16.
-  const typename Src::T* x0 = x + static_cast<int64_t>(0 / K) * xs + (0 % K) * N;
-  const typename Src::T* x1 = x + static_cast<int64_t>(1 / K) * xs + (1 % K) * N;
-  const typename Src::T* x2 = x + static_cast<int64_t>(2 / K) * xs + (2 % K) * N;
-  const typename Src::T* x3 = x + static_cast<int64_t>(3 / K) * xs + (3 % K) * N;
-  float* u0 = u + (0 / K) * stride + (0 % K) * N;
-  float* u1 = u + (1 / K) * stride + (1 % K) * N;
-  float* u2 = u + (2 / K) * stride + (2 % K) * N;
-  float* u3 = u + (3 / K) * stride + (3 % K) * N;
-  VF s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
-  for (size_t k = 0; k < n; k += kNormLanes) {
-    const VF v0 = LoadF32(Src(), x0 + k), v1 = LoadF32(Src(), x1 + k);
-    const VF v2 = LoadF32(Src(), x2 + k), v3 = LoadF32(Src(), x3 + k);
-    hn::StoreU(v0, d, u0 + k);
-    hn::StoreU(v1, d, u1 + k);
-    hn::StoreU(v2, d, u2 + k);
-    hn::StoreU(v3, d, u3 + k);
-    s0 = hn::Add(s0, hn::Mul(v0, v0));
-    s1 = hn::Add(s1, hn::Mul(v1, v1));
-    s2 = hn::Add(s2, hn::Mul(v2, v2));
-    s3 = hn::Add(s3, hn::Mul(v3, v3));
+  if constexpr (kHeads == 1) {
+    StoreFourPartials<K>(d, s0, s1, s2, s3, p);
+  } else {
+    StorePartialsOfHeads<K>(d, s0, s1, s2, s3, p);
   }
-  StorePartialsOfHeads<K>(d, s0, s1, s2, s3, p);
 }
 
 // Whether this target's vectors may be 16 / K lanes of f32 (K vectors making
@@ -348,13 +326,13 @@ HWY_INLINE void LoadHeadWithPartials(const typename Src::T* HWY_RESTRICT x, size
   const size_t N = hn::Lanes(DF());
   if (n % kNormLanes == 0) {  // one pass; the usual head sizes (64, 128, 256)
     if constexpr (kMayTakeLaneSumsIn<1>) {
-      if (N == kNormLanes) return LoadHeadAndPartials<Src, 1>(x, n, u, p);
+      if (N == kNormLanes) return LoadHeadsAndPartials<Src, 1, 1>(x, 0, n, u, 0, p);
     }
     if constexpr (kMayTakeLaneSumsIn<2>) {
-      if (2 * N == kNormLanes) return LoadHeadAndPartials<Src, 2>(x, n, u, p);
+      if (2 * N == kNormLanes) return LoadHeadsAndPartials<Src, 2, 1>(x, 0, n, u, 0, p);
     }
     if constexpr (kMayTakeLaneSumsIn<4>) {
-      if (4 * N == kNormLanes) return LoadHeadAndPartials<Src, 4>(x, n, u, p);
+      if (4 * N == kNormLanes) return LoadHeadsAndPartials<Src, 4, 1>(x, 0, n, u, 0, p);
     }
   }
   LoadHeadF32<Src>(x, n, u);
@@ -416,8 +394,8 @@ HWY_NOINLINE void LoadHeadsAndFactors(const Operand& op, const void* row, int64_
     const typename Src::T* xh = x + static_cast<int64_t>(h) * op.src_stride_head;
     if constexpr (kHeadsSummedAtOnce > 1) {
       if (count > 1) {
-        return LoadHeadsAndPartials<Src, 4 / kHeadsSummedAtOnce>(xh, op.src_stride_head, head_dim,
-                                                                 buffer + h * group.stride, group.stride, p);
+        return LoadHeadsAndPartials<Src, 4 / kHeadsSummedAtOnce, kHeadsSummedAtOnce>(
+            xh, op.src_stride_head, head_dim, buffer + h * group.stride, group.stride, p);
       }
     }
     LoadHeadWithPartials<Src>(xh, head_dim, buffer + h * group.stride, p);
