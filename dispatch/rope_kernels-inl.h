@@ -32,6 +32,7 @@
 #include "dispatch/kernel_api.h"
 #include "dispatch/kernel_entry_points-inl.h"
 #include "dispatch/partial_vectors-inl.h"
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -836,6 +837,25 @@ HWY_INLINE size_t ScratchRows(const RowJob& job) {
   return job.num_axes > 1 ? 1 + axis_rows : job.table.mode == RowSource::kFull ? 0 : 1;
 }
 
+// Whether the row loop requests each stored table row one row ahead: for
+// calls streaming from DRAM with interleaved pairs, whose kernels split (x86's
+// SplitPairs, Arm's ld2 kernels, bf16 lanes) or load (AVX-512's row in
+// registers) a whole row of 2 * rotary_dim floats before its first head, so
+// that its DRAM latency, not overlapped with the data's, stalled every row.
+// Neox rows are half as long and read as the first head goes (AVX2: slower
+// with the request).
+HWY_INLINE bool RequestsNextTableRow(const RowJob& job) {
+  return job.streaming && job.table.mode == RowSource::kFull && job.num_axes <= 1 &&
+         job.table.layout == TableLayout::kPerComponent;
+}
+
+// Requests the table row of `position` into L1 (its cache lines, in order).
+HWY_INLINE void RequestTableRow(const TableView& table, int64_t position) {
+  const char* row = reinterpret_cast<const char*>(table.Row(position));
+  const size_t bytes = static_cast<size_t>(table.row_floats) * sizeof(float);
+  for (size_t line = 0; line < bytes; line += 64) hwy::Prefetch(row + line);
+}
+
 // Rows a KV-cache write takes at a time, each operand over all of them before
 // the next (see ForEachRowOfJob). 64 rows of a table of head_dim 128 are
 // 32-64 KiB, which stay in L2 while each operand reads them.
@@ -894,13 +914,20 @@ HWY_INLINE void ForEachRowOfJob(const RowJob& job, int64_t row_begin, int64_t ro
     }
     return;
   }
+  const bool request_next_row = RequestsNextTableRow(job);
   for (int64_t row = row_begin; row < row_end; ++row) {
     const float* cos = RowOf(job, b, s, scratch);
     const float* sin = cos + job.table.row_floats / 2;
+    const bool last_s = s + 1 == job.seq;
+    if (request_next_row && row + 1 < row_end) {
+      RequestTableRow(job.table, job.Position(last_s ? b + 1 : b, last_s ? 0 : s + 1));
+    }
     for (int o = 0; o < job.num_operands; ++o) operand_row(job.operands[o], b, s, row, cos, sin);
-    if (++s == job.seq) {
+    if (last_s) {
       s = 0;
       ++b;
+    } else {
+      ++s;
     }
   }
 }

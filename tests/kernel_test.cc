@@ -170,11 +170,13 @@ std::unique_ptr<RopeTable> RowKernelTable(int pairing, int head_dim, int rotary_
 }
 
 // Runs the f32 in-place row kernel of `pairing` over one row per position of
-// `table` (RowKernelTable), every component times `scale`, in either head
-// order, against the float64 reference.
+// `table` (RowKernelTable), as `batch` sequences of equal length, every
+// component times `scale`, in either head order, against the float64
+// reference.
 void CheckRowKernel(const RopeTable& table, int pairing, int head_dim, int rotary_dim, float scale,
-                    const std::vector<int64_t>& positions, bool streaming) {
-  rotary_test::Shape shape{1, static_cast<int64_t>(positions.size()), 5, head_dim, 5, 2, 0};  // padded heads
+                    const std::vector<int64_t>& positions, bool streaming, int64_t batch) {
+  const int64_t seq = static_cast<int64_t>(positions.size()) / batch;
+  rotary_test::Shape shape{batch, seq, 5, head_dim, 5, 2, 3};  // padded heads and sequences
   rotary_test::TypedTensor x(shape, 42u + static_cast<uint32_t>(pairing));
   const rotary_test::TypedTensor before = x;
   const rotary_tensor t = x.raw();
@@ -189,18 +191,20 @@ void CheckRowKernel(const RopeTable& table, int pairing, int head_dim, int rotar
   job.positions = positions.data();
   job.table = table.View();
   job.streaming = streaming;
-  Kernels().rotate[pairing][kF32][kF32](job, 0, shape.seq);
+  Kernels().rotate[pairing][kF32][kF32](job, 0, batch * seq);
 
   const RefRope ref{head_dim, rotary_dim, pairing == kInterleavedPairs};
-  for (int64_t s = 0; s < shape.seq; ++s) {
-    for (int64_t h = 0; h < shape.heads; ++h) {
-      std::vector<double> expected(head_dim);
-      for (int k = 0; k < head_dim; ++k) expected[k] = before.Get(0, s, h, k);
-      ReferenceRotateHead(ref, expected.data(), expected.data(), positions[s]);
-      for (int k = 0; k < head_dim; ++k) {
-        // Inputs in [-1, 1] (TypedTensor's Shape constructor).
-        ASSERT_NEAR(x.Get(0, s, h, k), scale * expected[k], rotary_test::F32Bound(1.0, 1.0, scale))
-            << "s " << s << " h " << h << " k " << k << " streaming " << streaming;
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t s = 0; s < seq; ++s) {
+      for (int64_t h = 0; h < shape.heads; ++h) {
+        std::vector<double> expected(head_dim);
+        for (int k = 0; k < head_dim; ++k) expected[k] = before.Get(b, s, h, k);
+        ReferenceRotateHead(ref, expected.data(), expected.data(), positions[b * seq + s]);
+        for (int k = 0; k < head_dim; ++k) {
+          // Inputs in [-1, 1] (TypedTensor's Shape constructor).
+          ASSERT_NEAR(x.Get(b, s, h, k), scale * expected[k], rotary_test::F32Bound(1.0, 1.0, scale))
+              << "b " << b << " s " << s << " h " << h << " k " << k << " streaming " << streaming;
+        }
       }
     }
   }
@@ -209,20 +213,24 @@ void CheckRowKernel(const RopeTable& table, int pairing, int head_dim, int rotar
 
 // CheckRowKernel of one shape at each scale, in both head orders.
 void CheckRowKernelShape(int pairing, int head_dim, int rotary_dim, std::initializer_list<float> scales,
-                         const std::vector<int64_t>& positions) {
+                         const std::vector<int64_t>& positions, int64_t batch = 1) {
   const std::unique_ptr<RopeTable> table = RowKernelTable(pairing, head_dim, rotary_dim, positions);
   for (const float scale : scales) {
     for (const bool streaming : {false, true}) {
-      CheckRowKernel(*table, pairing, head_dim, rotary_dim, scale, positions, streaming);
+      CheckRowKernel(*table, pairing, head_dim, rotary_dim, scale, positions, streaming, batch);
     }
   }
 }
 
 // The row kernel reads table rows through the chunk directory: cover positions
-// on both sides of a chunk boundary and heads with padding between them.
+// on both sides of a chunk boundary and heads with padding between them, in
+// one sequence and in two (the streaming row loop requests each next row's
+// table row, across the end of a sequence too).
 void TestRowKernelAcrossChunks() {
-  const std::vector<int64_t> positions = {0, RopeTable::kChunkRows - 1, RopeTable::kChunkRows, 40000, 7};
-  for (const int pairing : {kNeoxPairs, kInterleavedPairs}) CheckRowKernelShape(pairing, 24, 20, {1.0f}, positions);
+  const std::vector<int64_t> positions = {0, RopeTable::kChunkRows - 1, RopeTable::kChunkRows, 40000, 7, 65535};
+  for (const int pairing : {kNeoxPairs, kInterleavedPairs}) {
+    for (const int64_t batch : {1, 2}) CheckRowKernelShape(pairing, 24, 20, {1.0f}, positions, batch);
+  }
 }
 
 // An output scale is applied to a copy of the table row, a chunk at a time:

@@ -56,7 +56,13 @@ class RopeTable {
   // Returns the bytes freed.
   int64_t Release() const;
 
-  TableView View() const { return TableView{chunks_, chunk_shift_, row_floats_}; }
+  // A view of the stored rows (RowSource::kFull) in their layout.
+  TableView View() const {
+    TableView view{chunks_, chunk_shift_, row_floats_};
+    view.layout = layout_;
+    view.pairs = plan_.inv_freq.size();
+    return view;
+  }
   // The first chunk (nullptr until built), for views that combine tables.
   const float* FirstChunk() const { return chunks_[0].load(std::memory_order_acquire); }
   const std::atomic<const float*>* chunks() const { return chunks_; }
