@@ -784,9 +784,11 @@ inline HWY_NOINLINE void NormRotateRowRange(const RowJob& job, int64_t row_begin
     float* const buffer = factors + factor_floats;
     int64_t b = row_begin / job.seq;
     int64_t s = row_begin % job.seq;
+    const bool request_next_row = RequestsNextTableRow(job);
     for (int64_t row = row_begin; row < row_end; ++row) {
       const float* cos = RowOf(job, b, s, row_scratch);
       const float* sin = cos + job.table.row_floats / 2;
+      if (request_next_row && row + 1 < row_end) RequestTableRowAfter(job, b, s);
       for (int o = 0; o < job.num_operands; ++o) {
         NormRotateOperandRow(job.operands[o], b, s, row + 1 == row_end, cos, sin, job, parts, gains[o], scaled_row,
                              factors, buffer);

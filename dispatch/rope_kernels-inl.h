@@ -837,22 +837,24 @@ HWY_INLINE size_t ScratchRows(const RowJob& job) {
   return job.num_axes > 1 ? 1 + axis_rows : job.table.mode == RowSource::kFull ? 0 : 1;
 }
 
-// Whether the row loop requests each stored table row one row ahead: for
-// calls streaming from DRAM with interleaved pairs, whose kernels split (x86's
-// SplitPairs, Arm's ld2 kernels, bf16 lanes) or load (AVX-512's row in
-// registers) a whole row of 2 * rotary_dim floats before its first head, so
-// that its DRAM latency, not overlapped with the data's, stalled every row.
-// Neox rows are half as long and read as the first head goes (AVX2: slower
-// with the request).
+// Whether the row loops (ForEachRowOfJob, qk-norm's NormRotateRowRange)
+// request each stored table row one row ahead: for calls streaming from DRAM
+// with interleaved pairs, whose kernels split (x86's SplitPairs, Arm's ld2
+// kernels, bf16 lanes) or load (AVX-512's row in registers) a whole row of
+// 2 * rotary_dim floats before its first head, so that its DRAM latency, not
+// overlapped with the data's, stalled every row. Neox rows are half as long
+// and read as the first head goes (AVX2: slower with the request).
 HWY_INLINE bool RequestsNextTableRow(const RowJob& job) {
   return job.streaming && job.table.mode == RowSource::kFull && job.num_axes <= 1 &&
          job.table.layout == TableLayout::kPerComponent;
 }
 
-// Requests the table row of `position` into L1 (its cache lines, in order).
-HWY_INLINE void RequestTableRow(const TableView& table, int64_t position) {
-  const char* row = reinterpret_cast<const char*>(table.Row(position));
-  const size_t bytes = static_cast<size_t>(table.row_floats) * sizeof(float);
+// Requests the table row of the row after (b, s), which the caller knows to
+// be in the job, into L1 (its cache lines, in order).
+HWY_INLINE void RequestTableRowAfter(const RowJob& job, int64_t b, int64_t s) {
+  const bool last_s = s + 1 == job.seq;
+  const char* row = reinterpret_cast<const char*>(job.table.Row(job.Position(last_s ? b + 1 : b, last_s ? 0 : s + 1)));
+  const size_t bytes = static_cast<size_t>(job.table.row_floats) * sizeof(float);
   for (size_t line = 0; line < bytes; line += 64) hwy::Prefetch(row + line);
 }
 
@@ -918,16 +920,11 @@ HWY_INLINE void ForEachRowOfJob(const RowJob& job, int64_t row_begin, int64_t ro
   for (int64_t row = row_begin; row < row_end; ++row) {
     const float* cos = RowOf(job, b, s, scratch);
     const float* sin = cos + job.table.row_floats / 2;
-    const bool last_s = s + 1 == job.seq;
-    if (request_next_row && row + 1 < row_end) {
-      RequestTableRow(job.table, job.Position(last_s ? b + 1 : b, last_s ? 0 : s + 1));
-    }
+    if (request_next_row && row + 1 < row_end) RequestTableRowAfter(job, b, s);
     for (int o = 0; o < job.num_operands; ++o) operand_row(job.operands[o], b, s, row, cos, sin);
-    if (last_s) {
+    if (++s == job.seq) {
       s = 0;
       ++b;
-    } else {
-      ++s;
     }
   }
 }
