@@ -837,25 +837,30 @@ HWY_INLINE size_t ScratchRows(const RowJob& job) {
   return job.num_axes > 1 ? 1 + axis_rows : job.table.mode == RowSource::kFull ? 0 : 1;
 }
 
-// Whether the row loops (ForEachRowOfJob, qk-norm's NormRotateRowRange)
-// request each stored table row one row ahead: for calls streaming from DRAM
-// with interleaved pairs, whose kernels split (x86's SplitPairs, Arm's ld2
-// kernels, bf16 lanes) or load (AVX-512's row in registers) a whole row of
-// 2 * rotary_dim floats before its first head, so that its DRAM latency, not
-// overlapped with the data's, stalled every row. Neox rows are half as long
+// Whether the row loops (ForEachRowOfJob's two orders, qk-norm's
+// NormRotateRowRange) request each stored table row one row ahead: for calls
+// streaming from DRAM with interleaved pairs, whose kernels split (x86's
+// SplitPairs, Arm's ld2 kernels, bf16 lanes) or load (AVX-512's row in
+// registers) a whole row of 2 * rotary_dim floats before its first head, so
+// that its DRAM latency, not overlapped with the data's, stalled every row. Neox rows are half as long
 // and read as the first head goes (AVX2: slower with the request).
 HWY_INLINE bool RequestsNextTableRow(const RowJob& job) {
   return job.streaming && job.table.mode == RowSource::kFull && job.num_axes <= 1 &&
          job.table.layout == TableLayout::kPerComponent;
 }
 
+// Requests a table row of the job into L1 (its cache lines, in order).
+HWY_INLINE void RequestTableRow(const RowJob& job, const float* row) {
+  const char* bytes = reinterpret_cast<const char*>(row);
+  const size_t size = static_cast<size_t>(job.table.row_floats) * sizeof(float);
+  for (size_t line = 0; line < size; line += 64) hwy::Prefetch(bytes + line);
+}
+
 // Requests the table row of the row after (b, s), which the caller knows to
-// be in the job, into L1 (its cache lines, in order).
+// be in the job.
 HWY_INLINE void RequestTableRowAfter(const RowJob& job, int64_t b, int64_t s) {
   const bool last_s = s + 1 == job.seq;
-  const char* row = reinterpret_cast<const char*>(job.table.Row(job.Position(last_s ? b + 1 : b, last_s ? 0 : s + 1)));
-  const size_t bytes = static_cast<size_t>(job.table.row_floats) * sizeof(float);
-  for (size_t line = 0; line < bytes; line += 64) hwy::Prefetch(row + line);
+  RequestTableRow(job, job.table.Row(job.Position(last_s ? b + 1 : b, last_s ? 0 : s + 1)));
 }
 
 // Rows a KV-cache write takes at a time, each operand over all of them before
@@ -899,6 +904,7 @@ HWY_INLINE void ForEachRowOfJob(const RowJob& job, int64_t row_begin, int64_t ro
       const float* cos;
     } run[kRowsPerOperandRun];
     const int64_t half = job.table.row_floats / 2;
+    const bool request_next_row = RequestsNextTableRow(job);  // by the first operand, which reads them first
     for (int64_t first = row_begin; first < row_end; first += kRowsPerOperandRun) {
       const int64_t count = std::min(row_end - first, kRowsPerOperandRun);
       for (int64_t i = 0; i < count; ++i) {
@@ -910,6 +916,7 @@ HWY_INLINE void ForEachRowOfJob(const RowJob& job, int64_t row_begin, int64_t ro
       }
       for (int o = 0; o < job.num_operands; ++o) {
         for (int64_t i = 0; i < count; ++i) {
+          if (request_next_row && o == 0 && i + 1 < count) RequestTableRow(job, run[i + 1].cos);
           operand_row(job.operands[o], run[i].b, run[i].s, first + i, run[i].cos, run[i].cos + half);
         }
       }
