@@ -679,7 +679,8 @@ HWY_INLINE void NormRotateOperandRow(const Operand& op, int64_t b, int64_t s, bo
            (row_b * op.src_stride_batch + row_s * op.src_stride_seq) * static_cast<int64_t>(parts.src_bytes);
   };
   const char* x = source_row(b, s);
-  const char* next_x = last_row ? nullptr : s + 1 < job.seq ? source_row(b, s + 1) : source_row(b + 1, 0);
+  const RowIndex after = RowAfter(job, b, s);
+  const char* next_x = last_row ? nullptr : source_row(after.b, after.s);
   char* y = static_cast<char*>(op.dst) +
             (b * op.dst_stride_batch + s * op.dst_stride_seq) * static_cast<int64_t>(parts.dst_bytes);
   const NormGroup group = NormGroupOf(op, job.head_dim);

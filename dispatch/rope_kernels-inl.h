@@ -842,8 +842,9 @@ HWY_INLINE size_t ScratchRows(const RowJob& job) {
 // streaming from DRAM with interleaved pairs, whose kernels split (x86's
 // SplitPairs, Arm's ld2 kernels, bf16 lanes) or load (AVX-512's row in
 // registers) a whole row of 2 * rotary_dim floats before its first head, so
-// that its DRAM latency, not overlapped with the data's, stalled every row. Neox rows are half as long
-// and read as the first head goes (AVX2: slower with the request).
+// that its DRAM latency, not overlapped with the data's, stalled every row.
+// Neox rows are half as long and read as the first head goes (AVX2: slower
+// with the request).
 HWY_INLINE bool RequestsNextTableRow(const RowJob& job) {
   return job.streaming && job.table.mode == RowSource::kFull && job.num_axes <= 1 &&
          job.table.layout == TableLayout::kPerComponent;
@@ -856,11 +857,22 @@ HWY_INLINE void RequestTableRow(const RowJob& job, const float* row) {
   for (size_t line = 0; line < size; line += 64) hwy::Prefetch(bytes + line);
 }
 
+// The (b, s) of a row of a job.
+struct RowIndex {
+  int64_t b, s;
+};
+
+// The row after (b, s): the next token of the sequence, or the next
+// sequence's first.
+HWY_INLINE RowIndex RowAfter(const RowJob& job, int64_t b, int64_t s) {
+  return s + 1 < job.seq ? RowIndex{b, s + 1} : RowIndex{b + 1, 0};
+}
+
 // Requests the table row of the row after (b, s), which the caller knows to
 // be in the job.
 HWY_INLINE void RequestTableRowAfter(const RowJob& job, int64_t b, int64_t s) {
-  const bool last_s = s + 1 == job.seq;
-  RequestTableRow(job, job.table.Row(job.Position(last_s ? b + 1 : b, last_s ? 0 : s + 1)));
+  const RowIndex next = RowAfter(job, b, s);
+  RequestTableRow(job, job.table.Row(job.Position(next.b, next.s)));
 }
 
 // Rows a KV-cache write takes at a time, each operand over all of them before
